@@ -1,0 +1,87 @@
+package engine
+
+// Origin says where a record came from: the source, its partition and the offset
+// of the record in that source's input log.
+type Origin struct {
+	Source    string
+	Partition int32
+	Offset    uint64
+}
+
+// Record is one row: positional field values described by the batch's Schema, plus
+// its event time, its key and its origin. Vals is owned by the Batch that holds the
+// record and is reused after the batch is Reset; operators that keep values across
+// epochs must copy them.
+type Record struct {
+	Time   int64 // event time, unix milliseconds; 0 when the pipeline has no event time
+	Key    string
+	Origin Origin
+	Vals   []Value
+}
+
+// Batch is the unit operators exchange: the records of one micro-batch (epoch)
+// that share one Schema. Batches are reused across epochs: Reset keeps the
+// capacity, so a steady-state epoch allocates nothing for its records.
+type Batch struct {
+	Schema *Schema
+	Recs   []Record
+	arena  []Value
+}
+
+// NewBatch returns an empty batch for schema s.
+func NewBatch(s *Schema) *Batch { return &Batch{Schema: s} }
+
+// Reset empties the batch and sets its schema, keeping allocated capacity.
+func (b *Batch) Reset(s *Schema) {
+	b.Schema = s
+	for i := range b.Recs {
+		b.Recs[i] = Record{}
+	}
+	b.Recs = b.Recs[:0]
+	clear(b.arena)
+	b.arena = b.arena[:0]
+}
+
+// Len returns the number of records.
+func (b *Batch) Len() int { return len(b.Recs) }
+
+// Append adds a record with all fields null and returns it for filling. The
+// pointer is valid until the next Append or Reset.
+func (b *Batch) Append() *Record {
+	n := b.Schema.Len()
+	if len(b.arena)+n > cap(b.arena) {
+		// Start a fresh arena: records already appended keep pointing at the old
+		// one, which stays alive as long as they do.
+		c := 2 * cap(b.arena)
+		if c < 64*n {
+			c = 64 * n
+		}
+		b.arena = make([]Value, 0, c)
+	}
+	vals := b.arena[len(b.arena) : len(b.arena)+n : len(b.arena)+n]
+	b.arena = b.arena[:len(b.arena)+n]
+	if len(b.Recs) < cap(b.Recs) {
+		b.Recs = b.Recs[:len(b.Recs)+1]
+	} else {
+		b.Recs = append(b.Recs, Record{})
+	}
+	r := &b.Recs[len(b.Recs)-1]
+	r.Vals = vals
+	return r
+}
+
+// AppendCopy appends a copy of r (which must match the batch's schema width).
+func (b *Batch) AppendCopy(r *Record) *Record {
+	d := b.Append()
+	copy(d.Vals, r.Vals)
+	d.Time, d.Key, d.Origin = r.Time, r.Key, r.Origin
+	return d
+}
+
+// AppendValues appends a record holding vals (copied).
+func (b *Batch) AppendValues(t int64, vals ...Value) *Record {
+	d := b.Append()
+	copy(d.Vals, vals)
+	d.Time = t
+	return d
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Field is a named, typed column of a record.
+type Field struct {
+	Name string
+	Kind Kind
+}
+
+// Schema is the ordered list of fields of the records a stage produces. Operators
+// resolve field names to positions once, at plan time, through Index. A Schema is
+// immutable after NewSchema and safe for concurrent use.
+type Schema struct {
+	fields []Field
+	index  map[string]int
+}
+
+// NewSchema returns a schema with the given fields. Duplicate names are an error.
+func NewSchema(fields ...Field) (*Schema, error) {
+	s := &Schema{fields: append([]Field(nil), fields...), index: make(map[string]int, len(fields))}
+	for i, f := range fields {
+		if f.Name == "" {
+			return nil, fmt.Errorf("field %d: empty name", i)
+		}
+		if _, dup := s.index[f.Name]; dup {
+			return nil, fmt.Errorf("field %q declared twice", f.Name)
+		}
+		s.index[f.Name] = i
+	}
+	return s, nil
+}
+
+// MustSchema is NewSchema for static schemas known to be valid; it panics otherwise.
+func MustSchema(fields ...Field) *Schema {
+	s, err := NewSchema(fields...)
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
+	return s
+}
+
+// Len returns the number of fields.
+func (s *Schema) Len() int { return len(s.fields) }
+
+// Field returns field i.
+func (s *Schema) Field(i int) Field { return s.fields[i] }
+
+// Fields returns a copy of the fields.
+func (s *Schema) Fields() []Field { return append([]Field(nil), s.fields...) }
+
+// Index returns the position of the named field.
+func (s *Schema) Index(name string) (int, bool) {
+	i, ok := s.index[name]
+	return i, ok
+}
+
+// Lookup returns the position of the named field or an error that lists the
+// fields that do exist.
+func (s *Schema) Lookup(name string) (int, error) {
+	if i, ok := s.index[name]; ok {
+		return i, nil
+	}
+	return -1, fmt.Errorf("%w: %q (have %s)", ErrUnknownField, name, s.names())
+}
+
+func (s *Schema) names() string {
+	n := make([]string, len(s.fields))
+	for i, f := range s.fields {
+		n[i] = f.Name
+	}
+	return strings.Join(n, ", ")
+}
+
+// String returns "name:kind, ..." for messages.
+func (s *Schema) String() string {
+	var b strings.Builder
+	for i, f := range s.fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(f.Name)
+		b.WriteByte(':')
+		b.WriteString(f.Kind.String())
+	}
+	return b.String()
+}
