@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// Options configure an Executor. The zero value is usable: an in-memory store,
+// the system clock, partition 0, a one-second interval, no output encoding.
+type Options struct {
+	// Store receives one Commit per epoch and restores state at start. Nil means
+	// a fresh MemStore (state lives as long as the executor).
+	Store StateStore
+	// Clock gives the processing time of epochs run with RunEpoch. Nil means the
+	// system clock.
+	Clock Clock
+	// Partition is the partition of the pipeline this executor runs.
+	Partition int
+	// Interval is the batch interval, reported to operators as Epoch.Interval.
+	// Zero means one second.
+	Interval time.Duration
+	// Encode, when set, encodes every output record into the epoch's Commit
+	// (the output spool), with its deterministic id. Nil leaves outputs out of the
+	// commit; they are still returned by RunEpoch.
+	Encode func(dst []byte, s *Schema, r *Record) []byte
+	// DeadLetter receives the records an operator rejected, with the step name
+	// and the reason. Nil drops them after counting.
+	DeadLetter func(step string, rec *Record, s *Schema, reason error)
+	// Logger receives executor events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Executor runs a plan epoch by epoch. It is not safe for concurrent use: one
+// goroutine feeds the inputs and calls RunEpoch.
+type Executor struct {
+	plan   *Plan
+	opt    Options
+	store  StateStore
+	clock  Clock
+	log    *slog.Logger
+	seq    uint64
+	wm     int64
+	hasWM  bool
+	result Result
+	commit Commit
+	encBuf []byte
+	curr   *node
+}
+
+// Result is what one epoch produced. Its batches are reused by the next epoch.
+type Result struct {
+	Epoch     uint64
+	Time      int64 // processing time, unix ms
+	Watermark int64 // watermark after the epoch (NoWatermark if none)
+	// Outputs holds, per sink (in Plan.Sinks order), the records of both passes.
+	Outputs []*Batch
+}
+
+// Output returns the records a named sink received in the epoch, or nil.
+func (r *Result) Output(plan *Plan, sink string) *Batch {
+	for i, n := range plan.sinks {
+		if n.name == sink {
+			return r.Outputs[i]
+		}
+	}
+	return nil
+}
+
+// NewExecutor returns an executor for p, with the state of the last checkpoint
+// in the store restored into the operators.
+func NewExecutor(p *Plan, opt Options) (*Executor, error) {
+	x := &Executor{plan: p, opt: opt, store: opt.Store, clock: opt.Clock, log: opt.Logger}
+	if x.store == nil {
+		x.store = NewMemStore()
+	}
+	if x.clock == nil {
+		x.clock = SystemClock{}
+	}
+	if x.log == nil {
+		x.log = slog.New(slog.DiscardHandler)
+	}
+	if x.opt.Interval <= 0 {
+		x.opt.Interval = time.Second
+	}
+	x.wm = NoWatermark
+	for _, s := range p.sources {
+		if s.source.delay >= 0 {
+			x.hasWM = true
+			x.wm = 0
+			s.source.wm = 0
+		}
+	}
+	x.result.Outputs = make([]*Batch, len(p.sinks))
+	for i, n := range p.sinks {
+		x.result.Outputs[i] = NewBatch(n.schema)
+	}
+	if err := x.restore(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *Executor) restore() error {
+	cp, err := x.store.LastCheckpoint(x.plan.name, x.opt.Partition)
+	if err != nil {
+		return fmt.Errorf("pipeline %q partition %d: read checkpoint: %w", x.plan.name, x.opt.Partition, err)
+	}
+	if cp.Epoch == 0 {
+		return nil
+	}
+	x.seq = cp.Epoch
+	if x.hasWM {
+		x.wm = cp.Watermark
+		for _, s := range x.plan.sources {
+			if s.source.delay >= 0 {
+				// Per-source watermarks restart at the global one: it is the min over
+				// sources, so no source can be behind it.
+				s.source.wm = cp.Watermark
+			}
+		}
+	}
+	for _, s := range x.plan.sources {
+		s.source.position = cp.Input[s.name]
+	}
+	for _, n := range x.plan.nodes {
+		if !n.stateOK {
+			continue
+		}
+		st := n.op.(Stateful)
+		err := x.store.Scan(x.plan.name, x.opt.Partition, n.name, st.LoadState)
+		if err != nil {
+			return fmt.Errorf("pipeline %q step %q: restore state: %w", x.plan.name, n.name, err)
+		}
+	}
+	x.log.Info("restored checkpoint", "pipeline", x.plan.name, "partition", x.opt.Partition, "epoch", cp.Epoch)
+	return nil
+}
+
+// Plan returns the executor's plan.
+func (x *Executor) Plan() *Plan { return x.plan }
+
+// Input returns the batch the caller fills with the records of the named source
+// for the next epoch. It is emptied by every RunEpoch. Nil if there is no such
+// source.
+func (x *Executor) Input(source string) *Batch {
+	for _, s := range x.plan.sources {
+		if s.name == source {
+			return s.out
+		}
+	}
+	return nil
+}
+
+// SetPosition records the input position (offset of the next record to read) of
+// a source after the records in its input batch; it is committed with the epoch.
+func (x *Executor) SetPosition(source string, next uint64) {
+	for _, s := range x.plan.sources {
+		if s.name == source {
+			s.source.position = next
+		}
+	}
+}
+
+// Position returns the committed (or restored) input position of a source.
+func (x *Executor) Position(source string) uint64 {
+	for _, s := range x.plan.sources {
+		if s.name == source {
+			return s.source.position
+		}
+	}
+	return 0
+}
+
+// Epoch returns the number of the last epoch run or restored.
+func (x *Executor) Epoch() uint64 { return x.seq }
+
+// Watermark returns the current event-time watermark (NoWatermark if none).
+func (x *Executor) Watermark() int64 { return x.wm }
+
+// RunEpoch runs one epoch at the clock's current time.
+func (x *Executor) RunEpoch(ctx context.Context) (*Result, error) {
+	return x.RunEpochAt(ctx, x.clock.Now().UnixMilli())
+}
+
+// RunEpochAt runs one epoch with processing time t (unix ms) over the records in
+// the source input batches, commits it and returns its outputs.
+func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	x.seq++
+	for _, o := range x.result.Outputs {
+		o.Reset(o.Schema)
+	}
+	newWM := x.advanceWatermark()
+	ep := Epoch{Seq: x.seq, Time: t, Interval: x.opt.Interval.Milliseconds(),
+		Watermark: x.wm, LateBound: x.wm, Final: newWM <= x.wm}
+	ep.DeadLetter = x.deadLetter
+	if err := x.pass(&ep); err != nil {
+		return nil, err
+	}
+	if newWM > x.wm {
+		ep.NoData, ep.Final = true, true
+		ep.LateBound, ep.Watermark = x.wm, newWM
+		x.wm = newWM
+		for _, s := range x.plan.sources {
+			s.out.Reset(s.schema)
+		}
+		if err := x.pass(&ep); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range x.plan.sources {
+		s.out.Reset(s.schema)
+	}
+	if err := x.commitEpoch(ctx); err != nil {
+		x.seq--
+		return nil, err
+	}
+	x.result.Epoch, x.result.Time, x.result.Watermark = x.seq, t, x.wm
+	return &x.result, nil
+}
+
+// advanceWatermark computes the watermark that follows the current input: per
+// source, max(previous, max event time - delay); globally the min over sources,
+// never moving backwards.
+func (x *Executor) advanceWatermark() int64 {
+	if !x.hasWM {
+		return x.wm
+	}
+	global := int64(0)
+	first := true
+	for _, s := range x.plan.sources {
+		src := s.source
+		if src.delay < 0 {
+			continue
+		}
+		if len(s.out.Recs) > 0 {
+			mx := s.out.Recs[0].Time
+			for i := range s.out.Recs {
+				if t := s.out.Recs[i].Time; t > mx {
+					mx = t
+				}
+			}
+			if w := mx - src.delay; w > src.wm {
+				src.wm = w
+			}
+		}
+		if first || src.wm < global {
+			global, first = src.wm, false
+		}
+	}
+	if global < x.wm {
+		return x.wm
+	}
+	return global
+}
+
+func (x *Executor) pass(ep *Epoch) error {
+	sink := 0
+	for _, n := range x.plan.nodes {
+		switch {
+		case n.source != nil:
+			n.stats.In += uint64(len(n.out.Recs))
+		case n.sink:
+			src := n.inputs[0].out
+			dst := x.result.Outputs[sink]
+			for i := range src.Recs {
+				dst.AppendCopy(&src.Recs[i])
+			}
+			n.stats.In += uint64(len(src.Recs))
+			sink++
+		default:
+			for i, in := range n.inputs {
+				n.ins[i] = in.out
+			}
+			n.out.Reset(n.schema)
+			ep.Stats = &n.stats
+			x.curr = n
+			if err := n.op.Process(ep, n.ins, n.out); err != nil {
+				return &PlanError{Pipeline: x.plan.name, Step: n.name, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+func (x *Executor) deadLetter(rec *Record, s *Schema, reason error) {
+	n := x.curr
+	n.stats.Invalid++
+	if x.opt.DeadLetter != nil {
+		x.opt.DeadLetter(n.name, rec, s, reason)
+	}
+}
+
+func (x *Executor) commitEpoch(ctx context.Context) error {
+	c := &x.commit
+	c.Pipeline, c.Partition, c.Epoch, c.Watermark = x.plan.name, x.opt.Partition, x.seq, x.wm
+	if c.Input == nil {
+		c.Input = make(map[string]uint64, len(x.plan.sources))
+	}
+	for _, s := range x.plan.sources {
+		c.Input[s.name] = s.source.position
+	}
+	c.State = c.State[:0]
+	for _, n := range x.plan.nodes {
+		if n.stateOK {
+			w := StateWriter{ns: n.name, ops: &c.State}
+			if err := n.op.(Stateful).SaveState(&w); err != nil {
+				return &PlanError{Pipeline: x.plan.name, Step: n.name, Err: fmt.Errorf("save state: %w", err)}
+			}
+		}
+	}
+	c.Outputs = c.Outputs[:0]
+	if x.opt.Encode != nil {
+		seq := 0
+		x.encBuf = x.encBuf[:0]
+		for i, n := range x.plan.sinks {
+			b := x.result.Outputs[i]
+			for j := range b.Recs {
+				start := len(x.encBuf)
+				x.encBuf = x.opt.Encode(x.encBuf, b.Schema, &b.Recs[j])
+				c.Outputs = append(c.Outputs, Output{Sink: n.name, ID: x.OutputID(seq),
+					Data: x.encBuf[start:len(x.encBuf):len(x.encBuf)]})
+				seq++
+			}
+		}
+	}
+	return x.store.Commit(ctx, c)
+}
+
+// OutputID returns the deterministic id of the seq-th output of the current
+// epoch: pipeline/partition/epoch/seq.
+func (x *Executor) OutputID(seq int) string {
+	b := make([]byte, 0, len(x.plan.name)+32)
+	b = append(b, x.plan.name...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(x.opt.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, x.seq, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(seq), 10)
+	return string(b)
+}
+
+// StepStats are the counters of one step, for metrics.
+type StepStats struct {
+	Step      string
+	NodeStats
+	StateRows int
+}
+
+// Stats returns the counters of every step, in plan order.
+func (x *Executor) Stats() []StepStats {
+	out := make([]StepStats, 0, len(x.plan.nodes))
+	for _, n := range x.plan.nodes {
+		s := StepStats{Step: n.name, NodeStats: n.stats}
+		if n.stateOK {
+			s.StateRows = n.op.(Stateful).StateRows()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// StepStats returns the counters of one step.
+func (x *Executor) StepStats(step string) (StepStats, bool) {
+	for _, s := range x.Stats() {
+		if s.Step == step {
+			return s, true
+		}
+	}
+	return StepStats{}, false
+}
+
+// Query calls fn with the live state rows of a queryable step. Call it between
+// epochs (from the executor's goroutine) so the state is consistent.
+func (x *Executor) Query(step string, fn func(s *Schema, r *Record) bool) error {
+	for _, n := range x.plan.nodes {
+		if n.name != step {
+			continue
+		}
+		q, ok := n.op.(Queryable)
+		if !ok {
+			return fmt.Errorf("step %q has no queryable state", step)
+		}
+		s := q.QuerySchema()
+		q.QueryState(func(r *Record) bool { return fn(s, r) })
+		return nil
+	}
+	return fmt.Errorf("%w: no step %q in pipeline %q", ErrUnknownField, step, x.plan.name)
+}

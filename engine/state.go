@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"sync"
+)
+
+// StateOp is one state change of an epoch: a put, or a delete when Delete is set.
+type StateOp struct {
+	Namespace string // the operator's step name
+	Key       []byte
+	Val       []byte
+	Delete    bool
+}
+
+// Output is one record produced by an epoch for a sink. ID is deterministic:
+// pipeline/partition/epoch/sequence, so a replayed epoch produces the same IDs and
+// downstream writes are idempotent.
+type Output struct {
+	Sink string
+	ID   string
+	Data []byte // the record as a JSON object
+}
+
+// Commit is everything one epoch changes. A StateStore applies it atomically:
+// after a crash either all of it is visible or none of it is.
+type Commit struct {
+	Pipeline  string
+	Partition int
+	Epoch     uint64
+	// Watermark is the event-time watermark after the epoch.
+	Watermark int64
+	// Input is the input position consumed by the epoch: per source name, the
+	// offset of the next record to read.
+	Input map[string]uint64
+	State []StateOp
+	// Outputs are written to the output spool in the same transaction.
+	Outputs []Output
+}
+
+// Checkpoint is the last committed epoch of a pipeline partition.
+type Checkpoint struct {
+	Epoch     uint64
+	Watermark int64
+	Input     map[string]uint64
+}
+
+// StateStore persists operator state, input positions and outputs, one epoch
+// at a time. Implementations must be safe for concurrent use: queries read state
+// while the executor commits.
+//
+// Commit applies c atomically and durably (when it returns nil, a crash must not
+// lose it). It may not retain c's slices after returning. LastCheckpoint returns
+// the last committed checkpoint, or a zero Checkpoint (Epoch 0) if none. Scan
+// calls fn for every state entry of one namespace in key order; fn must not
+// retain the slices.
+type StateStore interface {
+	Commit(ctx context.Context, c *Commit) error
+	LastCheckpoint(pipeline string, partition int) (Checkpoint, error)
+	Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error
+}
+
+// StateWriter collects the state changes of one operator for a commit.
+type StateWriter struct {
+	ns  string
+	ops *[]StateOp
+}
+
+// Put records key=val. Both slices are copied.
+func (w *StateWriter) Put(key, val []byte) {
+	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: bytes.Clone(key), Val: bytes.Clone(val)})
+}
+
+// Delete records the removal of key.
+func (w *StateWriter) Delete(key []byte) {
+	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: bytes.Clone(key), Delete: true})
+}
+
+// MemStore is an in-memory StateStore: the engine's default for tests, batch
+// mode and nodes without durable storage. Commits are atomic (one lock) but not
+// durable. It also keeps the outputs of every commit, in order, for inspection.
+type MemStore struct {
+	mu      sync.Mutex
+	parts   map[memKey]*memPart
+	outputs []Output
+	// KeepOutputs, when set, makes Commit retain the outputs (see Outputs).
+	KeepOutputs bool
+}
+
+type memKey struct {
+	pipeline  string
+	partition int
+}
+
+type memPart struct {
+	cp    Checkpoint
+	state map[string]map[string][]byte // namespace -> key -> value
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore { return &MemStore{parts: map[memKey]*memPart{}} }
+
+// Commit implements StateStore.
+func (m *MemStore) Commit(_ context.Context, c *Commit) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey{c.Pipeline, c.Partition}
+	p := m.parts[k]
+	if p == nil {
+		p = &memPart{state: map[string]map[string][]byte{}}
+		m.parts[k] = p
+	}
+	for _, op := range c.State {
+		ns := p.state[op.Namespace]
+		if ns == nil {
+			ns = map[string][]byte{}
+			p.state[op.Namespace] = ns
+		}
+		if op.Delete {
+			delete(ns, string(op.Key))
+		} else {
+			ns[string(op.Key)] = bytes.Clone(op.Val)
+		}
+	}
+	in := make(map[string]uint64, len(c.Input))
+	for s, o := range c.Input {
+		in[s] = o
+	}
+	p.cp = Checkpoint{Epoch: c.Epoch, Watermark: c.Watermark, Input: in}
+	if m.KeepOutputs {
+		m.outputs = append(m.outputs, c.Outputs...)
+	}
+	return nil
+}
+
+// LastCheckpoint implements StateStore.
+func (m *MemStore) LastCheckpoint(pipeline string, partition int) (Checkpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.parts[memKey{pipeline, partition}]; p != nil {
+		return p.cp, nil
+	}
+	return Checkpoint{}, nil
+}
+
+// Scan implements StateStore.
+func (m *MemStore) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
+	m.mu.Lock()
+	p := m.parts[memKey{pipeline, partition}]
+	var keys []string
+	var ns map[string][]byte
+	if p != nil {
+		ns = p.state[namespace]
+		for k := range ns {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	vals := make([][]byte, len(keys))
+	for i, k := range keys {
+		vals[i] = ns[k]
+	}
+	m.mu.Unlock()
+	for i, k := range keys {
+		if err := fn([]byte(k), vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Outputs returns the outputs committed so far (only with KeepOutputs).
+func (m *MemStore) Outputs() []Output {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Output(nil), m.outputs...)
+}
