@@ -1,0 +1,53 @@
+# edged build, test and packaging. `make help` lists the targets.
+GO        ?= go
+PKGS      ?= ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
+BIN       := bin
+
+.PHONY: all build test test-race test-short conformance bench bench-engine fuzz lint depcheck cross clean help
+
+all: build
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/edged and bin/edgectl for this machine
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edged ./cmd/edged
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgectl ./cmd/edgectl
+
+test: lint depcheck ## lint, dependency rules, then every test with the race detector
+	$(GO) test -race -count=1 $(GOTESTFLAGS) $(PKGS)
+
+test-short: ## tests without the race detector
+	$(GO) test -count=1 $(PKGS)
+
+conformance: ## the Spark conformance vectors (CONFORMANCE_VECTORS=file to replace them)
+	$(GO) test -count=1 ./engine/conformance -run 'TestSparkVectors' -v
+
+bench: ## every benchmark, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-engine: ## the engine's headline benchmarks
+	$(GO) test -run '^$$' -bench 'KeyedTumblingAggregate|SlidingWindow|DecodeJSON' -benchmem ./engine/...
+
+FUZZTIME ?= 20s
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for p in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p; \
+	  done; done
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+depcheck: ## enforce the package dependency rules of DESIGN.md
+	$(GO) test -count=1 ./internal/depcheck
+
+cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
+	VERSION=$(VERSION) bash scripts/cross/build.sh
+
+clean:
+	rm -rf $(BIN) dist

@@ -1,0 +1,113 @@
+// Package depcheck enforces the dependency rules of DESIGN.md: engine imports
+// only the standard library and its own packages; storage, mesh, uplink and the
+// ingest packages never import each other; edgectl imports neither engine nor
+// storage.
+package depcheck
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/edgedio/edged"
+
+// deps returns the transitive imports of the packages matching pattern, or nil
+// if the pattern matches no package yet.
+func deps(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	cmd := exec.Command("go", "list", "-e", "-deps=false", "-f", "{{.ImportPath}}:{{join .Deps \" \"}}", pattern)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(string(out), "matched no packages") {
+			return nil
+		}
+		t.Fatalf("go list %s: %v\n%s", pattern, err, out)
+	}
+	m := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		pkg, ds, _ := strings.Cut(line, ":")
+		m[pkg] = strings.Fields(ds)
+	}
+	return m
+}
+
+func isStd(p string) bool {
+	first, _, _ := strings.Cut(p, "/")
+	return !strings.Contains(first, ".")
+}
+
+func TestEngineImportsOnlyStdlibAndItself(t *testing.T) {
+	for pkg, ds := range deps(t, "./engine/...") {
+		for _, d := range ds {
+			switch {
+			case isStd(d):
+			case strings.HasPrefix(d, module+"/engine"), strings.HasPrefix(d, module+"/internal/"):
+				if strings.HasPrefix(d, module+"/internal/depcheck") {
+					t.Errorf("%s imports %s", pkg, d)
+				}
+			default:
+				t.Errorf("%s depends on %s: engine may import only the standard library and its own packages", pkg, d)
+			}
+		}
+	}
+}
+
+func TestLeavesDoNotImportEachOther(t *testing.T) {
+	leaves := []string{"storage", "mesh", "uplink", "ingest"}
+	for _, leaf := range leaves {
+		for pkg, ds := range deps(t, "./"+leaf+"/...") {
+			for _, d := range ds {
+				for _, other := range leaves {
+					if other == leaf {
+						continue
+					}
+					if strings.HasPrefix(d, module+"/"+other+"/") || d == module+"/"+other {
+						t.Errorf("%s imports %s: %s and %s must not import each other", pkg, d, leaf, other)
+					}
+				}
+				if leaf == "ingest" && strings.HasPrefix(d, module+"/ingest/") && dir(pkg) != dir(d) {
+					t.Errorf("%s imports %s: ingest sources must not import each other", pkg, d)
+				}
+			}
+		}
+	}
+}
+
+func dir(p string) string {
+	rest := strings.TrimPrefix(p, module+"/ingest/")
+	first, _, _ := strings.Cut(rest, "/")
+	return first
+}
+
+func TestEdgectlTalksToTheAPIOnly(t *testing.T) {
+	for pkg, ds := range deps(t, "./cmd/edgectl/...") {
+		for _, d := range ds {
+			for _, banned := range []string{"/engine", "/storage", "/mesh", "/ingest", "/uplink"} {
+				if strings.HasPrefix(d, module+banned) {
+					t.Errorf("%s imports %s: edgectl speaks the node API and must not link %s", pkg, d, banned[1:])
+				}
+			}
+		}
+	}
+}
+
+func TestEngineHasNoIOModule(t *testing.T) {
+	for pkg, ds := range deps(t, "./engine/...") {
+		for _, d := range ds {
+			for _, bad := range []string{"bbolt", "memberlist", "paho", "aws", "minio", "periph", "yaml"} {
+				if strings.Contains(d, bad) {
+					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+}
