@@ -1,0 +1,42 @@
+// Package pipeline reads pipeline specs (YAML documents of kind Pipeline) and
+// compiles them into engine plans through the engine's typed Go API, so a YAML
+// pipeline and one built in Go produce the same plan.
+//
+// # Format
+//
+//	apiVersion: edged/v1
+//	kind: Pipeline
+//	metadata:
+//	  name: etl
+//	spec:
+//	  sources:
+//	    - name: readings
+//	      format: json
+//	      fields:
+//	        - {name: sensor, type: string}
+//	        - {name: ts, type: time}
+//	        - {name: temp, type: number}
+//	      eventTime: ts
+//	      watermark: 10s
+//	  steps:
+//	    - name: clean
+//	      filter: temp > -40 and temp < 125
+//	  sinks:
+//	    - name: out
+//	      input: clean
+//	      type: stdout
+//
+// Every step has a name and exactly one operator key (filter, project, ...).
+// Its input is the step before it (the first step reads the first source)
+// unless input or inputs names other steps or sources.
+//
+// # Errors
+//
+// Decoding is strict: an unknown key is an error. Every problem is reported at
+// once, each as FILE:LINE: KEY.PATH: message, for example
+//
+//	configs/pipelines/etl.yaml:14: spec.steps[1].window.size: must be positive
+//
+// This package lives outside engine because it depends on a YAML library, and
+// the engine imports only the standard library.
+package pipeline

@@ -1,0 +1,236 @@
+package pipeline
+
+import (
+	"time"
+)
+
+// APIVersion is the apiVersion every pipeline document carries.
+const APIVersion = "edged/v1"
+
+// Spec is a parsed pipeline document.
+type Spec struct {
+	APIVersion string       `yaml:"apiVersion"`
+	Kind       string       `yaml:"kind"`
+	Metadata   Metadata     `yaml:"metadata"`
+	Spec       PipelineSpec `yaml:"spec"`
+
+	file  string
+	lines map[string]int // key path -> line
+}
+
+// Metadata names a pipeline.
+type Metadata struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	Version     string            `yaml:"version"`
+	Labels      map[string]string `yaml:"labels"`
+}
+
+// PipelineSpec is the body of a pipeline.
+type PipelineSpec struct {
+	// Interval is the micro-batch (epoch) interval. Zero means 1s.
+	Interval time.Duration `yaml:"interval"`
+	Sources  []Source      `yaml:"sources"`
+	Steps    []Step        `yaml:"steps"`
+	Sinks    []Sink        `yaml:"sinks"`
+}
+
+// Source declares an input and how its payloads decode into records.
+type Source struct {
+	Name string `yaml:"name"`
+	// Format is the payload format: json (default) or csv.
+	Format string `yaml:"format"`
+	// Fields is the record schema, in order.
+	Fields []FieldSpec `yaml:"fields"`
+	// EventTime names the field holding the event time. Empty: no event time.
+	EventTime string `yaml:"eventTime"`
+	// TimeFormat is unix_ms (default), unix_s or rfc3339.
+	TimeFormat string `yaml:"timeFormat"`
+	// Key names the fields that form the record key (partitioning).
+	Key []string `yaml:"key"`
+	// Watermark is the delay of the event-time watermark behind the largest event
+	// time seen. Zero with EventTime set means a watermark equal to the max time.
+	Watermark *time.Duration `yaml:"watermark"`
+	// Strict makes a missing field a decode error (dead-lettered) instead of null.
+	Strict bool `yaml:"strict"`
+	// MQTT subscribes the source to topics (used by the daemon; batch mode reads
+	// files instead).
+	MQTT *MQTTSource `yaml:"mqtt"`
+}
+
+// MQTTSource is the MQTT subscription of a source.
+type MQTTSource struct {
+	Topics []string `yaml:"topics"`
+	QoS    int      `yaml:"qos"`
+}
+
+// FieldSpec is one field of a source schema.
+type FieldSpec struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
+}
+
+// Step is one operator. Exactly one of the operator fields is set.
+type Step struct {
+	Name   string   `yaml:"name"`
+	Input  string   `yaml:"input"`
+	Inputs []string `yaml:"inputs"`
+
+	Filter       string           `yaml:"filter"`
+	Project      []NamedExpr      `yaml:"project"`
+	Extend       []NamedExpr      `yaml:"extend"`
+	FlatMap      [][]NamedExpr    `yaml:"flatMap"`
+	KeyBy        []string         `yaml:"keyBy"`
+	Require      []string         `yaml:"require"`
+	Union        *struct{}        `yaml:"union"`
+	Enrich       *EnrichSpec      `yaml:"enrich"`
+	Dedup        *DedupSpec       `yaml:"dedup"`
+	Window       *WindowSpec      `yaml:"window"`
+	Aggregate    *AggregateSpec   `yaml:"aggregate"`
+	Threshold    *ThresholdSpec   `yaml:"threshold"`
+	RateOfChange *RateSpec        `yaml:"rateOfChange"`
+	NOfM         *NOfMSpec        `yaml:"nOfM"`
+	Reduce       *ReduceSpec      `yaml:"reduceByKey"`
+	CountByValue *CountByValue    `yaml:"countByValue"`
+	DStream      *DStreamWindow   `yaml:"dstreamWindow"`
+	UpdateState  *UpdateStateSpec `yaml:"updateStateByKey"`
+}
+
+// NamedExpr is one output column: a single-key map {name: expression}.
+type NamedExpr map[string]string
+
+// EnrichSpec joins each record with a static table (inner or left join).
+type EnrichSpec struct {
+	// On is the record field matched against the table key.
+	On string `yaml:"on"`
+	// TableKey is the table column matched; default: the first column.
+	TableKey string `yaml:"tableKey"`
+	// Fields are the table columns, in order.
+	Fields []FieldSpec `yaml:"fields"`
+	// Rows are inline table rows, in Fields order.
+	Rows [][]any `yaml:"rows"`
+	// File is a CSV file (with a header) holding the table, relative to the spec.
+	File string `yaml:"file"`
+	// Left keeps records with no match, with null table fields.
+	Left bool `yaml:"left"`
+}
+
+// DedupSpec drops repeated records.
+type DedupSpec struct {
+	Keys []string `yaml:"keys"`
+	// WithinWatermark expires a key once its first event time + watermark delay
+	// is behind the watermark.
+	WithinWatermark bool `yaml:"withinWatermark"`
+}
+
+// WindowSpec is an event-time window aggregation.
+type WindowSpec struct {
+	// Type is tumbling, sliding, session or count.
+	Type     string        `yaml:"type"`
+	Size     time.Duration `yaml:"size"`
+	Slide    time.Duration `yaml:"slide"`
+	Gap      time.Duration `yaml:"gap"`
+	Count    int           `yaml:"count"`
+	Keys     []string      `yaml:"keys"`
+	Lateness time.Duration `yaml:"lateness"`
+	// Output is append (default), update or complete.
+	Output     string      `yaml:"output"`
+	Aggregates []NamedExpr `yaml:"aggregates"`
+}
+
+// AggregateSpec is a non-windowed keyed aggregation.
+type AggregateSpec struct {
+	Keys       []string    `yaml:"keys"`
+	Output     string      `yaml:"output"`
+	Aggregates []NamedExpr `yaml:"aggregates"`
+}
+
+// ThresholdSpec raises and clears an alarm with hysteresis.
+type ThresholdSpec struct {
+	Rule  string        `yaml:"rule"`
+	Keys  []string      `yaml:"keys"`
+	Value string        `yaml:"value"`
+	Above *float64      `yaml:"above"`
+	Below *float64      `yaml:"below"`
+	Clear *float64      `yaml:"clear"`
+	For   time.Duration `yaml:"for"`
+}
+
+// RateSpec fires when a value changes faster than MaxRate per Per.
+type RateSpec struct {
+	Rule      string        `yaml:"rule"`
+	Keys      []string      `yaml:"keys"`
+	Value     string        `yaml:"value"`
+	MaxRate   float64       `yaml:"maxRate"`
+	Per       time.Duration `yaml:"per"`
+	Direction string        `yaml:"direction"`
+	Window    time.Duration `yaml:"window"`
+}
+
+// NOfMSpec fires when N of the last M readings satisfy a condition.
+type NOfMSpec struct {
+	Rule  string   `yaml:"rule"`
+	Keys  []string `yaml:"keys"`
+	Value string   `yaml:"value"`
+	N     int      `yaml:"n"`
+	M     int      `yaml:"m"`
+	// When is a boolean expression over the record.
+	When  string   `yaml:"when"`
+	Above *float64 `yaml:"above"`
+	Below *float64 `yaml:"below"`
+}
+
+// ReduceSpec is Spark's reduceByKey over each micro-batch.
+type ReduceSpec struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+	// Func is sum, min or max.
+	Func string `yaml:"func"`
+}
+
+// CountByValue counts the occurrences of each value of a field per batch.
+type CountByValue struct {
+	Field string `yaml:"field"`
+}
+
+// DStreamWindow is a processing-time window in Spark Streaming's DStream form.
+type DStreamWindow struct {
+	// Op is window, countByWindow, reduceByWindow, reduceByKeyAndWindow,
+	// countByValueAndWindow or groupByKeyAndWindow.
+	Op      string        `yaml:"op"`
+	Size    time.Duration `yaml:"size"`
+	Slide   time.Duration `yaml:"slide"`
+	Key     string        `yaml:"key"`
+	Value   string        `yaml:"value"`
+	Func    string        `yaml:"func"`
+	Inverse string        `yaml:"inverse"`
+	// Filter drops keys whose windowed value fails this expression (over key,
+	// value); with Inverse, it keeps the state small.
+	Filter string `yaml:"filter"`
+}
+
+// UpdateStateSpec keeps per-key state across batches (updateStateByKey).
+type UpdateStateSpec struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+	// Func is sum or count.
+	Func string `yaml:"func"`
+	// ExpireAfter removes a key after this many batches without data (0: never).
+	ExpireAfter int `yaml:"expireAfter"`
+}
+
+// Sink is a named output.
+type Sink struct {
+	Name  string `yaml:"name"`
+	Input string `yaml:"input"`
+	// Type is stdout (default), file, mqtt or uplink.
+	Type string `yaml:"type"`
+	// Path is the file of a file sink.
+	Path string `yaml:"path"`
+	// Topic is the topic template of an mqtt sink.
+	Topic  string `yaml:"topic"`
+	QoS    int    `yaml:"qos"`
+	Retain bool   `yaml:"retain"`
+	// Format is jsonl (default) or csv.
+	Format string `yaml:"format"`
+}

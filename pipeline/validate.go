@@ -1,0 +1,379 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/edgedio/edged/engine"
+)
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+// Validate checks the structure of the spec: names, references between steps,
+// parameters that must be set, and values in range. It does not change s.
+// Expressions and field references are checked by Compile against the schemas.
+func (s *Spec) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, s.errAt(path, format, args...)) }
+
+	if s.APIVersion != APIVersion {
+		add("apiVersion", "must be %q, got %q", APIVersion, s.APIVersion)
+	}
+	if s.Kind != "Pipeline" {
+		add("kind", "must be Pipeline, got %q", s.Kind)
+	}
+	if !nameRE.MatchString(s.Metadata.Name) {
+		add("metadata.name", "must be 1-63 letters, digits, '.', '_' or '-', got %q", s.Metadata.Name)
+	}
+	if s.Spec.Interval < 0 {
+		add("spec.interval", "must not be negative")
+	}
+
+	defined := map[string]string{} // name -> kind (source, step)
+	define := func(path, name, kind string) {
+		if !nameRE.MatchString(name) {
+			add(path+".name", "must be 1-63 letters, digits, '.', '_' or '-', got %q", name)
+			return
+		}
+		if k, dup := defined[name]; dup {
+			add(path+".name", "name %q is already used by a %s", name, k)
+			return
+		}
+		defined[name] = kind
+	}
+
+	if len(s.Spec.Sources) == 0 {
+		add("spec.sources", "at least one source is required")
+	}
+	for i, src := range s.Spec.Sources {
+		p := fmt.Sprintf("spec.sources[%d]", i)
+		define(p, src.Name, "source")
+		s.validateSource(p, &src, add)
+	}
+
+	for i := range s.Spec.Steps {
+		st := &s.Spec.Steps[i]
+		p := fmt.Sprintf("spec.steps[%d]", i)
+		for _, in := range st.inputs() {
+			if _, ok := defined[in]; !ok {
+				add(p+".input", "%q is not a source or an earlier step", in)
+			}
+		}
+		if st.Input != "" && len(st.Inputs) > 0 {
+			add(p+".inputs", "set input or inputs, not both")
+		}
+		define(p, st.Name, "step")
+		ops := st.ops()
+		switch len(ops) {
+		case 0:
+			add(p, "step %q has no operator (one of %s)", st.Name, opKeys())
+		case 1:
+			s.validateStep(p, st, ops[0], add)
+		default:
+			add(p, "step %q has several operators (%v); give each its own step", st.Name, ops)
+		}
+	}
+
+	if len(s.Spec.Sinks) == 0 {
+		add("spec.sinks", "at least one sink is required")
+	}
+	sinkNames := map[string]bool{}
+	for i, sk := range s.Spec.Sinks {
+		p := fmt.Sprintf("spec.sinks[%d]", i)
+		if !nameRE.MatchString(sk.Name) {
+			add(p+".name", "must be 1-63 letters, digits, '.', '_' or '-', got %q", sk.Name)
+		} else if sinkNames[sk.Name] {
+			add(p+".name", "sink name %q used twice", sk.Name)
+		}
+		sinkNames[sk.Name] = true
+		if sk.Input != "" {
+			if _, ok := defined[sk.Input]; !ok {
+				add(p+".input", "%q is not a source or a step", sk.Input)
+			}
+		}
+		switch sk.Type {
+		case "", "stdout", "log", "uplink":
+		case "file":
+			if sk.Path == "" {
+				add(p+".path", "a file sink needs a path")
+			}
+		case "mqtt":
+			if sk.Topic == "" {
+				add(p+".topic", "an mqtt sink needs a topic")
+			}
+			if sk.QoS < 0 || sk.QoS > 1 {
+				add(p+".qos", "must be 0 or 1")
+			}
+		default:
+			add(p+".type", "unknown sink type %q (want stdout, file, mqtt or uplink)", sk.Type)
+		}
+		switch sk.Format {
+		case "", "jsonl", "csv":
+		default:
+			add(p+".format", "unknown format %q (want jsonl or csv)", sk.Format)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Spec) validateSource(p string, src *Source, add func(string, string, ...any)) {
+	switch src.Format {
+	case "", "json", "csv":
+	default:
+		add(p+".format", "unknown format %q (want json or csv)", src.Format)
+	}
+	if len(src.Fields) == 0 {
+		add(p+".fields", "a source needs at least one field")
+	}
+	kinds := map[string]engine.Kind{}
+	for j, f := range src.Fields {
+		fp := fmt.Sprintf("%s.fields[%d]", p, j)
+		k, ok := engine.ParseKind(f.Type)
+		if !ok || k == engine.KindList {
+			add(fp+".type", "unknown type %q (want number, string, bool or time)", f.Type)
+		}
+		if f.Name == "" {
+			add(fp+".name", "field without a name")
+		} else if _, dup := kinds[f.Name]; dup {
+			add(fp+".name", "field %q declared twice", f.Name)
+		}
+		kinds[f.Name] = k
+	}
+	if src.EventTime != "" {
+		if k, ok := kinds[src.EventTime]; !ok {
+			add(p+".eventTime", "%q is not a field of the source", src.EventTime)
+		} else if k != engine.KindTime && k != engine.KindNumber {
+			add(p+".eventTime", "field %q is a %s; event time needs a time or number field", src.EventTime, k)
+		}
+	}
+	switch src.TimeFormat {
+	case "", "unix_ms", "unix_s", "rfc3339":
+	default:
+		add(p+".timeFormat", "unknown time format %q (want unix_ms, unix_s or rfc3339)", src.TimeFormat)
+	}
+	if src.Watermark != nil {
+		if src.EventTime == "" {
+			add(p+".watermark", "a watermark needs eventTime")
+		}
+		if *src.Watermark < 0 {
+			add(p+".watermark", "must not be negative")
+		}
+	}
+	for j, k := range src.Key {
+		if _, ok := kinds[k]; !ok {
+			add(fmt.Sprintf("%s.key[%d]", p, j), "%q is not a field of the source", k)
+		}
+	}
+	if src.MQTT != nil {
+		if len(src.MQTT.Topics) == 0 {
+			add(p+".mqtt.topics", "at least one topic filter is required")
+		}
+		if src.MQTT.QoS < 0 || src.MQTT.QoS > 1 {
+			add(p+".mqtt.qos", "must be 0 or 1")
+		}
+	}
+}
+
+// inputs returns the names the step reads from, as written.
+func (st *Step) inputs() []string {
+	if st.Input != "" {
+		return []string{st.Input}
+	}
+	return st.Inputs
+}
+
+// ops returns the operator keys set on the step.
+func (st *Step) ops() []string {
+	var ops []string
+	set := func(ok bool, name string) {
+		if ok {
+			ops = append(ops, name)
+		}
+	}
+	set(st.Filter != "", "filter")
+	set(st.Project != nil, "project")
+	set(st.Extend != nil, "extend")
+	set(st.FlatMap != nil, "flatMap")
+	set(st.KeyBy != nil, "keyBy")
+	set(st.Require != nil, "require")
+	set(st.Union != nil, "union")
+	set(st.Enrich != nil, "enrich")
+	set(st.Dedup != nil, "dedup")
+	set(st.Window != nil, "window")
+	set(st.Aggregate != nil, "aggregate")
+	set(st.Threshold != nil, "threshold")
+	set(st.RateOfChange != nil, "rateOfChange")
+	set(st.NOfM != nil, "nOfM")
+	set(st.Reduce != nil, "reduceByKey")
+	set(st.CountByValue != nil, "countByValue")
+	set(st.DStream != nil, "dstreamWindow")
+	set(st.UpdateState != nil, "updateStateByKey")
+	return ops
+}
+
+func opKeys() string {
+	k := []string{"filter", "project", "extend", "flatMap", "keyBy", "require", "union", "enrich",
+		"dedup", "window", "aggregate", "threshold", "rateOfChange", "nOfM", "reduceByKey",
+		"countByValue", "dstreamWindow", "updateStateByKey"}
+	sort.Strings(k)
+	return fmt.Sprint(k)
+}
+
+func validOutput(mode string) bool {
+	switch mode {
+	case "", "append", "update", "complete":
+		return true
+	}
+	return false
+}
+
+func (s *Spec) validateStep(p string, st *Step, op string, add func(string, string, ...any)) {
+	named := func(path string, cols []NamedExpr, what string) {
+		if len(cols) == 0 {
+			add(path, "at least one %s is required", what)
+		}
+		for j, c := range cols {
+			if len(c) != 1 {
+				add(fmt.Sprintf("%s[%d]", path, j), "each %s is one `name: expression` pair, got %d keys", what, len(c))
+			}
+		}
+	}
+	positive := func(path string, ok bool) {
+		if !ok {
+			add(path, "must be positive")
+		}
+	}
+	switch op {
+	case "project":
+		named(p+".project", st.Project, "column")
+	case "extend":
+		named(p+".extend", st.Extend, "column")
+	case "flatMap":
+		if len(st.FlatMap) == 0 {
+			add(p+".flatMap", "at least one output row is required")
+		}
+		for j, row := range st.FlatMap {
+			named(fmt.Sprintf("%s.flatMap[%d]", p, j), row, "column")
+		}
+	case "keyBy":
+		if len(st.KeyBy) == 0 {
+			add(p+".keyBy", "at least one field is required")
+		}
+	case "require":
+		if len(st.Require) == 0 {
+			add(p+".require", "at least one field is required")
+		}
+	case "union":
+		if len(st.Inputs) < 2 {
+			add(p+".inputs", "union needs at least two inputs")
+		}
+	case "enrich":
+		e := st.Enrich
+		if e.On == "" {
+			add(p+".enrich.on", "the record field to match is required")
+		}
+		if (len(e.Rows) > 0) == (e.File != "") {
+			add(p+".enrich", "give the table as rows or as file, exactly one")
+		}
+		if len(e.Rows) > 0 && len(e.Fields) == 0 {
+			add(p+".enrich.fields", "inline rows need fields")
+		}
+		for j, r := range e.Rows {
+			if len(r) != len(e.Fields) {
+				add(fmt.Sprintf("%s.enrich.rows[%d]", p, j), "has %d values for %d fields", len(r), len(e.Fields))
+			}
+		}
+	case "dedup":
+		if len(st.Dedup.Keys) == 0 {
+			add(p+".dedup.keys", "at least one key field is required")
+		}
+	case "window":
+		w := st.Window
+		switch w.Type {
+		case "tumbling":
+			positive(p+".window.size", w.Size > 0)
+		case "sliding":
+			positive(p+".window.size", w.Size > 0)
+			positive(p+".window.slide", w.Slide > 0)
+		case "session":
+			positive(p+".window.gap", w.Gap > 0)
+		case "count":
+			positive(p+".window.count", w.Count > 0)
+		default:
+			add(p+".window.type", "unknown window type %q (want tumbling, sliding, session or count)", w.Type)
+		}
+		if w.Lateness < 0 {
+			add(p+".window.lateness", "must not be negative")
+		}
+		if !validOutput(w.Output) {
+			add(p+".window.output", "unknown output mode %q (want append, update or complete)", w.Output)
+		}
+		named(p+".window.aggregates", w.Aggregates, "aggregate")
+	case "aggregate":
+		if !validOutput(st.Aggregate.Output) || st.Aggregate.Output == "append" {
+			add(p+".aggregate.output", "unknown output mode %q (want update or complete)", st.Aggregate.Output)
+		}
+		named(p+".aggregate.aggregates", st.Aggregate.Aggregates, "aggregate")
+	case "threshold":
+		t := st.Threshold
+		if t.Value == "" {
+			add(p+".threshold.value", "the value field is required")
+		}
+		if (t.Above == nil) == (t.Below == nil) {
+			add(p+".threshold", "set exactly one of above and below")
+		}
+	case "rateOfChange":
+		r := st.RateOfChange
+		if r.Value == "" {
+			add(p+".rateOfChange.value", "the value field is required")
+		}
+		positive(p+".rateOfChange.maxRate", r.MaxRate > 0)
+	case "nOfM":
+		n := st.NOfM
+		positive(p+".nOfM.n", n.N > 0)
+		if n.M < n.N || n.M > 64 {
+			add(p+".nOfM.m", "must be between n (%d) and 64, got %d", n.N, n.M)
+		}
+		conds := 0
+		for _, set := range []bool{n.When != "", n.Above != nil, n.Below != nil} {
+			if set {
+				conds++
+			}
+		}
+		if conds != 1 {
+			add(p+".nOfM", "set exactly one of when, above and below")
+		}
+		if n.When == "" && n.Value == "" {
+			add(p+".nOfM.value", "above/below need the value field")
+		}
+	case "reduceByKey":
+		if st.Reduce.Key == "" || st.Reduce.Value == "" {
+			add(p+".reduceByKey", "key and value fields are required")
+		}
+	case "countByValue":
+		if st.CountByValue.Field == "" {
+			add(p+".countByValue.field", "the field is required")
+		}
+	case "dstreamWindow":
+		d := st.DStream
+		positive(p+".dstreamWindow.size", d.Size > 0)
+		if d.Slide < 0 {
+			add(p+".dstreamWindow.slide", "must not be negative")
+		}
+		switch d.Op {
+		case "window", "countByWindow", "countByValueAndWindow", "groupByKeyAndWindow", "reduceByWindow", "reduceByKeyAndWindow":
+		default:
+			add(p+".dstreamWindow.op", "unknown op %q", d.Op)
+		}
+	case "updateStateByKey":
+		u := st.UpdateState
+		if u.Key == "" {
+			add(p+".updateStateByKey.key", "the key field is required")
+		}
+		if u.ExpireAfter < 0 {
+			add(p+".updateStateByKey.expireAfter", "must not be negative")
+		}
+	}
+}
