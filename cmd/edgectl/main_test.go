@@ -1,0 +1,24 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestUnknownCommandFailsWithUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Fatalf("exit code %d; want 2", code)
+	}
+	if !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("stderr %q does not name the command", errb.String())
+	}
+}
+
+func TestVersionPrintsStampedVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "edgectl ") {
+		t.Fatalf("got %d %q; want 0 and the version", code, out.String())
+	}
+}
