@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 )
@@ -48,6 +49,8 @@ type Executor struct {
 	commit Commit
 	encBuf []byte
 	curr   *node
+	// draining forces the watermark to EndOfTime (Drain).
+	draining bool
 }
 
 // Result is what one epoch produced. Its batches are reused by the next epoch.
@@ -196,6 +199,9 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 		o.Reset(o.Schema)
 	}
 	newWM := x.advanceWatermark()
+	if x.draining && x.hasWM {
+		newWM = EndOfTime
+	}
 	ep := Epoch{Seq: x.seq, Time: t, Interval: x.opt.Interval.Milliseconds(),
 		Watermark: x.wm, LateBound: x.wm, Final: newWM <= x.wm}
 	ep.DeadLetter = x.deadLetter
@@ -222,6 +228,23 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	}
 	x.result.Epoch, x.result.Time, x.result.Watermark = x.seq, t, x.wm
 	return &x.result, nil
+}
+
+// EndOfTime is the watermark of a drained pipeline: every event-time window is
+// final.
+const EndOfTime = math.MaxInt64
+
+// Drain runs a last epoch at processing time t with no input that moves the
+// watermark to EndOfTime, so every open event-time window, session and dedup
+// entry is emitted (append mode) and evicted. Batch mode calls it at the end of
+// its input; a daemon never does (its state outlives restarts).
+func (x *Executor) Drain(ctx context.Context, t int64) (*Result, error) {
+	for _, s := range x.plan.sources {
+		s.out.Reset(s.schema)
+	}
+	x.draining = true
+	defer func() { x.draining = false }()
+	return x.RunEpochAt(ctx, t)
 }
 
 // advanceWatermark computes the watermark that follows the current input: per
@@ -348,7 +371,7 @@ func (x *Executor) OutputID(seq int) string {
 
 // StepStats are the counters of one step, for metrics.
 type StepStats struct {
-	Step      string
+	Step string
 	NodeStats
 	StateRows int
 }

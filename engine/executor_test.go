@@ -112,3 +112,21 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+func TestDrainMovesWatermarkToEndOfTime(t *testing.T) {
+	b := NewBuilder("p")
+	src := b.Source("in", numSchema, WithWatermark(time.Second))
+	var last Epoch
+	spy := src.Then("spy", spyOp{fn: func(ep *Epoch) { last = *ep }})
+	b.Sink("out", spy)
+	p, _ := b.Build()
+	x, _ := NewExecutor(p, Options{})
+	x.Input("in").AppendValues(5000, Int(1))
+	x.RunEpochAt(context.Background(), 1)
+	if _, err := x.Drain(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if !last.NoData || last.Watermark != EndOfTime || last.LateBound != 4000 {
+		t.Fatalf("last pass %+v; want a no-data pass with watermark EndOfTime and late bound 4000", last)
+	}
+}
