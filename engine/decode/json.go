@@ -157,6 +157,9 @@ func (d *JSONDecoder) value(p []byte, i, idx int) (int, *DecodeError) {
 	case c == '-' || (c >= '0' && c <= '9'):
 		f, ni, e := scanNumber(p, i)
 		if e != nil {
+			if e.Offset == i { // well-formed but out of range (syntax errors point past i)
+				e.Field = pl.names[idx]
+			}
 			return ni, e
 		}
 		switch kind {
