@@ -65,6 +65,9 @@ func Compile(s *Spec) (*Compiled, error) {
 		}
 	}
 	stepLine := map[string]string{} // step name -> key path, to locate plan errors
+	// failed holds steps that could not be built; steps and sinks reading them
+	// are skipped so one mistake is reported once, not once per consumer.
+	failed := map[string]bool{}
 	for i := range s.Spec.Steps {
 		st := &s.Spec.Steps[i]
 		p := fmt.Sprintf("spec.steps[%d]", i)
@@ -74,14 +77,21 @@ func Compile(s *Spec) (*Compiled, error) {
 		if len(names) == 0 && last != (engine.Stream{}) {
 			ins = []engine.Stream{last}
 		}
+		skip := len(names) == 0 && last == (engine.Stream{})
 		for _, n := range names {
 			if in, ok := streams[n]; ok {
 				ins = append(ins, in)
+			} else {
+				skip = true
 			}
 		}
 		op, err := s.operator(p, st)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if err != nil || skip {
+			failed[st.Name] = true
+			last = engine.Stream{}
 			continue
 		}
 		out := b.Apply(st.Name, op, ins...)
@@ -92,6 +102,9 @@ func Compile(s *Spec) (*Compiled, error) {
 		in := last
 		if sk.Input != "" {
 			in = streams[sk.Input]
+		}
+		if in == (engine.Stream{}) {
+			continue // its input failed and was reported
 		}
 		stepLine[sk.Name] = fmt.Sprintf("spec.sinks[%d]", i)
 		b.Sink(sk.Name, in)

@@ -1,0 +1,169 @@
+// Command edged is the edge stream processor daemon.
+//
+//	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
+//	edged check PIPELINE.yaml...
+//	edged version
+//
+// batch runs a pipeline over a recorded file with the same plan the daemon runs
+// over a stream, so a pipeline can be tested on yesterday's data before it is
+// shipped to the fleet.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgedio/edged/internal/version"
+	"github.com/edgedio/edged/pipeline"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage:
+  edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
+  edged check PIPELINE.yaml...
+  edged version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "batch":
+		return runBatch(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "edged", version.Version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "edged: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func load(file string) (*pipeline.Compiled, error) {
+	spec, err := pipeline.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Compile(spec)
+}
+
+func runCheck(files []string, stdout, stderr io.Writer) int {
+	if len(files) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	code := 0
+	for _, f := range files {
+		if _, err := load(f); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", f)
+	}
+	return code
+}
+
+func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "pipeline spec `file` (YAML)")
+	input := fs.String("input", "", "recorded input `file` (JSON Lines or CSV); - for stdin")
+	format := fs.String("format", "", "input format: jsonl or csv (default: from the file extension)")
+	output := fs.String("output", "", "output `file` (JSON Lines); default stdout")
+	dead := fs.String("dead-letter", "", "write rejected input and records to this `file` (JSON Lines)")
+	source := fs.String("source", "", "the pipeline source the input feeds (default: the first)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" || *input == "" {
+		fmt.Fprintln(stderr, "edged batch: -f and --input are required")
+		return 2
+	}
+	c, err := load(*file)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	in := io.Reader(os.Stdin)
+	if *input != "-" {
+		f, err := os.Open(*input)
+		if err != nil {
+			fmt.Fprintf(stderr, "edged batch: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		in = f
+	}
+	if *format == "" {
+		*format = "jsonl"
+		if len(*input) > 4 && (*input)[len(*input)-4:] == ".csv" {
+			*format = "csv"
+		}
+	}
+	out := stdout
+	if *output != "" {
+		f, err := os.Create(*output)
+		if err != nil {
+			fmt.Fprintf(stderr, "edged batch: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		out = f
+	}
+	var dlw io.Writer
+	if *dead != "" {
+		f, err := os.Create(*dead)
+		if err != nil {
+			fmt.Fprintf(stderr, "edged batch: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		dlw = f
+	}
+	enc := json.NewEncoder(dlw)
+	st, err := pipeline.RunBatch(ctx, c, pipeline.BatchOptions{
+		Input: in, Format: *format, Source: *source, Output: out,
+		DeadLetter: func(dl pipeline.DeadLetter) {
+			if dlw == nil {
+				return
+			}
+			enc.Encode(struct {
+				Step   string `json:"step,omitempty"`
+				Line   int    `json:"line,omitempty"`
+				Raw    string `json:"raw"`
+				Reason string `json:"reason"`
+			}{dl.Step, dl.Line, string(dl.Raw), dl.Reason.Error()})
+		},
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "edged batch: interrupted")
+			return 130
+		}
+		fmt.Fprintf(stderr, "edged batch: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "edged batch: %d records, %d undecodable, %d rejected by steps, %d epochs, %d outputs\n",
+		st.Records, st.Invalid, st.DeadLetters, st.Epochs, st.Outputs)
+	return 0
+}
