@@ -7,8 +7,9 @@ import (
 	"math"
 )
 
-// Trigger operators (Threshold, RateOfChange, NOfM) watch a numeric value field
-// per key and emit an event record when a rule fires.
+// Event names emitted by the trigger operators Threshold, RateOfChange and
+// NOfM. These operators watch a numeric value field per key and emit an event
+// record when a rule fires.
 //
 // # Keys and order
 //
@@ -21,7 +22,9 @@ import (
 // delivers them in arrival order; batch mode (edged batch) sorts its input by
 // event time first, so a recorded file gives the events of an in-order stream.
 // Time-based rule parts (Threshold.For, RateOfChange) use the record's event
-// time (Record.Time).
+// time (Record.Time), so they need a source that sets it: without event time
+// every record has time 0, RateOfChange counts all but a key's first reading
+// as late and For never elapses.
 //
 // # Event records
 //
@@ -42,8 +45,6 @@ import (
 // the previous SaveState (a key whose state did not change costs nothing),
 // LoadState restores them, so a restarted executor emits exactly the events an
 // uninterrupted one would. Keys are kept for the lifetime of the pipeline.
-
-// Event names emitted by the trigger operators.
 const (
 	EventRaise = "raise"  // Threshold: the alarm turned on
 	EventClear = "clear"  // Threshold: the alarm turned off

@@ -529,6 +529,7 @@ func BenchmarkThreshold(b *testing.B) {
 			b.Fatal(err)
 		}
 		in, out := NewBatch(trigSchema), NewBatch(outS)
+		ins := []*Batch{in}
 		var stats NodeStats
 		var ops []StateOp
 		ep := &Epoch{Stats: &stats, DeadLetter: func(*Record, *Schema, error) {}}
@@ -544,7 +545,7 @@ func BenchmarkThreshold(b *testing.B) {
 		for range 3 { // warm up: every key known, buffers grown
 			fill()
 			out.Reset(outS)
-			op.Process(ep, []*Batch{in}, out)
+			op.Process(ep, ins, out)
 			ops = ops[:0]
 			op.(Stateful).SaveState(&StateWriter{ns: "rule", ops: &ops})
 		}
@@ -556,7 +557,7 @@ func BenchmarkThreshold(b *testing.B) {
 			fill()
 			out.Reset(outS)
 			b.StartTimer()
-			if err := op.Process(ep, []*Batch{in}, out); err != nil {
+			if err := op.Process(ep, ins, out); err != nil {
 				b.Fatal(err)
 			}
 			n += keys
@@ -588,4 +589,44 @@ func BenchmarkThreshold(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 	})
+}
+
+// TestTriggersDoNotAllocateInSteadyState protects the hot path: once every key
+// is known and the buffers have grown, Process allocates nothing.
+func TestTriggersDoNotAllocateInSteadyState(t *testing.T) {
+	names := make([]Value, 100)
+	for i := range names {
+		names[i] = String(fmt.Sprintf("s%d", i))
+	}
+	for _, tc := range restartCases {
+		t.Run(tc.name, func(t *testing.T) {
+			op := tc.op()
+			outS, err := op.Open([]*Schema{trigSchema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, out := NewBatch(trigSchema), NewBatch(outS)
+			ins := []*Batch{in}
+			ep := &Epoch{Stats: &NodeStats{}, DeadLetter: func(*Record, *Schema, error) {}}
+			ts, e := int64(0), 0
+			epoch := func() {
+				in.Reset(trigSchema)
+				out.Reset(outS)
+				e++
+				for i := range names {
+					ts += 100
+					in.AppendValues(ts, names[i], Number(float64((e*37+i*11)%100)))
+				}
+				if err := op.Process(ep, ins, out); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 50 {
+				epoch()
+			}
+			if a := testing.AllocsPerRun(20, epoch); a != 0 {
+				t.Fatalf("got %v allocations per epoch of %d records; want 0", a, len(names))
+			}
+		})
+	}
 }

@@ -30,7 +30,9 @@ type ThresholdConfig struct {
 	// For is the debounce: the raise condition must hold on every reading of
 	// the key for at least this long of event time (from the first reading
 	// where it held to the current one) before the alarm is raised. Zero
-	// raises on the first reading past the limit. Clearing is immediate.
+	// raises on the first reading past the limit. Clearing is immediate. A
+	// reading older than the start of the run (out of order) counts as
+	// holding but cannot complete the debounce.
 	For time.Duration
 }
 
