@@ -185,6 +185,9 @@ func (b *Builder) Build() (*Plan, error) {
 				continue
 			}
 			n.schema = s
+			if l, ok := n.op.(*lazyOp); ok {
+				n.op = l.inner
+			}
 			_, n.stateOK = n.op.(Stateful)
 		}
 		n.out = NewBatch(n.schema)
@@ -242,4 +245,28 @@ func (p *Plan) SourceSchema(name string) *Schema {
 		}
 	}
 	return nil
+}
+
+// Lazy returns an operator built at plan time from its input schemas: build is
+// called by Open, and the plan then runs the operator it returned (including
+// its Stateful and Queryable behaviour). Spec compilers use it for operators
+// whose parameters (compiled expressions) depend on the input schema.
+func Lazy(build func(in []*Schema) (Operator, error)) Operator { return &lazyOp{build: build} }
+
+type lazyOp struct {
+	build func(in []*Schema) (Operator, error)
+	inner Operator
+}
+
+func (l *lazyOp) Open(in []*Schema) (*Schema, error) {
+	op, err := l.build(in)
+	if err != nil {
+		return nil, err
+	}
+	l.inner = op
+	return op.Open(in)
+}
+
+func (l *lazyOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
+	return l.inner.Process(ep, in, out)
 }

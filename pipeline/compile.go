@@ -144,10 +144,56 @@ func (s *Spec) locate(err error, stepPath map[string]string) error {
 
 // operator builds the engine operator of one step.
 func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
+	rule := func(r string) string {
+		if r == "" {
+			return st.Name
+		}
+		return r
+	}
 	switch op := st.ops()[0]; op {
 	case "union":
 		return engine.Union(), nil
+	case "threshold":
+		t := st.Threshold
+		cfg := engine.ThresholdConfig{Rule: rule(t.Rule), Keys: t.Keys, Value: t.Value,
+			Above: t.Above, Below: t.Below, Clear: t.Clear, For: t.For}
+		if err := cfg.Validate(); err != nil {
+			return nil, s.errAt(p+".threshold", "%v", err)
+		}
+		return engine.Threshold(cfg), nil
+	case "rateOfChange":
+		r := st.RateOfChange
+		dir, ok := engine.ParseRateDirection(r.Direction)
+		if !ok {
+			return nil, s.errAt(p+".rateOfChange.direction", "unknown direction %q (want rising, falling or both)", r.Direction)
+		}
+		cfg := engine.RateOfChangeConfig{Rule: rule(r.Rule), Keys: r.Keys, Value: r.Value,
+			MaxRate: r.MaxRate, Per: r.Per, Direction: dir, Window: r.Window}
+		if err := cfg.Validate(); err != nil {
+			return nil, s.errAt(p+".rateOfChange", "%v", err)
+		}
+		return engine.RateOfChange(cfg), nil
+	case "nOfM":
+		n := st.NOfM
+		cfg := engine.NOfMConfig{Rule: rule(n.Rule), Keys: n.Keys, Value: n.Value, N: n.N, M: n.M,
+			Above: n.Above, Below: n.Below}
+		if n.When != "" {
+			m, err := s.predicate(p+".nOfM.when", n.When)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Match = m
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, s.errAt(p+".nOfM", "%v", err)
+		}
+		return engine.NOfM(cfg), nil
 	default:
 		return nil, s.errAt(p, "operator %q is not available in this build", op)
 	}
+}
+
+// predicate is filled in by the expression compiler.
+func (s *Spec) predicate(path, src string) (func(*engine.Record) bool, error) {
+	return nil, s.errAt(path, "expressions are not available in this build")
 }
