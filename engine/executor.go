@@ -348,7 +348,7 @@ func (x *Executor) OutputID(seq int) string {
 
 // StepStats are the counters of one step, for metrics.
 type StepStats struct {
-	Step      string
+	Step string
 	NodeStats
 	StateRows int
 }
