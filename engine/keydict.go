@@ -123,6 +123,8 @@ func readTimeKey(b []byte) (int64, bool) {
 type keyTable struct {
 	d       *keyDict
 	has     []bool
+	held    []bool // the table holds a reference on the id
+	inList  []bool // the id is in list (removed ids stay until compact)
 	val     []Value
 	tm      []int64
 	seq     []uint64 // insertion order, kept across restarts
@@ -138,6 +140,8 @@ type keyTable struct {
 func (k *keyTable) grow() {
 	n := k.d.size()
 	k.has = growBool(k.has, n)
+	k.held = growBool(k.held, n)
+	k.inList = growBool(k.inList, n)
 	k.val = growValues(k.val, n)
 	k.tm = growI64(k.tm, n)
 	if len(k.seq) < n {
@@ -158,8 +162,14 @@ func (k *keyTable) set(id int32, v Value) {
 	k.grow()
 	if !k.has[id] {
 		k.has[id] = true
-		k.d.ref(id)
-		k.list = append(k.list, id)
+		if !k.held[id] {
+			k.held[id] = true
+			k.d.ref(id)
+		}
+		if !k.inList[id] {
+			k.inList[id] = true
+			k.list = append(k.list, id)
+		}
 		k.nlive++
 		k.seq[id] = k.next
 		k.next++
@@ -190,6 +200,8 @@ func (k *keyTable) compact() {
 		if k.has[id] {
 			k.list[j] = id
 			j++
+		} else {
+			k.inList[id] = false
 		}
 	}
 	k.list = k.list[:j]
@@ -211,7 +223,10 @@ func (k *keyTable) save(w *StateWriter, tag byte) {
 			w.Put(k.buf[:n], k.buf[n:])
 		} else {
 			w.Delete(k.buf)
-			k.d.unref(id) // the reference the table held
+			if k.held[id] {
+				k.held[id] = false
+				k.d.unref(id) // the reference the table held
+			}
 		}
 	}
 	k.dirty = k.dirty[:0]
@@ -240,6 +255,8 @@ func (k *keyTable) load(val []byte) error {
 	k.grow()
 	if !k.has[id] {
 		k.has[id] = true
+		k.held[id] = true
+		k.inList[id] = true
 		k.d.ref(id)
 		k.list = append(k.list, id)
 		k.nlive++
