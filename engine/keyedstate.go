@@ -136,6 +136,9 @@ func (o *updateStateOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	tb.grow()
 	tb.order()
+	nd := o.d.size()
+	o.stamp, o.done = growU32(o.stamp, nd), growU32(o.done, nd)
+	o.cnt, o.off = growI32(o.cnt, nd), growI32(o.off, nd)
 	n := len(tb.list)
 	for _, id := range tb.list[:n] {
 		if tb.has[id] {
