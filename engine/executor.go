@@ -48,6 +48,8 @@ type Executor struct {
 	result Result
 	commit Commit
 	encBuf []byte
+	// stateArena backs the keys and values of the commit's state changes.
+	stateArena []byte
 	curr   *node
 	// draining forces the watermark to EndOfTime (Drain).
 	draining bool
@@ -329,9 +331,10 @@ func (x *Executor) commitEpoch(ctx context.Context) error {
 		c.Input[s.name] = s.source.position
 	}
 	c.State = c.State[:0]
+	x.stateArena = x.stateArena[:0]
 	for _, n := range x.plan.nodes {
 		if n.stateOK {
-			w := StateWriter{ns: n.name, ops: &c.State}
+			w := StateWriter{ns: n.name, ops: &c.State, arena: &x.stateArena}
 			if err := n.op.(Stateful).SaveState(&w); err != nil {
 				return &PlanError{Pipeline: x.plan.name, Step: n.name, Err: fmt.Errorf("save state: %w", err)}
 			}

@@ -62,20 +62,36 @@ type StateStore interface {
 	Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error
 }
 
-// StateWriter collects the state changes of one operator for a commit.
+// StateWriter collects the state changes of one operator for a commit. Put and
+// Delete copy their arguments into an arena reused from commit to commit, so
+// the caller may reuse its buffers at once and a steady-state commit does not
+// allocate per key.
 type StateWriter struct {
-	ns  string
-	ops *[]StateOp
+	ns    string
+	ops   *[]StateOp
+	arena *[]byte
 }
 
-// Put records key=val. Both slices are copied.
+func (w *StateWriter) copyBytes(b []byte) []byte {
+	a := *w.arena
+	if len(a)+len(b) > cap(a) {
+		// A fresh block: slices already handed out keep the old one alive.
+		a = make([]byte, 0, max(2*cap(a), len(b), 4096))
+	}
+	start := len(a)
+	a = append(a, b...)
+	*w.arena = a
+	return a[start:len(a):len(a)]
+}
+
+// Put records key=val.
 func (w *StateWriter) Put(key, val []byte) {
-	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: bytes.Clone(key), Val: bytes.Clone(val)})
+	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: w.copyBytes(key), Val: w.copyBytes(val)})
 }
 
 // Delete records the removal of key.
 func (w *StateWriter) Delete(key []byte) {
-	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: bytes.Clone(key), Delete: true})
+	*w.ops = append(*w.ops, StateOp{Namespace: w.ns, Key: w.copyBytes(key), Delete: true})
 }
 
 // MemStore is an in-memory StateStore: the engine's default for tests, batch
@@ -96,7 +112,7 @@ type memKey struct {
 
 type memPart struct {
 	cp    Checkpoint
-	state map[string]map[string][]byte // namespace -> key -> value
+	state map[string]map[string]*[]byte // namespace -> key -> value (updated in place)
 }
 
 // NewMemStore returns an empty MemStore.
@@ -109,19 +125,23 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 	k := memKey{c.Pipeline, c.Partition}
 	p := m.parts[k]
 	if p == nil {
-		p = &memPart{state: map[string]map[string][]byte{}}
+		p = &memPart{state: map[string]map[string]*[]byte{}}
 		m.parts[k] = p
 	}
 	for _, op := range c.State {
 		ns := p.state[op.Namespace]
 		if ns == nil {
-			ns = map[string][]byte{}
+			ns = map[string]*[]byte{}
 			p.state[op.Namespace] = ns
 		}
-		if op.Delete {
+		switch v, ok := ns[string(op.Key)]; {
+		case op.Delete:
 			delete(ns, string(op.Key))
-		} else {
-			ns[string(op.Key)] = bytes.Clone(op.Val)
+		case ok:
+			*v = append((*v)[:0], op.Val...)
+		default:
+			b := bytes.Clone(op.Val)
+			ns[string(op.Key)] = &b
 		}
 	}
 	in := make(map[string]uint64, len(c.Input))
@@ -150,7 +170,7 @@ func (m *MemStore) Scan(pipeline string, partition int, namespace string, fn fun
 	m.mu.Lock()
 	p := m.parts[memKey{pipeline, partition}]
 	var keys []string
-	var ns map[string][]byte
+	var ns map[string]*[]byte
 	if p != nil {
 		ns = p.state[namespace]
 		for k := range ns {
@@ -160,7 +180,7 @@ func (m *MemStore) Scan(pipeline string, partition int, namespace string, fn fun
 	sort.Strings(keys)
 	vals := make([][]byte, len(keys))
 	for i, k := range keys {
-		vals[i] = ns[k]
+		vals[i] = bytes.Clone(*ns[k])
 	}
 	m.mu.Unlock()
 	for i, k := range keys {

@@ -547,7 +547,8 @@ func BenchmarkThreshold(b *testing.B) {
 			out.Reset(outS)
 			op.Process(ep, ins, out)
 			ops = ops[:0]
-			op.(Stateful).SaveState(&StateWriter{ns: "rule", ops: &ops})
+			var arena []byte
+			op.(Stateful).SaveState(&StateWriter{ns: "rule", ops: &ops, arena: &arena})
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
