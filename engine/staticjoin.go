@@ -9,7 +9,17 @@ import "fmt"
 // whose name clashes with an input field is renamed "t.<name>". rows are
 // copied at construction.
 func StaticJoin(keyField string, tableSchema *Schema, rows [][]Value, tableKeyField string) Operator {
-	o := &staticJoinOp{key: keyField, ts: tableSchema, tkey: tableKeyField}
+	return newStaticJoin(keyField, tableSchema, rows, tableKeyField, false)
+}
+
+// StaticLeftJoin is StaticJoin that also keeps the records with no matching
+// row, with the table fields null (a left outer join).
+func StaticLeftJoin(keyField string, tableSchema *Schema, rows [][]Value, tableKeyField string) Operator {
+	return newStaticJoin(keyField, tableSchema, rows, tableKeyField, true)
+}
+
+func newStaticJoin(keyField string, tableSchema *Schema, rows [][]Value, tableKeyField string, left bool) Operator {
+	o := &staticJoinOp{key: keyField, ts: tableSchema, tkey: tableKeyField, left: left}
 	for _, r := range rows {
 		o.rows = append(o.rows, append([]Value(nil), r...))
 	}
@@ -21,6 +31,7 @@ type staticJoinOp struct {
 	ts        *Schema
 	rows      [][]Value
 	ki, width int
+	left      bool
 	index     map[string][]int32
 	buf       []byte
 }
@@ -39,6 +50,9 @@ func (o *staticJoinOp) Open(in []*Schema) (*Schema, error) {
 	tk, err := o.ts.Lookup(o.tkey)
 	if err != nil {
 		return nil, fmt.Errorf("staticJoin table key: %w", err)
+	}
+	if kk, tkk := in[0].Field(o.ki).Kind, o.ts.Field(tk).Kind; kk != tkk {
+		return nil, fmt.Errorf("staticJoin: field %q is a %s but table key %q is a %s", o.key, kk, o.tkey, tkk)
 	}
 	fields := in[0].Fields()
 	o.width = len(fields)
@@ -64,7 +78,12 @@ func (o *staticJoinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	for i := range b.Recs {
 		r := &b.Recs[i]
 		o.buf = r.Vals[o.ki].AppendKey(o.buf[:0])
-		for _, ri := range o.index[string(o.buf)] {
+		rows := o.index[string(o.buf)]
+		if len(rows) == 0 && o.left {
+			out.AppendCopy(r) // the table fields stay null
+			continue
+		}
+		for _, ri := range rows {
 			d := out.Append()
 			copy(d.Vals, r.Vals)
 			copy(d.Vals[o.width:], o.rows[ri])

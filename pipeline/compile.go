@@ -3,6 +3,8 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/edgedio/edged/engine"
@@ -153,6 +155,36 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 	switch op := st.ops()[0]; op {
 	case "union":
 		return engine.Union(), nil
+	case "enrich":
+		return s.enrich(p, st.Enrich)
+	case "reduceByKey":
+		r := st.Reduce
+		fn, ok := engine.ReduceByName(defaultStr(r.Func, "sum"))
+		if !ok {
+			return nil, s.errAt(p+".reduceByKey.func", "unknown reduce function %q (want sum, min or max)", r.Func)
+		}
+		return engine.ReduceByKey(r.Key, r.Value, fn), nil
+	case "countByValue":
+		return engine.CountByValue(st.CountByValue.Field), nil
+	case "dstreamWindow":
+		return s.dstreamWindow(p+".dstreamWindow", st.DStream)
+	case "updateStateByKey":
+		u := st.UpdateState
+		cfg := engine.UpdateStateConfig{Key: u.Key, Value: u.Value}
+		switch {
+		case u.ExpireAfter > 0:
+			if u.Func != "" && u.Func != "sum" {
+				return nil, s.errAt(p+".updateStateByKey.expireAfter", "expiry works with func sum only")
+			}
+			cfg.Update, cfg.Output = engine.ExpireAfterIdle(u.ExpireAfter)
+		default:
+			fn, ok := engine.UpdateByName(defaultStr(u.Func, "sum"))
+			if !ok {
+				return nil, s.errAt(p+".updateStateByKey.func", "unknown update function %q (want sum or count)", u.Func)
+			}
+			cfg.Update = fn
+		}
+		return engine.UpdateStateByKey(cfg), nil
 	case "threshold":
 		t := st.Threshold
 		cfg := engine.ThresholdConfig{Rule: rule(t.Rule), Keys: t.Keys, Value: t.Value,
@@ -195,5 +227,168 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 
 // predicate is filled in by the expression compiler.
 func (s *Spec) predicate(path, src string) (func(*engine.Record) bool, error) {
+	return nil, s.errAt(path, "expressions are not available in this build")
+}
+
+func defaultStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (s *Spec) dstreamWindow(p string, d *DStreamWindow) (engine.Operator, error) {
+	slide := d.Slide
+	if slide == 0 {
+		slide = s.Spec.Interval
+		if slide == 0 {
+			slide = time.Second
+		}
+	}
+	reduce := func(key, name string) (engine.ReduceFunc, error) {
+		if name == "" {
+			return nil, nil
+		}
+		fn, ok := engine.ReduceByName(name)
+		if !ok {
+			return nil, s.errAt(p+"."+key, "unknown reduce function %q (want sum, subtract, min or max)", name)
+		}
+		return fn, nil
+	}
+	fn, err := reduce("func", defaultStr(d.Func, "sum"))
+	if err != nil {
+		return nil, err
+	}
+	inv, err := reduce("inverse", d.Inverse)
+	if err != nil {
+		return nil, err
+	}
+	switch d.Op {
+	case "window":
+		return engine.Window(d.Size, slide), nil
+	case "countByWindow":
+		return engine.CountByWindow(d.Size, slide), nil
+	case "countByValueAndWindow":
+		return engine.CountByValueAndWindow(d.Value, d.Size, slide), nil
+	case "groupByKeyAndWindow":
+		return engine.GroupByKeyAndWindow(d.Key, d.Value, d.Size, slide), nil
+	case "reduceByWindow":
+		return engine.ReduceByWindow(d.Value, fn, inv, d.Size, slide), nil
+	case "reduceByKeyAndWindow":
+		if inv == nil && d.Filter == "" {
+			return engine.ReduceByKeyAndWindow(d.Key, d.Value, fn, d.Size, slide), nil
+		}
+		if inv == nil {
+			return nil, s.errAt(p+".filter", "a filter needs an inverse function")
+		}
+		var filter func(k, v engine.Value) bool
+		if d.Filter != "" {
+			f, err := s.kvPredicate(p+".filter", d.Filter)
+			if err != nil {
+				return nil, err
+			}
+			filter = f
+		}
+		return engine.ReduceByKeyAndWindowInv(d.Key, d.Value, fn, inv, filter, d.Size, slide), nil
+	}
+	return nil, s.errAt(p+".op", "unknown op %q", d.Op)
+}
+
+// enrich builds the static-table join of an enrich step.
+func (s *Spec) enrich(p string, e *EnrichSpec) (engine.Operator, error) {
+	var table *engine.Batch
+	if e.File != "" {
+		if len(e.Fields) == 0 {
+			return nil, s.errAt(p+".enrich.fields", "the table fields are required")
+		}
+	}
+	fields := make([]engine.Field, len(e.Fields))
+	for i, f := range e.Fields {
+		k, ok := engine.ParseKind(f.Type)
+		if !ok || k == engine.KindList {
+			return nil, s.errAt(fmt.Sprintf("%s.enrich.fields[%d].type", p, i), "unknown type %q", f.Type)
+		}
+		fields[i] = engine.Field{Name: f.Name, Kind: k}
+	}
+	ts, err := engine.NewSchema(fields...)
+	if err != nil {
+		return nil, s.errAt(p+".enrich.fields", "%v", err)
+	}
+	table = engine.NewBatch(ts)
+	if e.File != "" {
+		path := e.File
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(s.file), path)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, s.errAt(p+".enrich.file", "%v", err)
+		}
+		defer f.Close()
+		var bad []error
+		err = decode.DecodeCSV(f, decode.DefaultConfig(ts), table, func(line int, _ []byte, err error) {
+			bad = append(bad, fmt.Errorf("%s:%d: %w", path, line, err))
+		})
+		if err != nil || len(bad) > 0 {
+			return nil, s.errAt(p+".enrich.file", "%v", errors.Join(append(bad, err)...))
+		}
+	}
+	for i, row := range e.Rows {
+		r := table.Append()
+		for j, v := range row {
+			val, err := yamlValue(v, fields[j].Kind)
+			if err != nil {
+				return nil, s.errAt(fmt.Sprintf("%s.enrich.rows[%d][%d]", p, i, j), "field %q: %v", fields[j].Name, err)
+			}
+			r.Vals[j] = val
+		}
+	}
+	rows := make([][]engine.Value, table.Len())
+	for i := range table.Recs {
+		rows[i] = table.Recs[i].Vals
+	}
+	key := e.TableKey
+	if key == "" {
+		key = fields[0].Name
+	}
+	if e.Left {
+		return engine.StaticLeftJoin(e.On, ts, rows, key), nil
+	}
+	return engine.StaticJoin(e.On, ts, rows, key), nil
+}
+
+// yamlValue converts a decoded YAML scalar to a value of kind k.
+func yamlValue(v any, k engine.Kind) (engine.Value, error) {
+	if v == nil {
+		return engine.Null, nil
+	}
+	switch k {
+	case engine.KindNumber, engine.KindTime:
+		var f float64
+		switch n := v.(type) {
+		case int:
+			f = float64(n)
+		case float64:
+			f = n
+		default:
+			return engine.Null, fmt.Errorf("want a number, got %v", v)
+		}
+		if k == engine.KindTime {
+			return engine.Time(int64(f)), nil
+		}
+		return engine.Number(f), nil
+	case engine.KindBool:
+		b, ok := v.(bool)
+		if !ok {
+			return engine.Null, fmt.Errorf("want true or false, got %v", v)
+		}
+		return engine.Bool(b), nil
+	default:
+		return engine.String(fmt.Sprint(v)), nil
+	}
+}
+
+// kvPredicate is filled in by the expression compiler.
+func (s *Spec) kvPredicate(path, src string) (func(k, v engine.Value) bool, error) {
 	return nil, s.errAt(path, "expressions are not available in this build")
 }
