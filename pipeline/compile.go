@@ -113,7 +113,7 @@ func Compile(s *Spec) (*Compiled, error) {
 	}
 	plan, err := b.Build()
 	if err != nil {
-		errs = append(errs, s.locate(err, stepLine))
+		errs = append(errs, s.locate(err, stepLine, len(errs) > 0))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -123,7 +123,9 @@ func Compile(s *Spec) (*Compiled, error) {
 }
 
 // locate rewrites the engine's PlanErrors as errors at the step's line.
-func (s *Spec) locate(err error, stepPath map[string]string) error {
+// With quiet set (earlier errors were reported), plan-wide errors such as "no
+// sink", which follow from skipped steps, are left out.
+func (s *Spec) locate(err error, stepPath map[string]string, quiet bool) error {
 	var list []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		list = j.Unwrap()
@@ -134,6 +136,12 @@ func (s *Spec) locate(err error, stepPath map[string]string) error {
 	for _, e := range list {
 		var pe *engine.PlanError
 		if errors.As(e, &pe) {
+			if pe.Step == "" {
+				if !quiet {
+					out = append(out, &Error{File: s.file, Msg: pe.Err.Error(), Err: e})
+				}
+				continue
+			}
 			p := stepPath[pe.Step]
 			out = append(out, &Error{File: s.file, Line: s.line(p), Path: p,
 				Msg: fmt.Sprintf("step %q: %v", pe.Step, pe.Err), Err: e})
