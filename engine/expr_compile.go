@@ -265,7 +265,15 @@ func (c *compiler) compile(a *ast) (*cnode, *ExprError) {
 	case opIn:
 		return c.in(a)
 	case opCond:
-		return c.call(&ast{op: opCall, pos: a.pos, name: "if", kids: a.kids})
+		args, err := c.compileAll(a.kids)
+		if err != nil {
+			return nil, err
+		}
+		n, err := fnIf(c, a, args)
+		if err != nil {
+			return nil, err
+		}
+		return fold(n, args...), nil
 	case opCall:
 		return c.call(a)
 	}

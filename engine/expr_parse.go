@@ -359,7 +359,7 @@ func (p *parser) ternary() (*ast, *ExprError) {
 	if err != nil {
 		return nil, err
 	}
-	return &ast{op: opCond, pos: q.pos, name: "?:", kids: []*ast{c, a, b}}, nil
+	return &ast{op: opCond, pos: q.pos, name: "conditional", kids: []*ast{c, a, b}}, nil
 }
 
 func (p *parser) or() (*ast, *ExprError) {
