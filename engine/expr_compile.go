@@ -794,3 +794,60 @@ func firstField(ns ...*cnode) string {
 	}
 	return ""
 }
+
+// setFn evaluates into *dst, writing only the words the result needs: cheaper
+// than returning a whole Value when filling output records.
+type setFn func(r *Record, dst *Value)
+
+// setf returns the node's evaluator in store-into form.
+func (n *cnode) setf() setFn {
+	if n.isNull {
+		return func(_ *Record, d *Value) { *d = Value{} }
+	}
+	switch {
+	case n.val != nil && (n.dyn || n.kind == KindList || n.plain):
+		f := n.val
+		return func(r *Record, d *Value) { *d = f(r) }
+	case n.kind == KindNumber || n.kind == KindTime || n.kind == KindBool:
+		k := n.kind
+		var f numFn
+		if k == KindBool {
+			b := n.bln
+			f = func(r *Record) (float64, bool) {
+				x, ok := b(r)
+				if x {
+					return 1, ok
+				}
+				return 0, ok
+			}
+		} else {
+			f = n.num
+		}
+		return func(r *Record, d *Value) {
+			x, ok := f(r)
+			if !ok {
+				*d = Value{}
+				return
+			}
+			d.Kind, d.Num = k, x
+			if d.Str != "" || d.List != nil {
+				d.Str, d.List = "", nil
+			}
+		}
+	case n.kind == KindString:
+		f := n.str
+		return func(r *Record, d *Value) {
+			s, ok := f(r)
+			if !ok {
+				*d = Value{}
+				return
+			}
+			d.Kind, d.Num, d.Str = KindString, 0, s
+			if d.List != nil {
+				d.List = nil
+			}
+		}
+	}
+	f := n.valf()
+	return func(r *Record, d *Value) { *d = f(r) }
+}

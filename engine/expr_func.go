@@ -194,6 +194,24 @@ func fnRound(c *compiler, a *ast, args []*cnode) (*cnode, *ExprError) {
 			return math.Round(v), ok
 		}}, nil
 	}
+	if dn := args[1]; dn.isConst && !dn.isNull {
+		// Constant digits, the usual case: compute the scale once.
+		d := math.Trunc(dn.constValue().Num)
+		if d >= 1 && d <= 15 {
+			p := math.Pow(10, d)
+			return &cnode{kind: KindNumber, pos: a.pos, num: func(r *Record) (float64, bool) {
+				v, ok := x(r)
+				if !ok {
+					return 0, false
+				}
+				y := math.Round(v*p) / p
+				if math.IsInf(y, 0) || math.IsNaN(y) {
+					return v, true
+				}
+				return y, true
+			}}, nil
+		}
+	}
 	d := args[1].numf()
 	return &cnode{kind: KindNumber, pos: a.pos, num: func(r *Record) (float64, bool) {
 		v, ok := x(r)

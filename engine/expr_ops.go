@@ -56,7 +56,7 @@ func (o *filterExprOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 // compiledCol is one output column of a projection.
 type compiledCol struct {
 	out int // position in the output record
-	val valFn
+	set setFn
 }
 
 // compileCols compiles named expressions against s. It checks names are set
@@ -127,7 +127,7 @@ func (o *projectOp) Open(in []*Schema) (*Schema, error) {
 			pos = len(fields)
 			fields = append(fields, f)
 		}
-		o.ecols = append(o.ecols, compiledCol{out: pos, val: es[i].val})
+		o.ecols = append(o.ecols, compiledCol{out: pos, set: es[i].node.setf()})
 	}
 	s, err := NewSchema(fields...)
 	if err != nil {
@@ -147,7 +147,7 @@ func (o *projectOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			copy(d.Vals, r.Vals)
 		}
 		for _, c := range o.ecols {
-			d.Vals[c.out] = c.val(r)
+			c.set(r, &d.Vals[c.out])
 		}
 	}
 	ep.Stats.add(len(b.Recs), out.Len())
@@ -168,7 +168,7 @@ func FlatMapExprs(rows [][]NamedExpr) Operator { return &flatMapExprOp{rows: row
 type flatMapExprOp struct {
 	rows [][]NamedExpr
 	s    *Schema
-	vals [][]valFn
+	vals [][]setFn
 }
 
 func (o *flatMapExprOp) Open(in []*Schema) (*Schema, error) {
@@ -179,7 +179,7 @@ func (o *flatMapExprOp) Open(in []*Schema) (*Schema, error) {
 		return nil, errors.New("flatMap: no rows")
 	}
 	var fields []Field
-	o.vals = make([][]valFn, len(o.rows))
+	o.vals = make([][]setFn, len(o.rows))
 	for j, row := range o.rows {
 		es, err := compileCols(row, in[0])
 		if err != nil {
@@ -193,7 +193,7 @@ func (o *flatMapExprOp) Open(in []*Schema) (*Schema, error) {
 		} else if len(row) != len(fields) {
 			return nil, fmt.Errorf("row %d has %d columns, row 1 has %d", j+1, len(row), len(fields))
 		}
-		o.vals[j] = make([]valFn, len(row))
+		o.vals[j] = make([]setFn, len(row))
 		for i, c := range row {
 			if c.Name != fields[i].Name {
 				return nil, fmt.Errorf("row %d: column %d is %q, row 1 has %q", j+1, i+1, c.Name, fields[i].Name)
@@ -205,7 +205,7 @@ func (o *flatMapExprOp) Open(in []*Schema) (*Schema, error) {
 			case k != KindNull && k != fields[i].Kind:
 				return nil, fmt.Errorf("row %d: column %q is %s, an earlier row has %s", j+1, c.Name, k, fields[i].Kind)
 			}
-			o.vals[j][i] = es[i].val
+			o.vals[j][i] = es[i].node.setf()
 		}
 	}
 	s, err := NewSchema(fields...)
@@ -224,7 +224,7 @@ func (o *flatMapExprOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			d := out.Append()
 			d.Time, d.Key, d.Origin = r.Time, r.Key, r.Origin
 			for j, f := range row {
-				d.Vals[j] = f(r)
+				f(r, &d.Vals[j])
 			}
 		}
 	}
