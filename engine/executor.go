@@ -50,7 +50,7 @@ type Executor struct {
 	encBuf []byte
 	// stateArena backs the keys and values of the commit's state changes.
 	stateArena []byte
-	curr   *node
+	curr       *node
 	// draining forces the watermark to EndOfTime (Drain).
 	draining bool
 }

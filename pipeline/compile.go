@@ -163,6 +163,22 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 	switch op := st.ops()[0]; op {
 	case "union":
 		return engine.Union(), nil
+	case "filter":
+		return engine.FilterExpr(st.Filter), nil
+	case "project":
+		return engine.Project(namedExprs(st.Project)), nil
+	case "extend":
+		return engine.Extend(namedExprs(st.Extend)), nil
+	case "flatMap":
+		rows := make([][]engine.NamedExpr, len(st.FlatMap))
+		for i, r := range st.FlatMap {
+			rows[i] = namedExprs(r)
+		}
+		return engine.FlatMapExprs(rows), nil
+	case "keyBy":
+		return engine.KeyBy(st.KeyBy...), nil
+	case "require":
+		return engine.Require(st.Require...), nil
 	case "enrich":
 		return s.enrich(p, st.Enrich)
 	case "reduceByKey":
@@ -217,25 +233,33 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 		n := st.NOfM
 		cfg := engine.NOfMConfig{Rule: rule(n.Rule), Keys: n.Keys, Value: n.Value, N: n.N, M: n.M,
 			Above: n.Above, Below: n.Below}
-		if n.When != "" {
-			m, err := s.predicate(p+".nOfM.when", n.When)
+		if n.When == "" {
+			if err := cfg.Validate(); err != nil {
+				return nil, s.errAt(p+".nOfM", "%v", err)
+			}
+			return engine.NOfM(cfg), nil
+		}
+		// The condition compiles against the step's input schema, known at Open.
+		return engine.Lazy(func(in []*engine.Schema) (engine.Operator, error) {
+			if len(in) != 1 {
+				return nil, fmt.Errorf("nOfM needs one input")
+			}
+			e, err := engine.CompileExpr(n.When, in[0])
 			if err != nil {
+				return nil, fmt.Errorf("when: %w", err)
+			}
+			if e.Kind() != engine.KindBool {
+				return nil, fmt.Errorf("when: expression %q is a %s, want bool", n.When, e.Kind())
+			}
+			cfg.Match = e.EvalBool
+			if err := cfg.Validate(); err != nil {
 				return nil, err
 			}
-			cfg.Match = m
-		}
-		if err := cfg.Validate(); err != nil {
-			return nil, s.errAt(p+".nOfM", "%v", err)
-		}
-		return engine.NOfM(cfg), nil
+			return engine.NOfM(cfg), nil
+		}), nil
 	default:
 		return nil, s.errAt(p, "operator %q is not available in this build", op)
 	}
-}
-
-// predicate is filled in by the expression compiler.
-func (s *Spec) predicate(path, src string) (func(*engine.Record) bool, error) {
-	return nil, s.errAt(path, "expressions are not available in this build")
 }
 
 func defaultStr(s, def string) string {
@@ -289,15 +313,38 @@ func (s *Spec) dstreamWindow(p string, d *DStreamWindow) (engine.Operator, error
 		if inv == nil {
 			return nil, s.errAt(p+".filter", "a filter needs an inverse function")
 		}
-		var filter func(k, v engine.Value) bool
-		if d.Filter != "" {
-			f, err := s.kvPredicate(p+".filter", d.Filter)
+		if d.Filter == "" {
+			return engine.ReduceByKeyAndWindowInv(d.Key, d.Value, fn, inv, nil, d.Size, slide), nil
+		}
+		// The filter sees two fields, key and value, typed like the input's.
+		return engine.Lazy(func(in []*engine.Schema) (engine.Operator, error) {
+			if len(in) != 1 {
+				return nil, fmt.Errorf("reduceByKeyAndWindow needs one input")
+			}
+			ki, err := in[0].Lookup(d.Key)
+			if err != nil {
+				return nil, fmt.Errorf("key: %w", err)
+			}
+			vi, err := in[0].Lookup(d.Value)
+			if err != nil {
+				return nil, fmt.Errorf("value: %w", err)
+			}
+			kv, err := engine.NewSchema(engine.Field{Name: "key", Kind: in[0].Field(ki).Kind},
+				engine.Field{Name: "value", Kind: in[0].Field(vi).Kind})
 			if err != nil {
 				return nil, err
 			}
-			filter = f
-		}
-		return engine.ReduceByKeyAndWindowInv(d.Key, d.Value, fn, inv, filter, d.Size, slide), nil
+			e, err := engine.CompileExpr(d.Filter, kv)
+			if err != nil {
+				return nil, fmt.Errorf("filter: %w", err)
+			}
+			rec := engine.Record{Vals: make([]engine.Value, 2)}
+			filter := func(k, v engine.Value) bool {
+				rec.Vals[0], rec.Vals[1] = k, v
+				return e.EvalBool(&rec)
+			}
+			return engine.ReduceByKeyAndWindowInv(d.Key, d.Value, fn, inv, filter, d.Size, slide), nil
+		}), nil
 	}
 	return nil, s.errAt(p+".op", "unknown op %q", d.Op)
 }
@@ -396,7 +443,13 @@ func yamlValue(v any, k engine.Kind) (engine.Value, error) {
 	}
 }
 
-// kvPredicate is filled in by the expression compiler.
-func (s *Spec) kvPredicate(path, src string) (func(k, v engine.Value) bool, error) {
-	return nil, s.errAt(path, "expressions are not available in this build")
+// namedExprs converts the spec's single-key maps into ordered named expressions.
+func namedExprs(cols []NamedExpr) []engine.NamedExpr {
+	out := make([]engine.NamedExpr, 0, len(cols))
+	for _, c := range cols {
+		for name, e := range c {
+			out = append(out, engine.NamedExpr{Name: name, Expr: e})
+		}
+	}
+	return out
 }
