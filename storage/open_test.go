@@ -70,7 +70,9 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("edged-storage/99")) })
+			b.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("edged-storage/99"))
+			})
 			b.Close()
 		}, "format key"},
 	}
