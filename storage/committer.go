@@ -1,0 +1,202 @@
+package storage
+
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// request is one write waiting for the committer. Log appends (source != "")
+// are merged per source into one frame per transaction; the others carry an
+// apply function run inside the shared transaction and an after function run
+// once it committed.
+type request struct {
+	// log append
+	source string
+	recs   [][]byte
+	keys   [][]byte
+	first  uint64
+	last   uint64
+	drop   int
+
+	apply func(tx *bolt.Tx) error
+	after func()
+	// exclusive requests (Compact) run alone, outside any transaction.
+	exclusive func() error
+
+	err  error
+	done chan error
+}
+
+// submit hands r to the committer and waits for its outcome. ctx bounds only
+// the wait for queue space: once queued, r's slices are in use by the
+// committer until it has committed, so submit waits for that regardless of ctx
+// (a group commit takes at most GroupMaxDelay plus one fsync).
+func (x *DB) submit(r *request) error {
+	r.done = make(chan error, 1)
+	select {
+	case x.reqs <- r:
+	case <-x.closing:
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-x.stopped:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// run is the committer goroutine: it takes the first queued request, gathers
+// more until GroupMaxRecords log records are queued, GroupMaxDelay has passed
+// or (with no delay) the queue is empty, and commits them in one transaction.
+func (x *DB) run() {
+	defer close(x.stopped)
+	var group []*request
+	var timer *time.Timer
+	for {
+		group = group[:0]
+		select {
+		case r := <-x.reqs:
+			group = append(group, r)
+		case <-x.closing:
+			x.drainClosed()
+			return
+		}
+		if group[0].exclusive != nil {
+			x.finish(group, group[0].exclusive())
+			continue
+		}
+		n := len(group[0].recs)
+		var excl *request
+		if x.opt.GroupMaxDelay > 0 {
+			if timer == nil {
+				timer = time.NewTimer(x.opt.GroupMaxDelay)
+			} else {
+				timer.Reset(x.opt.GroupMaxDelay)
+			}
+		gather:
+			for n < x.opt.GroupMaxRecords {
+				select {
+				case r := <-x.reqs:
+					if r.exclusive != nil {
+						excl = r
+						break gather
+					}
+					group = append(group, r)
+					n += len(r.recs)
+				case <-timer.C:
+					break gather
+				case <-x.closing:
+					break gather
+				}
+			}
+			timer.Stop()
+		} else {
+		drain:
+			for n < x.opt.GroupMaxRecords {
+				select {
+				case r := <-x.reqs:
+					if r.exclusive != nil {
+						excl = r
+						break drain
+					}
+					group = append(group, r)
+					n += len(r.recs)
+				default:
+					break drain
+				}
+			}
+		}
+		x.commitGroup(group)
+		if excl != nil {
+			x.finish([]*request{excl}, excl.exclusive())
+		}
+	}
+}
+
+func (x *DB) drainClosed() {
+	for {
+		select {
+		case r := <-x.reqs:
+			r.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+func (x *DB) finish(group []*request, err error) {
+	for _, r := range group {
+		if r.err != nil {
+			r.done <- r.err
+		} else {
+			r.done <- err
+		}
+	}
+}
+
+// commitGroup commits group in one transaction. If that fails, every request
+// is retried in a transaction of its own so that one bad request fails alone.
+func (x *DB) commitGroup(group []*request) {
+	err := x.commitTx(group)
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			r.err = nil
+			x.finish([]*request{r}, x.commitTx([]*request{r}))
+		}
+		return
+	}
+	x.finish(group, err)
+}
+
+func (x *DB) commitTx(group []*request) error {
+	x.arena = x.arena[:0]
+	err := x.bdb.Update(func(tx *bolt.Tx) error {
+		over := false
+		if x.opt.QuotaBytes > 0 {
+			over = x.usedBytes(tx) >= x.opt.QuotaBytes
+			x.quotaHit.Store(over)
+		}
+		for _, r := range group {
+			r.err = nil
+			if r.apply != nil {
+				if err := r.apply(tx); err != nil {
+					return err
+				}
+				continue
+			}
+			if over {
+				r.err = ErrQuotaExceeded
+				continue
+			}
+			x.addLog(r)
+		}
+		return x.writeFrames(tx)
+	})
+	if err != nil {
+		x.abortLogs()
+		return err
+	}
+	x.commits.Add(1)
+	x.commitLogs()
+	for _, r := range group {
+		if r.drop > 0 {
+			x.dedupDropped.Add(uint64(r.drop))
+		}
+		if r.after != nil && r.err == nil {
+			r.after()
+		}
+	}
+	return nil
+}
+
+// usedBytes is the file's high-water mark minus its free pages.
+func (x *DB) usedBytes(tx *bolt.Tx) int64 {
+	return tx.Size() - int64(x.bdb.Stats().FreeAlloc)
+}

@@ -1,0 +1,259 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names; see doc.go, "Bucket layout".
+var (
+	bktMeta      = []byte("meta")
+	bktLog       = []byte("log")
+	bktLogMeta   = []byte("logmeta")
+	bktState     = []byte("state")
+	bktCkpt      = []byte("ckpt")
+	bktSpool     = []byte("spool")
+	bktSpoolMeta = []byte("spoolmeta")
+	bktDLQ       = []byte("dlq")
+	bktDLQMeta   = []byte("dlqmeta")
+
+	allBuckets = [][]byte{bktMeta, bktLog, bktLogMeta, bktState, bktCkpt, bktSpool, bktSpoolMeta, bktDLQ, bktDLQMeta}
+
+	keyFormat     = []byte("format")
+	keyDLQDropped = []byte("dlq.dropped")
+	keyDLQTotal   = []byte("dlq.total")
+)
+
+// formatMagic identifies an edged storage file and its layout version. A file
+// with another value is refused.
+const formatMagic = "edged-storage/1"
+
+// DB is the durable store of one edged node: input logs, operator state,
+// checkpoints, the output spool and dead letters, in one bbolt file. It is safe
+// for concurrent use. Writes go through one committer goroutine that groups
+// them into shared transactions (see doc.go, "Group commit").
+type DB struct {
+	path string
+	opt  Options
+	log  *slog.Logger
+
+	// mu guards bdb against the swap done by Compact and against Close: readers
+	// hold it shared for the length of their read transaction. The committer is
+	// the only writer of bdb and takes it exclusively to swap.
+	mu     sync.RWMutex
+	bdb    *bolt.DB
+	closed bool
+
+	reqs    chan *request
+	closing chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+
+	// Owned by the committer goroutine.
+	logs     map[string]*logSource
+	pending  []*logSource
+	arena    []byte
+	frameBuf []byte
+
+	// Counters, read by Stats.
+	statMu       sync.Mutex
+	logStats     map[string]LogStats
+	commits      atomic.Uint64
+	pageBytes    atomic.Int64 // bbolt page bytes allocated by closed handles (Compact)
+	appended     atomic.Uint64
+	appendedRaw  atomic.Uint64
+	dedupDropped atomic.Uint64
+	quotaHit     atomic.Bool
+}
+
+// Open opens (creating if needed) the database file at path. An existing file
+// that is truncated, corrupted or not an edged database is refused with a
+// *CorruptError naming the file and what to do; Open never replaces it with an
+// empty database.
+func Open(path string, opts Options) (*DB, error) {
+	o := opts.withDefaults()
+	if o.GroupMaxDelay < 0 {
+		return nil, fmt.Errorf("storage: Options.GroupMaxDelay is negative (%v)", o.GroupMaxDelay)
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	x := &DB{path: path, opt: o, log: o.Logger,
+		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
+		logs: map[string]*logSource{}, logStats: map[string]LogStats{}}
+	var err error
+	if x.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true)); err != nil {
+		return nil, fmt.Errorf("storage: zstd encoder: %w", err)
+	}
+	if x.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true)); err != nil {
+		return nil, fmt.Errorf("storage: zstd decoder: %w", err)
+	}
+	if x.bdb, err = x.openBolt(path); err != nil {
+		return nil, err
+	}
+	if err := x.init(); err != nil {
+		x.bdb.Close()
+		return nil, err
+	}
+	go x.run()
+	x.log.Info("storage opened", "path", path, "sources", len(x.logs))
+	return x, nil
+}
+
+func (x *DB) openBolt(path string) (*bolt.DB, error) {
+	bo := &bolt.Options{
+		Timeout:         x.opt.OpenTimeout,
+		NoFreelistSync:  !x.opt.SyncFreelist,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: x.opt.InitialMmapSize,
+		MaxSize:         x.opt.MaxMapBytes,
+		NoSync:          x.opt.Sync == SyncNever,
+	}
+	b, err := bolt.Open(path, 0o600, bo)
+	if err != nil {
+		return nil, boltOpenError(path, err)
+	}
+	return b, nil
+}
+
+// init checks the format key (creating the layout in a new file) and loads the
+// per-source log positions and dedup windows.
+func (x *DB) init() error {
+	return x.bdb.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bktMeta)
+		if meta == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return &CorruptError{Path: x.path, Reason: "bbolt file without an edged meta bucket (not an edged database?)"}
+			}
+			for _, n := range allBuckets {
+				if _, err := tx.CreateBucket(n); err != nil {
+					return fmt.Errorf("storage: %q: create bucket %s: %w", x.path, n, err)
+				}
+			}
+			return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic))
+		}
+		if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(formatMagic)) {
+			return &CorruptError{Path: x.path, Reason: fmt.Sprintf("format key is %q; want %q", f, formatMagic)}
+		}
+		for _, n := range allBuckets {
+			if tx.Bucket(n) == nil {
+				return &CorruptError{Path: x.path, Reason: fmt.Sprintf("bucket %q is missing", n)}
+			}
+		}
+		return tx.Bucket(bktLogMeta).ForEach(func(k, v []byte) error {
+			st, ok := decodeLogMeta(v)
+			if !ok {
+				return &CorruptError{Path: x.path, Reason: fmt.Sprintf("log metadata of source %q is malformed", k)}
+			}
+			src := &logSource{name: string(k), st: st}
+			if x.opt.DedupHorizon > 0 {
+				src.dedup = newDedupWindow(x.opt.DedupHorizon)
+				if err := x.loadDedup(tx, string(k), src.dedup); err != nil {
+					return err
+				}
+			}
+			x.logs[string(k)] = src
+			x.logStats[string(k)] = st
+			return nil
+		})
+	})
+}
+
+// Close stops the committer (pending requests fail with ErrClosed) and closes
+// the file. It is safe to call more than once.
+func (x *DB) Close() error {
+	var err error
+	x.once.Do(func() {
+		close(x.closing)
+		<-x.stopped
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		x.closed = true
+		st := x.bdb.Stats()
+		x.pageBytes.Add(st.TxStats.GetPageAlloc())
+		err = x.bdb.Close()
+		x.zenc.Close()
+		x.zdec.Close()
+	})
+	return err
+}
+
+// Path returns the database file's path.
+func (x *DB) Path() string { return x.path }
+
+// view runs fn in a read transaction.
+func (x *DB) view(fn func(tx *bolt.Tx) error) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.closed {
+		return ErrClosed
+	}
+	return x.bdb.View(fn)
+}
+
+func be64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// compress appends the frame codec byte and body of raw to dst.
+func (x *DB) compress(dst, raw []byte) []byte {
+	start := len(dst)
+	switch x.opt.Compression {
+	case CompressZstd:
+		dst = append(dst, codecZstd)
+		dst = x.zenc.EncodeAll(raw, dst)
+	case CompressS2:
+		dst = append(dst, codecS2)
+		n0, need := len(dst), s2.MaxEncodedLen(len(raw))
+		dst = slices.Grow(dst, need)
+		enc := s2.Encode(dst[n0:n0+need], raw)
+		dst = dst[:n0+len(enc)]
+	}
+	if len(dst) > start && len(dst)-start-1 < len(raw) {
+		return dst
+	}
+	dst = append(dst[:start], codecRaw)
+	return append(dst, raw...)
+}
+
+func (x *DB) decompress(dst, body []byte) ([]byte, error) {
+	if len(body) == 0 {
+		return nil, errors.New("empty frame")
+	}
+	switch body[0] {
+	case codecRaw:
+		return append(dst, body[1:]...), nil
+	case codecZstd:
+		return x.zdec.DecodeAll(body[1:], dst)
+	case codecS2:
+		n, err := s2.DecodedLen(body[1:])
+		if err != nil {
+			return nil, err
+		}
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		return s2.Decode(dst[:n], body[1:])
+	}
+	return nil, fmt.Errorf("unknown frame codec %d", body[0])
+}
+
+const (
+	codecRaw  = 0
+	codecZstd = 1
+	codecS2   = 2
+)

@@ -1,0 +1,145 @@
+package storage
+
+import (
+	"log/slog"
+	"time"
+)
+
+// SyncPolicy says when a write transaction is flushed to the device.
+type SyncPolicy int
+
+const (
+	// SyncAlways fsyncs every write transaction before it is reported committed
+	// (one fsync per group commit). This is the only policy under which a commit
+	// survives power loss.
+	SyncAlways SyncPolicy = iota
+	// SyncNever leaves flushing to the kernel (bbolt NoSync). A process crash
+	// (kill -9) loses nothing, but power loss may lose recent commits or corrupt
+	// the file. For tests and tmpfs only.
+	SyncNever
+)
+
+// Compression selects the codec of input-log frames.
+type Compression int
+
+const (
+	// CompressZstd compresses log frames with zstd (fastest level). A frame is
+	// stored raw when compression would not make it smaller.
+	CompressZstd Compression = iota
+	// CompressS2 compresses log frames with S2 (faster, larger output).
+	CompressS2
+	// CompressNone stores log frames raw.
+	CompressNone
+)
+
+// Options configure a DB. Every zero field takes the value documented on it;
+// DefaultOptions returns the values spelled out.
+type Options struct {
+	// Sync is the fsync policy. Zero is SyncAlways.
+	Sync SyncPolicy
+
+	// GroupMaxRecords caps the number of log records of one group commit: the
+	// committer starts the transaction as soon as this many are queued. Zero means
+	// 4096.
+	GroupMaxRecords int
+
+	// GroupMaxDelay is how long the committer waits for more appends after the
+	// first one of a group before it commits: the knob that trades append (and
+	// MQTT acknowledgement) latency for fewer, larger fsyncs and fewer bytes
+	// written to flash. Zero means commit as soon as the queue is empty (natural
+	// group commit: appends that arrive during an fsync share the next one);
+	// negative is invalid.
+	GroupMaxDelay time.Duration
+
+	// QuotaBytes is the disk quota of the database file in bytes, counted as the
+	// file size minus free pages. When it is reached AppendLog returns
+	// ErrQuotaExceeded; epoch commits, acknowledgements and truncations still
+	// proceed so that the backlog can drain. Zero means no quota.
+	QuotaBytes int64
+
+	// InitialMmapSize is the initial size of the memory map in bytes. Read
+	// transactions block a write transaction that must grow the map, so a larger
+	// map avoids stalls, but on 32-bit ARM the address space is ~2-3 GiB in
+	// total and every byte of the map counts against it: keep it small (a few MiB)
+	// there. Zero means 8 MiB on 64-bit and 1 MiB on 32-bit platforms.
+	InitialMmapSize int
+
+	// MaxMapBytes caps the file (and map) size in bytes; a write that would grow
+	// the file beyond it fails with bbolt's ErrMaxSizeReached. Zero means 1 GiB on
+	// 32-bit platforms (the mmap must fit the address space) and no cap on 64-bit.
+	MaxMapBytes int
+
+	// SyncFreelist writes bbolt's freelist at every commit. Off (zero) sets
+	// bbolt's NoFreelistSync: one page less written per commit (flash wear), paid
+	// for by a scan of the file at open to rebuild the freelist.
+	SyncFreelist bool
+
+	// Compression is the codec of input-log frames. Zero is CompressZstd.
+	Compression Compression
+
+	// DedupHorizon is the number of most recent dedup keys remembered per source
+	// by AppendLogDedup. Zero means 65536; negative disables deduplication.
+	DedupHorizon int
+
+	// MaxDeadLetters bounds the dead-letter store: beyond it the oldest entries
+	// are dropped and counted in Stats.DeadLettersDropped. Zero means 100000.
+	MaxDeadLetters int
+
+	// OpenTimeout is how long Open waits for the file lock held by another
+	// process. Zero means 5 seconds.
+	OpenTimeout time.Duration
+
+	// Logger receives storage events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults for a Raspberry-Pi-class gateway.
+func DefaultOptions() Options {
+	return Options{
+		Sync:            SyncAlways,            // a committed epoch survives power loss
+		GroupMaxRecords: 4096,                  // ~256 KiB of 64-byte records per fsync at most
+		GroupMaxDelay:   20 * time.Millisecond, // bounded ack latency; groups of hundreds at 10k rec/s
+		QuotaBytes:      0,                     // no quota unless the operator sets one
+		InitialMmapSize: defaultMmapSize,       // 8 MiB (64-bit) or 1 MiB (32-bit)
+		MaxMapBytes:     defaultMaxMapBytes,    // 1 GiB on 32-bit, unlimited on 64-bit
+		SyncFreelist:    false,                 // one page less per commit
+		Compression:     CompressZstd,          // see doc.go, "Flash wear"
+		DedupHorizon:    65536,                 // covers an MQTT session's redeliveries
+		MaxDeadLetters:  100000,                // ~tens of MiB of bad payloads at most
+		OpenTimeout:     5 * time.Second,       // another edged holding the file is an error
+		Logger:          nil,                   // discard
+	}
+}
+
+const is32bit = ^uint(0)>>32 == 0
+
+var (
+	defaultMmapSize    = map[bool]int{false: 8 << 20, true: 1 << 20}[is32bit]
+	defaultMaxMapBytes = map[bool]int{false: 0, true: 1 << 30}[is32bit]
+)
+
+// withDefaults returns o with zero fields replaced by their defaults.
+func (o Options) withDefaults() Options {
+	if o.GroupMaxRecords <= 0 {
+		o.GroupMaxRecords = 4096
+	}
+	if o.InitialMmapSize <= 0 {
+		o.InitialMmapSize = defaultMmapSize
+	}
+	if o.MaxMapBytes <= 0 {
+		o.MaxMapBytes = defaultMaxMapBytes
+	}
+	if o.DedupHorizon == 0 {
+		o.DedupHorizon = 65536
+	}
+	if o.MaxDeadLetters <= 0 {
+		o.MaxDeadLetters = 100000
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
