@@ -150,7 +150,10 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 	}
 	p.cp = Checkpoint{Epoch: c.Epoch, Watermark: c.Watermark, Input: in}
 	if m.KeepOutputs {
-		m.outputs = append(m.outputs, c.Outputs...)
+		for _, o := range c.Outputs {
+			o.Data = bytes.Clone(o.Data) // the executor reuses the buffer
+			m.outputs = append(m.outputs, o)
+		}
 	}
 	return nil
 }
