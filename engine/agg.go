@@ -1,0 +1,522 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// AggFunc is an aggregate function. Aggregates are plain accumulator structs
+// updated through a switch on AggFunc, never through an interface per record.
+type AggFunc uint8
+
+// The aggregate functions.
+const (
+	AggCount      AggFunc = iota + 1 // number of rows (or of non-null values of Field)
+	AggSum                           // sum of Field
+	AggMin                           // minimum of Field
+	AggMax                           // maximum of Field
+	AggAvg                           // mean of Field
+	AggFirst                         // first value of Field in input order
+	AggLast                          // last value of Field in input order
+	AggStddev                        // sample standard deviation (Welford), null below 2 values
+	AggStddevPop                     // population standard deviation (Welford)
+	AggPercentile                    // approximate percentile Q of Field (see quantileSketch)
+)
+
+var aggNames = map[string]AggFunc{
+	"count": AggCount, "sum": AggSum, "min": AggMin, "max": AggMax, "avg": AggAvg, "mean": AggAvg,
+	"first": AggFirst, "last": AggLast, "stddev": AggStddev, "stddev_samp": AggStddev,
+	"stddev_pop": AggStddevPop, "percentile": AggPercentile, "approx_percentile": AggPercentile,
+}
+
+// AggSpec is one aggregate of a spec: Func applied to Field, output as As.
+// Field may be empty (or "*") for count, which then counts rows. Q is the
+// quantile (0..1) of percentile.
+type AggSpec struct {
+	Func  string
+	Field string
+	As    string
+	Q     float64
+}
+
+// ParseAgg parses "func(field)", "count()", "count(*)", "percentile(field, 0.95)",
+// "p95(field)" and an optional " as name" suffix. The default output name is
+// func_field (or "count" for count of rows).
+func ParseAgg(s string) (AggSpec, error) {
+	s = strings.TrimSpace(s)
+	var as string
+	if i := strings.LastIndex(strings.ToLower(s), " as "); i >= 0 {
+		as = strings.TrimSpace(s[i+4:])
+		s = strings.TrimSpace(s[:i])
+	}
+	open := strings.IndexByte(s, '(')
+	if open <= 0 || !strings.HasSuffix(s, ")") {
+		return AggSpec{}, fmt.Errorf("aggregate %q: want func(field)", s)
+	}
+	name := strings.ToLower(strings.TrimSpace(s[:open]))
+	args := strings.Split(s[open+1:len(s)-1], ",")
+	spec := AggSpec{Func: name, Field: strings.TrimSpace(args[0])}
+	if len(name) > 1 && name[0] == 'p' && name != "percentile" {
+		if q, err := strconv.ParseFloat(name[1:], 64); err == nil && q > 0 && q < 100 {
+			spec.Func, spec.Q = "percentile", q/100
+		}
+	}
+	if len(args) == 2 {
+		q, err := strconv.ParseFloat(strings.TrimSpace(args[1]), 64)
+		if err != nil || q < 0 || q > 1 {
+			return AggSpec{}, fmt.Errorf("aggregate %q: quantile %q not in [0,1]", s, args[1])
+		}
+		spec.Q = q
+	} else if len(args) > 2 {
+		return AggSpec{}, fmt.Errorf("aggregate %q: too many arguments", s)
+	}
+	if _, ok := aggNames[spec.Func]; !ok {
+		return AggSpec{}, fmt.Errorf("aggregate %q: unknown function %q", s, name)
+	}
+	if spec.Field == "*" {
+		spec.Field = ""
+	}
+	if spec.Field == "" && spec.Func != "count" {
+		return AggSpec{}, fmt.Errorf("aggregate %q: %s needs a field", s, spec.Func)
+	}
+	spec.As = as
+	if spec.As == "" {
+		spec.As = spec.Func
+		if spec.Field != "" {
+			spec.As += "_" + spec.Field
+		}
+	}
+	return spec, nil
+}
+
+// aggPlan is the resolved form of a list of AggSpecs against an input schema.
+type aggPlan struct {
+	fn    []AggFunc
+	field []int // input position, -1 for count of rows
+	q     []float64
+	kinds []Kind // output kinds
+	names []string
+	ext   bool // some aggregate needs per-slot extension storage
+}
+
+func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no aggregates")
+	}
+	p := &aggPlan{}
+	for i, s := range specs {
+		f, ok := aggNames[strings.ToLower(s.Func)]
+		if !ok {
+			return nil, fmt.Errorf("aggregate %d: unknown function %q", i, s.Func)
+		}
+		idx := -1
+		kind := KindNumber
+		if s.Field != "" && s.Field != "*" {
+			j, err := in.Lookup(s.Field)
+			if err != nil {
+				return nil, fmt.Errorf("aggregate %s(%s): %w", s.Func, s.Field, err)
+			}
+			idx = j
+			fk := in.Field(j).Kind
+			switch f {
+			case AggFirst, AggLast:
+				kind = fk
+			case AggMin, AggMax:
+				if fk == KindTime {
+					kind = KindTime
+				}
+				fallthrough
+			case AggSum, AggAvg, AggStddev, AggStddevPop, AggPercentile:
+				if fk != KindNumber && fk != KindTime && fk != KindBool {
+					return nil, fmt.Errorf("aggregate %s(%s): %w: field is %s, want number", s.Func, s.Field, ErrType, fk)
+				}
+			}
+		} else if f != AggCount {
+			return nil, fmt.Errorf("aggregate %s: needs a field", s.Func)
+		}
+		if f == AggPercentile && (s.Q < 0 || s.Q > 1) {
+			return nil, fmt.Errorf("aggregate %s(%s): quantile %v not in [0,1]", s.Func, s.Field, s.Q)
+		}
+		as := s.As
+		if as == "" {
+			as = strings.ToLower(s.Func)
+			if idx >= 0 {
+				as += "_" + s.Field
+			}
+		}
+		p.fn = append(p.fn, f)
+		p.field = append(p.field, idx)
+		p.q = append(p.q, s.Q)
+		p.kinds = append(p.kinds, kind)
+		p.names = append(p.names, as)
+		if f == AggFirst || f == AggLast || f == AggPercentile {
+			p.ext = true
+		}
+	}
+	return p, nil
+}
+
+// acc is the accumulator of one aggregate for one group. Its meaning depends on
+// the function: n counts values; a is the sum, min, max or Welford mean; b is
+// Welford's M2. First/last values and sketches live in the group's extension
+// storage, referenced by ext.
+type acc struct {
+	n    int64
+	a, b float64
+	ext  int32 // index into accExt; -1 when none
+}
+
+// accExt holds the parts of accumulators that do not fit in acc.
+type accExt struct {
+	v  Value
+	sk *quantileSketch
+}
+
+// accStore holds the accumulators of many groups: slot i uses accs[i*w:(i+1)*w].
+type accStore struct {
+	w    int
+	accs []acc
+	ext  []accExt
+}
+
+func (s *accStore) reset() {
+	s.accs = s.accs[:0]
+	clear(s.ext)
+	s.ext = s.ext[:0]
+}
+
+// newSlot appends a zeroed group and returns its slot number.
+func (s *accStore) newSlot(p *aggPlan) int32 {
+	slot := int32(len(s.accs) / s.w)
+	for i := 0; i < s.w; i++ {
+		a := acc{ext: -1}
+		if p.ext {
+			switch p.fn[i] {
+			case AggFirst, AggLast:
+				a.ext = int32(len(s.ext))
+				s.ext = append(s.ext, accExt{})
+			case AggPercentile:
+				a.ext = int32(len(s.ext))
+				s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
+			}
+		}
+		s.accs = append(s.accs, a)
+	}
+	return slot
+}
+
+func (s *accStore) slot(i int32) []acc { return s.accs[int(i)*s.w : int(i+1)*s.w] }
+
+// add folds record r into the accumulators of slot.
+func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
+	accs := st.accs[int(slot)*st.w : int(slot+1)*st.w]
+	for i := range accs {
+		a := &accs[i]
+		f := p.field[i]
+		if f < 0 {
+			a.n++
+			continue
+		}
+		v := r.Vals[f]
+		if v.Kind == KindNull {
+			continue
+		}
+		x := v.Num
+		switch p.fn[i] {
+		case AggCount:
+			a.n++
+		case AggSum, AggAvg:
+			a.n++
+			a.a += x
+		case AggMin:
+			if a.n == 0 || x < a.a {
+				a.a = x
+			}
+			a.n++
+		case AggMax:
+			if a.n == 0 || x > a.a {
+				a.a = x
+			}
+			a.n++
+		case AggFirst:
+			if a.n == 0 {
+				st.ext[a.ext].v = v
+			}
+			a.n++
+		case AggLast:
+			st.ext[a.ext].v = v
+			a.n++
+		case AggStddev, AggStddevPop:
+			a.n++
+			d := x - a.a
+			a.a += d / float64(a.n)
+			a.b += d * (x - a.a)
+		case AggPercentile:
+			a.n++
+			st.ext[a.ext].sk.add(x)
+		}
+	}
+}
+
+// merge folds src (a later partial) into dst (an earlier partial).
+func (p *aggPlan) merge(dst []acc, dext []accExt, src []acc, sext []accExt) {
+	for i := range dst {
+		d, s := &dst[i], &src[i]
+		if s.n == 0 {
+			continue
+		}
+		switch p.fn[i] {
+		case AggCount:
+		case AggSum, AggAvg:
+			d.a += s.a
+		case AggMin:
+			if d.n == 0 || s.a < d.a {
+				d.a = s.a
+			}
+		case AggMax:
+			if d.n == 0 || s.a > d.a {
+				d.a = s.a
+			}
+		case AggFirst:
+			if d.n == 0 {
+				dext[d.ext].v = sext[s.ext].v
+			}
+		case AggLast:
+			dext[d.ext].v = sext[s.ext].v
+		case AggStddev, AggStddevPop:
+			if d.n == 0 {
+				d.a, d.b = s.a, s.b
+			} else {
+				n := float64(d.n + s.n)
+				delta := s.a - d.a
+				d.b += s.b + delta*delta*float64(d.n)*float64(s.n)/n
+				d.a += delta * float64(s.n) / n
+			}
+		case AggPercentile:
+			dext[d.ext].sk.merge(sext[s.ext].sk)
+		}
+		d.n += s.n
+	}
+}
+
+// result returns the value of aggregate i.
+func (p *aggPlan) result(i int, a *acc, ext []accExt) Value {
+	switch p.fn[i] {
+	case AggCount:
+		return Int(a.n)
+	}
+	if a.n == 0 {
+		if p.fn[i] == AggSum {
+			return Number(0)
+		}
+		return Null
+	}
+	switch p.fn[i] {
+	case AggSum:
+		return Number(a.a)
+	case AggMin, AggMax:
+		return Value{Kind: p.kinds[i], Num: a.a}
+	case AggAvg:
+		return Number(a.a / float64(a.n))
+	case AggFirst, AggLast:
+		return ext[a.ext].v
+	case AggStddev:
+		if a.n < 2 {
+			return Null
+		}
+		return Number(math.Sqrt(a.b / float64(a.n-1)))
+	case AggStddevPop:
+		return Number(math.Sqrt(a.b / float64(a.n)))
+	case AggPercentile:
+		return Number(ext[a.ext].sk.quantile(p.q[i]))
+	}
+	return Null
+}
+
+// appendAccs encodes the accumulators of one group for state.
+func (p *aggPlan) appendAccs(dst []byte, accs []acc, ext []accExt) []byte {
+	for i := range accs {
+		a := &accs[i]
+		dst = AppendVarint(dst, a.n)
+		dst = AppendValue(dst, Number(a.a))
+		dst = AppendValue(dst, Number(a.b))
+		switch p.fn[i] {
+		case AggFirst, AggLast:
+			dst = AppendValue(dst, ext[a.ext].v)
+		case AggPercentile:
+			dst = ext[a.ext].sk.appendTo(dst)
+		}
+	}
+	return dst
+}
+
+// readAccs decodes accumulators written by appendAccs into a fresh slot.
+func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
+	accs := st.slot(slot)
+	for i := range accs {
+		a := &accs[i]
+		var err error
+		var v Value
+		if a.n, b, err = ReadVarint(b); err != nil {
+			return nil, err
+		}
+		if v, b, err = ReadValue(b); err != nil {
+			return nil, err
+		}
+		a.a = v.Num
+		if v, b, err = ReadValue(b); err != nil {
+			return nil, err
+		}
+		a.b = v.Num
+		switch p.fn[i] {
+		case AggFirst, AggLast:
+			if v, b, err = ReadValue(b); err != nil {
+				return nil, err
+			}
+			st.ext[a.ext].v = v
+		case AggPercentile:
+			if b, err = st.ext[a.ext].sk.read(b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
+}
+
+// quantileSketch is a small mergeable quantile sketch: a log-bucket histogram
+// (DDSketch-style) with gamma = 1.04, so every value is represented by a bucket
+// whose midpoint is within 2% relative error of it. It keeps at most
+// sketchMaxBuckets buckets; beyond that the lowest-magnitude buckets of the
+// same sign are collapsed, which only degrades the accuracy of the lowest
+// quantiles. Zero has its own bucket.
+type quantileSketch struct {
+	b []sketchBucket // sorted by key
+}
+
+type sketchBucket struct {
+	key int32 // sign * (index+1); 0 is the zero bucket
+	n   uint32
+}
+
+const (
+	sketchGamma      = 1.04
+	sketchMaxBuckets = 256
+)
+
+var sketchLogGamma = math.Log(sketchGamma)
+
+func sketchKey(x float64) int32 {
+	if x == 0 || math.IsNaN(x) {
+		return 0
+	}
+	ax := math.Abs(x)
+	k := int32(math.Ceil(math.Log(ax)/sketchLogGamma)) + 1<<20 // keep positive
+	if k < 1 {
+		k = 1
+	}
+	if x < 0 {
+		return -k
+	}
+	return k
+}
+
+func sketchValue(key int32) float64 {
+	if key == 0 {
+		return 0
+	}
+	k := key
+	if k < 0 {
+		k = -k
+	}
+	i := float64(k - 1<<20)
+	v := 2 * math.Pow(sketchGamma, i) / (1 + sketchGamma) // bucket (g^(i-1), g^i] midpoint in relative terms
+	if key < 0 {
+		return -v
+	}
+	return v
+}
+
+func (s *quantileSketch) addN(key int32, n uint32) {
+	i := sort.Search(len(s.b), func(i int) bool { return s.b[i].key >= key })
+	if i < len(s.b) && s.b[i].key == key {
+		s.b[i].n += n
+		return
+	}
+	s.b = append(s.b, sketchBucket{})
+	copy(s.b[i+1:], s.b[i:])
+	s.b[i] = sketchBucket{key, n}
+	if len(s.b) > sketchMaxBuckets {
+		// collapse the two buckets nearest to zero magnitude on the positive side,
+		// or the negative side if there is no positive pair.
+		j := sort.Search(len(s.b), func(i int) bool { return s.b[i].key > 0 })
+		if j+1 < len(s.b) {
+			s.b[j+1].n += s.b[j].n
+			s.b = append(s.b[:j], s.b[j+1:]...)
+		} else {
+			s.b[len(s.b)-2].n += s.b[len(s.b)-1].n
+			s.b = s.b[:len(s.b)-1]
+		}
+	}
+}
+
+func (s *quantileSketch) add(x float64) { s.addN(sketchKey(x), 1) }
+
+func (s *quantileSketch) merge(o *quantileSketch) {
+	for _, b := range o.b {
+		s.addN(b.key, b.n)
+	}
+}
+
+// quantile returns the approximate q-quantile (nearest rank), NaN when empty.
+func (s *quantileSketch) quantile(q float64) float64 {
+	var total uint64
+	for _, b := range s.b {
+		total += uint64(b.n)
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	if rank < 1 {
+		rank = 1
+	}
+	var c uint64
+	for _, b := range s.b {
+		c += uint64(b.n)
+		if c >= rank {
+			return sketchValue(b.key)
+		}
+	}
+	return sketchValue(s.b[len(s.b)-1].key)
+}
+
+func (s *quantileSketch) appendTo(dst []byte) []byte {
+	dst = AppendVarint(dst, int64(len(s.b)))
+	for _, b := range s.b {
+		dst = AppendVarint(dst, int64(b.key))
+		dst = AppendVarint(dst, int64(b.n))
+	}
+	return dst
+}
+
+func (s *quantileSketch) read(b []byte) ([]byte, error) {
+	n, b, err := ReadVarint(b)
+	if err != nil || n < 0 || n > sketchMaxBuckets {
+		return nil, ErrCorruptState
+	}
+	s.b = s.b[:0]
+	for i := int64(0); i < n; i++ {
+		var k, c int64
+		if k, b, err = ReadVarint(b); err != nil {
+			return nil, err
+		}
+		if c, b, err = ReadVarint(b); err != nil {
+			return nil, err
+		}
+		s.b = append(s.b, sketchBucket{int32(k), uint32(c)})
+	}
+	return b, nil
+}

@@ -1,0 +1,710 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// OutputMode says what a stateful aggregation emits.
+type OutputMode uint8
+
+// Output modes, as in Structured Streaming.
+const (
+	// OutputAppend emits a window (or session, or event-time group) once, when it
+	// is final: its end is <= the watermark (minus the allowed lateness). It is
+	// then evicted.
+	OutputAppend OutputMode = iota
+	// OutputUpdate emits, after every pass, the groups that pass changed, with
+	// their new values. Groups are evicted silently once final.
+	OutputUpdate
+	// OutputComplete emits the whole result table in the last pass of every
+	// epoch (Epoch.Final). It never drops late rows and never evicts.
+	OutputComplete
+)
+
+// ParseOutputMode maps "append", "update" and "complete" to an OutputMode.
+func ParseOutputMode(s string) (OutputMode, error) {
+	switch strings.ToLower(s) {
+	case "", "append":
+		return OutputAppend, nil
+	case "update":
+		return OutputUpdate, nil
+	case "complete":
+		return OutputComplete, nil
+	}
+	return 0, fmt.Errorf("output mode %q: want append, update or complete", s)
+}
+
+// OutputTime is the event time (Record.Time) given to the rows a window
+// aggregation emits, so that a downstream event-time stage can window them again.
+type OutputTime uint8
+
+const (
+	// OutputTimeEndMinus1 sets Record.Time to window_end - 1 ms: the last instant
+	// inside the window (the default; Spark's window_time()).
+	OutputTimeEndMinus1 OutputTime = iota
+	// OutputTimeStart sets Record.Time to window_start.
+	OutputTimeStart
+)
+
+// WindowConfig configures WindowAggregate. Times are milliseconds.
+//
+// The window shape is chosen by the fields set: Count > 0 gives count windows;
+// Gap > 0 or GapFunc gives session windows; otherwise Size > 0 gives tumbling
+// (Slide 0 or Slide == Size) or sliding (Slide < Size, or hopping Slide > Size)
+// event-time windows [start, start+Size) with start ≡ Offset (mod Slide).
+type WindowConfig struct {
+	// Keys are the grouping fields (zero or more), resolved in Open.
+	Keys []string
+	// Aggs are the aggregates; their As names follow the key and window fields
+	// in the output.
+	Aggs []AggSpec
+	// Mode is the output mode (append by default).
+	Mode OutputMode
+
+	Size, Slide, Offset int64
+
+	// Gap is the session gap: an event at ts opens [ts, ts+Gap); sessions of one
+	// key that overlap or touch merge.
+	Gap int64
+	// GapFunc, when set, gives the gap per key (its values in Keys order); rows
+	// whose gap is <= 0 are discarded.
+	GapFunc func(key []Value) int64
+
+	// Count is the size of a count window (records per key); CountSlide its
+	// slide in records (0 = Count, tumbling).
+	Count, CountSlide int64
+
+	// AllowedLateness delays finality by this much beyond the watermark: a
+	// window is final (emitted in append mode, evicted) when end <= Watermark -
+	// AllowedLateness, and a row is late when its window end <= LateBound -
+	// AllowedLateness.
+	AllowedLateness int64
+	// OutputTime sets the Record.Time of emitted rows.
+	OutputTime OutputTime
+
+	// WindowStartName and WindowEndName name the output window fields
+	// ("window_start"/"window_end", or "session_start"/"session_end" for
+	// sessions, by default).
+	WindowStartName, WindowEndName string
+
+	// point makes every distinct event time its own group (GroupByEventTime).
+	point bool
+}
+
+// WindowAggregate returns the keyed event-time window aggregation described by
+// cfg. Its output rows are: the key fields, window_start and window_end (time
+// kind), then the aggregates named by their As. Record.Time of an input row is
+// its event time.
+//
+// Lateness, emission and eviction follow the Epoch contract: a row's
+// contribution to a window is late (dropped, counted in Stats.Late once per
+// window) when the window end <= LateBound; in append mode a window is emitted
+// and evicted when end <= Watermark; in update mode every changed window is
+// emitted at the end of each pass; in complete mode the whole table is emitted
+// when ep.Final, nothing is dropped and nothing is evicted.
+//
+// Sliding windows are pane-sliced: each record updates a single pane of width
+// gcd(Size, Slide), and panes are combined when a window is emitted, so the cost
+// per record does not depend on Size/Slide.
+func WindowAggregate(cfg WindowConfig) Operator {
+	switch {
+	case cfg.Count > 0:
+		return &countWinOp{cfg: cfg}
+	case cfg.Gap > 0 || cfg.GapFunc != nil:
+		return &sessionOp{cfg: cfg}
+	}
+	return &timeWinOp{cfg: cfg}
+}
+
+// GroupByEventTimeConfig configures GroupByEventTime.
+type GroupByEventTimeConfig struct {
+	Keys []string
+	Aggs []AggSpec
+	Mode OutputMode
+	// TimeName names the output event-time field ("ts" by default).
+	TimeName string
+	// AllowedLateness as in WindowConfig.
+	AllowedLateness int64
+}
+
+// GroupByEventTime groups by the raw event time (and Keys): every distinct
+// Record.Time is its own group. Output rows: key fields, the event time (time
+// kind, named TimeName), then the aggregates. A row is late when ts <=
+// LateBound; in append mode a group is emitted and evicted when ts <=
+// Watermark.
+func GroupByEventTime(cfg GroupByEventTimeConfig) Operator {
+	name := cfg.TimeName
+	if name == "" {
+		name = "ts"
+	}
+	return &timeWinOp{cfg: WindowConfig{Keys: cfg.Keys, Aggs: cfg.Aggs, Mode: cfg.Mode,
+		AllowedLateness: cfg.AllowedLateness, WindowStartName: name, point: true, Size: 1}}
+}
+
+// pane holds the partial aggregates of one time slice [start, start+width) for
+// every key that has data in it.
+type pane struct {
+	start   int64
+	idx     []int32 // key id -> slot+1 (0: absent)
+	keys    []int32 // key id per slot
+	st      accStore
+	dirty   []int32 // slots changed since the last SaveState
+	isDirty []bool
+	changed []int32 // slots changed in the current pass (update mode)
+	isChg   []bool
+	stored  bool // some of its entries are in the state store
+}
+
+type timeWinOp struct {
+	cfg     WindowConfig
+	in      *Schema
+	out     *Schema
+	keyIdx  []int
+	plan    *aggPlan
+	dict    *keyDict
+	size    int64
+	slide   int64
+	offset  int64
+	width   int64 // pane width
+	point   bool
+	panes   map[int64]*pane
+	free    []*pane
+	last    *pane
+	emitted int64 // append mode: windows with end <= emitted were emitted
+	metaDty bool
+	deletes [][]byte
+	rows    int
+
+	chgPanes []*pane
+	starts   []int64
+	paneList []int64
+	// scratch for combining panes
+	scr     accStore
+	scrIdx  []int32
+	scrKeys []int32
+	kbuf    []byte
+	vbuf    []byte
+}
+
+func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
+	if err := wantInputs(in, 1); err != nil {
+		return nil, err
+	}
+	c := &o.cfg
+	o.in = in[0]
+	o.point = c.point
+	if o.point {
+		o.size, o.slide, o.width = 0, 1, 1
+	} else {
+		if c.Size <= 0 {
+			return nil, fmt.Errorf("window size %d: must be > 0", c.Size)
+		}
+		o.size, o.slide, o.offset = c.Size, c.Slide, c.Offset
+		if o.slide <= 0 {
+			o.slide = o.size
+		}
+		o.width = gcd(o.size, o.slide)
+		o.offset = ((o.offset % o.slide) + o.slide) % o.slide
+	}
+	if c.AllowedLateness < 0 {
+		return nil, fmt.Errorf("allowed lateness %d: must be >= 0", c.AllowedLateness)
+	}
+	var err error
+	var fields []Field
+	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+		return nil, err
+	}
+	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
+		return nil, err
+	}
+	sn, en := c.WindowStartName, c.WindowEndName
+	if sn == "" {
+		sn = "window_start"
+	}
+	if en == "" {
+		en = "window_end"
+	}
+	fields = append(fields, Field{sn, KindTime})
+	if !o.point {
+		fields = append(fields, Field{en, KindTime})
+	}
+	for i, n := range o.plan.names {
+		fields = append(fields, Field{n, o.plan.kinds[i]})
+	}
+	if o.out, err = NewSchema(fields...); err != nil {
+		return nil, fmt.Errorf("output fields: %w", err)
+	}
+	o.dict = newKeyDict()
+	o.panes = map[int64]*pane{}
+	o.emitted = NoWatermark
+	o.scr.w = len(o.plan.fn)
+	return o.out, nil
+}
+
+func resolveKeys(keys []string, in *Schema) ([]int, []Field, error) {
+	idx := make([]int, len(keys))
+	fields := make([]Field, 0, len(keys)+4)
+	for i, k := range keys {
+		j, err := in.Lookup(k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		idx[i] = j
+		fields = append(fields, in.Field(j))
+	}
+	return idx, fields, nil
+}
+
+// bounds returns the lateness and finality bounds of the pass, shifted by the
+// allowed lateness.
+func lateBounds(ep *Epoch, lateness int64) (late, final int64) {
+	late, final = ep.LateBound, ep.Watermark
+	if late != NoWatermark {
+		late -= lateness
+	}
+	if final != NoWatermark {
+		final -= lateness
+	}
+	return late, final
+}
+
+func (o *timeWinOp) end(start int64) int64 { return start + o.size }
+
+// lastWindowStart returns the start of the last window containing pane ps.
+func (o *timeWinOp) lastWindowStart(ps int64) int64 {
+	if o.point {
+		return ps
+	}
+	return floorDiv(ps-o.offset, o.slide)*o.slide + o.offset
+}
+
+func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
+	b := in[0]
+	late, final := lateBounds(ep, o.cfg.AllowedLateness)
+	complete := o.cfg.Mode == OutputComplete
+	update := o.cfg.Mode == OutputUpdate
+	for i := range b.Recs {
+		r := &b.Recs[i]
+		ts := r.Time
+		var ps int64
+		if o.point {
+			ps = ts
+			if !complete && ts <= late {
+				ep.Stats.Late++
+				continue
+			}
+		} else {
+			ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
+			// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
+			lastStart := o.lastWindowStart(ts)
+			if lastStart+o.size <= ts {
+				continue // in a gap between hopping windows
+			}
+			if !complete && lastStart+o.size <= late {
+				// every window of the row is late
+				n := (lastStart-(ts-o.size)-1)/o.slide + 1
+				ep.Stats.Late += uint64(n)
+				continue
+			}
+			if !complete && o.size != o.slide {
+				firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
+				if firstStart+o.size <= late {
+					ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+				}
+			}
+		}
+		p := o.last
+		if p == nil || p.start != ps {
+			p = o.panes[ps]
+			if p == nil {
+				p = o.newPane(ps)
+			}
+			o.last = p
+		}
+		id := o.dict.lookup(r, o.keyIdx)
+		if int(id) >= len(p.idx) {
+			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+		}
+		s := p.idx[id] - 1
+		if s < 0 {
+			s = p.st.newSlot(o.plan)
+			p.idx[id] = s + 1
+			p.keys = append(p.keys, id)
+			p.isDirty = append(p.isDirty, false)
+			p.isChg = append(p.isChg, false)
+			o.dict.ref(id)
+			o.rows++
+		}
+		o.plan.add(&p.st, s, r)
+		if !p.isDirty[s] {
+			p.isDirty[s] = true
+			p.dirty = append(p.dirty, s)
+		}
+		if update && !p.isChg[s] {
+			if len(p.changed) == 0 {
+				o.chgPanes = append(o.chgPanes, p)
+			}
+			p.isChg[s] = true
+			p.changed = append(p.changed, s)
+		}
+	}
+	n := 0
+	switch o.cfg.Mode {
+	case OutputUpdate:
+		n = o.emitChanged(out, late)
+	case OutputComplete:
+		if ep.Final {
+			n = o.emitAll(out)
+		}
+	}
+	if !complete && final != NoWatermark {
+		if o.cfg.Mode == OutputAppend && final > o.emitted {
+			n += o.emitFinal(out, final)
+			o.emitted = final
+			o.metaDty = true
+		}
+		o.evict(final)
+	}
+	ep.Stats.add(len(b.Recs), n)
+	return nil
+}
+
+func (o *timeWinOp) newPane(ps int64) *pane {
+	var p *pane
+	if k := len(o.free); k > 0 {
+		p = o.free[k-1]
+		o.free = o.free[:k-1]
+	} else {
+		p = &pane{}
+		p.st.w = len(o.plan.fn)
+	}
+	p.start = ps
+	o.panes[ps] = p
+	return p
+}
+
+// windowsOf appends the window starts containing pane ps to dst.
+func (o *timeWinOp) windowsOf(dst []int64, ps int64) []int64 {
+	if o.point {
+		return append(dst, ps)
+	}
+	return WindowStarts(dst, ps, o.size, o.slide, o.offset)
+}
+
+// combine merges the panes of window ws into the scratch store, per key.
+func (o *timeWinOp) combine(ws int64) {
+	o.resetScratch()
+	w := o.width
+	last := ws + o.size - w
+	if o.point {
+		last = ws
+	}
+	for ps := ws; ps <= last; ps += w {
+		p := o.panes[ps]
+		if p == nil {
+			continue
+		}
+		for s, id := range p.keys {
+			if int(id) >= len(o.scrIdx) {
+				o.scrIdx = slices.Grow(o.scrIdx, o.dict.size()-len(o.scrIdx))[:o.dict.size()]
+			}
+			d := o.scrIdx[id] - 1
+			if d < 0 {
+				d = o.scr.newSlot(o.plan)
+				o.scrIdx[id] = d + 1
+				o.scrKeys = append(o.scrKeys, id)
+			}
+			o.plan.merge(o.scr.slot(d), o.scr.ext, p.st.slot(int32(s)), p.st.ext)
+		}
+	}
+}
+
+func (o *timeWinOp) resetScratch() {
+	for _, id := range o.scrKeys {
+		o.scrIdx[id] = 0
+	}
+	o.scrKeys = o.scrKeys[:0]
+	o.scr.reset()
+}
+
+// emitScratch appends one row per key in the scratch store, in key order.
+func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
+	keys := o.scrKeys
+	if len(keys) > 1 {
+		slices.SortFunc(keys, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
+	}
+	for _, id := range keys {
+		o.emitRow(out, ws, id, o.scr.slot(o.scrIdx[id]-1), o.scr.ext)
+	}
+	return len(keys)
+}
+
+func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, accs []acc, ext []accExt) {
+	d := out.Append()
+	kv := o.dict.vals[id]
+	j := copy(d.Vals, kv)
+	d.Vals[j] = Time(ws)
+	j++
+	we := o.end(ws)
+	if !o.point {
+		d.Vals[j] = Time(we)
+		j++
+	}
+	for i := range accs {
+		d.Vals[j+i] = o.plan.result(i, &accs[i], ext)
+	}
+	switch {
+	case o.point:
+		d.Time = ws
+	case o.cfg.OutputTime == OutputTimeStart:
+		d.Time = ws
+	default:
+		d.Time = we - 1
+	}
+}
+
+// sortedPanes returns the pane starts in ascending order.
+func (o *timeWinOp) sortedPanes() []int64 {
+	o.paneList = o.paneList[:0]
+	for ps := range o.panes {
+		o.paneList = append(o.paneList, ps)
+	}
+	slices.Sort(o.paneList)
+	return o.paneList
+}
+
+// candidateWindows returns the sorted distinct window starts that hold data.
+func (o *timeWinOp) candidateWindows(from, to int64) []int64 {
+	o.starts = o.starts[:0]
+	for _, ps := range o.sortedPanes() {
+		o.starts = o.windowsOf(o.starts, ps)
+	}
+	slices.Sort(o.starts)
+	o.starts = slices.Compact(o.starts)
+	n := 0
+	for _, s := range o.starts {
+		if e := o.end(s); e > from && e <= to {
+			o.starts[n] = s
+			n++
+		}
+	}
+	o.starts = o.starts[:n]
+	return o.starts
+}
+
+func (o *timeWinOp) emitFinal(out *Batch, final int64) int {
+	n := 0
+	for _, ws := range slices.Clone(o.candidateWindows(o.emitted, final)) {
+		o.combine(ws)
+		n += o.emitScratch(out, ws)
+	}
+	return n
+}
+
+func (o *timeWinOp) emitAll(out *Batch) int {
+	n := 0
+	for _, ws := range slices.Clone(o.candidateWindows(NoWatermark, 1<<62)) {
+		o.combine(ws)
+		n += o.emitScratch(out, ws)
+	}
+	return n
+}
+
+type winKey struct {
+	start int64
+	id    int32
+}
+
+// emitChanged emits, for update mode, every (window, key) whose panes changed
+// in this pass and whose window is not late.
+func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
+	if len(o.chgPanes) == 0 {
+		return 0
+	}
+	var set []winKey
+	var ws []int64
+	for _, p := range o.chgPanes {
+		ws = o.windowsOf(ws[:0], p.start)
+		for _, s := range p.changed {
+			id := p.keys[s]
+			for _, w := range ws {
+				if late == NoWatermark || o.end(w) > late {
+					set = append(set, winKey{w, id})
+				}
+			}
+			p.isChg[s] = false
+		}
+		p.changed = p.changed[:0]
+	}
+	o.chgPanes = o.chgPanes[:0]
+	slices.SortFunc(set, func(a, b winKey) int {
+		if a.start != b.start {
+			return cmpInt64(a.start, b.start)
+		}
+		return strings.Compare(o.dict.enc[a.id], o.dict.enc[b.id])
+	})
+	set = slices.Compact(set)
+	for _, k := range set {
+		o.resetScratch()
+		d := o.scr.newSlot(o.plan)
+		last := k.start + o.size - o.width
+		if o.point {
+			last = k.start
+		}
+		for ps := k.start; ps <= last; ps += o.width {
+			p := o.panes[ps]
+			if p == nil || int(k.id) >= len(p.idx) || p.idx[k.id] == 0 {
+				continue
+			}
+			o.plan.merge(o.scr.slot(d), o.scr.ext, p.st.slot(p.idx[k.id]-1), p.st.ext)
+		}
+		o.emitRow(out, k.start, k.id, o.scr.slot(d), o.scr.ext)
+	}
+	o.scr.reset()
+	return len(set)
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// evict removes the panes all of whose windows are final.
+func (o *timeWinOp) evict(final int64) {
+	for ps, p := range o.panes {
+		if o.end(o.lastWindowStart(ps)) > final {
+			continue
+		}
+		for _, id := range p.keys {
+			if p.stored {
+				o.deletes = append(o.deletes, o.stateKey(nil, ps, id))
+			}
+			p.idx[id] = 0
+			o.dict.release(id)
+		}
+		o.rows -= len(p.keys)
+		delete(o.panes, ps)
+		if o.last == p {
+			o.last = nil
+		}
+		if len(p.changed) > 0 {
+			for _, s := range p.changed {
+				p.isChg[s] = false
+			}
+			o.chgPanes = slices.DeleteFunc(o.chgPanes, func(q *pane) bool { return q == p })
+		}
+		p.keys, p.dirty, p.isDirty, p.changed, p.isChg = p.keys[:0], p.dirty[:0], p.isDirty[:0], p.changed[:0], p.isChg[:0]
+		p.st.reset()
+		p.stored = false
+		o.free = append(o.free, p)
+	}
+}
+
+func (o *timeWinOp) stateKey(dst []byte, ps int64, id int32) []byte {
+	dst = append(dst, 'p')
+	dst = appendTimeKey(dst, ps)
+	return append(dst, o.dict.enc[id]...)
+}
+
+// SaveState implements Stateful: one entry per (pane, key) changed since the
+// last call, deletes for evicted ones, and the append-mode emission mark.
+func (o *timeWinOp) SaveState(w *StateWriter) error {
+	for _, k := range o.deletes {
+		w.Delete(k)
+	}
+	o.deletes = o.deletes[:0]
+	for _, p := range o.panes {
+		if len(p.dirty) == 0 {
+			continue
+		}
+		for _, s := range p.dirty {
+			o.kbuf = o.stateKey(o.kbuf[:0], p.start, p.keys[s])
+			o.vbuf = o.plan.appendAccs(o.vbuf[:0], p.st.slot(s), p.st.ext)
+			w.Put(o.kbuf, o.vbuf)
+			p.isDirty[s] = false
+		}
+		p.dirty = p.dirty[:0]
+		p.stored = true
+	}
+	if o.metaDty {
+		o.vbuf = AppendVarint(o.vbuf[:0], o.emitted)
+		w.Put([]byte{'m'}, o.vbuf)
+		o.metaDty = false
+	}
+	return nil
+}
+
+// LoadState implements Stateful.
+func (o *timeWinOp) LoadState(key, val []byte) error {
+	if len(key) == 1 && key[0] == 'm' {
+		v, _, err := ReadVarint(val)
+		o.emitted = v
+		return err
+	}
+	if len(key) < 9 || key[0] != 'p' {
+		return ErrCorruptState
+	}
+	ps, rest, err := readTimeKey(key[1:])
+	if err != nil {
+		return err
+	}
+	id, err := o.dict.insertEncoded(rest, len(o.keyIdx))
+	if err != nil {
+		return err
+	}
+	p := o.panes[ps]
+	if p == nil {
+		p = o.newPane(ps)
+	}
+	p.stored = true
+	if int(id) >= len(p.idx) {
+		p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+	}
+	if p.idx[id] != 0 {
+		return ErrCorruptState
+	}
+	s := p.st.newSlot(o.plan)
+	p.idx[id] = s + 1
+	p.keys = append(p.keys, id)
+	p.isDirty = append(p.isDirty, false)
+	p.isChg = append(p.isChg, false)
+	o.dict.ref(id)
+	o.rows++
+	_, err = o.plan.readAccs(val, &p.st, s)
+	return err
+}
+
+// StateRows implements Stateful: the number of live (pane, key) partial
+// aggregates. For tumbling windows and event-time groups that is the number of
+// open (window, key) groups.
+func (o *timeWinOp) StateRows() int { return o.rows }
+
+// QuerySchema implements Queryable: the output schema (open windows with their
+// current partial values).
+func (o *timeWinOp) QuerySchema() *Schema { return o.out }
+
+// QueryState implements Queryable: one row per open (window, key), windows in
+// ascending order.
+func (o *timeWinOp) QueryState(fn func(r *Record) bool) {
+	b := NewBatch(o.out)
+	for _, ws := range slices.Clone(o.candidateWindows(NoWatermark, 1<<62)) {
+		if o.cfg.Mode == OutputAppend && o.end(ws) <= o.emitted {
+			continue
+		}
+		b.Reset(o.out)
+		o.combine(ws)
+		o.emitScratch(b, ws)
+		for i := range b.Recs {
+			if !fn(&b.Recs[i]) {
+				return
+			}
+		}
+	}
+}
