@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sort"
@@ -336,14 +337,23 @@ func (p *aggPlan) result(i int, a *acc, ext []accExt) Value {
 	return Null
 }
 
-// appendAccs encodes the accumulators of one group for state.
+// appendAccs encodes the accumulators of one group for state: per aggregate
+// the count, then (when non-zero and the function keeps one) the raw float64
+// of a, of b for stddev, and the first/last value or the sketch.
 func (p *aggPlan) appendAccs(dst []byte, accs []acc, ext []accExt) []byte {
 	for i := range accs {
 		a := &accs[i]
-		dst = AppendVarint(dst, a.n)
-		dst = AppendValue(dst, Number(a.a))
-		dst = AppendValue(dst, Number(a.b))
+		dst = binary.AppendVarint(dst, a.n)
+		if a.n == 0 {
+			continue
+		}
 		switch p.fn[i] {
+		case AggCount:
+		case AggSum, AggAvg, AggMin, AggMax:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
+		case AggStddev, AggStddevPop:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.b))
 		case AggFirst, AggLast:
 			dst = AppendValue(dst, ext[a.ext].v)
 		case AggPercentile:
@@ -353,26 +363,40 @@ func (p *aggPlan) appendAccs(dst []byte, accs []acc, ext []accExt) []byte {
 	return dst
 }
 
+func readF64(b []byte) (float64, []byte, error) {
+	if len(b) < 8 {
+		return 0, nil, ErrCorruptState
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
+}
+
 // readAccs decodes accumulators written by appendAccs into a fresh slot.
 func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 	accs := st.slot(slot)
 	for i := range accs {
 		a := &accs[i]
 		var err error
-		var v Value
 		if a.n, b, err = ReadVarint(b); err != nil {
 			return nil, err
 		}
-		if v, b, err = ReadValue(b); err != nil {
-			return nil, err
+		if a.n == 0 {
+			continue
 		}
-		a.a = v.Num
-		if v, b, err = ReadValue(b); err != nil {
-			return nil, err
-		}
-		a.b = v.Num
 		switch p.fn[i] {
+		case AggCount:
+		case AggSum, AggAvg, AggMin, AggMax:
+			if a.a, b, err = readF64(b); err != nil {
+				return nil, err
+			}
+		case AggStddev, AggStddevPop:
+			if a.a, b, err = readF64(b); err != nil {
+				return nil, err
+			}
+			if a.b, b, err = readF64(b); err != nil {
+				return nil, err
+			}
 		case AggFirst, AggLast:
+			var v Value
 			if v, b, err = ReadValue(b); err != nil {
 				return nil, err
 			}

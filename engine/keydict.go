@@ -15,6 +15,8 @@ type keyDict struct {
 	refs []int32
 	free []int32
 	buf  []byte
+	// unused counts interned ids with no reference.
+	unused int
 }
 
 func newKeyDict() *keyDict { return &keyDict{idx: map[string]int32{}} }
@@ -85,22 +87,44 @@ func (d *keyDict) insert(enc string, vals []Value) int32 {
 		d.refs = append(d.refs, 0)
 	}
 	d.idx[enc] = id
+	d.unused++
 	return id
 }
 
 // size returns the number of ids ever handed out (an upper bound on ids).
 func (d *keyDict) size() int { return len(d.enc) }
 
-func (d *keyDict) ref(id int32) { d.refs[id]++ }
+func (d *keyDict) ref(id int32) {
+	if d.refs[id] == 0 {
+		d.unused--
+	}
+	d.refs[id]++
+}
 
-// release drops a reference; the id is recycled when none remain.
+// release drops a reference. Unreferenced keys stay interned (a key that
+// comes back in the next window costs no allocation) until they outnumber the
+// live ones, when sweep recycles them.
 func (d *keyDict) release(id int32) {
 	d.refs[id]--
-	if d.refs[id] <= 0 {
-		delete(d.idx, d.enc[id])
-		d.enc[id], d.vals[id] = "", nil
-		d.free = append(d.free, id)
+	if d.refs[id] == 0 {
+		d.unused++
 	}
+}
+
+// sweep recycles unreferenced ids when they are more than half of the
+// dictionary (amortized O(1) per release).
+func (d *keyDict) sweep() {
+	if d.unused < 1024 || d.unused*2 < len(d.idx) {
+		return
+	}
+	for id, r := range d.refs {
+		if r == 0 && d.vals[id] != nil {
+			delete(d.idx, d.enc[id])
+			d.enc[id], d.vals[id] = "", nil
+			d.free = append(d.free, int32(id))
+		}
+	}
+	d.unused = 0
 }
 
 // appendTimeKey encodes t so that byte order is time order.

@@ -118,19 +118,11 @@ func (o *sessionOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			gap = o.cfg.GapFunc(o.dict.vals[id])
 		}
 		if gap <= 0 {
-			if int(id) >= len(o.keys) || o.keys[id] == nil {
-				o.dict.ref(id) // let the unused id be recycled
-				o.dict.release(id)
-			}
 			continue
 		}
 		ts, end := r.Time, r.Time+gap
 		if !complete && late != NoWatermark && end <= late {
 			ep.Stats.Late++
-			if int(id) >= len(o.keys) || o.keys[id] == nil {
-				o.dict.ref(id)
-				o.dict.release(id)
-			}
 			continue
 		}
 		k := o.keyState(id)
@@ -295,6 +287,7 @@ func (o *sessionOp) SaveState(w *StateWriter) error {
 		w.Put(o.kbuf, v)
 	}
 	o.dirty = o.dirty[:0]
+	o.dict.sweep()
 	return nil
 }
 

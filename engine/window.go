@@ -150,8 +150,8 @@ type pane struct {
 	idx     []int32 // key id -> slot+1 (0: absent)
 	keys    []int32 // key id per slot
 	st      accStore
-	dirty   []int32 // slots changed since the last SaveState
-	isDirty []bool
+	dirty   []int32 // state buckets (slot/paneBucket) changed since the last SaveState
+	isDirty []bool  // per bucket
 	changed []int32 // slots changed in the current pass (update mode)
 	isChg   []bool
 	stored  bool // some of its entries are in the state store
@@ -172,7 +172,7 @@ type timeWinOp struct {
 	panes   map[int64]*pane
 	free    []*pane
 	last    *pane
-	emitted int64 // append mode: windows with end <= emitted were emitted
+	emitted int64 // windows with end <= emitted are final (emitted in append mode)
 	metaDty bool
 	deletes [][]byte
 	rows    int
@@ -332,15 +332,17 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			s = p.st.newSlot(o.plan)
 			p.idx[id] = s + 1
 			p.keys = append(p.keys, id)
-			p.isDirty = append(p.isDirty, false)
 			p.isChg = append(p.isChg, false)
+			if int(s/paneBucket) >= len(p.isDirty) {
+				p.isDirty = append(p.isDirty, false)
+			}
 			o.dict.ref(id)
 			o.rows++
 		}
 		o.plan.add(&p.st, s, r)
-		if !p.isDirty[s] {
-			p.isDirty[s] = true
-			p.dirty = append(p.dirty, s)
+		if bk := s / paneBucket; !p.isDirty[bk] {
+			p.isDirty[bk] = true
+			p.dirty = append(p.dirty, bk)
 		}
 		if update && !p.isChg[s] {
 			if len(p.changed) == 0 {
@@ -360,8 +362,10 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		}
 	}
 	if !complete && final != NoWatermark {
-		if o.cfg.Mode == OutputAppend && final > o.emitted {
-			n += o.emitFinal(out, final)
+		if final > o.emitted {
+			if o.cfg.Mode == OutputAppend {
+				n += o.emitFinal(out, final)
+			}
 			o.emitted = final
 			o.metaDty = true
 		}
@@ -582,10 +586,12 @@ func (o *timeWinOp) evict(final int64) {
 		if o.end(o.lastWindowStart(ps)) > final {
 			continue
 		}
-		for _, id := range p.keys {
-			if p.stored {
-				o.deletes = append(o.deletes, o.stateKey(nil, ps, id))
+		if p.stored {
+			for bk := 0; bk < len(p.isDirty); bk++ {
+				o.deletes = append(o.deletes, o.stateKey(nil, ps, int32(bk)))
 			}
+		}
+		for _, id := range p.keys {
 			p.idx[id] = 0
 			o.dict.release(id)
 		}
@@ -605,12 +611,19 @@ func (o *timeWinOp) evict(final int64) {
 		p.stored = false
 		o.free = append(o.free, p)
 	}
+	o.dict.sweep()
 }
 
-func (o *timeWinOp) stateKey(dst []byte, ps int64, id int32) []byte {
+// paneBucket is the number of slots of a pane stored in one state entry. A
+// bucket is rewritten whole when any of its slots changed: with many keys
+// changing per epoch this costs far fewer entries (and allocations) than one
+// entry per key, for a bounded write amplification.
+const paneBucket = 32
+
+func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32) []byte {
 	dst = append(dst, 'p')
 	dst = appendTimeKey(dst, ps)
-	return append(dst, o.dict.enc[id]...)
+	return AppendVarint(dst, int64(bucket))
 }
 
 // SaveState implements Stateful: one entry per (pane, key) changed since the
@@ -624,11 +637,20 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 		if len(p.dirty) == 0 {
 			continue
 		}
-		for _, s := range p.dirty {
-			o.kbuf = o.stateKey(o.kbuf[:0], p.start, p.keys[s])
-			o.vbuf = o.plan.appendAccs(o.vbuf[:0], p.st.slot(s), p.st.ext)
-			w.Put(o.kbuf, o.vbuf)
-			p.isDirty[s] = false
+		for _, bk := range p.dirty {
+			o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk)
+			lo := bk * paneBucket
+			hi := min(lo+paneBucket, int32(len(p.keys)))
+			v := AppendVarint(o.vbuf[:0], int64(hi-lo))
+			for s := lo; s < hi; s++ {
+				enc := o.dict.enc[p.keys[s]]
+				v = AppendVarint(v, int64(len(enc)))
+				v = append(v, enc...)
+				v = o.plan.appendAccs(v, p.st.slot(s), p.st.ext)
+			}
+			o.vbuf = v
+			w.Put(o.kbuf, v)
+			p.isDirty[bk] = false
 		}
 		p.dirty = p.dirty[:0]
 		p.stored = true
@@ -655,7 +677,7 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 	if err != nil {
 		return err
 	}
-	id, err := o.dict.insertEncoded(rest, len(o.keyIdx))
+	bk, _, err := ReadVarint(rest)
 	if err != nil {
 		return err
 	}
@@ -664,27 +686,68 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 		p = o.newPane(ps)
 	}
 	p.stored = true
-	if int(id) >= len(p.idx) {
-		p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+	if int64(len(p.keys)) != bk*paneBucket {
+		return ErrCorruptState // buckets arrive in key order, each full but the last
 	}
-	if p.idx[id] != 0 {
+	n, b, err := ReadVarint(val)
+	if err != nil || n < 0 || n > paneBucket {
 		return ErrCorruptState
 	}
-	s := p.st.newSlot(o.plan)
-	p.idx[id] = s + 1
-	p.keys = append(p.keys, id)
-	p.isDirty = append(p.isDirty, false)
-	p.isChg = append(p.isChg, false)
-	o.dict.ref(id)
-	o.rows++
-	_, err = o.plan.readAccs(val, &p.st, s)
-	return err
+	for i := int64(0); i < n; i++ {
+		var l int64
+		if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
+			return ErrCorruptState
+		}
+		id, err := o.dict.insertEncoded(b[:l], len(o.keyIdx))
+		if err != nil {
+			return err
+		}
+		b = b[l:]
+		if int(id) >= len(p.idx) {
+			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+		}
+		if p.idx[id] != 0 {
+			return ErrCorruptState
+		}
+		s := p.st.newSlot(o.plan)
+		p.idx[id] = s + 1
+		p.keys = append(p.keys, id)
+		p.isChg = append(p.isChg, false)
+		if int(s/paneBucket) >= len(p.isDirty) {
+			p.isDirty = append(p.isDirty, false)
+		}
+		o.dict.ref(id)
+		o.rows++
+		if b, err = o.plan.readAccs(b, &p.st, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// StateRows implements Stateful: the number of live (pane, key) partial
-// aggregates. For tumbling windows and event-time groups that is the number of
-// open (window, key) groups.
-func (o *timeWinOp) StateRows() int { return o.rows }
+// StateRows implements Stateful: the number of open (window, key) groups. For
+// tumbling windows and event-time groups that is the number of live (pane,
+// key) partials; for sliding windows it is computed from the panes (a scan, for
+// metrics and tests).
+func (o *timeWinOp) StateRows() int {
+	if o.point || o.size == o.slide {
+		return o.rows
+	}
+	open := map[winKey]struct{}{}
+	var ws []int64
+	for ps, p := range o.panes {
+		ws = o.windowsOf(ws[:0], ps)
+		for _, w := range ws {
+			if o.cfg.Mode != OutputComplete && o.end(w) <= o.emitted {
+				continue
+			}
+			for _, id := range p.keys {
+				open[winKey{w, id}] = struct{}{}
+			}
+		}
+	}
+	return len(open)
+}
 
 // QuerySchema implements Queryable: the output schema (open windows with their
 // current partial values).
@@ -695,7 +758,7 @@ func (o *timeWinOp) QuerySchema() *Schema { return o.out }
 func (o *timeWinOp) QueryState(fn func(r *Record) bool) {
 	b := NewBatch(o.out)
 	for _, ws := range slices.Clone(o.candidateWindows(NoWatermark, 1<<62)) {
-		if o.cfg.Mode == OutputAppend && o.end(ws) <= o.emitted {
+		if o.cfg.Mode != OutputComplete && o.end(ws) <= o.emitted {
 			continue
 		}
 		b.Reset(o.out)
