@@ -177,6 +177,7 @@ type timeWinOp struct {
 	deletes [][]byte
 	rows    int
 
+	sl       slider
 	chgPanes []*pane
 	starts   []int64
 	paneList []int64
@@ -322,6 +323,9 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				p = o.newPane(ps)
 			}
 			o.last = p
+			if o.sl.valid && ps >= o.sl.lo && ps < o.sl.hi {
+				o.sl.valid = false // an included pane changed
+			}
 		}
 		id := o.dict.lookup(r, o.keyIdx)
 		if int(id) >= len(p.idx) {
@@ -499,19 +503,35 @@ func (o *timeWinOp) candidateWindows(from, to int64) []int64 {
 }
 
 func (o *timeWinOp) emitFinal(out *Batch, final int64) int {
-	n := 0
-	for _, ws := range slices.Clone(o.candidateWindows(o.emitted, final)) {
-		o.combine(ws)
-		n += o.emitScratch(out, ws)
-	}
-	return n
+	return o.emitWindows(out, o.candidateWindows(o.emitted, final))
 }
 
 func (o *timeWinOp) emitAll(out *Batch) int {
+	return o.emitWindows(out, o.candidateWindows(NoWatermark, 1<<62))
+}
+
+// emitWindows emits the given windows (ascending): tumbling windows and
+// event-time groups straight from their pane (rows in slot order, which is
+// first-arrival order and survives a restore), sliding windows through the
+// slider.
+func (o *timeWinOp) emitWindows(out *Batch, starts []int64) int {
 	n := 0
-	for _, ws := range slices.Clone(o.candidateWindows(NoWatermark, 1<<62)) {
-		o.combine(ws)
-		n += o.emitScratch(out, ws)
+	if o.point || o.size == o.slide {
+		for _, ws := range starts {
+			p := o.panes[ws]
+			if p == nil {
+				continue
+			}
+			for s, id := range p.keys {
+				o.emitRow(out, ws, id, p.st.slot(int32(s)), p.st.ext)
+			}
+			n += len(p.keys)
+		}
+		return n
+	}
+	for _, ws := range starts {
+		o.sl.moveTo(o, ws)
+		n += o.sl.emit(o, out, ws)
 	}
 	return n
 }
@@ -582,9 +602,23 @@ func cmpInt64(a, b int64) int {
 
 // evict removes the panes all of whose windows are final.
 func (o *timeWinOp) evict(final int64) {
-	for ps, p := range o.panes {
-		if o.end(o.lastWindowStart(ps)) > final {
-			continue
+	gone := o.paneList[:0]
+	for ps := range o.panes {
+		if o.end(o.lastWindowStart(ps)) <= final {
+			gone = append(gone, ps)
+		}
+	}
+	slices.Sort(gone)
+	for _, ps := range gone {
+		p := o.panes[ps]
+		if o.sl.valid && ps >= o.sl.lo {
+			if ps < o.sl.hi {
+				o.sl.subPane(o, p)
+				o.sl.lo = ps + o.width
+				o.sl.refresh(o)
+			} else {
+				o.sl.valid = false
+			}
 		}
 		if p.stored {
 			for bk := 0; bk < len(p.isDirty); bk++ {
@@ -611,6 +645,7 @@ func (o *timeWinOp) evict(final int64) {
 		p.stored = false
 		o.free = append(o.free, p)
 	}
+	o.paneList = gone[:0]
 	o.dict.sweep()
 }
 
