@@ -58,7 +58,7 @@ func (o *aggOp) Open(in []*Schema) (*Schema, error) {
 	if o.out, err = NewSchema(fields...); err != nil {
 		return nil, fmt.Errorf("output fields: %w", err)
 	}
-	o.dict = newKeyDict()
+	o.dict = newKeyDictFor(in[0], o.keyIdx)
 	o.st.w = len(o.plan.fn)
 	return o.out, nil
 }

@@ -75,7 +75,7 @@ func (o *countWinOp) Open(in []*Schema) (*Schema, error) {
 	if o.out, err = NewSchema(fields...); err != nil {
 		return nil, fmt.Errorf("output fields: %w", err)
 	}
-	o.dict = newKeyDict()
+	o.dict = newKeyDictFor(in[0], o.keyIdx)
 	o.scr.w = len(o.plan.fn)
 	return o.out, nil
 }

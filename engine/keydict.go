@@ -17,9 +17,25 @@ type keyDict struct {
 	buf  []byte
 	// unused counts interned ids with no reference.
 	unused int
+	// gen counts sweeps; used[id] is the gen at which id was last referenced.
+	gen  uint32
+	used []uint32
+	// str is the fast path for a single string key field: raw string -> id.
+	str     map[string]int32
+	strOnly bool
 }
 
 func newKeyDict() *keyDict { return &keyDict{idx: map[string]int32{}} }
+
+// newKeyDictFor returns a dictionary for keys over fields of s, with the fast
+// path (lookup by the raw string, no encoding) for a single string field.
+func newKeyDictFor(s *Schema, fields []int) *keyDict {
+	d := newKeyDict()
+	if len(fields) == 1 && s.Field(fields[0]).Kind == KindString {
+		d.strOnly, d.str = true, map[string]int32{}
+	}
+	return d
+}
 
 // appendKeyValue encodes v for a grouping key (AppendValue with -0 folded to 0).
 func appendKeyValue(dst []byte, v Value) []byte {
@@ -44,6 +60,14 @@ func (d *keyDict) encode(r *Record, fields []int) []byte {
 
 // lookup returns the id of r's key, interning it (without a reference) if new.
 func (d *keyDict) lookup(r *Record, fields []int) int32 {
+	if d.strOnly {
+		v := r.Vals[fields[0]]
+		if v.Kind == KindString {
+			if id, ok := d.str[v.Str]; ok {
+				return id
+			}
+		}
+	}
 	b := d.encode(r, fields)
 	if id, ok := d.idx[string(b)]; ok {
 		return id
@@ -79,14 +103,18 @@ func (d *keyDict) insert(enc string, vals []Value) int32 {
 	if n := len(d.free); n > 0 {
 		id = d.free[n-1]
 		d.free = d.free[:n-1]
-		d.enc[id], d.vals[id], d.refs[id] = enc, vals, 0
+		d.enc[id], d.vals[id], d.refs[id], d.used[id] = enc, vals, 0, d.gen
 	} else {
 		id = int32(len(d.enc))
 		d.enc = append(d.enc, enc)
 		d.vals = append(d.vals, vals)
 		d.refs = append(d.refs, 0)
+		d.used = append(d.used, d.gen)
 	}
 	d.idx[enc] = id
+	if d.strOnly && len(vals) == 1 && vals[0].Kind == KindString {
+		d.str[vals[0].Str] = id
+	}
 	d.unused++
 	return id
 }
@@ -99,6 +127,7 @@ func (d *keyDict) ref(id int32) {
 		d.unused--
 	}
 	d.refs[id]++
+	d.used[id] = d.gen
 }
 
 // release drops a reference. Unreferenced keys stay interned (a key that
@@ -111,20 +140,29 @@ func (d *keyDict) release(id int32) {
 	}
 }
 
-// sweep recycles unreferenced ids when they are more than half of the
-// dictionary (amortized O(1) per release).
+// sweep recycles the ids that have had no reference for two sweeps, when
+// unreferenced ids are at least half of the dictionary (amortized O(1) per
+// release). Keys that come back in the next window are thus kept.
 func (d *keyDict) sweep() {
 	if d.unused < 1024 || d.unused*2 < len(d.idx) {
 		return
 	}
+	d.gen++
 	for id, r := range d.refs {
-		if r == 0 && d.vals[id] != nil {
+		if r > 0 {
+			d.used[id] = d.gen
+			continue
+		}
+		if d.vals[id] != nil && d.gen-d.used[id] > 2 {
 			delete(d.idx, d.enc[id])
+			if d.strOnly && len(d.vals[id]) == 1 {
+				delete(d.str, d.vals[id][0].Str)
+			}
 			d.enc[id], d.vals[id] = "", nil
 			d.free = append(d.free, int32(id))
+			d.unused--
 		}
 	}
-	d.unused = 0
 }
 
 // appendTimeKey encodes t so that byte order is time order.

@@ -72,7 +72,7 @@ func (o *sessionOp) Open(in []*Schema) (*Schema, error) {
 	if o.out, err = NewSchema(fields...); err != nil {
 		return nil, fmt.Errorf("output fields: %w", err)
 	}
-	o.dict = newKeyDict()
+	o.dict = newKeyDictFor(in[0], o.keyIdx)
 	return o.out, nil
 }
 

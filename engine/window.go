@@ -237,7 +237,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	if o.out, err = NewSchema(fields...); err != nil {
 		return nil, fmt.Errorf("output fields: %w", err)
 	}
-	o.dict = newKeyDict()
+	o.dict = newKeyDictFor(in[0], o.keyIdx)
 	o.panes = map[int64]*pane{}
 	o.emitted = NoWatermark
 	o.scr.w = len(o.plan.fn)
