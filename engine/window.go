@@ -323,9 +323,9 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				p = o.newPane(ps)
 			}
 			o.last = p
-			if o.sl.valid && ps >= o.sl.lo && ps < o.sl.hi {
-				o.sl.valid = false // an included pane changed
-			}
+		}
+		if ps < o.sl.hi && ps >= o.sl.lo {
+			o.sl.valid = false // a pane included in the slider changed
 		}
 		id := o.dict.lookup(r, o.keyIdx)
 		if int(id) >= len(p.idx) {
