@@ -163,6 +163,18 @@ func BenchmarkKeyedTumblingAggregate(b *testing.B) {
 		reportRate(b, len(data))
 		b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N)/float64(len(data)), "allocs/record")
 	})
+	// The same with 64Ki-record epochs: the per-epoch checkpoint (every dirty
+	// key's partials written to the store) is amortized over more records.
+	b.Run("engine_batch64k", func(b *testing.B) {
+		b.ReportAllocs()
+		cfg := WindowConfig{Keys: []string{"sensor"}, Aggs: benchAggs, Size: 1000}
+		e := newEngineRunner(b, cfg, 65536)
+		e.run(b, data)
+		for b.Loop() {
+			e.run(b, data)
+		}
+		reportRate(b, len(data))
+	})
 	b.Run("handwritten", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
