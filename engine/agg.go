@@ -100,7 +100,7 @@ type aggPlan struct {
 	q     []float64
 	kinds []Kind // output kinds
 	names []string
-	ext   bool // some aggregate needs per-slot extension storage
+	aux   bool // some aggregate needs accAux (M2, first/last, sketch)
 }
 
 func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
@@ -153,21 +153,29 @@ func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
 		p.q = append(p.q, s.Q)
 		p.kinds = append(p.kinds, kind)
 		p.names = append(p.names, as)
-		if f == AggFirst || f == AggLast || f == AggPercentile {
-			p.ext = true
+		switch f {
+		case AggFirst, AggLast, AggPercentile, AggStddev, AggStddevPop:
+			p.aux = true
 		}
 	}
 	return p, nil
 }
 
-// acc is the accumulator of one aggregate for one group. Its meaning depends on
-// the function: n counts values; a is the sum, min, max or Welford mean; b is
-// Welford's M2. First/last values and sketches live in the group's extension
-// storage, referenced by ext.
+// acc is the hot part of the accumulator of one aggregate for one group: n
+// counts values; a is the sum, min, max or Welford mean. It is 16 bytes so
+// that the accumulators of a group share few cache lines. Welford's M2 and
+// the first/last values and sketches live in accAux, allocated only when the
+// plan has such aggregates.
 type acc struct {
-	n    int64
-	a, b float64
-	ext  int32 // index into accExt; -1 when none
+	n int64
+	a float64
+}
+
+// accAux is the cold part of an accumulator: Welford's M2 (b) and the index of
+// the accumulator's first/last value or sketch in accStore.ext (-1 if none).
+type accAux struct {
+	b   float64
+	ext int32
 }
 
 // accExt holds the parts of accumulators that do not fit in acc.
@@ -176,15 +184,18 @@ type accExt struct {
 	sk *quantileSketch
 }
 
-// accStore holds the accumulators of many groups: slot i uses accs[i*w:(i+1)*w].
+// accStore holds the accumulators of many groups: slot i uses accs[i*w:(i+1)*w]
+// (and aux[i*w:(i+1)*w] when the plan needs aux).
 type accStore struct {
 	w    int
 	accs []acc
+	aux  []accAux
 	ext  []accExt
 }
 
 func (s *accStore) reset() {
 	s.accs = s.accs[:0]
+	s.aux = s.aux[:0]
 	clear(s.ext)
 	s.ext = s.ext[:0]
 }
@@ -193,27 +204,46 @@ func (s *accStore) reset() {
 func (s *accStore) newSlot(p *aggPlan) int32 {
 	slot := int32(len(s.accs) / s.w)
 	for i := 0; i < s.w; i++ {
-		a := acc{ext: -1}
-		if p.ext {
+		s.accs = append(s.accs, acc{})
+		if p.aux {
+			x := accAux{ext: -1}
 			switch p.fn[i] {
 			case AggFirst, AggLast:
-				a.ext = int32(len(s.ext))
+				x.ext = int32(len(s.ext))
 				s.ext = append(s.ext, accExt{})
 			case AggPercentile:
-				a.ext = int32(len(s.ext))
+				x.ext = int32(len(s.ext))
 				s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
 			}
+			s.aux = append(s.aux, x)
 		}
-		s.accs = append(s.accs, a)
 	}
 	return slot
 }
 
-func (s *accStore) slot(i int32) []acc { return s.accs[int(i)*s.w : int(i+1)*s.w] }
+// clearSlot zeroes the accumulators of slot, keeping its extension storage.
+func clearSlot(st *accStore, slot int32) {
+	base := int(slot) * st.w
+	clear(st.accs[base : base+st.w])
+	if len(st.aux) == 0 {
+		return
+	}
+	for i := base; i < base+st.w; i++ {
+		x := &st.aux[i]
+		x.b = 0
+		if x.ext >= 0 {
+			st.ext[x.ext].v = Null
+			if sk := st.ext[x.ext].sk; sk != nil {
+				sk.b = sk.b[:0]
+			}
+		}
+	}
+}
 
 // add folds record r into the accumulators of slot.
 func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
-	accs := st.accs[int(slot)*st.w : int(slot+1)*st.w]
+	base := int(slot) * st.w
+	accs := st.accs[base : base+st.w]
 	for i := range accs {
 		a := &accs[i]
 		f := p.field[i]
@@ -221,7 +251,7 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 			a.n++
 			continue
 		}
-		v := r.Vals[f]
+		v := &r.Vals[f]
 		if v.Kind == KindNull {
 			continue
 		}
@@ -244,28 +274,30 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 			a.n++
 		case AggFirst:
 			if a.n == 0 {
-				st.ext[a.ext].v = v
+				st.ext[st.aux[base+i].ext].v = *v
 			}
 			a.n++
 		case AggLast:
-			st.ext[a.ext].v = v
+			st.ext[st.aux[base+i].ext].v = *v
 			a.n++
 		case AggStddev, AggStddevPop:
 			a.n++
 			d := x - a.a
 			a.a += d / float64(a.n)
-			a.b += d * (x - a.a)
+			st.aux[base+i].b += d * (x - a.a)
 		case AggPercentile:
 			a.n++
-			st.ext[a.ext].sk.add(x)
+			st.ext[st.aux[base+i].ext].sk.add(x)
 		}
 	}
 }
 
-// merge folds src (a later partial) into dst (an earlier partial).
-func (p *aggPlan) merge(dst []acc, dext []accExt, src []acc, sext []accExt) {
-	for i := range dst {
-		d, s := &dst[i], &src[i]
+// merge folds the partial of src slot ss (a later one) into dst slot ds (an
+// earlier one).
+func (p *aggPlan) merge(dst *accStore, ds int32, src *accStore, ss int32) {
+	db, sb := int(ds)*dst.w, int(ss)*src.w
+	for i := 0; i < dst.w; i++ {
+		d, s := &dst.accs[db+i], &src.accs[sb+i]
 		if s.n == 0 {
 			continue
 		}
@@ -283,28 +315,76 @@ func (p *aggPlan) merge(dst []acc, dext []accExt, src []acc, sext []accExt) {
 			}
 		case AggFirst:
 			if d.n == 0 {
-				dext[d.ext].v = sext[s.ext].v
+				dst.ext[dst.aux[db+i].ext].v = src.ext[src.aux[sb+i].ext].v
 			}
 		case AggLast:
-			dext[d.ext].v = sext[s.ext].v
+			dst.ext[dst.aux[db+i].ext].v = src.ext[src.aux[sb+i].ext].v
 		case AggStddev, AggStddevPop:
+			dx, sx := &dst.aux[db+i], &src.aux[sb+i]
 			if d.n == 0 {
-				d.a, d.b = s.a, s.b
+				d.a, dx.b = s.a, sx.b
 			} else {
 				n := float64(d.n + s.n)
 				delta := s.a - d.a
-				d.b += s.b + delta*delta*float64(d.n)*float64(s.n)/n
+				dx.b += sx.b + delta*delta*float64(d.n)*float64(s.n)/n
 				d.a += delta * float64(s.n) / n
 			}
 		case AggPercentile:
-			dext[d.ext].sk.merge(sext[s.ext].sk)
+			dst.ext[dst.aux[db+i].ext].sk.merge(src.ext[src.aux[sb+i].ext].sk)
 		}
 		d.n += s.n
 	}
 }
 
-// result returns the value of aggregate i.
-func (p *aggPlan) result(i int, a *acc, ext []accExt) Value {
+// subtract removes the partial of src slot ss from dst slot ds in place and
+// reports whether the result is exact; false means dst must be recomputed.
+func (p *aggPlan) subtract(dst *accStore, ds int32, src *accStore, ss int32) bool {
+	ok := true
+	db, sb := int(ds)*dst.w, int(ss)*src.w
+	for i := 0; i < dst.w; i++ {
+		d, s := &dst.accs[db+i], &src.accs[sb+i]
+		if s.n == 0 {
+			continue
+		}
+		n := d.n - s.n
+		switch p.fn[i] {
+		case AggCount:
+		case AggSum, AggAvg:
+			d.a -= s.a
+			if n == 0 {
+				d.a = 0
+			}
+		case AggStddev, AggStddevPop:
+			dx, sx := &dst.aux[db+i], &src.aux[sb+i]
+			if n == 0 {
+				d.a, dx.b = 0, 0
+			} else {
+				total := float64(d.n)
+				m1 := (total*d.a - float64(s.n)*s.a) / float64(n)
+				delta := s.a - m1
+				dx.b -= sx.b + delta*delta*float64(n)*float64(s.n)/total
+				if dx.b < 0 {
+					dx.b = 0
+				}
+				d.a = m1
+			}
+		case AggMin, AggMax:
+			if s.a == d.a || math.IsNaN(s.a) {
+				ok = false
+			}
+		case AggLast:
+		default: // first, percentile
+			ok = false
+		}
+		d.n = n
+	}
+	return ok
+}
+
+// result returns the value of aggregate i of slot.
+func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
+	k := int(slot)*st.w + i
+	a := &st.accs[k]
 	switch p.fn[i] {
 	case AggCount:
 		return Int(a.n)
@@ -323,26 +403,27 @@ func (p *aggPlan) result(i int, a *acc, ext []accExt) Value {
 	case AggAvg:
 		return Number(a.a / float64(a.n))
 	case AggFirst, AggLast:
-		return ext[a.ext].v
+		return st.ext[st.aux[k].ext].v
 	case AggStddev:
 		if a.n < 2 {
 			return Null
 		}
-		return Number(math.Sqrt(a.b / float64(a.n-1)))
+		return Number(math.Sqrt(st.aux[k].b / float64(a.n-1)))
 	case AggStddevPop:
-		return Number(math.Sqrt(a.b / float64(a.n)))
+		return Number(math.Sqrt(st.aux[k].b / float64(a.n)))
 	case AggPercentile:
-		return Number(ext[a.ext].sk.quantile(p.q[i]))
+		return Number(st.ext[st.aux[k].ext].sk.quantile(p.q[i]))
 	}
 	return Null
 }
 
 // appendAccs encodes the accumulators of one group for state: per aggregate
 // the count, then (when non-zero and the function keeps one) the raw float64
-// of a, of b for stddev, and the first/last value or the sketch.
-func (p *aggPlan) appendAccs(dst []byte, accs []acc, ext []accExt) []byte {
-	for i := range accs {
-		a := &accs[i]
+// of a, of M2 for stddev, and the first/last value or the sketch.
+func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
+	base := int(slot) * st.w
+	for i := 0; i < st.w; i++ {
+		a := &st.accs[base+i]
 		dst = binary.AppendVarint(dst, a.n)
 		if a.n == 0 {
 			continue
@@ -353,11 +434,11 @@ func (p *aggPlan) appendAccs(dst []byte, accs []acc, ext []accExt) []byte {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
 		case AggStddev, AggStddevPop:
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.b))
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.aux[base+i].b))
 		case AggFirst, AggLast:
-			dst = AppendValue(dst, ext[a.ext].v)
+			dst = AppendValue(dst, st.ext[st.aux[base+i].ext].v)
 		case AggPercentile:
-			dst = ext[a.ext].sk.appendTo(dst)
+			dst = st.ext[st.aux[base+i].ext].sk.appendTo(dst)
 		}
 	}
 	return dst
@@ -372,9 +453,9 @@ func readF64(b []byte) (float64, []byte, error) {
 
 // readAccs decodes accumulators written by appendAccs into a fresh slot.
 func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
-	accs := st.slot(slot)
-	for i := range accs {
-		a := &accs[i]
+	base := int(slot) * st.w
+	for i := 0; i < st.w; i++ {
+		a := &st.accs[base+i]
 		var err error
 		if a.n, b, err = ReadVarint(b); err != nil {
 			return nil, err
@@ -392,7 +473,7 @@ func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 			if a.a, b, err = readF64(b); err != nil {
 				return nil, err
 			}
-			if a.b, b, err = readF64(b); err != nil {
+			if st.aux[base+i].b, b, err = readF64(b); err != nil {
 				return nil, err
 			}
 		case AggFirst, AggLast:
@@ -400,9 +481,9 @@ func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 			if v, b, err = ReadValue(b); err != nil {
 				return nil, err
 			}
-			st.ext[a.ext].v = v
+			st.ext[st.aux[base+i].ext].v = v
 		case AggPercentile:
-			if b, err = st.ext[a.ext].sk.read(b); err != nil {
+			if b, err = st.ext[st.aux[base+i].ext].sk.read(b); err != nil {
 				return nil, err
 			}
 		}

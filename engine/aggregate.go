@@ -110,9 +110,8 @@ func (o *aggOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	for _, s := range emit {
 		d := out.Append()
 		j := copy(d.Vals, o.dict.vals[o.keyOf[s]])
-		accs := o.st.slot(s)
-		for i := range accs {
-			d.Vals[j+i] = o.plan.result(i, &accs[i], o.st.ext)
+		for i := 0; i < o.st.w; i++ {
+			d.Vals[j+i] = o.plan.result(i, &o.st, s)
 		}
 		d.Time = ep.Watermark
 		if d.Time == NoWatermark {
@@ -132,7 +131,7 @@ func (o *aggOp) SaveState(w *StateWriter) error {
 	for _, s := range o.dirty {
 		o.isDirty[s] = false
 		o.kbuf = append(append(o.kbuf[:0], 'k'), o.dict.enc[o.keyOf[s]]...)
-		o.vbuf = o.plan.appendAccs(o.vbuf[:0], o.st.slot(s), o.st.ext)
+		o.vbuf = o.plan.appendAccs(o.vbuf[:0], &o.st, s)
 		w.Put(o.kbuf, o.vbuf)
 	}
 	o.dirty = o.dirty[:0]
@@ -172,9 +171,8 @@ func (o *aggOp) QueryState(fn func(r *Record) bool) {
 		b.Reset(o.out)
 		d := b.Append()
 		j := copy(d.Vals, o.dict.vals[o.keyOf[s]])
-		accs := o.st.slot(s)
-		for i := range accs {
-			d.Vals[j+i] = o.plan.result(i, &accs[i], o.st.ext)
+		for i := 0; i < o.st.w; i++ {
+			d.Vals[j+i] = o.plan.result(i, &o.st, s)
 		}
 		if !fn(d) {
 			return

@@ -98,19 +98,6 @@ func (o *countWinOp) key(id int32) *countKey {
 	return k
 }
 
-func clearSlot(st *accStore, slot int32) {
-	for i := range st.slot(slot) {
-		a := &st.slot(slot)[i]
-		a.n, a.a, a.b = 0, 0, 0
-		if a.ext >= 0 {
-			st.ext[a.ext].v = Null
-			if sk := st.ext[a.ext].sk; sk != nil {
-				sk.b = sk.b[:0]
-			}
-		}
-	}
-}
-
 func (o *countWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	b := in[0]
 	n := 0
@@ -148,16 +135,15 @@ func (o *countWinOp) emit(out *Batch, id int32, k *countKey) {
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for j := full - np; j < full; j++ {
 		p := int32(j % o.panes)
-		o.plan.merge(o.scr.slot(d), o.scr.ext, k.st.slot(p), k.st.ext)
+		o.plan.merge(&o.scr, d, &k.st, p)
 		lo, hi = min(lo, k.min[p]), max(hi, k.max[p])
 	}
 	r := out.Append()
 	j := copy(r.Vals, o.dict.vals[id])
 	r.Vals[j], r.Vals[j+1] = Time(lo), Time(hi+1)
 	j += 2
-	accs := o.scr.slot(d)
-	for i := range accs {
-		r.Vals[j+i] = o.plan.result(i, &accs[i], o.scr.ext)
+	for i := 0; i < o.scr.w; i++ {
+		r.Vals[j+i] = o.plan.result(i, &o.scr, d)
 	}
 	r.Time = hi
 }
@@ -172,7 +158,7 @@ func (o *countWinOp) SaveState(w *StateWriter) error {
 		for p := int32(0); p < int32(o.panes); p++ {
 			v = AppendVarint(v, k.min[p])
 			v = AppendVarint(v, k.max[p])
-			v = o.plan.appendAccs(v, k.st.slot(p), k.st.ext)
+			v = o.plan.appendAccs(v, &k.st, p)
 		}
 		o.vbuf = v
 		w.Put(o.kbuf, v)

@@ -144,7 +144,7 @@ func (o *sessionOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			t = k.sess[lo]
 			for j := lo + 1; j < hi; j++ {
 				s := k.sess[j]
-				o.plan.merge(t.st.slot(0), t.st.ext, s.st.slot(0), s.st.ext)
+				o.plan.merge(&t.st, 0, &s.st, 0)
 				t.end = max(t.end, s.end)
 			}
 			o.rows -= hi - lo - 1
@@ -203,9 +203,8 @@ func (o *sessionOp) emit(out *Batch, id int32, s *session) {
 	j := copy(d.Vals, o.dict.vals[id])
 	d.Vals[j], d.Vals[j+1] = Time(s.start), Time(s.end)
 	j += 2
-	accs := s.st.slot(0)
-	for i := range accs {
-		d.Vals[j+i] = o.plan.result(i, &accs[i], s.st.ext)
+	for i := 0; i < s.st.w; i++ {
+		d.Vals[j+i] = o.plan.result(i, &s.st, 0)
 	}
 	if o.cfg.OutputTime == OutputTimeStart {
 		d.Time = s.start
@@ -281,7 +280,7 @@ func (o *sessionOp) SaveState(w *StateWriter) error {
 		for _, s := range k.sess {
 			v = AppendVarint(v, s.start)
 			v = AppendVarint(v, s.end)
-			v = o.plan.appendAccs(v, s.st.slot(0), s.st.ext)
+			v = o.plan.appendAccs(v, &s.st, 0)
 		}
 		o.vbuf = v
 		w.Put(o.kbuf, v)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math"
 	"slices"
 	"strings"
 )
@@ -62,7 +61,7 @@ func (s *slider) addPane(o *timeWinOp, p *pane) {
 		}
 		s.cnt[d]++
 		if !s.stale[d] {
-			o.plan.merge(s.st.slot(d), s.st.ext, p.st.slot(int32(ps)), p.st.ext)
+			o.plan.merge(&s.st, d, &p.st, int32(ps))
 		}
 	}
 }
@@ -86,7 +85,7 @@ func (s *slider) subPane(o *timeWinOp, p *pane) {
 		if s.stale[d] {
 			continue
 		}
-		if !o.plan.subtract(s.st.slot(d), p.st.slot(int32(ps))) {
+		if !o.plan.subtract(&s.st, d, &p.st, int32(ps)) {
 			s.stale[d] = true
 			s.stales = append(s.stales, d)
 		}
@@ -107,7 +106,7 @@ func (s *slider) refresh(o *timeWinOp) {
 			if p == nil || int(id) >= len(p.idx) || p.idx[id] == 0 {
 				continue
 			}
-			o.plan.merge(s.st.slot(d), s.st.ext, p.st.slot(p.idx[id]-1), p.st.ext)
+			o.plan.merge(&s.st, d, &p.st, p.idx[id]-1)
 		}
 	}
 	s.stales = s.stales[:0]
@@ -145,50 +144,8 @@ func (s *slider) emit(o *timeWinOp, out *Batch, ws int64) int {
 		return strings.Compare(o.dict.enc[s.keys[a]], o.dict.enc[s.keys[b]])
 	})
 	for _, d := range s.order {
-		o.emitRow(out, ws, s.keys[d], s.st.slot(d), s.st.ext)
+		o.emitRow(out, ws, s.keys[d], &s.st, d)
 	}
 	return len(s.order)
 }
 
-// subtract removes the partial src from dst in place and reports whether the
-// result is exact; false means dst must be recomputed.
-func (p *aggPlan) subtract(dst, src []acc) bool {
-	ok := true
-	for i := range dst {
-		d, s := &dst[i], &src[i]
-		if s.n == 0 {
-			continue
-		}
-		n := d.n - s.n
-		switch p.fn[i] {
-		case AggCount:
-		case AggSum, AggAvg:
-			d.a -= s.a
-			if n == 0 {
-				d.a = 0
-			}
-		case AggStddev, AggStddevPop:
-			if n == 0 {
-				d.a, d.b = 0, 0
-			} else {
-				total := float64(d.n)
-				m1 := (total*d.a - float64(s.n)*s.a) / float64(n)
-				delta := s.a - m1
-				d.b -= s.b + delta*delta*float64(n)*float64(s.n)/total
-				if d.b < 0 {
-					d.b = 0
-				}
-				d.a = m1
-			}
-		case AggMin, AggMax:
-			if s.a == d.a || math.IsNaN(s.a) {
-				ok = false
-			}
-		case AggLast:
-		default: // first, percentile
-			ok = false
-		}
-		d.n = n
-	}
-	return ok
-}

@@ -424,7 +424,7 @@ func (o *timeWinOp) combine(ws int64) {
 				o.scrIdx[id] = d + 1
 				o.scrKeys = append(o.scrKeys, id)
 			}
-			o.plan.merge(o.scr.slot(d), o.scr.ext, p.st.slot(int32(s)), p.st.ext)
+			o.plan.merge(&o.scr, d, &p.st, int32(s))
 		}
 	}
 }
@@ -444,12 +444,12 @@ func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
 		slices.SortFunc(keys, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
 	}
 	for _, id := range keys {
-		o.emitRow(out, ws, id, o.scr.slot(o.scrIdx[id]-1), o.scr.ext)
+		o.emitRow(out, ws, id, &o.scr, o.scrIdx[id]-1)
 	}
 	return len(keys)
 }
 
-func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, accs []acc, ext []accExt) {
+func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
 	d := out.Append()
 	kv := o.dict.vals[id]
 	j := copy(d.Vals, kv)
@@ -460,8 +460,8 @@ func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, accs []acc, ext []ac
 		d.Vals[j] = Time(we)
 		j++
 	}
-	for i := range accs {
-		d.Vals[j+i] = o.plan.result(i, &accs[i], ext)
+	for i := 0; i < st.w; i++ {
+		d.Vals[j+i] = o.plan.result(i, st, slot)
 	}
 	switch {
 	case o.point:
@@ -523,7 +523,7 @@ func (o *timeWinOp) emitWindows(out *Batch, starts []int64) int {
 				continue
 			}
 			for s, id := range p.keys {
-				o.emitRow(out, ws, id, p.st.slot(int32(s)), p.st.ext)
+				o.emitRow(out, ws, id, &p.st, int32(s))
 			}
 			n += len(p.keys)
 		}
@@ -582,9 +582,9 @@ func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
 			if p == nil || int(k.id) >= len(p.idx) || p.idx[k.id] == 0 {
 				continue
 			}
-			o.plan.merge(o.scr.slot(d), o.scr.ext, p.st.slot(p.idx[k.id]-1), p.st.ext)
+			o.plan.merge(&o.scr, d, &p.st, p.idx[k.id]-1)
 		}
-		o.emitRow(out, k.start, k.id, o.scr.slot(d), o.scr.ext)
+		o.emitRow(out, k.start, k.id, &o.scr, d)
 	}
 	o.scr.reset()
 	return len(set)
@@ -681,7 +681,7 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 				enc := o.dict.enc[p.keys[s]]
 				v = AppendVarint(v, int64(len(enc)))
 				v = append(v, enc...)
-				v = o.plan.appendAccs(v, p.st.slot(s), p.st.ext)
+				v = o.plan.appendAccs(v, &p.st, s)
 			}
 			o.vbuf = v
 			w.Put(o.kbuf, v)

@@ -92,10 +92,10 @@ func TestAggregatesMergeLikeOnePass(t *testing.T) {
 			p.add(&b, sb, rec(x))
 		}
 	}
-	p.merge(a.slot(sa), a.ext, b.slot(sb), b.ext)
+	p.merge(&a, sa, &b, sb)
 	for i := range specs {
-		g1 := p.result(i, &one.slot(s1)[i], one.ext).Num
-		g2 := p.result(i, &a.slot(sa)[i], a.ext).Num
+		g1 := p.result(i, &one, s1).Num
+		g2 := p.result(i, &a, sa).Num
 		tol := 1e-9
 		if specs[i].Func == "percentile" {
 			tol = 0.02 * want[i] // documented relative error bound
