@@ -148,4 +148,3 @@ func (s *slider) emit(o *timeWinOp, out *Batch, ws int64) int {
 	}
 	return len(s.order)
 }
-
