@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,7 +101,22 @@ type aggPlan struct {
 	q     []float64
 	kinds []Kind // output kinds
 	names []string
-	aux   bool // some aggregate needs accAux (M2, first/last, sketch)
+	aux   bool  // some aggregate needs accAux (M2, first/last, sketch)
+	nums  []int // input positions that numeric aggregates read
+}
+
+// check reports a record whose numeric aggregate field holds a non-numeric
+// value (nil if the record is fine). The record then goes to the dead-letter
+// sink instead of corrupting the accumulators.
+func (p *aggPlan) check(in *Schema, r *Record) error {
+	for _, f := range p.nums {
+		switch r.Vals[f].Kind {
+		case KindNull, KindNumber, KindTime, KindBool:
+		default:
+			return fmt.Errorf("%w: field %q holds a %s, want number", ErrType, in.Field(f).Name, r.Vals[f].Kind)
+		}
+	}
+	return nil
 }
 
 func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
@@ -156,6 +172,9 @@ func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
 		switch f {
 		case AggFirst, AggLast, AggPercentile, AggStddev, AggStddevPop:
 			p.aux = true
+		}
+		if idx >= 0 && f != AggCount && f != AggFirst && f != AggLast && !slices.Contains(p.nums, idx) {
+			p.nums = append(p.nums, idx)
 		}
 	}
 	return p, nil

@@ -83,6 +83,10 @@ func (o *aggOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	b := in[0]
 	for i := range b.Recs {
 		r := &b.Recs[i]
+		if err := o.plan.check(b.Schema, r); err != nil {
+			ep.DeadLetter(r, b.Schema, err)
+			continue
+		}
 		s := o.slot(o.dict.lookup(r, o.keyIdx))
 		o.plan.add(&o.st, s, r)
 		if !o.isDirty[s] {

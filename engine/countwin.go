@@ -103,6 +103,10 @@ func (o *countWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	n := 0
 	for i := range b.Recs {
 		r := &b.Recs[i]
+		if err := o.plan.check(b.Schema, r); err != nil {
+			ep.DeadLetter(r, b.Schema, err)
+			continue
+		}
 		id := o.dict.lookup(r, o.keyIdx)
 		k := o.key(id)
 		p := int32((k.seen / o.g) % o.panes)

@@ -112,6 +112,10 @@ func (o *sessionOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	complete := o.cfg.Mode == OutputComplete
 	for i := range b.Recs {
 		r := &b.Recs[i]
+		if err := o.plan.check(in[0].Schema, r); err != nil {
+			ep.DeadLetter(r, in[0].Schema, err)
+			continue
+		}
 		id := o.dict.lookup(r, o.keyIdx)
 		gap := o.cfg.Gap
 		if o.cfg.GapFunc != nil {

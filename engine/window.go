@@ -288,6 +288,12 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	update := o.cfg.Mode == OutputUpdate
 	for i := range b.Recs {
 		r := &b.Recs[i]
+		if len(o.plan.nums) > 0 {
+			if err := o.plan.check(o.in, r); err != nil {
+				ep.DeadLetter(r, o.in, err)
+				continue
+			}
+		}
 		ts := r.Time
 		var ps int64
 		if o.point {

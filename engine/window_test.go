@@ -353,3 +353,74 @@ func (r *refWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	r.sl.valid = false
 	return r.timeWinOp.Process(ep, in, out)
 }
+
+func TestMalformedRecordGoesToDeadLetter(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		op   Operator
+	}{
+		{"tumbling", WindowAggregate(WindowConfig{Keys: []string{"k"}, Aggs: allAggs, Size: 1000, Mode: OutputComplete})},
+		{"session", WindowAggregate(WindowConfig{Keys: []string{"k"}, Aggs: allAggs, Gap: 1000, Mode: OutputComplete})},
+		{"count", WindowAggregate(WindowConfig{Keys: []string{"k"}, Aggs: allAggs, Count: 1})},
+		{"aggregate", Aggregate(AggregateConfig{Keys: []string{"k"}, Aggs: allAggs, Mode: OutputComplete})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var reasons []string
+			b := NewBuilder("t")
+			b.Sink("out", b.Source("in", aggTestSchema).Then("op", c.op))
+			p, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, _ := NewExecutor(p, Options{DeadLetter: func(step string, r *Record, s *Schema, reason error) {
+				reasons = append(reasons, reason.Error())
+			}})
+			in := x.Input("in")
+			in.AppendValues(1000, String("a"), String("not a number"))
+			in.AppendValues(1000, String("a"), Number(2))
+			res, err := x.RunEpochAt(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := x.StepStats("op")
+			if len(reasons) != 1 || st.Invalid != 1 || !strings.Contains(reasons[0], `"v"`) {
+				t.Fatalf("dead letters got %q (invalid=%d); want one naming field \"v\"", reasons, st.Invalid)
+			}
+			if res.Outputs[0].Len() != 1 || res.Outputs[0].Recs[0].Vals[len(res.Outputs[0].Recs[0].Vals)-len(allAggs)].Num != 1 {
+				t.Fatalf("got %d rows; want one row counting only the valid record", res.Outputs[0].Len())
+			}
+		})
+	}
+}
+
+func TestQueryStateShowsOpenWindows(t *testing.T) {
+	cfg := WindowConfig{Keys: []string{"k"}, Aggs: []AggSpec{{Func: "count", As: "n"}}, Size: 10000, Slide: 5000}
+	p := buildTest(t, func(s Stream) Stream { return s.Then("op", WindowAggregate(cfg)) }, 5*time.Second)
+	x, _ := NewExecutor(p, Options{})
+	runEpochs(t, x, [][]kv{{{"a", 1, 12}, {"b", 1, 13}, {"a", 1, 16}}})
+	var got []string
+	if err := x.Query("op", func(s *Schema, r *Record) bool {
+		got = append(got, formatRecord(s, r))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"k=a window_start=5000 window_end=15000 n=1", "k=b window_start=5000 window_end=15000 n=1",
+		"k=a window_start=10000 window_end=20000 n=2", "k=b window_start=10000 window_end=20000 n=1",
+		"k=a window_start=15000 window_end=25000 n=1",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("query got %q; want %q", got, want)
+	}
+	var dd []string
+	b := NewBuilder("d")
+	b.Sink("out", b.Source("in", aggTestSchema).Then("op", DropDuplicates(DedupConfig{Keys: []string{"k"}})))
+	p2, _ := b.Build()
+	x2, _ := NewExecutor(p2, Options{})
+	runEpochs(t, x2, [][]kv{{{"b", 1, 1}, {"a", 2, 2}, {"a", 3, 3}}})
+	x2.Query("op", func(s *Schema, r *Record) bool { dd = append(dd, formatRecord(s, r)); return true })
+	if want := []string{"key=a expires=null", "key=b expires=null"}; !slices.Equal(dd, want) {
+		t.Fatalf("dedup query got %q; want %q", dd, want)
+	}
+}
