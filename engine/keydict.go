@@ -15,8 +15,10 @@ type keyDict struct {
 	refs []int32
 	free []int32
 	buf  []byte
-	// unused counts interned ids with no reference.
-	unused int
+	// unused counts interned ids with no reference; released counts releases
+	// since the last sweep (a sweep is O(ids), so it runs at most once per
+	// len/2 releases).
+	unused, released int
 	// gen counts sweeps; used[id] is the gen at which id was last referenced.
 	gen  uint32
 	used []uint32
@@ -138,15 +140,17 @@ func (d *keyDict) release(id int32) {
 	if d.refs[id] == 0 {
 		d.unused++
 	}
+	d.released++
 }
 
 // sweep recycles the ids that have had no reference for two sweeps, when
 // unreferenced ids are at least half of the dictionary (amortized O(1) per
 // release). Keys that come back in the next window are thus kept.
 func (d *keyDict) sweep() {
-	if d.unused < 1024 || d.unused*2 < len(d.idx) {
+	if d.unused < 1024 || d.unused*2 < len(d.idx) || d.released < len(d.idx)/2 {
 		return
 	}
+	d.released = 0
 	d.gen++
 	for id, r := range d.refs {
 		if r > 0 {
