@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -152,6 +153,7 @@ type pane struct {
 	st      accStore
 	dirty   []int32 // state buckets (slot/paneBucket) changed since the last SaveState
 	isDirty []bool  // per bucket
+	newKeys []bool  // per bucket: slots added since the last SaveState
 	changed []int32 // slots changed in the current pass (update mode)
 	isChg   []bool
 	stored  bool // some of its entries are in the state store
@@ -345,7 +347,9 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			p.isChg = append(p.isChg, false)
 			if int(s/paneBucket) >= len(p.isDirty) {
 				p.isDirty = append(p.isDirty, false)
+				p.newKeys = append(p.newKeys, false)
 			}
+			p.newKeys[s/paneBucket] = true
 			o.dict.ref(id)
 			o.rows++
 		}
@@ -628,7 +632,7 @@ func (o *timeWinOp) evict(final int64) {
 		}
 		if p.stored {
 			for bk := 0; bk < len(p.isDirty); bk++ {
-				o.deletes = append(o.deletes, o.stateKey(nil, ps, int32(bk)))
+				o.deletes = append(o.deletes, o.stateKey(nil, ps, int32(bk), 'k'), o.stateKey(nil, ps, int32(bk), 'v'))
 			}
 		}
 		for _, id := range p.keys {
@@ -647,6 +651,7 @@ func (o *timeWinOp) evict(final int64) {
 			o.chgPanes = slices.DeleteFunc(o.chgPanes, func(q *pane) bool { return q == p })
 		}
 		p.keys, p.dirty, p.isDirty, p.changed, p.isChg = p.keys[:0], p.dirty[:0], p.isDirty[:0], p.changed[:0], p.isChg[:0]
+		p.newKeys = p.newKeys[:0]
 		p.st.reset()
 		p.stored = false
 		o.free = append(o.free, p)
@@ -658,17 +663,22 @@ func (o *timeWinOp) evict(final int64) {
 // paneBucket is the number of slots of a pane stored in one state entry. A
 // bucket is rewritten whole when any of its slots changed: with many keys
 // changing per epoch this costs far fewer entries (and allocations) than one
-// entry per key, for a bounded write amplification.
+// entry per key, for a bounded write amplification. Each bucket has two
+// entries: its keys ('k', written only when slots were added, which slots
+// never stop being: they are append-only until the pane is evicted) and its
+// partial aggregates ('v').
 const paneBucket = 32
 
-func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32) []byte {
+func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32, kind byte) []byte {
 	dst = append(dst, 'p')
 	dst = appendTimeKey(dst, ps)
-	return AppendVarint(dst, int64(bucket))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(bucket))
+	return append(dst, kind)
 }
 
-// SaveState implements Stateful: one entry per (pane, key) changed since the
-// last call, deletes for evicted ones, and the append-mode emission mark.
+// SaveState implements Stateful: per pane, the buckets changed since the last
+// call (keys only when new ones arrived), deletes for evicted panes, and the
+// emission mark.
 func (o *timeWinOp) SaveState(w *StateWriter) error {
 	for _, k := range o.deletes {
 		w.Delete(k)
@@ -679,14 +689,23 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 			continue
 		}
 		for _, bk := range p.dirty {
-			o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk)
 			lo := bk * paneBucket
 			hi := min(lo+paneBucket, int32(len(p.keys)))
+			if p.newKeys[bk] {
+				o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'k')
+				v := AppendVarint(o.vbuf[:0], int64(hi-lo))
+				for s := lo; s < hi; s++ {
+					enc := o.dict.enc[p.keys[s]]
+					v = AppendVarint(v, int64(len(enc)))
+					v = append(v, enc...)
+				}
+				o.vbuf = v
+				w.Put(o.kbuf, v)
+				p.newKeys[bk] = false
+			}
+			o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'v')
 			v := AppendVarint(o.vbuf[:0], int64(hi-lo))
 			for s := lo; s < hi; s++ {
-				enc := o.dict.enc[p.keys[s]]
-				v = AppendVarint(v, int64(len(enc)))
-				v = append(v, enc...)
 				v = o.plan.appendAccs(v, &p.st, s)
 			}
 			o.vbuf = v
@@ -704,64 +723,76 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 	return nil
 }
 
-// LoadState implements Stateful.
+// LoadState implements Stateful. Entries arrive in key order: per pane, per
+// bucket (ascending), the keys entry before the values entry.
 func (o *timeWinOp) LoadState(key, val []byte) error {
 	if len(key) == 1 && key[0] == 'm' {
 		v, _, err := ReadVarint(val)
 		o.emitted = v
 		return err
 	}
-	if len(key) < 9 || key[0] != 'p' {
+	if len(key) != 14 || key[0] != 'p' {
 		return ErrCorruptState
 	}
 	ps, rest, err := readTimeKey(key[1:])
 	if err != nil {
 		return err
 	}
-	bk, _, err := ReadVarint(rest)
-	if err != nil {
-		return err
-	}
+	bk := int64(binary.BigEndian.Uint32(rest))
+	kind := rest[4]
 	p := o.panes[ps]
 	if p == nil {
 		p = o.newPane(ps)
 	}
 	p.stored = true
-	if int64(len(p.keys)) != bk*paneBucket {
-		return ErrCorruptState // buckets arrive in key order, each full but the last
-	}
 	n, b, err := ReadVarint(val)
 	if err != nil || n < 0 || n > paneBucket {
 		return ErrCorruptState
 	}
-	for i := int64(0); i < n; i++ {
-		var l int64
-		if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
+	lo := bk * paneBucket
+	switch kind {
+	case 'k':
+		if int64(len(p.keys)) != lo {
+			return ErrCorruptState // buckets arrive in order, each full but the last
+		}
+		for i := int64(0); i < n; i++ {
+			var l int64
+			if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
+				return ErrCorruptState
+			}
+			id, err := o.dict.insertEncoded(b[:l], len(o.keyIdx))
+			if err != nil {
+				return err
+			}
+			b = b[l:]
+			if int(id) >= len(p.idx) {
+				p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+			}
+			if p.idx[id] != 0 {
+				return ErrCorruptState
+			}
+			s := p.st.newSlot(o.plan)
+			p.idx[id] = s + 1
+			p.keys = append(p.keys, id)
+			p.isChg = append(p.isChg, false)
+			if int(s/paneBucket) >= len(p.isDirty) {
+				p.isDirty = append(p.isDirty, false)
+				p.newKeys = append(p.newKeys, false)
+			}
+			o.dict.ref(id)
+			o.rows++
+		}
+	case 'v':
+		if lo+n > int64(len(p.keys)) {
 			return ErrCorruptState
 		}
-		id, err := o.dict.insertEncoded(b[:l], len(o.keyIdx))
-		if err != nil {
-			return err
+		for s := lo; s < lo+n; s++ {
+			if b, err = o.plan.readAccs(b, &p.st, int32(s)); err != nil {
+				return err
+			}
 		}
-		b = b[l:]
-		if int(id) >= len(p.idx) {
-			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
-		}
-		if p.idx[id] != 0 {
-			return ErrCorruptState
-		}
-		s := p.st.newSlot(o.plan)
-		p.idx[id] = s + 1
-		p.keys = append(p.keys, id)
-		p.isChg = append(p.isChg, false)
-		if int(s/paneBucket) >= len(p.isDirty) {
-			p.isDirty = append(p.isDirty, false)
-		}
-		o.dict.ref(id)
-		o.rows++
-		if b, err = o.plan.readAccs(b, &p.st, s); err != nil {
-			return err
-		}
+	default:
+		return ErrCorruptState
 	}
 	return nil
 }

@@ -424,3 +424,32 @@ func TestQueryStateShowsOpenWindows(t *testing.T) {
 		t.Fatalf("dedup query got %q; want %q", dd, want)
 	}
 }
+
+// TestWindowRestartManyKeys covers panes stored in many buckets (ordering of
+// bucket entries on restore).
+func TestWindowRestartManyKeys(t *testing.T) {
+	var epochs [][]kv
+	for e := 0; e < 4; e++ {
+		var recs []kv
+		for i := 0; i < 3000; i++ {
+			recs = append(recs, kv{"key" + strconvItoa((i*7919)%5000), float64(i % 13), int64(10 + e*3 + i%3)})
+		}
+		epochs = append(epochs, recs)
+	}
+	epochs = append(epochs, []kv{{"z", 1, 40}})
+	for _, cfg := range []WindowConfig{
+		{Keys: []string{"k"}, Aggs: allAggs, Size: 5000},
+		{Keys: []string{"k"}, Aggs: allAggs, Size: 6000, Slide: 2000, Mode: OutputUpdate},
+	} {
+		out := checkRestart(t, func(s Stream) Stream { return s.Then("op", WindowAggregate(cfg)) }, 2*time.Second, epochs)
+		n := 0
+		for _, o := range out {
+			n += len(o)
+		}
+		if n < 3000 {
+			t.Fatalf("emitted %d rows; want the many-key windows", n)
+		}
+	}
+}
+
+func strconvItoa(i int) string { return string(AppendNumber(nil, float64(i))) }
