@@ -453,3 +453,57 @@ func TestWindowRestartManyKeys(t *testing.T) {
 }
 
 func strconvItoa(i int) string { return string(AppendNumber(nil, float64(i))) }
+
+func TestAllowedLatenessDelaysFinality(t *testing.T) {
+	cfg := WindowConfig{Aggs: []AggSpec{{Func: "count", As: "n"}}, Size: 5000, AllowedLateness: 5000}
+	p := buildTest(t, func(s Stream) Stream { return s.Then("op", WindowAggregate(cfg)) }, 0)
+	x, _ := NewExecutor(p, Options{})
+	got := runEpochs(t, x, [][]kv{
+		{{"a", 1, 10}, {"a", 1, 12}},
+		{{"a", 1, 16}}, // W=16: [10,15) not final before 15+5
+		{{"a", 1, 11}}, // not late: 15 > 16-5
+		{{"a", 1, 20}}, // W=20: [10,15) final
+		{{"a", 1, 12}}, // late: 15 <= 20-5
+	})
+	want := [][]string{nil, nil, nil, {"window_start=10000 window_end=15000 n=3"}, nil}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("epoch %d got %q; want %q", i+1, got[i], want[i])
+		}
+	}
+	if st, _ := x.StepStats("op"); st.Late != 1 {
+		t.Errorf("late got %d; want 1", st.Late)
+	}
+}
+
+func TestCountWindows(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		count, step int64
+		want        []string
+	}{
+		{"tumbling", 2, 0, []string{"k=a n=2 sum=3", "k=a n=2 sum=7"}},
+		{"sliding", 3, 1, []string{"k=a n=1 sum=1", "k=a n=2 sum=3", "k=a n=3 sum=6", "k=a n=3 sum=9", "k=a n=3 sum=12"}},
+		{"sliding by two", 4, 2, []string{"k=a n=2 sum=3", "k=a n=4 sum=10"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := WindowConfig{Keys: []string{"k"}, Count: c.count, CountSlide: c.step,
+				Aggs: []AggSpec{{Func: "count", As: "n"}, {Func: "sum", Field: "v", As: "sum"}}}
+			p := buildTest(t, func(s Stream) Stream { return s.Then("op", WindowAggregate(cfg)) }, -1)
+			x, _ := NewExecutor(p, Options{})
+			out := runEpochs(t, x, [][]kv{{{"a", 1, 1}, {"b", 9, 1}, {"a", 2, 2}, {"a", 3, 3}}, {{"a", 4, 4}, {"a", 5, 5}}})
+			var got []string
+			for _, e := range out {
+				for _, l := range e {
+					if strings.HasPrefix(l, "k=a") {
+						f := strings.Fields(l)
+						got = append(got, f[0]+" "+f[3]+" "+f[4])
+					}
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("got %q; want %q", got, c.want)
+			}
+		})
+	}
+}
