@@ -25,7 +25,7 @@ const (
 	AggLast                          // last value of Field in input order
 	AggStddev                        // sample standard deviation (Welford), null below 2 values
 	AggStddevPop                     // population standard deviation (Welford)
-	AggPercentile                    // approximate percentile Q of Field (see quantileSketch)
+	AggPercentile                    // approximate percentile Q of Field: a value within 2% relative error of the nearest-rank percentile (log-bucket sketch, <= 256 buckets)
 )
 
 var aggNames = map[string]AggFunc{
