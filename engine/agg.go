@@ -25,7 +25,7 @@ const (
 	AggLast                          // last value of Field in input order
 	AggStddev                        // sample standard deviation (Welford), null below 2 values
 	AggStddevPop                     // population standard deviation (Welford)
-	AggPercentile                    // approximate percentile Q of Field: a value within 2% relative error of the nearest-rank percentile (log-bucket sketch, <= 256 buckets)
+	AggPercentile                    // approximate percentile Q of Field: within 2% relative error of the nearest-rank percentile while the values span < 4 decades (a log-bucket sketch of <= 256 buckets; beyond that the smallest-magnitude buckets merge)
 )
 
 var aggNames = map[string]AggFunc{
