@@ -5,146 +5,122 @@ import (
 	"strings"
 )
 
-// slider combines the panes of consecutive sliding windows incrementally: it
-// keeps one running aggregate per key over the panes [lo, hi), adds the panes
-// entering the next window and subtracts the panes leaving it. Count, sum, avg
-// and stddev subtract exactly (stddev by reversing Welford's merge); min, max,
-// first and percentile cannot be subtracted, so a key whose departing pane may
-// have held its extreme (or first value, or sketch buckets) is marked stale and
-// recombined from its panes. Emitting a window therefore costs O(keys + keys in
-// the panes that moved), not O(keys × window/slide).
+// kstore is a keyed set of partial aggregates: one slot per key id.
+type kstore struct {
+	st   accStore
+	idx  []int32 // key id -> slot+1
+	keys []int32 // slot -> key id
+}
+
+func (k *kstore) reset(o *timeWinOp) {
+	for _, id := range k.keys {
+		k.idx[id] = 0
+	}
+	k.keys = k.keys[:0]
+	k.st.w = len(o.plan.fn)
+	k.st.reset()
+}
+
+func (k *kstore) slot(o *timeWinOp, id int32) int32 {
+	if int(id) >= len(k.idx) {
+		k.idx = slices.Grow(k.idx, o.dict.size()-len(k.idx))[:o.dict.size()]
+	}
+	d := k.idx[id] - 1
+	if d < 0 {
+		d = k.st.newSlot(o.plan)
+		k.idx[id] = d + 1
+		k.keys = append(k.keys, id)
+	}
+	return d
+}
+
+// mergePane folds every key of pane p (a later partial) into k.
+func (k *kstore) mergePane(o *timeWinOp, p *pane) {
+	for s, id := range p.keys {
+		o.plan.merge(&k.st, k.slot(o, id), &p.st, int32(s))
+	}
+}
+
+// mergeStore folds src (a later partial) into k.
+func (k *kstore) mergeStore(o *timeWinOp, src *kstore) {
+	for s, id := range src.keys {
+		o.plan.merge(&k.st, k.slot(o, id), &src.st, int32(s))
+	}
+}
+
+// slider combines the panes of consecutive sliding windows without
+// recombining every pane of every window. Panes are grouped in blocks of one
+// window length, aligned like the windows; a window [ws, ws+size) is the
+// suffix of its block A (panes ws .. A+size) followed by a prefix of the next
+// block (panes A+size .. ws+size). The suffixes of a block are computed once,
+// right to left, when the block is first needed; the prefix grows left to
+// right as windows advance. Emitting a window therefore costs O(keys), and
+// each pane is merged O(1) times per block, whatever size/slide is.
 //
-// Floating-point sums that are subtracted can drift by rounding error; the
-// slider is rebuilt from the panes whenever windows are not consecutive.
+// Nothing is ever subtracted, and every partial is a function of the pane
+// contents only (fixed merge order), so results are bit-identical whether the
+// structures were built incrementally or rebuilt after a restart or an
+// invalidation (a record landing in a pane they include).
 type slider struct {
-	valid  bool
-	lo, hi int64 // panes with start in [lo, hi) are included
-	st     accStore
-	idx    []int32 // key id -> slot+1
-	keys   []int32 // slot -> key id
-	cnt    []int32 // slot -> number of included panes holding the key
-	stale  []bool
-	stales []int32
-	live   int
-	tmp    accStore
-	order  []int32
+	valid    bool
+	lo, hi   int64 // panes in [lo, hi) are cached in suf/pre
+	sufBlock int64
+	sufFrom  int // suf[j] valid for j >= sufFrom
+	suf      []kstore
+	preBlock int64
+	preHi    int64
+	pre      kstore
+	out      kstore
+	order    []int32
 }
 
-func (s *slider) reset(o *timeWinOp) {
-	for _, id := range s.keys {
-		s.idx[id] = 0
-	}
-	s.keys, s.cnt, s.stale, s.stales = s.keys[:0], s.cnt[:0], s.stale[:0], s.stales[:0]
-	s.st.w = len(o.plan.fn)
-	s.tmp.w = s.st.w
-	s.st.reset()
-	s.live = 0
-	s.valid = true
-}
-
-// addPane folds pane p into the running aggregates.
-func (s *slider) addPane(o *timeWinOp, p *pane) {
-	for ps, id := range p.keys {
-		if int(id) >= len(s.idx) {
-			s.idx = slices.Grow(s.idx, o.dict.size()-len(s.idx))[:o.dict.size()]
-		}
-		d := s.idx[id] - 1
-		if d < 0 {
-			d = s.st.newSlot(o.plan)
-			s.idx[id] = d + 1
-			s.keys = append(s.keys, id)
-			s.cnt = append(s.cnt, 0)
-			s.stale = append(s.stale, false)
-		}
-		if s.cnt[d] == 0 {
-			s.live++
-		}
-		s.cnt[d]++
-		if !s.stale[d] {
-			o.plan.merge(&s.st, d, &p.st, int32(ps))
-		}
-	}
-}
-
-// subPane removes pane p (the oldest included) from the running aggregates.
-func (s *slider) subPane(o *timeWinOp, p *pane) {
-	for ps, id := range p.keys {
-		if int(id) >= len(s.idx) || s.idx[id] == 0 {
-			continue
-		}
-		d := s.idx[id] - 1
-		s.cnt[d]--
-		if s.cnt[d] == 0 {
-			s.live--
-			clearSlot(&s.st, d)
-			if s.stale[d] {
-				s.stale[d] = false
-			}
-			continue
-		}
-		if s.stale[d] {
-			continue
-		}
-		if !o.plan.subtract(&s.st, d, &p.st, int32(ps)) {
-			s.stale[d] = true
-			s.stales = append(s.stales, d)
-		}
-	}
-}
-
-// refresh recombines the stale keys from the included panes.
-func (s *slider) refresh(o *timeWinOp) {
-	for _, d := range s.stales {
-		if !s.stale[d] {
-			continue
-		}
-		s.stale[d] = false
-		clearSlot(&s.st, d)
-		id := s.keys[d]
-		for ps := s.lo; ps < s.hi; ps += o.width {
-			p := o.panes[ps]
-			if p == nil || int(id) >= len(p.idx) || p.idx[id] == 0 {
-				continue
-			}
-			o.plan.merge(&s.st, d, &p.st, p.idx[id]-1)
-		}
-	}
-	s.stales = s.stales[:0]
-}
-
-// moveTo makes the running aggregates cover the window starting at ws.
+// moveTo prepares the window starting at ws (windows must be visited in
+// ascending order for the caches to be reused; any order is correct).
 func (s *slider) moveTo(o *timeWinOp, ws int64) {
-	we := ws + o.size
-	if !s.valid || ws < s.lo || ws >= s.hi || len(s.keys) > 2*s.live+1024 {
-		s.reset(o)
-		s.lo, s.hi = ws, ws
+	w, size := o.width, o.size
+	nb := int(size / w)
+	a := floorDiv(ws-o.offset, size)*size + o.offset
+	j := int((ws - a) / w)
+	if len(s.suf) != nb {
+		s.suf = make([]kstore, nb)
 	}
-	for ; s.lo < ws; s.lo += o.width {
-		if p := o.panes[s.lo]; p != nil {
-			s.subPane(o, p)
+	if !s.valid || s.sufBlock != a || j < s.sufFrom {
+		s.sufBlock = a
+		for jj := nb - 1; jj >= j; jj-- {
+			k := &s.suf[jj]
+			k.reset(o)
+			if p := o.panes[a+int64(jj)*w]; p != nil {
+				k.mergePane(o, p)
+			}
+			if jj+1 < nb {
+				k.mergeStore(o, &s.suf[jj+1])
+			}
+		}
+		s.sufFrom = j
+	}
+	b, end := a+size, ws+size
+	if !s.valid || s.preBlock != b || s.preHi > end {
+		s.pre.reset(o)
+		s.preBlock, s.preHi = b, b
+	}
+	for ; s.preHi < end; s.preHi += w {
+		if p := o.panes[s.preHi]; p != nil {
+			s.pre.mergePane(o, p)
 		}
 	}
-	for ; s.hi < we; s.hi += o.width {
-		if p := o.panes[s.hi]; p != nil {
-			s.addPane(o, p)
-		}
-	}
-	s.refresh(o)
+	s.valid = true
+	s.lo, s.hi = a+int64(s.sufFrom)*w, max(s.preHi, b)
+	s.out.reset(o)
+	s.out.mergeStore(o, &s.suf[j])
+	s.out.mergeStore(o, &s.pre)
 }
 
-// emit appends one row per live key of the current window, in key order.
+// emit appends one row per key of the window prepared by moveTo, in key order.
 func (s *slider) emit(o *timeWinOp, out *Batch, ws int64) int {
-	s.order = s.order[:0]
-	for d := range s.keys {
-		if s.cnt[d] > 0 {
-			s.order = append(s.order, int32(d))
-		}
-	}
-	slices.SortFunc(s.order, func(a, b int32) int {
-		return strings.Compare(o.dict.enc[s.keys[a]], o.dict.enc[s.keys[b]])
-	})
-	for _, d := range s.order {
-		o.emitRow(out, ws, s.keys[d], &s.st, d)
+	s.order = append(s.order[:0], s.out.keys...)
+	slices.SortFunc(s.order, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
+	for _, id := range s.order {
+		o.emitRow(out, ws, id, &s.out.st, s.out.idx[id]-1)
 	}
 	return len(s.order)
 }

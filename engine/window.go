@@ -621,15 +621,6 @@ func (o *timeWinOp) evict(final int64) {
 	slices.Sort(gone)
 	for _, ps := range gone {
 		p := o.panes[ps]
-		if o.sl.valid && ps >= o.sl.lo {
-			if ps < o.sl.hi {
-				o.sl.subPane(o, p)
-				o.sl.lo = ps + o.width
-				o.sl.refresh(o)
-			} else {
-				o.sl.valid = false
-			}
-		}
 		if p.stored {
 			for bk := 0; bk < len(p.isDirty); bk++ {
 				o.deletes = append(o.deletes, o.stateKey(nil, ps, int32(bk), 'k'), o.stateKey(nil, ps, int32(bk), 'v'))
