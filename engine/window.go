@@ -107,8 +107,9 @@ type WindowConfig struct {
 // when ep.Final, nothing is dropped and nothing is evicted.
 //
 // Sliding windows are pane-sliced: each record updates a single pane of width
-// gcd(Size, Slide), and panes are combined when a window is emitted, so the cost
-// per record does not depend on Size/Slide.
+// gcd(Size, Slide), and panes are combined when a window is emitted, through
+// per-block suffix and prefix partials (see slider), so neither the cost per
+// record nor the cost per emitted window grows with Size/Slide.
 func WindowAggregate(cfg WindowConfig) Operator {
 	switch {
 	case cfg.Count > 0:
