@@ -177,7 +177,7 @@ type timeWinOp struct {
 	last    *pane
 	emitted int64 // windows with end <= emitted are final (emitted in append mode)
 	metaDty bool
-	deletes [][]byte
+	deletes []paneBuckets // evicted panes whose entries must be deleted
 	rows    int
 
 	sl       slider
@@ -623,9 +623,7 @@ func (o *timeWinOp) evict(final int64) {
 	for _, ps := range gone {
 		p := o.panes[ps]
 		if p.stored {
-			for bk := 0; bk < len(p.isDirty); bk++ {
-				o.deletes = append(o.deletes, o.stateKey(nil, ps, int32(bk), 'k'), o.stateKey(nil, ps, int32(bk), 'v'))
-			}
+			o.deletes = append(o.deletes, paneBuckets{ps, int32(len(p.isDirty))})
 		}
 		for _, id := range p.keys {
 			p.idx[id] = 0
@@ -661,6 +659,11 @@ func (o *timeWinOp) evict(final int64) {
 // partial aggregates ('v').
 const paneBucket = 32
 
+type paneBuckets struct {
+	start int64
+	n     int32
+}
+
 func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32, kind byte) []byte {
 	dst = append(dst, 'p')
 	dst = appendTimeKey(dst, ps)
@@ -672,8 +675,13 @@ func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32, kind byte) []by
 // call (keys only when new ones arrived), deletes for evicted panes, and the
 // emission mark.
 func (o *timeWinOp) SaveState(w *StateWriter) error {
-	for _, k := range o.deletes {
-		w.Delete(k)
+	for _, d := range o.deletes {
+		for bk := int32(0); bk < d.n; bk++ {
+			o.kbuf = o.stateKey(o.kbuf[:0], d.start, bk, 'k')
+			w.Delete(o.kbuf)
+			o.kbuf = o.stateKey(o.kbuf[:0], d.start, bk, 'v')
+			w.Delete(o.kbuf)
+		}
 	}
 	o.deletes = o.deletes[:0]
 	for _, p := range o.panes {
