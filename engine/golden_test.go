@@ -15,7 +15,7 @@ import (
 )
 
 // updateGolden regenerates the *.golden files: go test ./engine -run TestGolden -update
-var updateGolden = flag.Bool("update", false, "rewrite the golden files of TestGolden")
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata (triggers and windows)")
 
 // goldenSchema is the schema of the golden inputs: one JSON object per line,
 // {"key": string, "ts": unix ms (the event time), "value": number or null}.
@@ -55,7 +55,7 @@ type goldenIn struct {
 // epoch. Each case also runs with one epoch per record and a restart from the
 // checkpoint before every epoch, which must give the same output.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*", "*.in.jsonl"))
+	files, err := filepath.Glob(filepath.Join("testdata", "triggers", "*.in.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+)
+
+// kstore is a keyed set of partial aggregates: one slot per key id.
+type kstore struct {
+	st   accStore
+	idx  []int32 // key id -> slot+1
+	keys []int32 // slot -> key id
+}
+
+func (k *kstore) reset(o *timeWinOp) {
+	for _, id := range k.keys {
+		k.idx[id] = 0
+	}
+	k.keys = k.keys[:0]
+	k.st.w = len(o.plan.fn)
+	k.st.reset()
+}
+
+func (k *kstore) slot(o *timeWinOp, id int32) int32 {
+	if int(id) >= len(k.idx) {
+		k.idx = slices.Grow(k.idx, o.dict.size()-len(k.idx))[:o.dict.size()]
+	}
+	d := k.idx[id] - 1
+	if d < 0 {
+		d = k.st.newSlot(o.plan)
+		k.idx[id] = d + 1
+		k.keys = append(k.keys, id)
+	}
+	return d
+}
+
+// mergePane folds every key of wpane p (a later partial) into k.
+func (k *kstore) mergePane(o *timeWinOp, p *wpane) {
+	for s, id := range p.keys {
+		o.plan.merge(&k.st, k.slot(o, id), &p.st, int32(s))
+	}
+}
+
+// mergeStore folds src (a later partial) into k.
+func (k *kstore) mergeStore(o *timeWinOp, src *kstore) {
+	for s, id := range src.keys {
+		o.plan.merge(&k.st, k.slot(o, id), &src.st, int32(s))
+	}
+}
+
+// slider combines the panes of consecutive sliding windows without
+// recombining every wpane of every window. Panes are grouped in blocks of one
+// window length, aligned like the windows; a window [ws, ws+size) is the
+// suffix of its block A (panes ws .. A+size) followed by a prefix of the next
+// block (panes A+size .. ws+size). The suffixes of a block are computed once,
+// right to left, when the block is first needed; the prefix grows left to
+// right as windows advance. Emitting a window therefore costs O(keys), and
+// each wpane is merged O(1) times per block, whatever size/slide is.
+//
+// Nothing is ever subtracted, and every partial is a function of the wpane
+// contents only (fixed merge order), so results are bit-identical whether the
+// structures were built incrementally or rebuilt after a restart or an
+// invalidation (a record landing in a wpane they include).
+type slider struct {
+	valid    bool
+	lo, hi   int64 // panes in [lo, hi) are cached in suf/pre
+	sufBlock int64
+	sufFrom  int // suf[j] valid for j >= sufFrom
+	suf      []kstore
+	preBlock int64
+	preHi    int64
+	pre      kstore
+	out      kstore
+	order    []int32
+}
+
+// moveTo prepares the window starting at ws (windows must be visited in
+// ascending order for the caches to be reused; any order is correct).
+func (s *slider) moveTo(o *timeWinOp, ws int64) {
+	w, size := o.width, o.size
+	nb := int(size / w)
+	a := floorDiv(ws-o.offset, size)*size + o.offset
+	j := int((ws - a) / w)
+	if len(s.suf) != nb {
+		s.suf = make([]kstore, nb)
+	}
+	if !s.valid || s.sufBlock != a || j < s.sufFrom {
+		s.sufBlock = a
+		for jj := nb - 1; jj >= j; jj-- {
+			k := &s.suf[jj]
+			k.reset(o)
+			if p := o.panes[a+int64(jj)*w]; p != nil {
+				k.mergePane(o, p)
+			}
+			if jj+1 < nb {
+				k.mergeStore(o, &s.suf[jj+1])
+			}
+		}
+		s.sufFrom = j
+	}
+	b, end := a+size, ws+size
+	if !s.valid || s.preBlock != b || s.preHi > end {
+		s.pre.reset(o)
+		s.preBlock, s.preHi = b, b
+	}
+	for ; s.preHi < end; s.preHi += w {
+		if p := o.panes[s.preHi]; p != nil {
+			s.pre.mergePane(o, p)
+		}
+	}
+	s.valid = true
+	s.lo, s.hi = a+int64(s.sufFrom)*w, max(s.preHi, b)
+	s.out.reset(o)
+	s.out.mergeStore(o, &s.suf[j])
+	s.out.mergeStore(o, &s.pre)
+}
+
+// emit appends one row per key of the window prepared by moveTo, in key order.
+func (s *slider) emit(o *timeWinOp, out *Batch, ws int64) int {
+	s.order = append(s.order[:0], s.out.keys...)
+	slices.SortFunc(s.order, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
+	for _, id := range s.order {
+		o.emitRow(out, ws, id, &s.out.st, s.out.idx[id]-1)
+	}
+	return len(s.order)
+}

@@ -1,0 +1,845 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// OutputMode says what a stateful aggregation emits.
+type OutputMode uint8
+
+// Output modes, as in Structured Streaming.
+const (
+	// OutputAppend emits a window (or session, or event-time group) once, when it
+	// is final: its end is <= the watermark (minus the allowed lateness). It is
+	// then evicted.
+	OutputAppend OutputMode = iota
+	// OutputUpdate emits, after every pass, the groups that pass changed, with
+	// their new values. Groups are evicted silently once final.
+	OutputUpdate
+	// OutputComplete emits the whole result table in the last pass of every
+	// epoch (Epoch.Final). It never drops late rows and never evicts.
+	OutputComplete
+)
+
+// ParseOutputMode maps "append", "update" and "complete" to an OutputMode.
+func ParseOutputMode(s string) (OutputMode, error) {
+	switch strings.ToLower(s) {
+	case "", "append":
+		return OutputAppend, nil
+	case "update":
+		return OutputUpdate, nil
+	case "complete":
+		return OutputComplete, nil
+	}
+	return 0, fmt.Errorf("output mode %q: want append, update or complete", s)
+}
+
+// OutputTime is the event time (Record.Time) given to the rows a window
+// aggregation emits, so that a downstream event-time stage can window them again.
+type OutputTime uint8
+
+const (
+	// OutputTimeEndMinus1 sets Record.Time to window_end - 1 ms: the last instant
+	// inside the window (the default; Spark's window_time()).
+	OutputTimeEndMinus1 OutputTime = iota
+	// OutputTimeStart sets Record.Time to window_start.
+	OutputTimeStart
+)
+
+// WindowConfig configures WindowAggregate. Times are milliseconds.
+//
+// The window shape is chosen by the fields set: Count > 0 gives count windows;
+// Gap > 0 or GapFunc gives session windows; otherwise Size > 0 gives tumbling
+// (Slide 0 or Slide == Size) or sliding (Slide < Size, or hopping Slide > Size)
+// event-time windows [start, start+Size) with start ≡ Offset (mod Slide).
+type WindowConfig struct {
+	// Keys are the grouping fields (zero or more), resolved in Open.
+	Keys []string
+	// Aggs are the aggregates; their As names follow the key and window fields
+	// in the output.
+	Aggs []AggSpec
+	// Mode is the output mode (append by default).
+	Mode OutputMode
+
+	Size, Slide, Offset int64
+
+	// Gap is the session gap: an event at ts opens [ts, ts+Gap); sessions of one
+	// key that overlap or touch merge.
+	Gap int64
+	// GapFunc, when set, gives the gap per key (its values in Keys order); rows
+	// whose gap is <= 0 are discarded.
+	GapFunc func(key []Value) int64
+
+	// Count is the size of a count window (records per key); CountSlide its
+	// slide in records (0 = Count, tumbling).
+	Count, CountSlide int64
+
+	// AllowedLateness delays finality by this much beyond the watermark: a
+	// window is final (emitted in append mode, evicted) when end <= Watermark -
+	// AllowedLateness, and a row is late when its window end <= LateBound -
+	// AllowedLateness.
+	AllowedLateness int64
+	// OutputTime sets the Record.Time of emitted rows.
+	OutputTime OutputTime
+
+	// WindowStartName and WindowEndName name the output window fields
+	// ("window_start"/"window_end", or "session_start"/"session_end" for
+	// sessions, by default).
+	WindowStartName, WindowEndName string
+
+	// point makes every distinct event time its own group (GroupByEventTime).
+	point bool
+}
+
+// WindowAggregate returns the keyed event-time window aggregation described by
+// cfg. Its output rows are: the key fields, window_start and window_end (time
+// kind), then the aggregates named by their As. Record.Time of an input row is
+// its event time.
+//
+// Lateness, emission and eviction follow the Epoch contract: a row's
+// contribution to a window is late (dropped, counted in Stats.Late once per
+// window) when the window end <= LateBound; in append mode a window is emitted
+// and evicted when end <= Watermark; in update mode every changed window is
+// emitted at the end of each pass; in complete mode the whole table is emitted
+// when ep.Final, nothing is dropped and nothing is evicted.
+//
+// Sliding windows are wpane-sliced: each record updates a single wpane of width
+// gcd(Size, Slide), and panes are combined when a window is emitted, through
+// per-block suffix and prefix partials (see slider), so neither the cost per
+// record nor the cost per emitted window grows with Size/Slide.
+func WindowAggregate(cfg WindowConfig) Operator {
+	switch {
+	case cfg.Count > 0:
+		return &countWinOp{cfg: cfg}
+	case cfg.Gap > 0 || cfg.GapFunc != nil:
+		return &sessionOp{cfg: cfg}
+	}
+	return &timeWinOp{cfg: cfg}
+}
+
+// GroupByEventTimeConfig configures GroupByEventTime.
+type GroupByEventTimeConfig struct {
+	Keys []string
+	Aggs []AggSpec
+	Mode OutputMode
+	// TimeName names the output event-time field ("ts" by default).
+	TimeName string
+	// AllowedLateness as in WindowConfig.
+	AllowedLateness int64
+}
+
+// GroupByEventTime groups by the raw event time (and Keys): every distinct
+// Record.Time is its own group. Output rows: key fields, the event time (time
+// kind, named TimeName), then the aggregates. A row is late when ts <=
+// LateBound; in append mode a group is emitted and evicted when ts <=
+// Watermark.
+func GroupByEventTime(cfg GroupByEventTimeConfig) Operator {
+	name := cfg.TimeName
+	if name == "" {
+		name = "ts"
+	}
+	return &timeWinOp{cfg: WindowConfig{Keys: cfg.Keys, Aggs: cfg.Aggs, Mode: cfg.Mode,
+		AllowedLateness: cfg.AllowedLateness, WindowStartName: name, point: true, Size: 1}}
+}
+
+// wpane holds the partial aggregates of one time slice [start, start+width) for
+// every key that has data in it.
+type wpane struct {
+	start   int64
+	idx     []int32 // key id -> slot+1 (0: absent)
+	keys    []int32 // key id per slot
+	st      accStore
+	dirty   []int32 // state buckets (slot/paneBucket) changed since the last SaveState
+	isDirty []bool  // per bucket
+	newKeys []bool  // per bucket: slots added since the last SaveState
+	changed []int32 // slots changed in the current pass (update mode)
+	isChg   []bool
+	stored  bool // some of its entries are in the state store
+}
+
+type timeWinOp struct {
+	cfg     WindowConfig
+	in      *Schema
+	out     *Schema
+	keyIdx  []int
+	plan    *aggPlan
+	dict    *groupDict
+	size    int64
+	slide   int64
+	offset  int64
+	width   int64 // wpane width
+	point   bool
+	panes   map[int64]*wpane
+	free    []*wpane
+	last    *wpane
+	emitted int64 // windows with end <= emitted are final (emitted in append mode)
+	metaDty bool
+	deletes []paneBuckets // evicted panes whose entries must be deleted
+	rows    int
+
+	sl       slider
+	chgPanes []*wpane
+	starts   []int64
+	paneList []int64
+	// scratch for combining panes
+	scr     accStore
+	scrIdx  []int32
+	scrKeys []int32
+	kbuf    []byte
+	vbuf    []byte
+}
+
+func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
+	if err := wantInputs(in, 1); err != nil {
+		return nil, err
+	}
+	c := &o.cfg
+	o.in = in[0]
+	o.point = c.point
+	if o.point {
+		o.size, o.slide, o.width = 0, 1, 1
+	} else {
+		if c.Size <= 0 {
+			return nil, fmt.Errorf("window size %d: must be > 0", c.Size)
+		}
+		o.size, o.slide, o.offset = c.Size, c.Slide, c.Offset
+		if o.slide <= 0 {
+			o.slide = o.size
+		}
+		o.width = gcd(o.size, o.slide)
+		o.offset = ((o.offset % o.slide) + o.slide) % o.slide
+	}
+	if c.AllowedLateness < 0 {
+		return nil, fmt.Errorf("allowed lateness %d: must be >= 0", c.AllowedLateness)
+	}
+	var err error
+	var fields []Field
+	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+		return nil, err
+	}
+	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
+		return nil, err
+	}
+	sn, en := c.WindowStartName, c.WindowEndName
+	if sn == "" {
+		sn = "window_start"
+	}
+	if en == "" {
+		en = "window_end"
+	}
+	fields = append(fields, Field{sn, KindTime})
+	if !o.point {
+		fields = append(fields, Field{en, KindTime})
+	}
+	for i, n := range o.plan.names {
+		fields = append(fields, Field{n, o.plan.kinds[i]})
+	}
+	if o.out, err = NewSchema(fields...); err != nil {
+		return nil, fmt.Errorf("output fields: %w", err)
+	}
+	o.dict = newGroupDictFor(in[0], o.keyIdx)
+	o.panes = map[int64]*wpane{}
+	o.emitted = NoWatermark
+	o.scr.w = len(o.plan.fn)
+	return o.out, nil
+}
+
+func resolveKeys(keys []string, in *Schema) ([]int, []Field, error) {
+	idx := make([]int, len(keys))
+	fields := make([]Field, 0, len(keys)+4)
+	for i, k := range keys {
+		j, err := in.Lookup(k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		idx[i] = j
+		fields = append(fields, in.Field(j))
+	}
+	return idx, fields, nil
+}
+
+// bounds returns the lateness and finality bounds of the pass, shifted by the
+// allowed lateness.
+func lateBounds(ep *Epoch, lateness int64) (late, final int64) {
+	late, final = ep.LateBound, ep.Watermark
+	if late != NoWatermark {
+		late -= lateness
+	}
+	if final != NoWatermark {
+		final -= lateness
+	}
+	return late, final
+}
+
+func (o *timeWinOp) end(start int64) int64 { return start + o.size }
+
+// lastWindowStart returns the start of the last window containing wpane ps.
+func (o *timeWinOp) lastWindowStart(ps int64) int64 {
+	if o.point {
+		return ps
+	}
+	return floorDiv(ps-o.offset, o.slide)*o.slide + o.offset
+}
+
+func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
+	b := in[0]
+	late, final := lateBounds(ep, o.cfg.AllowedLateness)
+	complete := o.cfg.Mode == OutputComplete
+	update := o.cfg.Mode == OutputUpdate
+	for i := range b.Recs {
+		r := &b.Recs[i]
+		if len(o.plan.nums) > 0 {
+			if err := o.plan.check(o.in, r); err != nil {
+				ep.DeadLetter(r, o.in, err)
+				continue
+			}
+		}
+		ts := r.Time
+		var ps int64
+		if o.point {
+			ps = ts
+			if !complete && ts <= late {
+				ep.Stats.Late++
+				continue
+			}
+		} else {
+			ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
+			// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
+			lastStart := o.lastWindowStart(ts)
+			if lastStart+o.size <= ts {
+				continue // in a gap between hopping windows
+			}
+			if !complete && lastStart+o.size <= late {
+				// every window of the row is late
+				n := (lastStart-(ts-o.size)-1)/o.slide + 1
+				ep.Stats.Late += uint64(n)
+				continue
+			}
+			if !complete && o.size != o.slide {
+				firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
+				if firstStart+o.size <= late {
+					ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+				}
+			}
+		}
+		p := o.last
+		if p == nil || p.start != ps {
+			p = o.panes[ps]
+			if p == nil {
+				p = o.newPane(ps)
+			}
+			o.last = p
+		}
+		if ps < o.sl.hi && ps >= o.sl.lo {
+			o.sl.valid = false // a wpane included in the slider changed
+		}
+		id := o.dict.lookup(r, o.keyIdx)
+		if int(id) >= len(p.idx) {
+			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+		}
+		s := p.idx[id] - 1
+		if s < 0 {
+			s = p.st.newSlot(o.plan)
+			p.idx[id] = s + 1
+			p.keys = append(p.keys, id)
+			p.isChg = append(p.isChg, false)
+			if int(s/paneBucket) >= len(p.isDirty) {
+				p.isDirty = append(p.isDirty, false)
+				p.newKeys = append(p.newKeys, false)
+			}
+			p.newKeys[s/paneBucket] = true
+			o.dict.ref(id)
+			o.rows++
+		}
+		o.plan.add(&p.st, s, r)
+		if bk := s / paneBucket; !p.isDirty[bk] {
+			p.isDirty[bk] = true
+			p.dirty = append(p.dirty, bk)
+		}
+		if update && !p.isChg[s] {
+			if len(p.changed) == 0 {
+				o.chgPanes = append(o.chgPanes, p)
+			}
+			p.isChg[s] = true
+			p.changed = append(p.changed, s)
+		}
+	}
+	n := 0
+	switch o.cfg.Mode {
+	case OutputUpdate:
+		n = o.emitChanged(out, late)
+	case OutputComplete:
+		if ep.Final {
+			n = o.emitAll(out)
+		}
+	}
+	if !complete && final != NoWatermark {
+		if final > o.emitted {
+			if o.cfg.Mode == OutputAppend {
+				n += o.emitFinal(out, final)
+			}
+			o.emitted = final
+			o.metaDty = true
+		}
+		o.evict(final)
+	}
+	ep.Stats.add(len(b.Recs), n)
+	return nil
+}
+
+func (o *timeWinOp) newPane(ps int64) *wpane {
+	var p *wpane
+	if k := len(o.free); k > 0 {
+		p = o.free[k-1]
+		o.free = o.free[:k-1]
+	} else {
+		p = &wpane{}
+		p.st.w = len(o.plan.fn)
+	}
+	p.start = ps
+	o.panes[ps] = p
+	return p
+}
+
+// windowsOf appends the window starts containing wpane ps to dst.
+func (o *timeWinOp) windowsOf(dst []int64, ps int64) []int64 {
+	if o.point {
+		return append(dst, ps)
+	}
+	return WindowStarts(dst, ps, o.size, o.slide, o.offset)
+}
+
+// combine merges the panes of window ws into the scratch store, per key.
+func (o *timeWinOp) combine(ws int64) {
+	o.resetScratch()
+	w := o.width
+	last := ws + o.size - w
+	if o.point {
+		last = ws
+	}
+	for ps := ws; ps <= last; ps += w {
+		p := o.panes[ps]
+		if p == nil {
+			continue
+		}
+		for s, id := range p.keys {
+			if int(id) >= len(o.scrIdx) {
+				o.scrIdx = slices.Grow(o.scrIdx, o.dict.size()-len(o.scrIdx))[:o.dict.size()]
+			}
+			d := o.scrIdx[id] - 1
+			if d < 0 {
+				d = o.scr.newSlot(o.plan)
+				o.scrIdx[id] = d + 1
+				o.scrKeys = append(o.scrKeys, id)
+			}
+			o.plan.merge(&o.scr, d, &p.st, int32(s))
+		}
+	}
+}
+
+func (o *timeWinOp) resetScratch() {
+	for _, id := range o.scrKeys {
+		o.scrIdx[id] = 0
+	}
+	o.scrKeys = o.scrKeys[:0]
+	o.scr.reset()
+}
+
+// emitScratch appends one row per key in the scratch store, in key order.
+func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
+	keys := o.scrKeys
+	if len(keys) > 1 {
+		slices.SortFunc(keys, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
+	}
+	for _, id := range keys {
+		o.emitRow(out, ws, id, &o.scr, o.scrIdx[id]-1)
+	}
+	return len(keys)
+}
+
+func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
+	d := out.Append()
+	kv := o.dict.vals[id]
+	j := copy(d.Vals, kv)
+	d.Vals[j] = Time(ws)
+	j++
+	we := o.end(ws)
+	if !o.point {
+		d.Vals[j] = Time(we)
+		j++
+	}
+	for i := 0; i < st.w; i++ {
+		d.Vals[j+i] = o.plan.result(i, st, slot)
+	}
+	switch {
+	case o.point:
+		d.Time = ws
+	case o.cfg.OutputTime == OutputTimeStart:
+		d.Time = ws
+	default:
+		d.Time = we - 1
+	}
+}
+
+// sortedPanes returns the wpane starts in ascending order.
+func (o *timeWinOp) sortedPanes() []int64 {
+	o.paneList = o.paneList[:0]
+	for ps := range o.panes {
+		o.paneList = append(o.paneList, ps)
+	}
+	slices.Sort(o.paneList)
+	return o.paneList
+}
+
+// candidateWindows returns the sorted distinct window starts that hold data.
+func (o *timeWinOp) candidateWindows(from, to int64) []int64 {
+	o.starts = o.starts[:0]
+	for _, ps := range o.sortedPanes() {
+		o.starts = o.windowsOf(o.starts, ps)
+	}
+	slices.Sort(o.starts)
+	o.starts = slices.Compact(o.starts)
+	n := 0
+	for _, s := range o.starts {
+		if e := o.end(s); e > from && e <= to {
+			o.starts[n] = s
+			n++
+		}
+	}
+	o.starts = o.starts[:n]
+	return o.starts
+}
+
+func (o *timeWinOp) emitFinal(out *Batch, final int64) int {
+	return o.emitWindows(out, o.candidateWindows(o.emitted, final))
+}
+
+func (o *timeWinOp) emitAll(out *Batch) int {
+	return o.emitWindows(out, o.candidateWindows(NoWatermark, 1<<62))
+}
+
+// emitWindows emits the given windows (ascending): tumbling windows and
+// event-time groups straight from their wpane (rows in slot order, which is
+// first-arrival order and survives a restore), sliding windows through the
+// slider.
+func (o *timeWinOp) emitWindows(out *Batch, starts []int64) int {
+	n := 0
+	if o.point || o.size == o.slide {
+		for _, ws := range starts {
+			p := o.panes[ws]
+			if p == nil {
+				continue
+			}
+			for s, id := range p.keys {
+				o.emitRow(out, ws, id, &p.st, int32(s))
+			}
+			n += len(p.keys)
+		}
+		return n
+	}
+	for _, ws := range starts {
+		o.sl.moveTo(o, ws)
+		n += o.sl.emit(o, out, ws)
+	}
+	return n
+}
+
+type winKey struct {
+	start int64
+	id    int32
+}
+
+// emitChanged emits, for update mode, every (window, key) whose panes changed
+// in this pass and whose window is not late.
+func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
+	if len(o.chgPanes) == 0 {
+		return 0
+	}
+	var set []winKey
+	var ws []int64
+	for _, p := range o.chgPanes {
+		ws = o.windowsOf(ws[:0], p.start)
+		for _, s := range p.changed {
+			id := p.keys[s]
+			for _, w := range ws {
+				if late == NoWatermark || o.end(w) > late {
+					set = append(set, winKey{w, id})
+				}
+			}
+			p.isChg[s] = false
+		}
+		p.changed = p.changed[:0]
+	}
+	o.chgPanes = o.chgPanes[:0]
+	slices.SortFunc(set, func(a, b winKey) int {
+		if a.start != b.start {
+			return cmpInt64(a.start, b.start)
+		}
+		return strings.Compare(o.dict.enc[a.id], o.dict.enc[b.id])
+	})
+	set = slices.Compact(set)
+	for _, k := range set {
+		o.resetScratch()
+		d := o.scr.newSlot(o.plan)
+		last := k.start + o.size - o.width
+		if o.point {
+			last = k.start
+		}
+		for ps := k.start; ps <= last; ps += o.width {
+			p := o.panes[ps]
+			if p == nil || int(k.id) >= len(p.idx) || p.idx[k.id] == 0 {
+				continue
+			}
+			o.plan.merge(&o.scr, d, &p.st, p.idx[k.id]-1)
+		}
+		o.emitRow(out, k.start, k.id, &o.scr, d)
+	}
+	o.scr.reset()
+	return len(set)
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// evict removes the panes all of whose windows are final.
+func (o *timeWinOp) evict(final int64) {
+	gone := o.paneList[:0]
+	for ps := range o.panes {
+		if o.end(o.lastWindowStart(ps)) <= final {
+			gone = append(gone, ps)
+		}
+	}
+	slices.Sort(gone)
+	for _, ps := range gone {
+		p := o.panes[ps]
+		if p.stored {
+			o.deletes = append(o.deletes, paneBuckets{ps, int32(len(p.isDirty))})
+		}
+		for _, id := range p.keys {
+			p.idx[id] = 0
+			o.dict.release(id)
+		}
+		o.rows -= len(p.keys)
+		delete(o.panes, ps)
+		if o.last == p {
+			o.last = nil
+		}
+		if len(p.changed) > 0 {
+			for _, s := range p.changed {
+				p.isChg[s] = false
+			}
+			o.chgPanes = slices.DeleteFunc(o.chgPanes, func(q *wpane) bool { return q == p })
+		}
+		p.keys, p.dirty, p.isDirty, p.changed, p.isChg = p.keys[:0], p.dirty[:0], p.isDirty[:0], p.changed[:0], p.isChg[:0]
+		p.newKeys = p.newKeys[:0]
+		p.st.reset()
+		p.stored = false
+		o.free = append(o.free, p)
+	}
+	o.paneList = gone[:0]
+	o.dict.sweep()
+}
+
+// paneBucket is the number of slots of a wpane stored in one state entry. A
+// bucket is rewritten whole when any of its slots changed: with many keys
+// changing per epoch this costs far fewer entries (and allocations) than one
+// entry per key, for a bounded write amplification. Each bucket has two
+// entries: its keys ('k', written only when slots were added, which slots
+// never stop being: they are append-only until the wpane is evicted) and its
+// partial aggregates ('v').
+const paneBucket = 32
+
+type paneBuckets struct {
+	start int64
+	n     int32
+}
+
+func (o *timeWinOp) stateKey(dst []byte, ps int64, bucket int32, kind byte) []byte {
+	dst = append(dst, 'p')
+	dst = appendWinTimeKey(dst, ps)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(bucket))
+	return append(dst, kind)
+}
+
+// SaveState implements Stateful: per wpane, the buckets changed since the last
+// call (keys only when new ones arrived), deletes for evicted panes, and the
+// emission mark.
+func (o *timeWinOp) SaveState(w *StateWriter) error {
+	for _, d := range o.deletes {
+		for bk := int32(0); bk < d.n; bk++ {
+			o.kbuf = o.stateKey(o.kbuf[:0], d.start, bk, 'k')
+			w.Delete(o.kbuf)
+			o.kbuf = o.stateKey(o.kbuf[:0], d.start, bk, 'v')
+			w.Delete(o.kbuf)
+		}
+	}
+	o.deletes = o.deletes[:0]
+	for _, p := range o.panes {
+		if len(p.dirty) == 0 {
+			continue
+		}
+		for _, bk := range p.dirty {
+			lo := bk * paneBucket
+			hi := min(lo+paneBucket, int32(len(p.keys)))
+			if p.newKeys[bk] {
+				o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'k')
+				v := AppendVarint(o.vbuf[:0], int64(hi-lo))
+				for s := lo; s < hi; s++ {
+					enc := o.dict.enc[p.keys[s]]
+					v = AppendVarint(v, int64(len(enc)))
+					v = append(v, enc...)
+				}
+				o.vbuf = v
+				w.Put(o.kbuf, v)
+				p.newKeys[bk] = false
+			}
+			o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'v')
+			v := AppendVarint(o.vbuf[:0], int64(hi-lo))
+			for s := lo; s < hi; s++ {
+				v = o.plan.appendAccs(v, &p.st, s)
+			}
+			o.vbuf = v
+			w.Put(o.kbuf, v)
+			p.isDirty[bk] = false
+		}
+		p.dirty = p.dirty[:0]
+		p.stored = true
+	}
+	if o.metaDty {
+		o.vbuf = AppendVarint(o.vbuf[:0], o.emitted)
+		w.Put([]byte{'m'}, o.vbuf)
+		o.metaDty = false
+	}
+	return nil
+}
+
+// LoadState implements Stateful. Entries arrive in key order: per wpane, per
+// bucket (ascending), the keys entry before the values entry.
+func (o *timeWinOp) LoadState(key, val []byte) error {
+	if len(key) == 1 && key[0] == 'm' {
+		v, _, err := ReadVarint(val)
+		o.emitted = v
+		return err
+	}
+	if len(key) != 14 || key[0] != 'p' {
+		return ErrCorruptState
+	}
+	ps, rest, err := readWinTimeKey(key[1:])
+	if err != nil {
+		return err
+	}
+	bk := int64(binary.BigEndian.Uint32(rest))
+	kind := rest[4]
+	p := o.panes[ps]
+	if p == nil {
+		p = o.newPane(ps)
+	}
+	p.stored = true
+	n, b, err := ReadVarint(val)
+	if err != nil || n < 0 || n > paneBucket {
+		return ErrCorruptState
+	}
+	lo := bk * paneBucket
+	switch kind {
+	case 'k':
+		if int64(len(p.keys)) != lo {
+			return ErrCorruptState // buckets arrive in order, each full but the last
+		}
+		for i := int64(0); i < n; i++ {
+			var l int64
+			if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
+				return ErrCorruptState
+			}
+			id, err := o.dict.insertEncoded(b[:l], len(o.keyIdx))
+			if err != nil {
+				return err
+			}
+			b = b[l:]
+			if int(id) >= len(p.idx) {
+				p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
+			}
+			if p.idx[id] != 0 {
+				return ErrCorruptState
+			}
+			s := p.st.newSlot(o.plan)
+			p.idx[id] = s + 1
+			p.keys = append(p.keys, id)
+			p.isChg = append(p.isChg, false)
+			if int(s/paneBucket) >= len(p.isDirty) {
+				p.isDirty = append(p.isDirty, false)
+				p.newKeys = append(p.newKeys, false)
+			}
+			o.dict.ref(id)
+			o.rows++
+		}
+	case 'v':
+		if lo+n > int64(len(p.keys)) {
+			return ErrCorruptState
+		}
+		for s := lo; s < lo+n; s++ {
+			if b, err = o.plan.readAccs(b, &p.st, int32(s)); err != nil {
+				return err
+			}
+		}
+	default:
+		return ErrCorruptState
+	}
+	return nil
+}
+
+// StateRows implements Stateful: the number of open (window, key) groups. For
+// tumbling windows and event-time groups that is the number of live (wpane,
+// key) partials; for sliding windows it is computed from the panes (a scan, for
+// metrics and tests).
+func (o *timeWinOp) StateRows() int {
+	if o.point || o.size == o.slide {
+		return o.rows
+	}
+	open := map[winKey]struct{}{}
+	var ws []int64
+	for ps, p := range o.panes {
+		ws = o.windowsOf(ws[:0], ps)
+		for _, w := range ws {
+			if o.cfg.Mode != OutputComplete && o.end(w) <= o.emitted {
+				continue
+			}
+			for _, id := range p.keys {
+				open[winKey{w, id}] = struct{}{}
+			}
+		}
+	}
+	return len(open)
+}
+
+// QuerySchema implements Queryable: the output schema (open windows with their
+// current partial values).
+func (o *timeWinOp) QuerySchema() *Schema { return o.out }
+
+// QueryState implements Queryable: one row per open (window, key), windows in
+// ascending order.
+func (o *timeWinOp) QueryState(fn func(r *Record) bool) {
+	b := NewBatch(o.out)
+	for _, ws := range slices.Clone(o.candidateWindows(NoWatermark, 1<<62)) {
+		if o.cfg.Mode != OutputComplete && o.end(ws) <= o.emitted {
+			continue
+		}
+		b.Reset(o.out)
+		o.combine(ws)
+		o.emitScratch(b, ws)
+		for i := range b.Recs {
+			if !fn(&b.Recs[i]) {
+				return
+			}
+		}
+	}
+}
