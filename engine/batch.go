@@ -26,6 +26,9 @@ type Batch struct {
 	Schema *Schema
 	Recs   []Record
 	arena  []Value
+	// spilled counts the values placed in earlier arena blocks since the last
+	// Reset, so Reset can size one block for the whole batch next time.
+	spilled int
 }
 
 // NewBatch returns an empty batch for schema s.
@@ -39,6 +42,12 @@ func (b *Batch) Reset(s *Schema) {
 	}
 	b.Recs = b.Recs[:0]
 	clear(b.arena)
+	if b.spilled > 0 {
+		// The batch outgrew its block: one block big enough for all of it, so
+		// the next epoch of the same size appends without allocating.
+		b.arena = make([]Value, 0, b.spilled+len(b.arena))
+		b.spilled = 0
+	}
 	b.arena = b.arena[:0]
 }
 
@@ -56,6 +65,7 @@ func (b *Batch) Append() *Record {
 		if c < 64*n {
 			c = 64 * n
 		}
+		b.spilled += len(b.arena)
 		b.arena = make([]Value, 0, c)
 	}
 	vals := b.arena[len(b.arena) : len(b.arena)+n : len(b.arena)+n]

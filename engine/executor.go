@@ -285,19 +285,13 @@ func (x *Executor) advanceWatermark() int64 {
 }
 
 func (x *Executor) pass(ep *Epoch) error {
-	sink := 0
 	for _, n := range x.plan.nodes {
 		switch {
 		case n.source != nil:
 			n.stats.In += uint64(len(n.out.Recs))
 		case n.sink:
-			src := n.inputs[0].out
-			dst := x.result.Outputs[sink]
-			for i := range src.Recs {
-				dst.AppendCopy(&src.Recs[i])
-			}
-			n.stats.In += uint64(len(src.Recs))
-			sink++
+			// Sinks run after every step (below), so a step's output is complete
+			// and no later step reads a batch a sink took.
 		default:
 			for i, in := range n.inputs {
 				n.ins[i] = in.out
@@ -308,6 +302,20 @@ func (x *Executor) pass(ep *Epoch) error {
 			if err := n.op.Process(ep, n.ins, n.out); err != nil {
 				return &PlanError{Pipeline: x.plan.name, Step: n.name, Err: err}
 			}
+		}
+	}
+	for i, n := range x.plan.sinks {
+		src := n.inputs[0]
+		dst := x.result.Outputs[i]
+		n.stats.In += uint64(len(src.out.Recs))
+		if dst.Len() == 0 && src.consumers == 1 && src.source == nil {
+			// The sink is the step's only reader: take its batch instead of
+			// copying it, and give the step the empty one to fill next time.
+			x.result.Outputs[i], src.out = src.out, dst
+			continue
+		}
+		for j := range src.out.Recs {
+			dst.AppendCopy(&src.out.Recs[j])
 		}
 	}
 	return nil

@@ -34,6 +34,8 @@ type node struct {
 	ins     []*Batch
 	stats   NodeStats
 	stateOK bool // op implements Stateful
+	// consumers counts the steps and sinks reading this node.
+	consumers int
 }
 
 type sourceSpec struct {
@@ -193,6 +195,11 @@ func (b *Builder) Build() (*Plan, error) {
 		n.out = NewBatch(n.schema)
 		n.ins = make([]*Batch, len(n.inputs))
 		p.nodes = append(p.nodes, n)
+	}
+	for _, n := range p.nodes {
+		for _, in := range n.inputs {
+			in.consumers++
+		}
 	}
 	if len(p.sources) == 0 {
 		errs = append(errs, &PlanError{Pipeline: b.name, Err: errors.New("no source")})
