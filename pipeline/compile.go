@@ -181,6 +181,31 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 		return engine.Require(st.Require...), nil
 	case "enrich":
 		return s.enrich(p, st.Enrich)
+	case "window":
+		return s.window(p+".window", st.Window)
+	case "aggregate":
+		a := st.Aggregate
+		aggs, err := s.aggs(p+".aggregate.aggregates", a.Aggregates)
+		if err != nil {
+			return nil, err
+		}
+		mode, err := engine.ParseOutputMode(defaultStr(a.Output, "update"))
+		if err != nil {
+			return nil, s.errAt(p+".aggregate.output", "%v", err)
+		}
+		return engine.Aggregate(engine.AggregateConfig{Keys: a.Keys, Aggs: aggs, Mode: mode}), nil
+	case "dedup":
+		d := st.Dedup
+		cfg := engine.DedupConfig{Keys: d.Keys, WithinWatermark: d.WithinWatermark}
+		if src := s.eventTimeSource(); src != nil {
+			cfg.EventTimeField = src.EventTime
+			if src.Watermark != nil {
+				cfg.Delay = src.Watermark.Milliseconds()
+			}
+		} else if d.WithinWatermark {
+			return nil, s.errAt(p+".dedup.withinWatermark", "needs a source with eventTime and a watermark")
+		}
+		return engine.DropDuplicates(cfg), nil
 	case "reduceByKey":
 		r := st.Reduce
 		fn, ok := engine.ReduceByName(defaultStr(r.Func, "sum"))
@@ -452,4 +477,61 @@ func namedExprs(cols []NamedExpr) []engine.NamedExpr {
 		}
 	}
 	return out
+}
+
+// eventTimeSource returns the first source with an event-time field.
+func (s *Spec) eventTimeSource() *Source {
+	for i := range s.Spec.Sources {
+		if s.Spec.Sources[i].EventTime != "" {
+			return &s.Spec.Sources[i]
+		}
+	}
+	return nil
+}
+
+// aggs parses `name: func(field)` aggregate columns.
+func (s *Spec) aggs(p string, cols []NamedExpr) ([]engine.AggSpec, error) {
+	var out []engine.AggSpec
+	var errs []error
+	for i, c := range cols {
+		for name, src := range c {
+			a, err := engine.ParseAgg(src)
+			if err != nil {
+				errs = append(errs, s.errAt(fmt.Sprintf("%s[%d]", p, i), "%s: %v", name, err))
+				continue
+			}
+			a.As = name
+			out = append(out, a)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Spec) window(p string, w *WindowSpec) (engine.Operator, error) {
+	aggs, err := s.aggs(p+".aggregates", w.Aggregates)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := engine.ParseOutputMode(w.Output)
+	if err != nil {
+		return nil, s.errAt(p+".output", "%v", err)
+	}
+	cfg := engine.WindowConfig{Keys: w.Keys, Aggs: aggs, Mode: mode, AllowedLateness: w.Lateness.Milliseconds()}
+	switch w.Type {
+	case "tumbling":
+		cfg.Size, cfg.Slide = w.Size.Milliseconds(), w.Size.Milliseconds()
+	case "sliding":
+		cfg.Size, cfg.Slide = w.Size.Milliseconds(), w.Slide.Milliseconds()
+		if w.Slide > w.Size {
+			return nil, s.errAt(p+".slide", "must not exceed size (%s)", w.Size)
+		}
+	case "session":
+		cfg.Gap = w.Gap.Milliseconds()
+	case "count":
+		cfg.Count = int64(w.Count)
+	}
+	if s.eventTimeSource() == nil && w.Type != "count" {
+		return nil, s.errAt(p+".type", "a %s window needs a source with eventTime", w.Type)
+	}
+	return engine.WindowAggregate(cfg), nil
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBatchRunsExamplePipelineAndDeadLettersBadLines runs the README's first
+// command in-process: the ETL example over the sample readings.
+func TestBatchRunsExamplePipelineAndDeadLettersBadLines(t *testing.T) {
+	dir := t.TempDir()
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"batch", "-f", "../../configs/pipelines/etl.yaml",
+		"--input", "../../configs/samples/sensors.jsonl", "--output", out, "--dead-letter", dead}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, out)), "\n")
+	// 600 lines: 2 do not decode, 1 lacks temp; the rest are plausible readings.
+	if len(lines) != 597 {
+		t.Fatalf("got %d output rows; want 597", len(lines))
+	}
+	if !strings.Contains(lines[0], `"temp_f":`) {
+		t.Fatalf("first row %s lacks temp_f", lines[0])
+	}
+	dl := readFile(t, dead)
+	for _, want := range []string{`"line":251`, `want number, got string`, `"line":401`, `"step":"complete"`, `missing field \"temp\"`} {
+		if !strings.Contains(dl, want) {
+			t.Errorf("dead letters lack %s:\n%s", want, dl)
+		}
+	}
+	if !strings.Contains(stderr.String(), "598 records, 2 undecodable, 1 rejected by steps") {
+		t.Errorf("summary %q", stderr.String())
+	}
+}
+
+func TestCheckReportsEveryErrorWithLocation(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(`apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: bad}
+spec:
+  sources: [{name: in, fields: [{name: temp, type: number}]}]
+  steps:
+    - {name: f, filter: "temp > 'x'"}
+    - {name: g, input: in, project: [{y: nosuch + 1}]}
+  sinks: [{name: out, input: f}, {name: out2, input: g}]
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", bad}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d; want 1", code)
+	}
+	for _, want := range []string{"bad.yaml:7: spec.steps[0]: step \"f\"", "cannot compare number with string",
+		"bad.yaml:8: spec.steps[1]: step \"g\"", "unknown field \"nosuch\""} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestCheckAcceptsExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/pipelines/*.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), append([]string{"check"}, files...), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
