@@ -12,7 +12,9 @@ for t in "${targets[@]}"; do
   out=dist/${os}-${name}
   mkdir -p "$out"
   for bin in edged edgectl; do
-    env CGO_ENABLED=0 GOOS=$os GOARCH=$arch ${arm/-/} $( [ "$arm" != - ] && echo GOARM=$arm ) \
+    goarm=()
+    [ "$arm" != - ] && goarm=(GOARM="$arm")
+    env CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" "${goarm[@]}" \
       go build -trimpath -ldflags "$LDFLAGS" -o "$out/$bin" ./cmd/$bin
     printf '%-8s %-8s %12d\n' "$name" "$bin" "$(stat -c %s "$out/$bin")"
   done
