@@ -213,7 +213,7 @@ func (h *allowHook) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 func (h *allowHook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (h *allowHook) OnACLCheck(*mochi.Client, string, bool) bool             { return true }
+func (h *allowHook) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 type passwordHook struct {
 	mochi.HookBase

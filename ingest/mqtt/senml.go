@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/edgedio/edged/engine"
@@ -58,6 +59,7 @@ func (e *SenMLError) Error() string {
 // space between calls, so one decoder must not be used by two goroutines at
 // once. The zero value is ready to use.
 type SenMLDecoder struct {
+	raws []json.RawMessage
 	recs []senmlRaw
 	rec  SenMLRecord
 }
@@ -94,10 +96,20 @@ func (d *SenMLDecoder) Decode(payload []byte, now time.Time, fn func(*SenMLRecor
 	if hasMustUnderstandKey(payload) {
 		return &SenMLError{Record: -1, Msg: "field ending in '_' (must-understand, RFC 8428 §4.4) is not supported"}
 	}
-	clear(d.recs)
-	d.recs = d.recs[:0]
-	if err := json.Unmarshal(payload, &d.recs); err != nil {
+	clear(d.raws)
+	d.raws = d.raws[:0]
+	if err := json.Unmarshal(payload, &d.raws); err != nil {
 		return jsonToSenML(err)
+	}
+	clear(d.recs)
+	d.recs = append(d.recs[:0], make([]senmlRaw, len(d.raws))...)
+	for i, raw := range d.raws {
+		if len(raw) == 0 || raw[0] != '{' {
+			return &SenMLError{Record: i, Msg: fmt.Sprintf("want a JSON object, got JSON %s", jsonValueKind(raw))}
+		}
+		if err := json.Unmarshal(raw, &d.recs[i]); err != nil {
+			return diagnoseRecord(i, raw, err)
+		}
 	}
 	nowSec := float64(now.UnixNano()) / 1e9
 
@@ -218,35 +230,44 @@ func hasMustUnderstandKey(p []byte) bool {
 }
 
 func jsonToSenML(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		want := "a JSON " + jsonKindName(te.Type)
-		if te.Field == "" {
-			return &SenMLError{Record: -1, Msg: fmt.Sprintf("want an array of objects, got JSON %s", te.Value)}
-		}
-		return &SenMLError{Record: -1, Field: te.Field, Msg: fmt.Sprintf("want %s, got JSON %s (offset %d)", want, te.Value, te.Offset)}
-	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return &SenMLError{Record: -1, Msg: fmt.Sprintf("bad JSON at offset %d: %v", se.Offset, se)}
 	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &SenMLError{Record: -1, Msg: fmt.Sprintf("want an array of objects, got JSON %s", te.Value)}
+	}
 	return &SenMLError{Record: -1, Msg: err.Error()}
 }
 
-func jsonKindName(t reflect.Type) string {
-	switch t {
-	case reflect.TypeFor[optString]():
-		return "string"
-	case reflect.TypeFor[optFloat]():
-		return "number"
-	case reflect.TypeFor[optBool]():
-		return "bool"
-	}
-	return t.Kind().String()
+// senmlFieldKinds is the JSON type of each SenML field.
+var senmlFieldKinds = map[string]string{
+	"bn": "string", "bu": "string", "n": "string", "u": "string", "vs": "string", "vd": "string",
+	"bt": "number", "bv": "number", "bs": "number", "bver": "number", "v": "number", "s": "number",
+	"t": "number", "ut": "number", "vb": "bool",
 }
 
-// SenMLError.Field for type errors names the JSON field; its Record is -1
-// because encoding/json does not report the array index.
+// diagnoseRecord names the field of record i that failed to decode (error
+// path only, so it may allocate).
+func diagnoseRecord(i int, raw []byte, err error) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) == nil {
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			want, known := senmlFieldKinds[k]
+			got := jsonValueKind(fields[k])
+			if known && got != want && got != "null" {
+				return &SenMLError{Record: i, Field: k, Msg: fmt.Sprintf("want a JSON %s, got JSON %s", want, got)}
+			}
+		}
+	}
+	return &SenMLError{Record: i, Msg: err.Error()}
+}
 
 type senmlRaw struct {
 	BaseName    optString `json:"bn"`
@@ -317,6 +338,9 @@ func (o *optBool) UnmarshalJSON(b []byte) error {
 func jsonValueKind(b []byte) string {
 	if len(b) == 0 {
 		return "value"
+	}
+	if string(b) == "null" {
+		return "null"
 	}
 	switch b[0] {
 	case '"':
