@@ -7,7 +7,6 @@
 package pins
 
 import (
-	_ "github.com/eclipse/paho.mqtt.golang"
 	_ "github.com/hashicorp/memberlist"
 	_ "periph.io/x/conn/v3"
 )

@@ -1,0 +1,234 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"sync/atomic"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// BrokerConfig configures the embedded broker. The daemon nests it under
+// the YAML key "broker".
+type BrokerConfig struct {
+	// Address is the TCP listen address. Empty means ":1883": every
+	// interface, the MQTT port, so any host on the LAN can connect (and, with
+	// no Username, publish and subscribe to anything). Use "127.0.0.1:1883"
+	// to accept local publishers only; tests use "127.0.0.1:0".
+	Address string `yaml:"address"`
+
+	// Username and Password, when Username is set, are required of every
+	// client. Empty Username allows anonymous clients.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+
+	// TLS, when CertFile is set, makes the listener TLS-only.
+	TLS BrokerTLSConfig `yaml:"tls"`
+
+	// MaxQueuedPerClient caps the QoS 1 messages the broker keeps for one
+	// persistent client (sent and unacknowledged, or queued while it is
+	// offline). Zero means the largest the broker supports, 65535: it
+	// assigns an MQTT packet id when it queues a message and ids are 16-bit.
+	// Past the cap, messages are dropped and counted (Broker.Dropped).
+	MaxQueuedPerClient int `yaml:"max_queued_per_client"`
+
+	// MaxPendingWrites is the per-client write queue, in packets. When a
+	// subscriber reads slower than publishers publish for longer than this
+	// queue covers, the broker drops messages for it (counted by Dropped).
+	// Each client costs 8 bytes per slot. Zero means 16384.
+	MaxPendingWrites int `yaml:"max_pending_writes"`
+
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// BrokerTLSConfig holds the embedded broker's TLS files.
+type BrokerTLSConfig struct {
+	// CertFile and KeyFile are the PEM server certificate and key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, requires clients to present a certificate
+	// signed by one of its CAs (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// DefaultBrokerConfig returns the embedded broker's defaults.
+func DefaultBrokerConfig() BrokerConfig {
+	return BrokerConfig{
+		Address:            ":1883", // all interfaces: sensors on the LAN publish to the gateway
+		MaxQueuedPerClient: 0,       // the most the broker can hold: never drop for a short outage
+		MaxPendingWrites:   0,       // 16384
+	}
+}
+
+// Validate reports every problem at once, naming the YAML key under
+// "broker.".
+func (c *BrokerConfig) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("broker.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Address != "" {
+		if _, _, err := net.SplitHostPort(c.Address); err != nil {
+			bad("address", "want host:port, got %q: %v", c.Address, err)
+		}
+	}
+	if c.Password != "" && c.Username == "" {
+		bad("password", "set without broker.username")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be set together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		bad("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	if c.MaxQueuedPerClient < 0 || c.MaxQueuedPerClient > math.MaxUint16 {
+		bad("max_queued_per_client", "must be 0 (65535) to 65535, got %d", c.MaxQueuedPerClient)
+	}
+	if c.MaxPendingWrites < 0 || c.MaxPendingWrites > math.MaxInt32 {
+		bad("max_pending_writes", "must not be negative, got %d", c.MaxPendingWrites)
+	}
+	return errors.Join(errs...)
+}
+
+// Broker is an embedded MQTT broker (mochi-mqtt), so that a gateway with no
+// broker configured still accepts sensor data. It supports MQTT 3.1.1 and 5,
+// persistent sessions and shared subscriptions; it keeps sessions in memory
+// only, so its queued messages do not survive a restart of the process.
+type Broker struct {
+	srv  *mochi.Server
+	tcp  *listeners.TCP
+	ran  atomic.Bool
+	addr string
+}
+
+// NewBroker validates cfg and binds the listen address (so Addr is known
+// before Run).
+func NewBroker(cfg BrokerConfig) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumInflight = math.MaxUint16
+	if cfg.MaxQueuedPerClient > 0 {
+		caps.MaximumInflight = uint16(cfg.MaxQueuedPerClient)
+	}
+	caps.MaximumClientWritesPending = 16384
+	if cfg.MaxPendingWrites > 0 {
+		caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
+	}
+	caps.MaximumMessageExpiryInterval = 0 // never expire queued messages
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := mochi.New(&mochi.Options{Capabilities: caps, Logger: log, InlineClient: false})
+	var hook mochi.Hook = &allowHook{}
+	if cfg.Username != "" {
+		hook = &passwordHook{user: []byte(cfg.Username), pass: []byte(cfg.Password)}
+	}
+	if err := srv.AddHook(hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: auth hook: %w", err)
+	}
+	lc := listeners.Config{Type: listeners.TypeTCP, ID: "edged-tcp", Address: cfg.Address}
+	if lc.Address == "" {
+		lc.Address = ":1883"
+	}
+	if cfg.TLS.CertFile != "" {
+		t, err := brokerTLS(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		lc.TLSConfig = t
+	}
+	tcp := listeners.NewTCP(lc)
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("broker.address: listen %s: %w", lc.Address, err)
+	}
+	return &Broker{srv: srv, tcp: tcp, addr: tcp.Address()}, nil
+}
+
+func brokerTLS(c BrokerTLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("broker.tls.cert_file: %w", err)
+	}
+	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("broker.tls.client_ca_file: no PEM certificate in %q", c.ClientCAFile)
+		}
+		t.ClientCAs = pool
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return t, nil
+}
+
+// Addr returns the bound listen address, e.g. "127.0.0.1:41234".
+func (b *Broker) Addr() string { return b.addr }
+
+// Dropped returns how many messages the broker dropped because a client's
+// queue (MaxQueuedPerClient) or write queue (MaxPendingWrites) was full.
+func (b *Broker) Dropped() int64 {
+	return atomic.LoadInt64(&b.srv.Info.InflightDropped) + atomic.LoadInt64(&b.srv.Info.MessagesDropped)
+}
+
+// Run serves until ctx ends, then closes the listener and all client
+// connections and returns nil. A Broker runs once; it cannot be restarted.
+func (b *Broker) Run(ctx context.Context) error {
+	if !b.ran.CompareAndSwap(false, true) {
+		return errors.New("broker: Run called twice")
+	}
+	if err := b.srv.Serve(); err != nil {
+		_ = b.srv.Close()
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	<-ctx.Done()
+	if err := b.srv.Close(); err != nil {
+		return fmt.Errorf("broker: close: %w", err)
+	}
+	return nil
+}
+
+type allowHook struct{ mochi.HookBase }
+
+func (h *allowHook) ID() string { return "edged-allow" }
+func (h *allowHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (h *allowHook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+func (h *allowHook) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
+
+type passwordHook struct {
+	mochi.HookBase
+	user, pass []byte
+}
+
+func (h *passwordHook) ID() string { return "edged-password" }
+func (h *passwordHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck}, []byte{b})
+}
+func (h *passwordHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	u := subtle.ConstantTimeCompare(pk.Connect.Username, h.user)
+	p := subtle.ConstantTimeCompare(pk.Connect.Password, h.pass)
+	return u&p == 1
+}
+
+// OnACLCheck allows authenticated clients everything.
+func (h *passwordHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }

@@ -1,0 +1,275 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures a Source. The YAML keys are given in the field tags; the
+// daemon nests this struct under the key "mqtt", which Validate uses in its
+// messages. Validate never modifies the Config.
+type Config struct {
+	// Brokers is the failover list of broker URLs, tried in order: the Source
+	// connects to the first that answers and, when that connection is lost,
+	// starts again from the next one. Schemes: tcp:// (or mqtt://), ssl://
+	// (or tls://, mqtts://), ws://, wss://. Required: an empty list is an
+	// error.
+	Brokers []string `yaml:"brokers"`
+
+	// ClientID is the MQTT client identifier. The broker keys the persistent
+	// session (subscriptions and queued QoS 1 messages) on it, so it must be
+	// stable across restarts and unique among the broker's clients. Required.
+	ClientID string `yaml:"client_id"`
+
+	// Username and Password authenticate to the broker. Empty Username means
+	// no authentication; a Password without a Username is an error.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+
+	// TLS configures ssl:// and wss:// connections. The zero value verifies
+	// the broker against the system roots and presents no client certificate.
+	TLS TLSConfig `yaml:"tls"`
+
+	// Subscriptions are the topic filters to subscribe to, on every connect.
+	// At least one is required.
+	Subscriptions []Subscription `yaml:"subscriptions"`
+
+	// CleanSession asks the broker to discard the session on connect and
+	// disconnect. It must be false (the default) when any subscription uses
+	// QoS 1: the persistent session is what keeps unacknowledged and queued
+	// messages for redelivery.
+	CleanSession bool `yaml:"clean_session"`
+
+	// KeepAlive is the MQTT keepalive interval; zero disables keepalive
+	// pings (not recommended: a dead connection is then only noticed by TCP).
+	KeepAlive time.Duration `yaml:"keepalive"`
+
+	// ConnectTimeout bounds one connection attempt (dial, TLS, CONNECT,
+	// CONNACK, SUBSCRIBE). Must be positive.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+
+	// ReconnectBackoffMin and ReconnectBackoffMax bound the exponential
+	// backoff between connection attempts; each wait is drawn uniformly from
+	// [d/2, d] (jitter) where d doubles from Min up to Max. Min must be
+	// positive and Max at least Min.
+	ReconnectBackoffMin time.Duration `yaml:"reconnect_backoff_min"`
+	ReconnectBackoffMax time.Duration `yaml:"reconnect_backoff_max"`
+
+	// RetryBackoffMin and RetryBackoffMax bound the backoff between attempts
+	// to hand a batch to a Handler that returned an error. Same rules as the
+	// reconnect backoff.
+	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+
+	// MaxInFlight is the capacity, in messages, of the queue between the
+	// MQTT client and the Handler: messages received and not yet handed
+	// off. When it is full the Source stops taking messages from the client
+	// (see "Back-pressure" in the package doc). Must be at least BatchSize.
+	MaxInFlight int `yaml:"max_in_flight"`
+
+	// BatchSize is the largest number of messages handed to the Handler in
+	// one call. Must be at least 1.
+	BatchSize int `yaml:"batch_size"`
+
+	// MaxBatchDelay is how long the Source waits, after the first message of
+	// a batch arrived, for the batch to fill before handing it off anyway.
+	// Zero hands off whatever is queued at once (lowest latency, smallest
+	// batches, more fsyncs in the log).
+	MaxBatchDelay time.Duration `yaml:"max_batch_delay"`
+
+	// DrainTimeout bounds how long Run, once its context ends, keeps handing
+	// off and acknowledging the messages already queued before it
+	// disconnects. Zero disconnects at once: queued QoS 1 messages are then
+	// redelivered by the broker on the next start, queued QoS 0 messages are
+	// lost.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// TLSConfig holds the TLS files for ssl:// and wss:// brokers.
+type TLSConfig struct {
+	// CAFile is a PEM file of CA certificates used to verify the broker.
+	// Empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and key for
+	// mutual TLS. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker's certificate;
+	// empty means the host of the broker URL.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables verification of the broker's certificate.
+	// For tests only: it makes TLS useless against an active attacker.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Subscription is one topic filter.
+type Subscription struct {
+	// Topic is an MQTT topic filter: levels separated by '/', '+' matching
+	// one level, '#' (last level only) matching any number of levels. A
+	// "$share/GROUP/filter" prefix makes it a shared subscription: the broker
+	// hands each message to one member of GROUP (MQTT 5, and mosquitto ≥ 1.6
+	// for 3.1.1 clients).
+	Topic string `yaml:"topic"`
+	// QoS is 0 (at most once) or 1 (at least once). QoS 2 is refused: the
+	// input log's dedup already gives what QoS 2 would, at lower cost.
+	QoS byte `yaml:"qos"`
+}
+
+// DefaultConfig returns a Config for a broker on the local host.
+func DefaultConfig() Config {
+	return Config{
+		Brokers:  []string{"tcp://127.0.0.1:1883"}, // the embedded broker's default address
+		ClientID: "edged",                          // stable: the persistent session is keyed on it
+		Subscriptions: []Subscription{
+			{Topic: "sensors/#", QoS: 1}, // everything under sensors/, at least once
+		},
+		CleanSession:        false,                  // persistent session for QoS 1
+		KeepAlive:           30 * time.Second,       // a dead link is noticed within ~1.5x this
+		ConnectTimeout:      10 * time.Second,       // slow links and TLS handshakes on a Pi
+		ReconnectBackoffMin: 100 * time.Millisecond, // first retry is quick (broker restart)
+		ReconnectBackoffMax: 30 * time.Second,       // long outages cost one attempt per ~30 s
+		RetryBackoffMin:     50 * time.Millisecond,  // a transient log error clears fast
+		RetryBackoffMax:     5 * time.Second,        // quota waits poll every 5 s at most
+		MaxInFlight:         8192,                   // ~1-2 MB of typical sensor payloads
+		BatchSize:           1024,                   // one group commit per 1024 messages at most
+		MaxBatchDelay:       20 * time.Millisecond,  // latency bound at low rates
+		DrainTimeout:        5 * time.Second,        // systemd's stop timeout is far larger
+	}
+}
+
+// Validate reports every problem of the Config at once (errors.Join), each
+// naming its YAML key under "mqtt.".
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("mqtt.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Brokers) == 0 {
+		bad("brokers", "at least one broker URL is required")
+	}
+	for i, b := range c.Brokers {
+		if err := validateBrokerURL(b); err != nil {
+			bad(fmt.Sprintf("brokers[%d]", i), "%v", err)
+		}
+	}
+	if c.ClientID == "" {
+		bad("client_id", "required (the persistent session is keyed on it)")
+	}
+	if c.Password != "" && c.Username == "" {
+		bad("password", "set without mqtt.username")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be set together")
+	}
+	if len(c.Subscriptions) == 0 {
+		bad("subscriptions", "at least one subscription is required")
+	}
+	anyQoS1 := false
+	for i, s := range c.Subscriptions {
+		key := fmt.Sprintf("subscriptions[%d]", i)
+		if err := ValidateFilter(s.Topic); err != nil {
+			bad(key+".topic", "%v", err)
+		}
+		switch s.QoS {
+		case 0:
+		case 1:
+			anyQoS1 = true
+		case 2:
+			bad(key+".qos", "QoS 2 is not supported; use 1 (the input log drops redelivered copies)")
+		default:
+			bad(key+".qos", "must be 0 or 1, got %d", s.QoS)
+		}
+	}
+	if c.CleanSession && anyQoS1 {
+		bad("clean_session", "must be false when a subscription uses QoS 1: a clean session discards unacknowledged messages")
+	}
+	if c.KeepAlive < 0 {
+		bad("keepalive", "must not be negative, got %v", c.KeepAlive)
+	} else if c.KeepAlive > 0 && c.KeepAlive < time.Second {
+		bad("keepalive", "must be zero or at least 1s (MQTT counts it in seconds), got %v", c.KeepAlive)
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("connect_timeout", "must be positive, got %v", c.ConnectTimeout)
+	}
+	checkBackoff := func(prefix string, lo, hi time.Duration) {
+		if lo <= 0 {
+			bad(prefix+"_min", "must be positive, got %v", lo)
+		}
+		if hi < lo {
+			bad(prefix+"_max", "must be at least %s_min (%v), got %v", prefix, lo, hi)
+		}
+	}
+	checkBackoff("reconnect_backoff", c.ReconnectBackoffMin, c.ReconnectBackoffMax)
+	checkBackoff("retry_backoff", c.RetryBackoffMin, c.RetryBackoffMax)
+	if c.BatchSize < 1 {
+		bad("batch_size", "must be at least 1, got %d", c.BatchSize)
+	}
+	if c.MaxInFlight < c.BatchSize || c.MaxInFlight < 1 {
+		bad("max_in_flight", "must be at least batch_size (%d), got %d", c.BatchSize, c.MaxInFlight)
+	}
+	if c.MaxBatchDelay < 0 {
+		bad("max_batch_delay", "must not be negative, got %v", c.MaxBatchDelay)
+	}
+	if c.DrainTimeout < 0 {
+		bad("drain_timeout", "must not be negative, got %v", c.DrainTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func validateBrokerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("bad URL %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	case "":
+		return fmt.Errorf("%q has no scheme; want tcp://, ssl://, ws:// or wss://", s)
+	default:
+		return fmt.Errorf("%q: unsupported scheme %q; want tcp://, ssl://, ws:// or wss://", s, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	return nil
+}
+
+// ValidateFilter checks an MQTT topic filter, including the
+// "$share/GROUP/filter" form of shared subscriptions.
+func ValidateFilter(f string) error {
+	if f == "" {
+		return errors.New("empty topic filter")
+	}
+	if strings.IndexByte(f, 0) >= 0 {
+		return fmt.Errorf("topic filter %q contains a NUL byte", f)
+	}
+	if len(f) > 65535 {
+		return fmt.Errorf("topic filter is %d bytes; MQTT allows 65535", len(f))
+	}
+	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+		group, filter, ok := strings.Cut(rest, "/")
+		if !ok || group == "" || filter == "" {
+			return fmt.Errorf("shared subscription %q: want $share/GROUP/FILTER", f)
+		}
+		if strings.ContainsAny(group, "+#") {
+			return fmt.Errorf("shared subscription %q: the group name must not contain + or #", f)
+		}
+		f = filter
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#":
+			if i != len(levels)-1 {
+				return fmt.Errorf("topic filter %q: '#' must be the last level", f)
+			}
+		case l == "+":
+		case strings.ContainsAny(l, "+#"):
+			return fmt.Errorf("topic filter %q: level %q mixes a wildcard with other characters", f, l)
+		}
+	}
+	return nil
+}

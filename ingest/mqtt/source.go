@@ -1,0 +1,552 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Message is one MQTT message handed to a Handler.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// QoS is the QoS the message was delivered with (the lower of the
+	// publisher's and the subscription's).
+	QoS byte
+	// Duplicate is the MQTT DUP flag: the broker is redelivering a message it
+	// sent before without receiving our acknowledgement. The copy may or may
+	// not have reached the log already; dropping it is the log's job.
+	Duplicate bool
+	// Received is when the Source received the message (its clock).
+	Received time.Time
+}
+
+// Handler receives batches of messages from a Source.
+//
+// Contract:
+//   - HandleBatch is called from one goroutine at a time, never
+//     concurrently, in the order the batches were formed.
+//   - It must make the whole batch durable (or decide, durably, to drop
+//     parts of it, e.g. as duplicates or dead letters) before returning nil.
+//     After nil the Source acknowledges the QoS 1 messages of the batch
+//     (PUBACK) and the broker forgets them.
+//   - On a non-nil error nothing of the batch is acknowledged. The Source
+//     keeps the batch, stops handing off (back-pressure) and calls
+//     HandleBatch again with the same messages after a backoff, until it
+//     returns nil or the Source stops. Nothing is ever dropped by the
+//     Source. Return an error wrapping ErrBackPressure when the log is full
+//     (disk quota) rather than broken: the Source then waits the longest
+//     retry backoff and reports back-pressure instead of an error.
+//   - It may block; ctx ends when the Source stops (after the drain
+//     timeout), and the handler should return promptly then; the batch is
+//     not acknowledged and QoS 1 messages come back on the next start.
+//   - It may retain the Topic and Payload of each Message (they are never
+//     reused by the Source) but not the msgs slice itself.
+//   - A handler that acknowledges a batch which is later lost breaks the
+//     at-least-once guarantee; one that partially writes a batch and returns
+//     an error gets the same messages again, so the log must tolerate that.
+type Handler interface {
+	HandleBatch(ctx context.Context, msgs []Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, msgs []Message) error
+
+// HandleBatch calls f(ctx, msgs).
+func (f HandlerFunc) HandleBatch(ctx context.Context, msgs []Message) error { return f(ctx, msgs) }
+
+// ErrBackPressure is the sentinel a Handler wraps to say "full, try later"
+// (e.g. the input log reached its disk quota). The batch is retried after
+// Config.RetryBackoffMax, and Status reports BackPressured with this error.
+var ErrBackPressure = errors.New("mqtt: handler is back-pressuring")
+
+// ErrRunning is returned by Run when the Source is already running.
+var ErrRunning = errors.New("mqtt: source already running")
+
+// ConnState is the connection state of a Source.
+type ConnState int32
+
+// Connection states.
+const (
+	Disconnected ConnState = iota // not connected, waiting to retry (or stopped)
+	Connecting                    // a connection attempt is in progress
+	Connected                     // connected and subscribed
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case Disconnected:
+		return "disconnected"
+	case Connecting:
+		return "connecting"
+	case Connected:
+		return "connected"
+	}
+	return fmt.Sprintf("ConnState(%d)", int32(s))
+}
+
+// Status is a snapshot of a Source's state, for status pages and metrics.
+type Status struct {
+	Broker   string    // the broker URL connected to (or being tried)
+	State    ConnState // connection state
+	Connects uint64    // successful connections so far
+
+	Received    uint64 // messages received from the broker (all QoS)
+	Redelivered uint64 // of which carried the DUP flag
+	HandedOff   uint64 // messages in batches the Handler accepted
+	Acked       uint64 // QoS 1 messages acknowledged to the broker
+	InFlight    int    // received and not yet accepted by the Handler
+	Waiting     int    // messages waiting for room in the full queue
+
+	BackPressured bool      // the Handler is refusing batches; the Source is retrying
+	LastError     string    // the last connection or Handler error, "" if none
+	LastErrorAt   time.Time // when LastError happened
+}
+
+// Option configures a Source beyond its Config (test seams and rare knobs).
+type Option func(*Source)
+
+// WithLogger sets the logger; nil (the default) discards logs.
+func WithLogger(l *slog.Logger) Option { return func(s *Source) { s.log = l } }
+
+// WithClock sets the function used for Message.Received; the default is
+// time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Source) { s.now = now } }
+
+// Source subscribes to MQTT brokers and hands the messages to a Handler in
+// batches, acknowledging QoS 1 messages only after the Handler accepted
+// them. Create it with New and run it with Run.
+type Source struct {
+	cfg  Config
+	h    Handler
+	log  *slog.Logger
+	now  func() time.Time
+	tls  *tls.Config
+	subs map[string]byte
+
+	running atomic.Bool
+	q       chan pending
+	stopIn  chan struct{} // closed when callbacks must stop enqueueing
+
+	received, redelivered, handedOff, acked, connects atomic.Uint64
+	inflight, waiting                                 atomic.Int64
+	backpressured                                     atomic.Bool
+	state                                             atomic.Int32
+
+	mu        sync.Mutex // guards the fields below
+	broker    string
+	lastErr   string
+	lastErrAt time.Time
+}
+
+type pending struct {
+	m   Message
+	raw paho.Message
+}
+
+// New validates cfg and returns a Source that hands messages to h.
+func New(cfg Config, h Handler, opts ...Option) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("mqtt: nil Handler")
+	}
+	s := &Source{
+		cfg:  cfg,
+		h:    h,
+		now:  time.Now,
+		subs: make(map[string]byte, len(cfg.Subscriptions)),
+	}
+	s.cfg.Brokers = append([]string(nil), cfg.Brokers...)
+	for _, sub := range cfg.Subscriptions {
+		s.subs[sub.Topic] = sub.QoS
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	t, err := buildTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = t
+	return s, nil
+}
+
+func buildTLS(c TLSConfig) (*tls.Config, error) {
+	t := &tls.Config{
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in, documented as test-only
+		MinVersion:         tls.VersionTLS12,
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: no PEM certificate in %q", c.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// Status returns a snapshot of the Source's state. Safe for concurrent use.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	st := Status{Broker: s.broker, LastError: s.lastErr, LastErrorAt: s.lastErrAt}
+	s.mu.Unlock()
+	st.State = ConnState(s.state.Load())
+	st.Connects = s.connects.Load()
+	st.Received = s.received.Load()
+	st.Redelivered = s.redelivered.Load()
+	st.HandedOff = s.handedOff.Load()
+	st.Acked = s.acked.Load()
+	st.InFlight = int(s.inflight.Load())
+	st.Waiting = int(s.waiting.Load())
+	st.BackPressured = s.backpressured.Load()
+	return st
+}
+
+func (s *Source) setErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	s.lastErrAt = s.now()
+	s.mu.Unlock()
+}
+
+func (s *Source) setState(st ConnState, broker string) {
+	s.mu.Lock()
+	s.broker = broker
+	s.mu.Unlock()
+	s.state.Store(int32(st))
+}
+
+// Run connects, subscribes and hands messages to the Handler until ctx
+// ends. It blocks; it returns nil when ctx ends, after handing off and
+// acknowledging what was queued (within Config.DrainTimeout) and
+// disconnecting cleanly. An unreachable broker is not an error: Run keeps
+// retrying with backoff and reports it in Status. A Source runs once at a
+// time; a second concurrent Run returns ErrRunning. Run may be called again
+// after it returned.
+func (s *Source) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+	s.q = make(chan pending, s.cfg.MaxInFlight)
+	s.stopIn = make(chan struct{})
+	s.inflight.Store(0)
+
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	drain := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.handoff(hctx, drain)
+	}()
+
+	client := s.connectLoop(ctx)
+
+	// Shutdown: stop taking messages, drain what is queued, then disconnect
+	// so that the last acknowledgements are flushed.
+	close(s.stopIn)
+	close(drain)
+	if s.cfg.DrainTimeout <= 0 {
+		hcancel()
+	} else {
+		t := time.AfterFunc(s.cfg.DrainTimeout, hcancel)
+		defer t.Stop()
+	}
+	<-done
+	if client != nil {
+		client.Disconnect(250)
+	}
+	s.setState(Disconnected, "")
+	s.backpressured.Store(false)
+	return nil
+}
+
+// connectLoop connects with failover and backoff and stays connected until
+// ctx ends; it returns the connected client (nil if none).
+func (s *Source) connectLoop(ctx context.Context) paho.Client {
+	idx := 0
+	backoff := s.cfg.ReconnectBackoffMin
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		broker := s.cfg.Brokers[idx%len(s.cfg.Brokers)]
+		s.setState(Connecting, broker)
+		lost := make(chan error, 1)
+		c := paho.NewClient(s.clientOptions(broker, lost))
+		err := s.connect(ctx, c)
+		if err == nil {
+			s.connects.Add(1)
+			s.setState(Connected, broker)
+			s.log.Info("mqtt connected", "broker", broker)
+			backoff = s.cfg.ReconnectBackoffMin
+			select {
+			case <-ctx.Done():
+				return c
+			case err = <-lost:
+				// Retry the same broker first: the persistent session and
+				// its queued messages live there.
+				s.log.Warn("mqtt connection lost", "broker", broker, "err", err)
+				s.setErr(fmt.Errorf("connection to %s lost: %w", broker, err))
+				s.setState(Disconnected, broker)
+				continue
+			}
+		}
+		c.Disconnect(0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("mqtt connect failed", "broker", broker, "err", err)
+		s.setErr(fmt.Errorf("connect to %s: %w", broker, err))
+		s.setState(Disconnected, broker)
+		idx++
+		if !sleepCtx(ctx, jitter(backoff)) {
+			return nil
+		}
+		backoff = min(backoff*2, s.cfg.ReconnectBackoffMax)
+	}
+}
+
+func (s *Source) connect(ctx context.Context, c paho.Client) error {
+	tok := c.Connect()
+	if err := waitToken(ctx, tok, s.cfg.ConnectTimeout); err != nil {
+		return err
+	}
+	st := c.SubscribeMultiple(s.subs, nil)
+	if err := waitToken(ctx, st, s.cfg.ConnectTimeout); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	for topic, code := range st.(*paho.SubscribeToken).Result() {
+		if code == 0x80 {
+			return fmt.Errorf("subscribe %q: refused by the broker", topic)
+		}
+	}
+	return nil
+}
+
+func waitToken(ctx context.Context, tok paho.Token, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("timed out after %v", timeout)
+	}
+}
+
+func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOptions {
+	o := paho.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(s.cfg.ClientID).
+		SetCleanSession(s.cfg.CleanSession).
+		SetOrderMatters(false).
+		SetAutoAckDisabled(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetKeepAlive(s.cfg.KeepAlive).
+		SetConnectTimeout(s.cfg.ConnectTimeout).
+		SetDefaultPublishHandler(s.onMessage).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if s.cfg.Username != "" {
+		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
+	}
+	o.SetTLSConfig(s.tls)
+	return o
+}
+
+// onMessage runs in a goroutine of its own per message (paho with
+// OrderMatters false). It blocks while the queue is full.
+func (s *Source) onMessage(_ paho.Client, m paho.Message) {
+	s.received.Add(1)
+	dup := m.Duplicate()
+	if dup {
+		s.redelivered.Add(1)
+	}
+	p := pending{
+		m:   Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Duplicate: dup, Received: s.now()},
+		raw: m,
+	}
+	s.inflight.Add(1)
+	select {
+	case s.q <- p:
+		return
+	case <-s.stopIn:
+		s.inflight.Add(-1)
+		return
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case s.q <- p:
+	case <-s.stopIn:
+		// Not acknowledged: a QoS 1 message comes back on the next start.
+		s.inflight.Add(-1)
+	}
+}
+
+// handoff forms batches from the queue and hands them to the Handler,
+// acknowledging them after it accepted them. It returns when ctx ends, or
+// when drain is closed and the queue is empty.
+func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
+	batch := make([]Message, 0, s.cfg.BatchSize)
+	raws := make([]paho.Message, 0, s.cfg.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	draining := false
+	add := func(p pending) {
+		batch = append(batch, p.m)
+		raws = append(raws, p.raw)
+	}
+	for {
+		// Wait for the first message of a batch.
+		if draining {
+			select {
+			case p := <-s.q:
+				add(p)
+			default:
+				return
+			}
+		} else {
+			select {
+			case p := <-s.q:
+				add(p)
+			case <-drain:
+				draining = true
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		// Fill it: take what is queued, then wait up to MaxBatchDelay.
+		if !draining && s.cfg.MaxBatchDelay > 0 {
+			timer.Reset(s.cfg.MaxBatchDelay)
+		}
+	fill:
+		for len(batch) < s.cfg.BatchSize {
+			select {
+			case p := <-s.q:
+				add(p)
+				continue
+			default:
+			}
+			if draining || s.cfg.MaxBatchDelay <= 0 {
+				break
+			}
+			select {
+			case p := <-s.q:
+				add(p)
+			case <-timer.C:
+				break fill
+			case <-drain:
+				draining = true
+				break fill
+			case <-ctx.Done():
+				return
+			}
+		}
+		timer.Stop()
+
+		if !s.deliver(ctx, batch) {
+			return
+		}
+		for i, r := range raws {
+			if r.Qos() > 0 {
+				r.Ack()
+				s.acked.Add(1)
+			}
+			raws[i] = nil
+		}
+		s.handedOff.Add(uint64(len(batch)))
+		s.inflight.Add(-int64(len(batch)))
+		clear(batch)
+		batch = batch[:0]
+		raws = raws[:0]
+	}
+}
+
+// deliver calls the Handler until it accepts batch; false if ctx ended first.
+func (s *Source) deliver(ctx context.Context, batch []Message) bool {
+	backoff := s.cfg.RetryBackoffMin
+	for {
+		err := s.h.HandleBatch(ctx, batch)
+		if err == nil {
+			s.backpressured.Store(false)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.backpressured.Store(true)
+		s.setErr(fmt.Errorf("handler: %w", err))
+		wait := jitter(backoff)
+		if errors.Is(err, ErrBackPressure) {
+			wait = s.cfg.RetryBackoffMax
+			s.log.Info("mqtt hand-off back-pressured", "messages", len(batch), "err", err, "retry_in", wait)
+		} else {
+			s.log.Warn("mqtt hand-off failed", "messages", len(batch), "err", err, "retry_in", wait)
+			backoff = min(backoff*2, s.cfg.RetryBackoffMax)
+		}
+		if !sleepCtx(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// jitter returns a duration drawn uniformly from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,282 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestSourceDeliversAndAcksQoS1(t *testing.T) {
+	for _, qos := range []byte{0, 1} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+			broker, _ := startBroker(t, BrokerConfig{})
+			var h collector
+			s, err := New(testConfig(broker, "src-deliver", "sensors/#", qos), &h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runSource(t, s)
+			waitConnected(t, s)
+			const n = 500
+			publish(t, broker, "sensors/a/temp", qos, 0, n)
+			eventually(t, 10*time.Second, func() error {
+				if got := len(h.snapshot()); got != n {
+					return fmt.Errorf("got %d messages; want %d", got, n)
+				}
+				return nil
+			})
+			msgs := h.snapshot()
+			if d := distinct(msgs); d != n {
+				t.Errorf("got %d distinct payloads; want %d", d, n)
+			}
+			if m := msgs[0]; m.Topic != "sensors/a/temp" || m.QoS != qos || m.Received.IsZero() {
+				t.Errorf("got message %+v; want topic sensors/a/temp, qos %d, Received set", m, qos)
+			}
+			wantAcked := uint64(0)
+			if qos == 1 {
+				wantAcked = n
+			}
+			eventually(t, 10*time.Second, func() error {
+				st := s.Status()
+				if st.Received != n || st.HandedOff != n || st.Acked != wantAcked || st.InFlight != 0 {
+					return fmt.Errorf("got status %+v; want received=handed off=%d, acked=%d, in flight 0", st, n, wantAcked)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestSourceNoAckBeforeHandlerSucceeds protects the core contract: while
+// the handler fails, nothing is acknowledged and nothing is dropped; the
+// same messages come back until it accepts them.
+func TestSourceNoAckBeforeHandlerSucceeds(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	release := make(chan struct{})
+	h := collector{fail: func(call int) error {
+		select {
+		case <-release:
+			return nil
+		default:
+			return fmt.Errorf("disk on fire (call %d)", call)
+		}
+	}}
+	s, err := New(testConfig(broker, "src-fail", "sensors/#", 1), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	waitConnected(t, s)
+	const n = 200
+	publish(t, broker, "sensors/x", 1, 0, n)
+	eventually(t, 10*time.Second, func() error {
+		st := s.Status()
+		if !st.BackPressured || st.Received != n {
+			return fmt.Errorf("got back-pressured=%v received=%d; want true, %d", st.BackPressured, st.Received, n)
+		}
+		return nil
+	})
+	if st := s.Status(); st.Acked != 0 || st.HandedOff != 0 || st.InFlight != n || st.LastError == "" {
+		t.Fatalf("while failing: got %+v; want acked 0, handed off 0, in flight %d, last error set", st, n)
+	}
+	close(release)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.Acked != n || st.BackPressured {
+			return fmt.Errorf("got acked=%d back-pressured=%v; want %d, false", st.Acked, st.BackPressured, n)
+		}
+		return nil
+	})
+	if d := distinct(h.snapshot()); d != n {
+		t.Errorf("got %d distinct messages; want %d", d, n)
+	}
+}
+
+// TestSourceUnackedAreRedeliveredWithDup: a Source that stops without the
+// handler having accepted anything leaves every QoS 1 message with the
+// broker, which redelivers them, flagged DUP, to the next Source of the same
+// client id.
+func TestSourceUnackedAreRedeliveredWithDup(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	failing := collector{fail: func(int) error { return errors.New("no") }}
+	cfg := testConfig(broker, "src-redeliver", "sensors/#", 1)
+	cfg.DrainTimeout = 0
+	s1, err := New(cfg, &failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1 := runSource(t, s1)
+	waitConnected(t, s1)
+	const n = 100
+	publish(t, broker, "sensors/x", 1, 0, n)
+	eventually(t, 10*time.Second, func() error {
+		if st := s1.Status(); st.Received != n {
+			return fmt.Errorf("got received=%d; want %d", st.Received, n)
+		}
+		return nil
+	})
+	stop1()
+
+	var h collector
+	s2, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s2)
+	eventually(t, 10*time.Second, func() error {
+		if d := distinct(h.snapshot()); d != n {
+			return fmt.Errorf("got %d distinct; want %d", d, n)
+		}
+		return nil
+	})
+	dups := 0
+	for _, m := range h.snapshot() {
+		if m.Duplicate {
+			dups++
+		}
+	}
+	if dups != n {
+		t.Errorf("got %d messages flagged Duplicate; want %d (all were sent before)", dups, n)
+	}
+	if st := s2.Status(); st.Redelivered != n {
+		t.Errorf("got Status.Redelivered=%d; want %d", st.Redelivered, n)
+	}
+}
+
+// TestSourceBackPressureBlocksWhenQueueFull: with a small queue and a
+// handler that does not return, the Source holds MaxInFlight messages plus
+// the blocked callbacks, takes nothing more off the queue, and loses nothing.
+func TestSourceBackPressureBlocksWhenQueueFull(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	h := collector{block: make(chan struct{})}
+	cfg := testConfig(broker, "src-bp", "sensors/#", 1)
+	cfg.MaxInFlight = 4
+	cfg.BatchSize = 2
+	s, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	waitConnected(t, s)
+	const n = 50
+	publish(t, broker, "sensors/x", 1, 0, n)
+	eventually(t, 10*time.Second, func() error {
+		st := s.Status()
+		// 1 or 2 in the blocked batch + 4 queued; the rest wait in callbacks.
+		if st.Received != n || st.Waiting < n-6 || st.Waiting > n-5 || st.InFlight != n {
+			return fmt.Errorf("got received=%d waiting=%d in flight=%d; want %d, %d or %d, %d",
+				st.Received, st.Waiting, st.InFlight, n, n-6, n-5, n)
+		}
+		return nil
+	})
+	close(h.block)
+	eventually(t, 10*time.Second, func() error {
+		if d := distinct(h.snapshot()); d != n {
+			return fmt.Errorf("got %d distinct; want %d", d, n)
+		}
+		return nil
+	})
+}
+
+func TestSourceFailsOverToNextBroker(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	var h collector
+	cfg := testConfig(broker, "src-failover", "sensors/#", 1)
+	cfg.Brokers = []string{"tcp://127.0.0.1:1", broker} // port 1: refused
+	s, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	waitConnected(t, s)
+	st := s.Status()
+	if st.Broker != broker || st.LastError == "" {
+		t.Errorf("got broker %q, last error %q; want %q and the refused connect", st.Broker, st.LastError, broker)
+	}
+}
+
+func TestSourceUnreachableBrokerIsRetriedNotFatal(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1", "src-down", "sensors/#", 1)
+	s, err := New(cfg, &collector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.LastError == "" {
+			return errors.New("no error reported yet")
+		}
+		return nil
+	})
+	if err := s.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: got %v; want ErrRunning", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v; want nil", err)
+	}
+	if st := s.Status(); st.State != Disconnected {
+		t.Errorf("got state %v after Run; want disconnected", st.State)
+	}
+}
+
+func TestSourceDrainsQueueOnStop(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	h := collector{block: make(chan struct{})}
+	cfg := testConfig(broker, "src-drain", "sensors/#", 1)
+	cfg.DrainTimeout = 10 * time.Second
+	s, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSource(t, s)
+	waitConnected(t, s)
+	const n = 20
+	publish(t, broker, "sensors/x", 1, 0, n)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.Received != n {
+			return fmt.Errorf("got received=%d; want %d", st.Received, n)
+		}
+		return nil
+	})
+	close(h.block)
+	stop()
+	if d := distinct(h.snapshot()); d != n {
+		t.Errorf("got %d distinct delivered by stop; want %d", d, n)
+	}
+	if st := s.Status(); st.Acked != n {
+		t.Errorf("got acked=%d; want %d", st.Acked, n)
+	}
+}
+
+func TestBrokerRequiresPassword(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{Username: "u", Password: "p"})
+	tests := []struct {
+		name, user, pass string
+		wantConnect      bool
+	}{
+		{"right password", "u", "p", true},
+		{"wrong password", "u", "x", false},
+		{"anonymous", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(broker, "auth-"+tc.name, "sensors/#", 1)
+			cfg.Username, cfg.Password = tc.user, tc.pass
+			s, err := New(cfg, &collector{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := s.clientOptions(broker, make(chan error, 1))
+			c := newPahoClient(tok)
+			err = s.connect(context.Background(), c)
+			c.Disconnect(0)
+			if got := err == nil; got != tc.wantConnect {
+				t.Errorf("got connect err %v; want success=%v", err, tc.wantConnect)
+			}
+		})
+	}
+}

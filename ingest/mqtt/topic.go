@@ -1,0 +1,176 @@
+package mqtt
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TopicTemplate is a topic pattern whose levels may capture fields, for
+// example "sensors/{site}/{sensor}/temp". Parse one with ParseTopicTemplate.
+// A TopicTemplate is immutable and safe for concurrent use.
+type TopicTemplate struct {
+	src    string
+	filter string
+	share  string // "$share/GROUP/" prefix of the filter, or ""
+	levels []tmplLevel
+	fields []string
+	tail   bool // the last level is {name...} or '#'
+}
+
+type tmplLevel struct {
+	lit   string // literal level, when kind == levelLiteral
+	kind  uint8
+	field string // captured field name ("" for an anonymous '+' or '#')
+}
+
+const (
+	levelLiteral uint8 = iota
+	levelOne           // {name} or +
+	levelRest          // {name...} or #
+)
+
+// ParseTopicTemplate parses a topic template. Each level is one of:
+//
+//	literal     matches itself
+//	{name}      matches one level and captures it as field name ('+')
+//	+           matches one level, captures nothing
+//	{name...}   last level only: matches the rest of the topic, zero or
+//	            more levels, and captures it (without the leading '/') ('#')
+//	#           last level only: matches the rest, captures nothing
+//
+// A "$share/GROUP/" prefix is kept in the subscription filter and ignored
+// when matching (brokers deliver shared messages under their real topic).
+// A level that mixes braces with other text ("t{x}"), an empty or repeated
+// field name, or a rest capture that is not last is an error.
+func ParseTopicTemplate(tmpl string) (*TopicTemplate, error) {
+	t := &TopicTemplate{src: tmpl}
+	body := tmpl
+	if rest, ok := strings.CutPrefix(tmpl, "$share/"); ok {
+		group, b, ok := strings.Cut(rest, "/")
+		if !ok || group == "" || b == "" || strings.ContainsAny(group, "+#{}") {
+			return nil, fmt.Errorf("topic template %q: want $share/GROUP/TEMPLATE", tmpl)
+		}
+		t.share = "$share/" + group + "/"
+		body = b
+	}
+	if body == "" {
+		return nil, fmt.Errorf("topic template %q is empty", tmpl)
+	}
+	parts := strings.Split(body, "/")
+	filter := make([]string, len(parts))
+	seen := map[string]bool{}
+	for i, p := range parts {
+		last := i == len(parts)-1
+		var l tmplLevel
+		switch {
+		case p == "+":
+			l.kind = levelOne
+		case p == "#":
+			l.kind = levelRest
+		case strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}"):
+			name := p[1 : len(p)-1]
+			l.kind = levelOne
+			if n, ok := strings.CutSuffix(name, "..."); ok {
+				name = n
+				l.kind = levelRest
+			}
+			if name == "" || strings.ContainsAny(name, "{}+#/") {
+				return nil, fmt.Errorf("topic template %q: level %d %q: bad field name", tmpl, i+1, p)
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("topic template %q: field %q captured twice", tmpl, name)
+			}
+			seen[name] = true
+			l.field = name
+			t.fields = append(t.fields, name)
+		case strings.ContainsAny(p, "{}+#"):
+			return nil, fmt.Errorf("topic template %q: level %d %q: a wildcard or {field} must be the whole level", tmpl, i+1, p)
+		default:
+			l.lit = p
+		}
+		if l.kind == levelRest {
+			if !last {
+				return nil, fmt.Errorf("topic template %q: level %d %q: a rest capture ({name...} or #) must be the last level", tmpl, i+1, p)
+			}
+			t.tail = true
+		}
+		switch l.kind {
+		case levelOne:
+			filter[i] = "+"
+		case levelRest:
+			filter[i] = "#"
+		default:
+			filter[i] = p
+		}
+		t.levels = append(t.levels, l)
+	}
+	t.filter = t.share + strings.Join(filter, "/")
+	return t, nil
+}
+
+// String returns the template as parsed.
+func (t *TopicTemplate) String() string { return t.src }
+
+// Filter returns the MQTT subscription filter for the template, e.g.
+// "sensors/+/+/temp" for "sensors/{site}/{sensor}/temp".
+func (t *TopicTemplate) Filter() string { return t.filter }
+
+// Fields returns the captured field names in template order. The caller
+// must not modify the slice.
+func (t *TopicTemplate) Fields() []string { return t.fields }
+
+// Match reports whether topic matches the template and, if it does, calls
+// fn for each captured field in template order with the field name and the
+// level's text. fn is not called when topic does not match (matching is
+// checked before any call). The values are substrings of topic, so Match
+// allocates nothing. fn may be nil. As MQTT requires, a topic starting with
+// '$' does not match a template starting with a wildcard.
+func (t *TopicTemplate) Match(topic string, fn func(name, value string)) bool {
+	if !t.match(topic, nil) {
+		return false
+	}
+	if fn != nil && len(t.fields) > 0 {
+		t.match(topic, fn)
+	}
+	return true
+}
+
+func (t *TopicTemplate) match(topic string, fn func(name, value string)) bool {
+	if len(topic) > 0 && topic[0] == '$' && t.levels[0].kind != levelLiteral {
+		return false
+	}
+	rest := topic
+	more := true // whether rest still holds at least one level
+	for _, l := range t.levels {
+		if l.kind == levelRest {
+			// '#' also matches the parent level: "a/#" matches "a".
+			if !more {
+				rest = ""
+			}
+			if fn != nil && l.field != "" {
+				fn(l.field, rest)
+			}
+			return true
+		}
+		if !more {
+			return false
+		}
+		var level string
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			level, rest = rest[:i], rest[i+1:]
+		} else {
+			level, rest, more = rest, "", false
+		}
+		switch l.kind {
+		case levelLiteral:
+			if level != l.lit {
+				return false
+			}
+		case levelOne:
+			if fn != nil && l.field != "" {
+				fn(l.field, level)
+			}
+		}
+	}
+	return !more
+}
