@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-race test-short conformance bench bench-engine fuzz lint depcheck cross clean help
+.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross clean help
 
 all: build
 
@@ -16,8 +16,11 @@ build: ## build bin/edged and bin/edgectl for this machine
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edged ./cmd/edged
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgectl ./cmd/edgectl
 
-test: lint depcheck ## lint, dependency rules, then every test with the race detector
-	$(GO) test -race -count=1 $(GOTESTFLAGS) $(PKGS)
+test: lint depcheck ## lint, dependency rules, then every test (with the real-broker integration tests) under the race detector
+	$(GO) test -race -count=1 -tags integration $(GOTESTFLAGS) $(PKGS)
+
+test-integration: ## only the tests that need real servers (mosquitto)
+	$(GO) test -race -count=1 -tags integration -run Integration $(GOTESTFLAGS) $(PKGS)
 
 test-short: ## tests without the race detector
 	$(GO) test -count=1 $(PKGS)
