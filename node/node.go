@@ -287,7 +287,7 @@ func (n *Node) loadDir() ([]loaded, error) {
 	dir := n.cfg.pipelinesDir()
 	if n.cfg.PipelinesDir == "" {
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			if err := seedPipelines(dir); err != nil {
+			if err := seedPipelines(dir, n.log); err != nil {
 				return nil, err
 			}
 		}
@@ -295,8 +295,10 @@ func (n *Node) loadDir() ([]loaded, error) {
 	return LoadPipelines(dir)
 }
 
-// seedPipelines writes the embedded example pipelines into dir.
-func seedPipelines(dir string) error {
+// seedPipelines writes the embedded example pipelines into dir. An example
+// that does not compile in this build (an operator not built in) is written
+// as NAME.yaml.disabled and logged, so the defaults always start.
+func seedPipelines(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pipelinesDir: %w", err)
 	}
@@ -309,7 +311,12 @@ func seedPipelines(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+		name := e.Name()
+		if _, err := compile(name, b); err != nil {
+			log.Warn("example pipeline disabled: it does not compile in this build", "file", name, "err", err)
+			name += ".disabled"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("pipelinesDir: %w", err)
 		}
 	}
