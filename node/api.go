@@ -405,7 +405,8 @@ func (n *Node) handleQuery(w http.ResponseWriter, r *http.Request) {
 	res, err := p.query(step, filter, limit)
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, engine.ErrUnknownField) {
+		var se *stepError
+		if errors.As(err, &se) && errors.Is(err, engine.ErrUnknownField) {
 			code = http.StatusNotFound
 		}
 		writeErr(w, code, err)
@@ -457,7 +458,7 @@ func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
 		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("parameter step: %w", err)
+		return nil, &stepError{err}
 	}
 	if ferr != nil {
 		return nil, fmt.Errorf("parameter filter: %w", ferr)
@@ -561,3 +562,9 @@ func (n *Node) handleReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, res)
 }
+
+// stepError is a query error about the step parameter.
+type stepError struct{ err error }
+
+func (e *stepError) Error() string { return "parameter step: " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
