@@ -177,13 +177,21 @@ func (p *pipe) run(ctx context.Context) {
 	}
 }
 
-// hasInput reports whether any source's log holds records after the
-// executor's position.
+// hasInput reports whether a virtual-time epoch should run: while an input
+// file is still being appended, only when some source has a full epoch
+// (Epochs.MaxRecords) of records after the executor's position, so that
+// epoch boundaries depend on the input alone and a restarted run cuts the
+// same epochs as an uninterrupted one; otherwise when any record is there.
 func (p *pipe) hasInput() bool {
+	full := p.n.inputFile != "" && !p.n.fileDone.Load()
+	need := uint64(1)
+	if full {
+		need = uint64(p.n.maxRecords())
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sources {
-		if p.n.logNext(s.logName) > max(p.x.Position(s.name), 1) {
+		if p.n.logNext(s.logName) >= max(p.x.Position(s.name), 1)+need {
 			return true
 		}
 	}
@@ -195,10 +203,7 @@ func (p *pipe) hasInput() bool {
 func (p *pipe) epoch(ctx context.Context, t int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	maxRecs := p.n.cfg.Epochs.MaxRecords
-	if maxRecs <= 0 {
-		maxRecs = 65536
-	}
+	maxRecs := p.n.maxRecords()
 	decodeErrs := uint64(0)
 	for _, s := range p.sources {
 		in := p.x.Input(s.name)
@@ -285,4 +290,11 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+func (n *Node) maxRecords() int {
+	if n.cfg.Epochs.MaxRecords > 0 {
+		return n.cfg.Epochs.MaxRecords
+	}
+	return 65536
 }

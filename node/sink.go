@@ -151,6 +151,9 @@ func openFileSink(path string, maxBytes int64) (*fileSink, error) {
 		return nil, fmt.Errorf("file sink %q: %w", path, err)
 	}
 	s := &fileSink{path: path, maxBytes: maxBytes}
+	if err := trimTornLine(path); err != nil {
+		return nil, fmt.Errorf("file sink %q: %w", path, err)
+	}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -177,6 +180,42 @@ func (s *fileSink) open() error {
 	}
 	s.f, s.size = f, st.Size()
 	return nil
+}
+
+// trimTornLine cuts a last line without its newline (a crash mid-write)
+// off the file; its output is still in the spool and is written again.
+func trimTornLine(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	const chunk = 64 << 10
+	end := st.Size()
+	buf := make([]byte, chunk)
+	for end > 0 {
+		off := max(end-chunk, 0)
+		k, err := f.ReadAt(buf[:end-off], off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:k], '\n'); i >= 0 {
+			cut := off + int64(i) + 1
+			if cut == st.Size() {
+				return nil
+			}
+			return f.Truncate(cut)
+		}
+		end = off
+	}
+	return f.Truncate(0)
 }
 
 // rotated returns the rotated files of path, oldest first.

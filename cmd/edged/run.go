@@ -30,6 +30,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	api := fs.String("api", "", "API listen `address` (overrides api.listen)")
 	outDir := fs.String("output-dir", "", "file sink `dir` (overrides outputDir)")
 	virtual := fs.Bool("virtual-time", false, "run epochs back to back with processing time epoch*interval (replay, crash tests)")
+	epochRecords := fs.Int("epoch-records", 0, "max input records per epoch and source (overrides epochs.maxRecords)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,6 +62,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	}
 	if *outDir != "" {
 		cfg.OutputDir = *outDir
+	}
+	if *epochRecords > 0 {
+		cfg.Epochs.MaxRecords = *epochRecords
 	}
 	if *virtual {
 		cfg.Epochs.Virtual = true
