@@ -21,7 +21,9 @@ done
 echo "seed=$seed kills=$kills records=$records"
 RANDOM=$seed
 root=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d); trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+work=$(mktemp -d)
+# The work directory (data dirs and edged logs) is kept when the run fails.
+trap 'rc=$?; kill -9 $pid 2>/dev/null || true; if [ $rc = 0 ]; then rm -rf "$work"; else echo "kept $work" >&2; fi' EXIT
 pid=
 cd "$root"
 go build -o "$work/edged" ./cmd/edged
