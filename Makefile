@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross clean help
+.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross chaos clean help
 
 all: build
 
@@ -48,6 +48,9 @@ lint: ## gofmt and go vet
 
 depcheck: ## enforce the package dependency rules of DESIGN.md
 	$(GO) test -count=1 ./internal/depcheck
+
+chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n)
+	bash scripts/chaos/crash.sh $(if $(SEED),--seed $(SEED))
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
 	VERSION=$(VERSION) bash scripts/cross/build.sh

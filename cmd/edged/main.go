@@ -1,8 +1,18 @@
 // Command edged is the edge stream processor daemon.
 //
+//	edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
+//	edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
 //	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
 //	edged check PIPELINE.yaml...
 //	edged version
+//
+// run starts the daemon (see package node). With no config file it runs on
+// node.DefaultConfig: the API on 127.0.0.1:8080 and the example pipelines
+// embedded in the binary. Its data directory is, in order: --data-dir, the
+// config's dataDir, /var/lib/edged when it is writable, else
+// $XDG_STATE_HOME/edged (~/.local/state/edged), else ./edged-data. SIGTERM and
+// SIGINT drain (the running epochs finish, sinks deliver what is spooled,
+// storage closes); SIGHUP reloads the pipelines directory.
 //
 // batch runs a pipeline over a recorded file with the same plan the daemon runs
 // over a stream, so a pipeline can be tested on yesterday's data before it is
@@ -32,6 +42,8 @@ func main() {
 }
 
 const usage = `usage:
+  edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
+  edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
   edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
   edged check PIPELINE.yaml...
   edged version
@@ -43,6 +55,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "run":
+		return runDaemon(ctx, args[1:], stdout, stderr, false)
+	case "-check-config", "--check-config", "check-config":
+		return runDaemon(ctx, args[1:], stdout, stderr, true)
 	case "batch":
 		return runBatch(ctx, args[1:], stdout, stderr)
 	case "check":

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/edgedio/edged/node"
+)
+
+// runDaemon implements `edged run` and `edged -check-config`.
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, checkOnly bool) int {
+	name := "run"
+	if checkOnly {
+		name = "-check-config"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile := fs.String("c", "", "config `file` (edged.yaml); default: built-in defaults")
+	dataDir := fs.String("data-dir", "", "data `dir` (overrides dataDir)")
+	pipesDir := fs.String("pipelines-dir", "", "pipelines `dir` (overrides pipelinesDir)")
+	input := fs.String("input", "", "append the lines of this JSON Lines `file` to the first pipeline's first source")
+	api := fs.String("api", "", "API listen `address` (overrides api.listen)")
+	outDir := fs.String("output-dir", "", "file sink `dir` (overrides outputDir)")
+	virtual := fs.Bool("virtual-time", false, "run epochs back to back with processing time epoch*interval (replay, crash tests)")
+	epochRecords := fs.Int("epoch-records", 0, "max input records per epoch and source (overrides epochs.maxRecords)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edged %s: unexpected arguments %q\n", name, fs.Args())
+		return 2
+	}
+	cfg := node.DefaultConfig()
+	dataDirSet := false
+	if *cfgFile != "" {
+		var err error
+		if cfg, err = node.LoadConfig(*cfgFile); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		dataDirSet = cfg.DataDir != node.DefaultConfig().DataDir
+	}
+	if *dataDir != "" {
+		cfg.DataDir, dataDirSet = *dataDir, true
+	}
+	if !dataDirSet {
+		cfg.DataDir = fallbackDataDir(cfg.DataDir)
+	}
+	if *pipesDir != "" {
+		cfg.PipelinesDir = *pipesDir
+	}
+	if *api != "" {
+		cfg.API.Listen = *api
+	}
+	if *outDir != "" {
+		cfg.OutputDir = *outDir
+	}
+	if *epochRecords > 0 {
+		cfg.Epochs.MaxRecords = *epochRecords
+	}
+	if *virtual {
+		cfg.Epochs.Virtual = true
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "config: %v\n", err)
+		return 1
+	}
+	if checkOnly {
+		dir := cfg.PipelinesDir
+		if dir == "" {
+			fmt.Fprintln(stdout, "config ok; pipelines: embedded examples (or dataDir/pipelines once seeded)")
+			return 0
+		}
+		lds, err := node.LoadPipelines(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "config ok; %d pipelines ok in %s\n", len(lds), dir)
+		return 0
+	}
+	level, _ := node.ParseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := []node.Option{node.WithLogger(log), node.WithStdout(stdout)}
+	if *input != "" {
+		opts = append(opts, node.WithInputFile(*input))
+	}
+	n, err := node.New(cfg, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := n.Reload(); err != nil {
+					log.Error("reload failed; pipelines unchanged", "err", err)
+				}
+			}
+		}
+	}()
+	if err := n.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "edged: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// fallbackDataDir returns def when it can be created and written, else
+// $XDG_STATE_HOME/edged (default ~/.local/state/edged), else ./edged-data.
+func fallbackDataDir(def string) string {
+	if writable(def) {
+		return def
+	}
+	state := os.Getenv("XDG_STATE_HOME")
+	if state == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			state = filepath.Join(home, ".local", "state")
+		}
+	}
+	if state != "" {
+		if d := filepath.Join(state, "edged"); writable(d) {
+			return d
+		}
+	}
+	return "edged-data"
+}
+
+func writable(dir string) bool {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
+}

@@ -1,0 +1,49 @@
+package node
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigExampleAndStrictDecoding(t *testing.T) {
+	if _, err := LoadConfig("../configs/edged.yaml"); err != nil {
+		t.Fatalf("configs/edged.yaml: %v", err)
+	}
+	tests := []struct {
+		name, yaml string
+		want       []string // substrings of the error; nil: valid
+	}{
+		{"empty", "", nil},
+		{"unknown key", "dataDir: /x\napi:\n  listn: 1\n", []string{"c.yaml:3", "listn"}},
+		{"bad values all at once", "logLevel: loud\nstorage:\n  sync: sometimes\n  compression: lz4\nsinks:\n  batch: -1\n",
+			[]string{"logLevel", "storage.sync", "storage.compression", "sinks.batch"}},
+		{"duration", "storage:\n  groupMaxDelay: 5ms\n", nil},
+		{"tls pair", "api:\n  tlsCert: a.pem\n", []string{"api.tlsCert"}},
+		{"broker url", "mqtt:\n  brokers: [localhost]\n", []string{"mqtt.brokers[0]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("c.yaml", []byte(tt.yaml))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("got %v; want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got nil; want an error mentioning %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,361 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/storage"
+)
+
+// ReplayDeadLetters feeds the payloads of the dead letters matching f (and
+// ids, when given) back into their source's input log and deletes them.
+// Dead letters without a source (records an operator rejected, stored as
+// JSON of the step's input) or whose pipeline or source no longer exists are
+// skipped and counted.
+func (n *Node) ReplayDeadLetters(ctx context.Context, f storage.DeadLetterFilter, limit int, ids []uint64) (ReplayResult, error) {
+	var res ReplayResult
+	dls, err := n.db.ListDeadLetters(f, limit)
+	if err != nil {
+		return res, err
+	}
+	want := map[uint64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	reasons := map[string]int{}
+	byLog := map[string][][]byte{}
+	idsByLog := map[string][]uint64{}
+	for _, d := range dls {
+		if len(want) > 0 && !want[d.ID] {
+			continue
+		}
+		p := n.pipeByName(d.Pipeline)
+		switch {
+		case d.Source == "":
+			reasons["rejected by a step (not replayable into a source)"]++
+		case p == nil:
+			reasons["pipeline no longer exists"]++
+		default:
+			found := false
+			for _, s := range p.sources {
+				if s.name == d.Source {
+					byLog[s.logName] = append(byLog[s.logName], d.Payload)
+					idsByLog[s.logName] = append(idsByLog[s.logName], d.ID)
+					found = true
+				}
+			}
+			if !found {
+				reasons["source no longer exists"]++
+			}
+		}
+	}
+	for log, recs := range byLog {
+		// No dedup key: the original copy is in the log already.
+		_, last, err := n.db.AppendLog(ctx, log, recs)
+		if err != nil {
+			return res, fmt.Errorf("replay into %q: %w", log, err)
+		}
+		n.setLogNext(log, last)
+		k, err := n.db.DeleteDeadLetters(context.WithoutCancel(ctx), idsByLog[log]...)
+		if err != nil {
+			return res, err
+		}
+		res.Replayed += k
+	}
+	for r, k := range reasons {
+		res.Skipped += k
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d: %s", k, r))
+	}
+	sort.Strings(res.Reasons)
+	return res, nil
+}
+
+// Status is the /api/v1/status document.
+type Status struct {
+	Ready     bool           `json:"ready"`
+	DataDir   string         `json:"dataDir"`
+	Pipelines []PipelineInfo `json:"pipelines"`
+	Storage   StorageStatus  `json:"storage"`
+	Sinks     []SinkStatus   `json:"sinks"`
+	Ingest    IngestStatus   `json:"ingest"`
+	// Conditions are human-readable status lines about anything abnormal.
+	Conditions []string `json:"conditions"`
+}
+
+// StorageStatus summarizes storage.Stats.
+type StorageStatus struct {
+	Path               string  `json:"path"`
+	FileBytes          int64   `json:"fileBytes"`
+	UsedBytes          int64   `json:"usedBytes"`
+	QuotaBytes         int64   `json:"quotaBytes"`
+	QuotaExceeded      bool    `json:"quotaExceeded"`
+	Commits            uint64  `json:"commits"`
+	BytesWritten       int64   `json:"bytesWritten"`
+	WriteAmplification float64 `json:"writeAmplification"`
+	DeadLetters        uint64  `json:"deadLetters"`
+}
+
+// SinkStatus is one spool and its delivery.
+type SinkStatus struct {
+	Name      string            `json:"name"`
+	Types     map[string]string `json:"types"` // pipeline -> sink type
+	Depth     uint64            `json:"spoolDepth"`
+	Delivered uint64            `json:"delivered"`
+	Errors    uint64            `json:"errors"`
+	LastError string            `json:"lastError,omitempty"`
+}
+
+// IngestStatus counts Ingest and the input file.
+type IngestStatus struct {
+	Messages       uint64 `json:"messages"`
+	DuplicateFlag  uint64 `json:"duplicateFlag"`
+	DedupDropped   uint64 `json:"dedupDropped"`
+	Unrouted       uint64 `json:"unrouted"`
+	Errors         uint64 `json:"errors"`
+	Backpressure   bool   `json:"backpressure"`
+	InputFile      string `json:"inputFile,omitempty"`
+	InputFileLines uint64 `json:"inputFileLines,omitempty"`
+	InputFileDone  bool   `json:"inputFileDone,omitempty"`
+}
+
+// Status returns the node's status.
+func (n *Node) Status() (Status, error) {
+	st := Status{Ready: n.Ready(), DataDir: n.cfg.DataDir, Pipelines: []PipelineInfo{}, Sinks: []SinkStatus{}, Conditions: []string{}}
+	for _, p := range n.sortedPipes() {
+		pi := n.pipeInfo(p)
+		st.Pipelines = append(st.Pipelines, pi)
+		if pi.LastError != "" {
+			st.Conditions = append(st.Conditions, fmt.Sprintf("pipeline %s: last epoch failed: %s", pi.Name, pi.LastError))
+		}
+	}
+	ds, err := n.db.Stats()
+	if err != nil {
+		return st, err
+	}
+	st.Storage = StorageStatus{Path: ds.Path, FileBytes: ds.FileBytes, UsedBytes: ds.UsedBytes,
+		QuotaBytes: ds.QuotaBytes, QuotaExceeded: ds.QuotaExceeded, Commits: ds.Commits,
+		BytesWritten: ds.BytesWritten, WriteAmplification: ds.WriteAmplification(), DeadLetters: ds.DeadLetters}
+	n.mu.RLock()
+	for _, s := range n.sinks {
+		s.mu.Lock()
+		ss := SinkStatus{Name: s.name, Types: map[string]string{}, Depth: ds.Spool[s.name].Depth,
+			Delivered: s.sent, Errors: s.errs, LastError: s.lastErr}
+		for p, k := range s.kinds {
+			if _, ok := s.writers[p]; ok {
+				ss.Types[p] = k
+			}
+		}
+		s.mu.Unlock()
+		st.Sinks = append(st.Sinks, ss)
+		if ss.LastError != "" {
+			st.Conditions = append(st.Conditions, fmt.Sprintf("sink %s: delivery failing (%d outputs spooled): %s", s.name, ss.Depth, ss.LastError))
+		}
+	}
+	n.mu.RUnlock()
+	sort.Slice(st.Sinks, func(i, j int) bool { return st.Sinks[i].Name < st.Sinks[j].Name })
+	st.Ingest = IngestStatus{Messages: n.ingestMsgs.Load(), DuplicateFlag: n.ingestDup.Load(),
+		DedupDropped: n.ingestDropped.Load(), Unrouted: n.ingestUnrouted.Load(), Errors: n.ingestErrors.Load(),
+		Backpressure: n.backpressure.Load() || ds.QuotaExceeded, InputFile: n.inputFile,
+		InputFileLines: n.fileLines.Load(), InputFileDone: n.fileDone.Load()}
+	if st.Ingest.Backpressure {
+		st.Conditions = append(st.Conditions, fmt.Sprintf("back-pressure: disk quota reached (%d of %d bytes used): input is not acknowledged until sinks drain the spool and the log is truncated", ds.UsedBytes, ds.QuotaBytes))
+	}
+	return st, nil
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := n.Status()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// promWriter writes the Prometheus text exposition format.
+type promWriter struct {
+	w    *bufio.Writer
+	seen map[string]bool
+}
+
+func (p *promWriter) metric(name, typ, help string) {
+	if p.seen[name] {
+		return
+	}
+	p.seen[name] = true
+	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// sample writes one sample; labels alternate name and value.
+func (p *promWriter) sample(name string, v float64, labels ...string) {
+	p.w.WriteString(name)
+	if len(labels) > 0 {
+		p.w.WriteByte('{')
+		for i := 0; i+1 < len(labels); i += 2 {
+			if i > 0 {
+				p.w.WriteByte(',')
+			}
+			p.w.WriteString(labels[i])
+			p.w.WriteString(`="`)
+			p.w.WriteString(escapeLabel(labels[i+1]))
+			p.w.WriteByte('"')
+		}
+		p.w.WriteByte('}')
+	}
+	p.w.WriteByte(' ')
+	p.w.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	p.w.WriteByte('\n')
+}
+
+func escapeLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	n.WriteMetrics(bw)
+}
+
+// WriteMetrics writes every metric in the Prometheus text format.
+func (n *Node) WriteMetrics(bw *bufio.Writer) {
+	pw := &promWriter{w: bw, seen: map[string]bool{}}
+	g := func(name, help string, v float64, labels ...string) {
+		pw.metric(name, "gauge", help)
+		pw.sample(name, v, labels...)
+	}
+	c := func(name, help string, v float64, labels ...string) {
+		pw.metric(name, "counter", help)
+		pw.sample(name, v, labels...)
+	}
+	g("edged_ready", "1 when storage is open and every pipeline restored.", b2f(n.Ready()))
+	type stepRow struct {
+		pipeline string
+		st       engine.StepStats
+	}
+	var steps []stepRow
+	now := n.clock.Now().UnixMilli()
+	for _, p := range n.sortedPipes() {
+		p.mu.Lock()
+		g("edged_pipeline_epoch", "Last committed epoch.", float64(p.x.Epoch()), "pipeline", p.name)
+		if p.lastTime > 0 {
+			g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran.", float64(now-p.lastTime)/1000, "pipeline", p.name)
+		}
+		if wm := p.x.Watermark(); wm != engine.NoWatermark && wm != engine.EndOfTime {
+			g("edged_pipeline_watermark_seconds", "Event-time watermark (unix seconds).", float64(wm)/1000, "pipeline", p.name)
+		}
+		for _, s := range p.sources {
+			g("edged_pipeline_input_backlog_records", "Input-log records after the committed position.", float64(s.backlog), "pipeline", p.name, "source", s.name)
+		}
+		c("edged_pipeline_decode_errors_total", "Payloads that did not decode (dead-lettered).", float64(p.decodeErr), "pipeline", p.name)
+		g("edged_pipeline_healthy", "0 when the last epoch failed.", b2f(p.lastErr == ""), "pipeline", p.name)
+		for _, s := range p.stats {
+			steps = append(steps, stepRow{p.name, s})
+		}
+		p.mu.Unlock()
+	}
+	for _, m := range []struct {
+		name, help string
+		get        func(engine.StepStats) uint64
+	}{
+		{"edged_step_records_in_total", "Records received by a step.", func(s engine.StepStats) uint64 { return s.In }},
+		{"edged_step_records_out_total", "Records emitted by a step.", func(s engine.StepStats) uint64 { return s.Out }},
+		{"edged_step_records_late_total", "Records dropped as late.", func(s engine.StepStats) uint64 { return s.Late }},
+		{"edged_step_records_invalid_total", "Records rejected (dead-lettered) by a step.", func(s engine.StepStats) uint64 { return s.Invalid }},
+		{"edged_step_records_duplicate_total", "Records dropped as duplicates.", func(s engine.StepStats) uint64 { return s.Duplicates }},
+	} {
+		for _, s := range steps {
+			c(m.name, m.help, float64(m.get(s.st)), "pipeline", s.pipeline, "step", s.st.Step)
+		}
+	}
+	for _, s := range steps {
+		g("edged_step_state_rows", "Live state entries of a step.", float64(s.st.StateRows), "pipeline", s.pipeline, "step", s.st.Step)
+	}
+	ds, err := n.db.Stats()
+	if err == nil {
+		c("edged_storage_bytes_written_total", "Bytes bbolt wrote since start (pages + meta pages).", float64(ds.BytesWritten))
+		c("edged_storage_proc_write_bytes_total", "/proc/self/io write_bytes of the process.", float64(ds.ProcWriteBytes))
+		c("edged_storage_raw_bytes_appended_total", "Payload bytes appended to input logs since start.", float64(ds.RawBytesAppended))
+		c("edged_storage_records_appended_total", "Records appended to input logs since start.", float64(ds.RecordsAppended))
+		c("edged_storage_commits_total", "Write transactions (fsyncs) since start.", float64(ds.Commits))
+		c("edged_storage_dedup_dropped_total", "Input records dropped as redelivered duplicates.", float64(ds.DedupDropped))
+		g("edged_storage_file_bytes", "Size of the database file.", float64(ds.FileBytes))
+		g("edged_storage_used_bytes", "Bytes counted against the quota.", float64(ds.UsedBytes))
+		g("edged_storage_quota_bytes", "Disk quota (0: none).", float64(ds.QuotaBytes))
+		if ds.RawBytesAppended > 0 {
+			g("edged_storage_bytes_written_per_raw_byte", "Write amplification (flash wear): bytes written per payload byte.", ds.WriteAmplification())
+		}
+		logs := make([]string, 0, len(ds.Log))
+		for k := range ds.Log {
+			logs = append(logs, k)
+		}
+		sort.Strings(logs)
+		for _, k := range logs {
+			g("edged_input_log_records", "Records retained in an input log.", float64(ds.Log[k].Records), "log", k)
+		}
+		sinks := make([]string, 0, len(ds.Spool))
+		for k := range ds.Spool {
+			sinks = append(sinks, k)
+		}
+		sort.Strings(sinks)
+		for _, k := range sinks {
+			g("edged_sink_spool_depth", "Outputs spooled and not yet delivered.", float64(ds.Spool[k].Depth), "sink", k)
+			g("edged_sink_spool_bytes", "Bytes of spooled outputs.", float64(ds.Spool[k].Bytes), "sink", k)
+		}
+		dls := make([]string, 0, len(ds.DeadLettersByPipeline))
+		for k := range ds.DeadLettersByPipeline {
+			dls = append(dls, k)
+		}
+		sort.Strings(dls)
+		for _, k := range dls {
+			g("edged_dead_letters", "Dead letters stored.", float64(ds.DeadLettersByPipeline[k]), "pipeline", k)
+		}
+		c("edged_dead_letters_dropped_total", "Oldest dead letters dropped by the store's bound.", float64(ds.DeadLettersDropped))
+	}
+	c("edged_dead_letters_stored_total", "Dead letters stored since start.", float64(n.dlStored.Load()))
+	g("edged_quota_backpressure", "1 while input is back-pressured by the disk quota.", b2f(n.backpressure.Load() || (err == nil && ds.QuotaExceeded)))
+	n.mu.RLock()
+	names := make([]string, 0, len(n.sinks))
+	for k := range n.sinks {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		s := n.sinks[k]
+		s.mu.Lock()
+		c("edged_sink_delivered_total", "Outputs delivered by a sink.", float64(s.sent), "sink", k)
+		c("edged_sink_errors_total", "Failed delivery rounds of a sink.", float64(s.errs), "sink", k)
+		g("edged_sink_failing", "1 while the last delivery of a sink failed.", b2f(s.lastErr != ""), "sink", k)
+		s.mu.Unlock()
+	}
+	n.mu.RUnlock()
+	c("edged_sink_dropped_total", "Spooled outputs of deleted pipelines dropped.", float64(n.sinkDropped.Load()))
+	c("edged_ingest_messages_total", "Messages handed to Ingest.", float64(n.ingestMsgs.Load()))
+	c("edged_ingest_duplicate_flag_total", "Messages with the MQTT DUP flag.", float64(n.ingestDup.Load()))
+	c("edged_ingest_dedup_dropped_total", "Messages dropped by the input-log dedup.", float64(n.ingestDropped.Load()))
+	c("edged_ingest_unrouted_total", "Messages no pipeline source subscribes to.", float64(n.ingestUnrouted.Load()))
+	c("edged_ingest_errors_total", "Ingest calls that failed (nothing acknowledged).", float64(n.ingestErrors.Load()))
+	g("edged_ingest_accepting", "1 while Ingest accepts input (ready, not back-pressured, not stopping).",
+		b2f(n.Ready() && !n.stopping.Load() && !n.backpressure.Load()))
+	if n.inputFile != "" {
+		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
+		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))
+	}
+}

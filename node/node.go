@@ -1,0 +1,727 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgedio/edged/configs"
+	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/pipeline"
+	"github.com/edgedio/edged/storage"
+)
+
+// ErrNotReady is returned by Ingest before the node has opened its storage
+// and restored its pipelines, and after it began to stop.
+var ErrNotReady = errors.New("node: not ready")
+
+// Message is one input message handed to Ingest by a source.
+type Message struct {
+	// Topic routes the message to the pipeline sources whose topic filters
+	// match it.
+	Topic string
+	// Payload is the raw payload; it is logged as is and decoded once, by the
+	// epoch that consumes it. Ingest does not retain it after returning.
+	Payload []byte
+	// Duplicate is the MQTT DUP flag (a redelivery). It is counted; the input
+	// log's dedup drops the copy whatever the flag says.
+	Duplicate bool
+}
+
+// Option is a test seam or a rare knob of New.
+type Option func(*Node)
+
+// WithClock sets the clock of the epoch loops (default: the system clock).
+func WithClock(c engine.Clock) Option { return func(n *Node) { n.clock = c } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
+
+// WithStdout sets where stdout sinks write (default: os.Stdout).
+func WithStdout(w io.Writer) Option { return func(n *Node) { n.stdout = w } }
+
+// WithPublisher sets the Publisher of mqtt sinks. Without one, mqtt sink
+// outputs stay in the spool and the sink reports the condition.
+func WithPublisher(p Publisher) Option { return func(n *Node) { n.pub = p } }
+
+// WithInputFile makes the node append the lines of a JSON Lines file to the
+// input log of the first pipeline's (by name) first source, once: the number
+// of lines already appended is the log's record count, so a restart
+// continues where the last run stopped without appending a line twice. The
+// file source must be the only writer of that log.
+func WithInputFile(path string) Option { return func(n *Node) { n.inputFile = path } }
+
+// WithListener makes the API serve on l instead of listening on
+// Config.API.Listen (tests).
+func WithListener(l net.Listener) Option { return func(n *Node) { n.listener = l } }
+
+// Node wires one gateway: the input log, one executor loop per pipeline, the
+// sinks draining the output spool, and the HTTP API.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	clock     engine.Clock
+	stdout    io.Writer
+	stdoutMu  sync.Mutex
+	pub       Publisher
+	inputFile string
+	listener  net.Listener
+
+	db        *storage.DB
+	ready     atomic.Bool
+	stopping  atomic.Bool
+	runCtx    context.Context
+	inputWake chan struct{}
+	apiAddr   atomic.Value // string
+
+	// mu guards pipes and sinks. swapMu serialises pipeline changes (apply,
+	// delete, reload); it is taken before mu.
+	swapMu sync.Mutex
+	mu     sync.RWMutex
+	pipes  map[string]*pipe
+	sinks  map[string]*spoolSink
+	sinkWG sync.WaitGroup
+
+	nextMu  sync.Mutex
+	nextOff map[string]uint64 // input log -> next offset
+
+	ingestMsgs     atomic.Uint64
+	ingestDup      atomic.Uint64
+	ingestDropped  atomic.Uint64 // dedup
+	ingestUnrouted atomic.Uint64
+	ingestErrors   atomic.Uint64
+	backpressure   atomic.Bool
+	fileLines      atomic.Uint64
+	fileDone       atomic.Bool
+	sinkDropped    atomic.Uint64
+	dlStored       atomic.Uint64
+}
+
+// New returns a node for cfg, which must be valid.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, clock: engine.SystemClock{}, stdout: os.Stdout,
+		pipes: map[string]*pipe{}, sinks: map[string]*spoolSink{}, nextOff: map[string]uint64{},
+		inputWake: make(chan struct{}, 1)}
+	for _, o := range opts {
+		o(n)
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	return n, nil
+}
+
+// Ready reports whether storage is open and every pipeline is restored.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// APIAddr returns the address the API listens on ("" before it does).
+func (n *Node) APIAddr() string {
+	s, _ := n.apiAddr.Load().(string)
+	return s
+}
+
+// DB returns the node's storage (nil before Run opened it).
+func (n *Node) DB() *storage.DB { return n.db }
+
+// Run opens storage, restores and runs every pipeline, the sinks and the API
+// until ctx ends, then drains: the running epochs finish, sinks deliver what
+// is spooled (for up to ShutdownTimeout), and storage is closed. It returns
+// an error when the node cannot start (every invalid pipeline is listed).
+func (n *Node) Run(ctx context.Context) error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("dataDir: %w", err)
+	}
+	db, err := storage.Open(filepath.Join(n.cfg.DataDir, "edged.db"), n.cfg.StorageOptions(n.log))
+	if err != nil {
+		return err
+	}
+	n.db = db
+	defer db.Close()
+	st, err := db.Stats()
+	if err != nil {
+		return err
+	}
+	for name, ls := range st.Log {
+		n.nextOff[name] = ls.Next
+	}
+	specs, err := n.loadDir()
+	if err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n.runCtx = runCtx
+
+	var srv *http.Server
+	srvDone := make(chan error, 1)
+	if n.cfg.API.Listen != "" || n.listener != nil {
+		if srv, err = n.startAPI(srvDone); err != nil {
+			return err
+		}
+	}
+	stopAPI := func() {
+		if srv != nil {
+			sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer c()
+			srv.Shutdown(sctx)
+		}
+	}
+
+	var errs []error
+	for _, ld := range specs {
+		if err := n.start(ld.c, ld.raw, ld.file); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		cancel()
+		n.stopAll()
+		stopAPI()
+		return err
+	}
+	n.ready.Store(true)
+	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
+
+	var inWG sync.WaitGroup
+	if n.inputFile != "" {
+		inWG.Add(1)
+		go func() {
+			defer inWG.Done()
+			if err := n.runInputFile(runCtx); err != nil && runCtx.Err() == nil {
+				n.log.Error("input file", "file", n.inputFile, "err", err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvDone:
+		runErr = fmt.Errorf("api: %w", err)
+	}
+	n.log.Info("draining")
+	n.stopping.Store(true)
+	n.ready.Store(false)
+	cancel()
+	inWG.Wait()
+	n.stopAll()
+	stopAPI()
+	return runErr
+}
+
+// ShutdownTimeout bounds the final delivery of spooled outputs at stop.
+const ShutdownTimeout = 10 * time.Second
+
+// stopAll stops the epoch loops (each finishes its epoch), then lets the sinks
+// deliver what is spooled under ShutdownTimeout.
+func (n *Node) stopAll() {
+	n.swapMu.Lock()
+	defer n.swapMu.Unlock()
+	n.mu.Lock()
+	pipes := make([]*pipe, 0, len(n.pipes))
+	for _, p := range n.pipes {
+		pipes = append(pipes, p)
+	}
+	n.mu.Unlock()
+	for _, p := range pipes {
+		p.stop()
+	}
+	n.sinkWG.Wait() // the sink loops ended with runCtx
+	dctx, c := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer c()
+	n.mu.RLock()
+	sinks := make([]*spoolSink, 0, len(n.sinks))
+	for _, s := range n.sinks {
+		sinks = append(sinks, s)
+	}
+	n.mu.RUnlock()
+	for _, s := range sinks {
+		for {
+			k, err := n.drainSink(dctx, s)
+			if err != nil || k == 0 {
+				break
+			}
+		}
+		s.mu.Lock()
+		for _, w := range s.writers {
+			w.close()
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (p *pipe) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+type loaded struct {
+	c    *pipeline.Compiled
+	raw  []byte
+	file string
+}
+
+// loadDir loads and compiles every pipeline of the pipelines directory,
+// seeding the default directory with the embedded examples. Every problem is
+// reported.
+func (n *Node) loadDir() ([]loaded, error) {
+	dir := n.cfg.pipelinesDir()
+	if n.cfg.PipelinesDir == "" {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := seedPipelines(dir, n.log); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return LoadPipelines(dir)
+}
+
+// seedPipelines writes the embedded example pipelines into dir. Every example
+// compiles (pipeline.TestExamplePipelinesCompile checks it); one that does not
+// is a build bug and stops the start.
+func seedPipelines(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("pipelinesDir: %w", err)
+	}
+	ents, err := fs.ReadDir(configs.Pipelines, "pipelines")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := fs.ReadFile(configs.Pipelines, "pipelines/"+e.Name())
+		if err != nil {
+			return err
+		}
+		name := e.Name()
+		if _, err := compile(name, b); err != nil {
+			return fmt.Errorf("BUG: embedded example pipeline %s does not compile: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("pipelinesDir: %w", err)
+		}
+	}
+	return nil
+}
+
+// LoadPipelines parses and compiles every *.yaml and *.yml file of dir, in
+// name order. It reports every invalid file and duplicate pipeline name.
+func LoadPipelines(dir string) ([]loaded, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipelinesDir: %w", err)
+	}
+	var out []loaded
+	var errs []error
+	seen := map[string]string{}
+	for _, e := range ents {
+		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+			continue
+		}
+		file := filepath.Join(dir, e.Name())
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c, err := compile(file, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, dup := seen[c.Plan.Name()]; dup {
+			errs = append(errs, fmt.Errorf("%s: metadata.name: pipeline %q is already defined in %s", file, c.Plan.Name(), prev))
+			continue
+		}
+		seen[c.Plan.Name()] = file
+		out = append(out, loaded{c: c, raw: raw, file: file})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].c.Plan.Name() < out[j].c.Plan.Name() })
+	return out, errors.Join(errs...)
+}
+
+// compile parses, validates and compiles one pipeline document.
+func compile(file string, raw []byte) (*pipeline.Compiled, error) {
+	spec, err := pipeline.Parse(file, raw)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.Compile(spec)
+}
+
+// start creates (restoring from the last checkpoint) and starts the pipe of
+// c, replacing a running pipe of the same name at its epoch boundary. If the
+// new plan cannot be restored, the old pipe keeps running.
+func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
+	name := c.Plan.Name()
+	n.mu.RLock()
+	old := n.pipes[name]
+	n.mu.RUnlock()
+	if old != nil {
+		old.stop()
+	}
+	p, err := newPipe(n, c, raw)
+	if err != nil {
+		if old != nil {
+			n.launch(old)
+		}
+		return fmt.Errorf("pipeline %q: %w", name, err)
+	}
+	p.file = file
+	n.mu.Lock()
+	n.pipes[name] = p
+	n.mu.Unlock()
+	if err := n.attachSinks(p); err != nil {
+		return err
+	}
+	n.launch(p)
+	n.log.Info("pipeline started", "pipeline", name, "epoch", p.x.Epoch())
+	return nil
+}
+
+func (n *Node) launch(p *pipe) {
+	ctx, cancel := context.WithCancel(n.runCtx)
+	p.cancel, p.done = cancel, make(chan struct{})
+	go p.run(ctx)
+}
+
+// remove stops and forgets a pipeline. Its spooled outputs that are not yet
+// delivered are dropped (counted in edged_sink_dropped_total).
+func (n *Node) remove(name string) bool {
+	n.mu.RLock()
+	p := n.pipes[name]
+	n.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	p.stop()
+	n.mu.Lock()
+	delete(n.pipes, name)
+	for _, s := range n.sinks {
+		s.mu.Lock()
+		if w := s.writers[name]; w != nil {
+			w.close()
+			delete(s.writers, name)
+		}
+		s.mu.Unlock()
+	}
+	n.mu.Unlock()
+	return true
+}
+
+// attachSinks opens the writers of p's sinks and starts the spool loops of
+// sinks not seen before.
+func (n *Node) attachSinks(p *pipe) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var errs []error
+	for i := range p.spec.Spec.Sinks {
+		sk := &p.spec.Spec.Sinks[i]
+		w, kind, err := n.newWriter(p.name, sk)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, sk.Name, err))
+			continue
+		}
+		s := n.sinks[sk.Name]
+		if s == nil {
+			s = &spoolSink{name: sk.Name, wake: make(chan struct{}, 1),
+				writers: map[string]sinkWriter{}, kinds: map[string]string{}}
+			n.sinks[sk.Name] = s
+			n.sinkWG.Add(1)
+			go n.runSink(n.runCtx, s)
+		}
+		s.mu.Lock()
+		if old := s.writers[p.name]; old != nil {
+			old.close()
+		}
+		s.writers[p.name], s.kinds[p.name] = w, kind
+		s.mu.Unlock()
+		s.notify()
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, string, error) {
+	switch sk.Type {
+	case "", "stdout":
+		return &writerSink{mu: &n.stdoutMu, w: n.stdout}, "stdout", nil
+	case "log":
+		return &logSink{log: n.log, pipeline: pipelineName, sink: sk.Name}, "log", nil
+	case "file":
+		w, err := openFileSink(sinkFilePath(n.cfg.outputDir(), pipelineName, sk), n.cfg.Sinks.FileMaxBytes)
+		return w, "file", err
+	case "uplink":
+		// Until the uplink package drains these spools, they go to the local
+		// directory target: outputDir/uplink.
+		w, err := openFileSink(filepath.Join(n.cfg.outputDir(), "uplink", pipelineName+"."+sk.Name+".jsonl"), n.cfg.Sinks.FileMaxBytes)
+		return w, "uplink", err
+	case "mqtt":
+		topic := strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic)
+		return &mqttSink{pub: n.pub, topic: topic, qos: byte(sk.QoS), retain: sk.Retain}, "mqtt", nil
+	}
+	return nil, "", fmt.Errorf("unknown sink type %q", sk.Type)
+}
+
+// logSink writes each output as one log line.
+type logSink struct {
+	log            *slog.Logger
+	pipeline, sink string
+}
+
+func (s *logSink) deliver(_ context.Context, ds []delivery) error {
+	for _, d := range ds {
+		s.log.Info("output", "pipeline", s.pipeline, "sink", s.sink, "id", d.id, "data", string(d.data))
+	}
+	return nil
+}
+
+func (s *logSink) close() error { return nil }
+
+// runSink drains one spool until ctx ends: after every epoch that spooled
+// for it, and every second (retries after a failed delivery).
+func (n *Node) runSink(ctx context.Context, s *spoolSink) {
+	defer n.sinkWG.Done()
+	batch := max(n.cfg.Sinks.Batch, 1)
+	for {
+		k, err := n.drainSink(ctx, s)
+		if err == nil && k >= batch {
+			continue
+		}
+		t := time.NewTimer(retryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// drainSink delivers one batch of the spool of s and acknowledges what was
+// delivered. It returns the number of entries read.
+func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
+	batch := n.cfg.Sinks.Batch
+	if batch <= 0 {
+		batch = 1024
+	}
+	var ds []delivery
+	err := n.db.SpoolRead(s.name, batch, func(id string, data []byte) error {
+		ds = append(ds, delivery{id: id, data: append([]byte(nil), data...)})
+		return nil
+	})
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	// Group by pipeline (the id's first segment), keeping order.
+	var order []string
+	groups := map[string][]delivery{}
+	for _, d := range ds {
+		p, _, _ := strings.Cut(d.id, "/")
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], d)
+	}
+	var ack []string
+	var errs []error
+	s.mu.Lock()
+	for _, p := range order {
+		g := groups[p]
+		w := s.writers[p]
+		if w == nil {
+			n.mu.RLock()
+			_, running := n.pipes[p]
+			n.mu.RUnlock()
+			if running {
+				continue // its writer is being replaced
+			}
+			// The pipeline was deleted: nothing will deliver these.
+			n.sinkDropped.Add(uint64(len(g)))
+			n.log.Warn("dropping spooled outputs of a deleted pipeline", "pipeline", p, "sink", s.name, "outputs", len(g))
+		} else if err := w.deliver(ctx, g); err != nil {
+			errs = append(errs, err)
+			s.errs++
+			s.lastErr = err.Error()
+			continue
+		} else {
+			s.sent += uint64(len(g))
+		}
+		for _, d := range g {
+			ack = append(ack, d.id)
+		}
+	}
+	if len(errs) == 0 {
+		s.lastErr = ""
+	}
+	s.mu.Unlock()
+	if len(ack) > 0 {
+		if _, err := n.db.SpoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(ds), errors.Join(errs...)
+}
+
+// epochDone wakes the sinks of p after a commit.
+func (n *Node) epochDone(p *pipe) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for i := range p.spec.Spec.Sinks {
+		if s := n.sinks[p.spec.Spec.Sinks[i].Name]; s != nil {
+			s.notify()
+		}
+	}
+}
+
+// logNext returns the offset the next record appended to an input log gets.
+func (n *Node) logNext(name string) uint64 {
+	n.nextMu.Lock()
+	defer n.nextMu.Unlock()
+	if v, ok := n.nextOff[name]; ok {
+		return v
+	}
+	return 1
+}
+
+func (n *Node) setLogNext(name string, last uint64) {
+	n.nextMu.Lock()
+	if last+1 > n.nextOff[name] {
+		n.nextOff[name] = last + 1
+	}
+	n.nextMu.Unlock()
+	select {
+	case n.inputWake <- struct{}{}:
+	default:
+	}
+}
+
+// putDeadLetters stores dead letters concurrently, so that they share group
+// commits instead of paying one fsync each.
+func (n *Node) putDeadLetters(ctx context.Context, dls []storage.DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := range dls {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(d storage.DeadLetter) {
+			defer func() { <-sem; wg.Done() }()
+			if err := n.db.PutDeadLetter(ctx, d); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(dls[i])
+	}
+	wg.Wait()
+	n.dlStored.Add(uint64(len(dls) - len(errs)))
+	return errors.Join(errs...)
+}
+
+// Ingest appends msgs durably to the input log of every pipeline source whose
+// topic filters match each message's topic, deduplicated on a hash of topic
+// and payload (a redelivered copy is dropped). It returns nil only once every
+// message is durable, so the caller may then acknowledge them; an error means
+// none should be acknowledged (some may be logged: their redelivery is
+// dropped by the dedup). At the disk quota it returns an error wrapping
+// storage.ErrQuotaExceeded: stop reading and acknowledging, retry later.
+// Messages no source subscribes to are counted and dropped. Safe for
+// concurrent use.
+func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
+	if !n.ready.Load() || n.stopping.Load() {
+		return ErrNotReady
+	}
+	type group struct{ recs, keys [][]byte }
+	groups := map[string]*group{}
+	n.mu.RLock()
+	for i := range msgs {
+		m := &msgs[i]
+		n.ingestMsgs.Add(1)
+		if m.Duplicate {
+			n.ingestDup.Add(1)
+		}
+		routed := false
+		var key []byte
+		for _, p := range n.pipes {
+			for _, s := range p.sources {
+				if !s.matches(m.Topic) {
+					continue
+				}
+				if key == nil {
+					key = DedupKey(m.Topic, m.Payload)
+				}
+				g := groups[s.logName]
+				if g == nil {
+					g = &group{}
+					groups[s.logName] = g
+				}
+				g.recs = append(g.recs, m.Payload)
+				g.keys = append(g.keys, key)
+				routed = true
+			}
+		}
+		if !routed {
+			n.ingestUnrouted.Add(1)
+		}
+	}
+	n.mu.RUnlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for name, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, last, dropped, err := n.db.AppendLogDedup(ctx, name, g.recs, g.keys)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("ingest into %q: %w", name, err))
+				mu.Unlock()
+				return
+			}
+			n.ingestDropped.Add(uint64(dropped))
+			n.setLogNext(name, last)
+		}()
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	n.backpressure.Store(errors.Is(err, storage.ErrQuotaExceeded))
+	if err != nil {
+		n.ingestErrors.Add(1)
+	}
+	return err
+}
+
+// DedupKey is the default dedup key of a message: a 128-bit hash of its topic
+// and payload.
+func DedupKey(topic string, payload []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(topic))
+	h.Write([]byte{0})
+	h.Write(payload)
+	return h.Sum(nil)[:16]
+}

@@ -1,0 +1,300 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/engine/decode"
+	"github.com/edgedio/edged/pipeline"
+	"github.com/edgedio/edged/storage"
+)
+
+// pipe runs one pipeline: its executor and its epoch loop.
+//
+// Lock order: Node.mu, then pipe.mu.
+type pipe struct {
+	n    *Node
+	name string
+	spec *pipeline.Spec
+	c    *pipeline.Compiled
+	yaml []byte
+	file string // the spec's file in the pipelines directory
+
+	sources []*pipeSource
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// mu is held for the whole of an epoch and by queries, so a query never
+	// sees a half-applied epoch.
+	mu        sync.Mutex
+	x         *engine.Executor
+	pendingDL []storage.DeadLetter
+	jbuf      []byte
+	lastTime  int64 // processing time of the last epoch run here, unix ms
+	epochs    uint64
+	decodeErr uint64
+	opDL      uint64
+	lastErr   string
+	stats     []engine.StepStats // after the last epoch
+}
+
+// pipeSource is one source of a pipe.
+type pipeSource struct {
+	name    string
+	logName string // storage input log: "<pipeline>/<source>"
+	filters []string
+	json    *decode.JSONDecoder
+	csvCfg  *decode.Config
+	backlog uint64 // records in the log after the committed position
+}
+
+// LogName returns the storage input log of a pipeline's source.
+func LogName(pipelineName, source string) string { return pipelineName + "/" + source }
+
+func newPipe(n *Node, c *pipeline.Compiled, raw []byte) (*pipe, error) {
+	p := &pipe{n: n, name: c.Plan.Name(), spec: c.Spec, c: c, yaml: raw}
+	for _, src := range c.Spec.Spec.Sources {
+		ps := &pipeSource{name: src.Name, logName: LogName(p.name, src.Name)}
+		if src.MQTT != nil {
+			ps.filters = src.MQTT.Topics
+		}
+		cfg := c.Decoders[src.Name]
+		if src.Format == "csv" {
+			ps.csvCfg = &cfg
+		} else {
+			d, err := decode.NewJSON(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)
+			}
+			ps.json = d
+		}
+		p.sources = append(p.sources, ps)
+	}
+	x, err := engine.NewExecutor(c.Plan, p.execOptions())
+	if err != nil {
+		return nil, err
+	}
+	p.x = x
+	p.stats = x.Stats()
+	return p, nil
+}
+
+// matches reports whether a topic feeds source s.
+func (s *pipeSource) matches(topic string) bool {
+	for _, f := range s.filters {
+		if TopicMatch(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// operatorDeadLetter is the executor's DeadLetter hook: the record is kept as
+// JSON and stored with the epoch's commit.
+func (p *pipe) operatorDeadLetter(step string, rec *engine.Record, s *engine.Schema, reason error) {
+	p.opDL++
+	p.jbuf = decode.AppendJSON(p.jbuf[:0], s, rec)
+	p.pendingDL = append(p.pendingDL, storage.DeadLetter{Pipeline: p.name, Step: step,
+		Payload: bytes.Clone(p.jbuf), Reason: reason.Error(), Time: p.n.clock.Now()})
+}
+
+// dlStore is the executor's StateStore: it stores the epoch's pending dead
+// letters, then commits the epoch. A crash between the two re-runs the epoch
+// and stores its dead letters again (at-least-once for dead letters; the
+// epoch itself stays exactly-once).
+type dlStore pipe
+
+func (d *dlStore) Commit(ctx context.Context, c *engine.Commit) error {
+	p := (*pipe)(d)
+	if err := p.n.putDeadLetters(ctx, p.pendingDL); err != nil {
+		return err
+	}
+	p.pendingDL = p.pendingDL[:0]
+	return p.n.db.Commit(ctx, c)
+}
+
+func (d *dlStore) LastCheckpoint(pipeline string, partition int) (engine.Checkpoint, error) {
+	return d.n.db.LastCheckpoint(pipeline, partition)
+}
+
+func (d *dlStore) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
+	return d.n.db.Scan(pipeline, partition, namespace, fn)
+}
+
+// run is the epoch loop. In clock mode every epoch runs at a processing time
+// aligned to the interval (t = floor(now/interval)*interval), so that DStream
+// windows fire on their boundaries. In virtual mode epochs run back to back
+// while there is input, at time epoch*interval.
+func (p *pipe) run(ctx context.Context) {
+	defer close(p.done)
+	iv := p.c.Interval.Milliseconds()
+	ectx := context.WithoutCancel(ctx) // an epoch that started is finished
+	for {
+		var t int64
+		if p.n.cfg.Epochs.Virtual {
+			if !p.hasInput() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-p.n.inputWake:
+				case <-p.n.clock.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			t = int64(p.x.Epoch()+1) * iv
+		} else {
+			now := p.n.clock.Now().UnixMilli()
+			t = floorDiv(now, iv)*iv + iv
+			if t <= p.lastTime {
+				t = p.lastTime + iv
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.n.clock.After(time.Duration(t-now) * time.Millisecond):
+			}
+			if now := p.n.clock.Now().UnixMilli(); floorDiv(now, iv)*iv > t {
+				t = floorDiv(now, iv) * iv // woke late: run at the current boundary
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := p.epoch(ectx, t); err != nil {
+			p.n.log.Error("epoch failed", "pipeline", p.name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.n.clock.After(time.Second):
+			}
+		}
+	}
+}
+
+// hasInput reports whether a virtual-time epoch should run: while an input
+// file is still being appended, only when some source has a full epoch
+// (Epochs.MaxRecords) of records after the executor's position, so that
+// epoch boundaries depend on the input alone and a restarted run cuts the
+// same epochs as an uninterrupted one; otherwise when any record is there.
+func (p *pipe) hasInput() bool {
+	full := p.n.inputFile != "" && !p.n.fileDone.Load()
+	need := uint64(1)
+	if full {
+		need = uint64(p.n.maxRecords())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sources {
+		if p.n.logNext(s.logName) >= max(p.x.Position(s.name), 1)+need {
+			return true
+		}
+	}
+	return false
+}
+
+// epoch reads the new input of every source from the log, decodes it once and
+// runs (and commits) one epoch at processing time t.
+func (p *pipe) epoch(ctx context.Context, t int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	maxRecs := p.n.maxRecords()
+	decodeErrs := uint64(0)
+	for _, s := range p.sources {
+		in := p.x.Input(s.name)
+		from := max(p.x.Position(s.name), 1)
+		next := from
+		err := p.n.db.ReadLog(s.logName, from, maxRecs, func(off uint64, rec []byte) error {
+			next = off + 1
+			if len(bytes.TrimSpace(rec)) == 0 {
+				return nil
+			}
+			n0 := in.Len()
+			var derr error
+			if s.json != nil {
+				derr = s.json.Decode(rec, in)
+			} else {
+				derr = decode.DecodeCSV(bytes.NewReader(rec), *s.csvCfg, in, func(_ int, raw []byte, err error) {
+					p.decodeDL(s, raw, err)
+					decodeErrs++
+				})
+			}
+			if derr != nil {
+				p.decodeDL(s, rec, derr)
+				decodeErrs++
+				return nil
+			}
+			for i := n0; i < in.Len(); i++ {
+				in.Recs[i].Origin = engine.Origin{Source: s.name, Offset: off}
+			}
+			return nil
+		})
+		if err != nil {
+			in.Reset(in.Schema)
+			p.pendingDL = p.pendingDL[:0]
+			return fmt.Errorf("read log %q: %w", s.logName, err)
+		}
+		p.x.SetPosition(s.name, next)
+		if ln := p.n.logNext(s.logName); ln > next {
+			s.backlog = ln - next
+		} else {
+			s.backlog = 0
+		}
+	}
+	if _, err := p.x.RunEpochAt(ctx, t); err != nil {
+		p.lastErr = err.Error()
+		// The executor did not commit: its in-memory state may be ahead of the
+		// store. Rebuild it from the last checkpoint.
+		p.pendingDL = p.pendingDL[:0]
+		if x, rerr := engine.NewExecutor(p.c.Plan, p.execOptions()); rerr == nil {
+			p.x = x
+		} else {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	p.decodeErr += decodeErrs
+	p.lastTime = t
+	p.epochs++
+	p.lastErr = ""
+	p.stats = p.x.Stats()
+	p.n.epochDone(p)
+	if re := p.n.cfg.Epochs.RetainEpochs; re > 0 && p.epochs%uint64(re) == 0 {
+		for _, s := range p.sources {
+			if err := p.n.db.TruncateLog(ctx, s.logName, p.x.Position(s.name)); err != nil {
+				p.n.log.Warn("truncate input log", "log", s.logName, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *pipe) execOptions() engine.Options {
+	return engine.Options{Store: (*dlStore)(p), Clock: p.n.clock, Interval: p.c.Interval,
+		Encode: decode.AppendJSON, DeadLetter: p.operatorDeadLetter, Logger: p.n.log}
+}
+
+func (p *pipe) decodeDL(s *pipeSource, raw []byte, err error) {
+	p.pendingDL = append(p.pendingDL, storage.DeadLetter{Pipeline: p.name, Source: s.name,
+		Payload: bytes.Clone(raw), Reason: err.Error(), Time: p.n.clock.Now()})
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (n *Node) maxRecords() int {
+	if n.cfg.Epochs.MaxRecords > 0 {
+		return n.cfg.Epochs.MaxRecords
+	}
+	return 65536
+}

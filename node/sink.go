@@ -1,0 +1,360 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgedio/edged/pipeline"
+)
+
+// Publisher publishes one MQTT message; the mqtt sink type delivers through
+// it. The ingest/mqtt package implements it with its client or embedded
+// broker. Publish must return nil only once the message is handed to the
+// broker as its QoS requires (at QoS 1: acknowledged by the broker); it may
+// block and must honour ctx. It is called from one goroutine per sink and
+// must not retain payload after returning.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
+
+// Publish implements Publisher.
+func (f PublisherFunc) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	return f(ctx, topic, payload, qos, retain)
+}
+
+// delivery is one spooled output handed to a sink.
+type delivery struct {
+	id   string
+	data []byte // the output record as a JSON object
+}
+
+// sinkWriter delivers outputs of one (pipeline, sink). deliver returns nil
+// once every output in ds is delivered durably (as far as the sink type
+// allows); on error none of them is acknowledged and all are retried, so a
+// sink must tolerate re-delivery of outputs it already wrote (file sinks skip
+// them by id, see fileSink).
+type sinkWriter interface {
+	deliver(ctx context.Context, ds []delivery) error
+	close() error
+}
+
+// withID returns data (a JSON object) with "_id" as its first member.
+func withID(dst []byte, id string, data []byte) []byte {
+	dst = append(dst, `{"_id":`...)
+	dst = strconv.AppendQuote(dst, id)
+	body := bytes.TrimSpace(data)
+	if len(body) > 2 {
+		dst = append(dst, ',')
+		dst = append(dst, body[1:]...)
+	} else {
+		dst = append(dst, '}')
+	}
+	return dst
+}
+
+// outputSeq parses the epoch and sequence of an output id
+// pipeline/partition/epoch/seq.
+func outputSeq(id string) (epoch, seq uint64, ok bool) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 4 {
+		return 0, 0, false
+	}
+	e, err1 := strconv.ParseUint(parts[2], 10, 64)
+	s, err2 := strconv.ParseUint(parts[3], 10, 64)
+	return e, s, err1 == nil && err2 == nil
+}
+
+// idAfter reports whether id a comes after id b in delivery order.
+func idAfter(a, b string) bool {
+	ea, sa, ok1 := outputSeq(a)
+	eb, sb, ok2 := outputSeq(b)
+	if !ok1 || !ok2 {
+		return a != b
+	}
+	return ea > eb || (ea == eb && sa > sb)
+}
+
+// writerSink writes JSON lines to an io.Writer (stdout).
+type writerSink struct {
+	mu  *sync.Mutex // shared by every sink writing to the same writer
+	w   io.Writer
+	buf []byte
+}
+
+func (s *writerSink) deliver(_ context.Context, ds []delivery) error {
+	s.buf = s.buf[:0]
+	for _, d := range ds {
+		s.buf = withID(s.buf, d.id, d.data)
+		s.buf = append(s.buf, '\n')
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.w.Write(s.buf)
+	return err
+}
+
+func (s *writerSink) close() error { return nil }
+
+// mqttSink publishes each output with its id through a Publisher.
+type mqttSink struct {
+	pub    Publisher
+	topic  string
+	qos    byte
+	retain bool
+	buf    []byte
+}
+
+func (s *mqttSink) deliver(ctx context.Context, ds []delivery) error {
+	if s.pub == nil {
+		return fmt.Errorf("no MQTT publisher is configured; outputs stay spooled")
+	}
+	for _, d := range ds {
+		s.buf = withID(s.buf[:0], d.id, d.data)
+		if err := s.pub.Publish(ctx, s.topic, s.buf, s.qos, s.retain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *mqttSink) close() error { return nil }
+
+// fileSink appends JSON lines with "_id" to one file, rotated by size. The
+// file is fsynced before deliver returns, so an acknowledged output is on
+// disk. A crash between the fsync and the spool acknowledgement re-delivers
+// outputs already written: fileSink remembers the last id it wrote (read back
+// from the file's last line on open) and skips outputs at or before it, which
+// makes re-delivery idempotent because the spool delivers in commit order.
+type fileSink struct {
+	path     string
+	maxBytes int64
+	f        *os.File
+	size     int64
+	lastID   string
+	buf      []byte
+}
+
+func openFileSink(path string, maxBytes int64) (*fileSink, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("file sink %q: %w", path, err)
+	}
+	s := &fileSink{path: path, maxBytes: maxBytes}
+	if err := trimTornLine(path); err != nil {
+		return nil, fmt.Errorf("file sink %q: %w", path, err)
+	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	s.lastID = lastLineID(path)
+	if s.lastID == "" {
+		// The current file may have just been rotated: look at the newest
+		// rotated file.
+		if olds := rotated(path); len(olds) > 0 {
+			s.lastID = lastLineID(olds[len(olds)-1])
+		}
+	}
+	return s, nil
+}
+
+func (s *fileSink) open() error {
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("file sink: %w", err)
+	}
+	s.f, s.size = f, st.Size()
+	return nil
+}
+
+// trimTornLine cuts a last line without its newline (a crash mid-write)
+// off the file; its output is still in the spool and is written again.
+func trimTornLine(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	const chunk = 64 << 10
+	end := st.Size()
+	buf := make([]byte, chunk)
+	for end > 0 {
+		off := max(end-chunk, 0)
+		k, err := f.ReadAt(buf[:end-off], off)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:k], '\n'); i >= 0 {
+			cut := off + int64(i) + 1
+			if cut == st.Size() {
+				return nil
+			}
+			return f.Truncate(cut)
+		}
+		end = off
+	}
+	return f.Truncate(0)
+}
+
+// rotated returns the rotated files of path, oldest first.
+func rotated(path string) []string {
+	m, _ := filepath.Glob(path + ".*")
+	sort.Slice(m, func(i, j int) bool { return rotSeq(m[i]) < rotSeq(m[j]) })
+	return m
+}
+
+func rotSeq(p string) int {
+	n, _ := strconv.Atoi(p[strings.LastIndexByte(p, '.')+1:])
+	return n
+}
+
+// lastLineID returns the "_id" of the last complete line of a file. A torn
+// last line (crash mid-write) is ignored: its output is re-delivered.
+func lastLineID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return ""
+	}
+	const tail = 64 << 10
+	off := max(st.Size()-tail, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return ""
+	}
+	end := bytes.LastIndexByte(buf, '\n')
+	if end < 0 {
+		return ""
+	}
+	line := buf[bytes.LastIndexByte(buf[:end], '\n')+1 : end]
+	const pfx = `{"_id":`
+	if !bytes.HasPrefix(line, []byte(pfx)) {
+		return ""
+	}
+	q := line[len(pfx):]
+	for i := 1; i < len(q); i++ {
+		if q[i] == '\\' {
+			i++
+			continue
+		}
+		if q[i] == '"' {
+			id, err := strconv.Unquote(string(q[:i+1]))
+			if err != nil {
+				return ""
+			}
+			return id
+		}
+	}
+	return ""
+}
+
+func (s *fileSink) deliver(_ context.Context, ds []delivery) error {
+	s.buf = s.buf[:0]
+	last := s.lastID
+	for _, d := range ds {
+		if last != "" && !idAfter(d.id, last) {
+			continue // written before a crash; acknowledged now
+		}
+		s.buf = withID(s.buf, d.id, d.data)
+		s.buf = append(s.buf, '\n')
+		last = d.id
+	}
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if s.maxBytes > 0 && s.size > 0 && s.size+int64(len(s.buf)) > s.maxBytes {
+		if err := s.rotate(); err != nil {
+			return err
+		}
+	}
+	if _, err := s.f.Write(s.buf); err != nil {
+		return fmt.Errorf("file sink %q: %w", s.path, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("file sink %q: %w", s.path, err)
+	}
+	s.size += int64(len(s.buf))
+	s.lastID = last
+	return nil
+}
+
+// rotate renames the current file to path.N (N one more than the newest) and
+// starts a new one.
+func (s *fileSink) rotate() error {
+	n := 1
+	if olds := rotated(s.path); len(olds) > 0 {
+		n = rotSeq(olds[len(olds)-1]) + 1
+	}
+	if err := s.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(s.path, s.path+"."+strconv.Itoa(n)); err != nil {
+		return fmt.Errorf("file sink: rotate: %w", err)
+	}
+	return s.open()
+}
+
+func (s *fileSink) close() error { return s.f.Close() }
+
+// sinkFilePath is where a file sink of pipeline p writes: the spec's path
+// (relative paths under outputDir), or outputDir/<pipeline>.<sink>.jsonl.
+func sinkFilePath(outputDir, p string, sk *pipeline.Sink) string {
+	switch {
+	case sk.Path == "":
+		return filepath.Join(outputDir, p+"."+sk.Name+".jsonl")
+	case filepath.IsAbs(sk.Path):
+		return sk.Path
+	}
+	return filepath.Join(outputDir, sk.Path)
+}
+
+// spoolSink drains one spool bucket (a plan sink name; sinks of several
+// pipelines with the same name share it) and routes each output to its
+// pipeline's writer by the pipeline prefix of its id.
+type spoolSink struct {
+	name string
+	wake chan struct{}
+
+	mu      sync.Mutex
+	writers map[string]sinkWriter // by pipeline
+	kinds   map[string]string
+	lastErr string
+	sent    uint64
+	errs    uint64
+}
+
+func (s *spoolSink) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// retryDelay is how long a sink waits after a failed delivery.
+const retryDelay = time.Second
