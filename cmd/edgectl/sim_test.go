@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ func startBroker(tb testing.TB) string {
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumInflight = math.MaxUint16
 	caps.MaximumClientWritesPending = 65536
-	srv := mochi.New(&mochi.Options{Capabilities: caps, InlineClient: false})
+	srv := mochi.New(&mochi.Options{Capabilities: caps, InlineClient: false, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		tb.Fatal(err)
 	}
