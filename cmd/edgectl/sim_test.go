@@ -202,7 +202,9 @@ func TestSimStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb bytes.Buffer
 	done := make(chan int)
-	go func() { done <- cmdSim(ctx, []string{"--broker", addr, "--rate", "100", "--progress", "0"}, &out, &errb) }()
+	go func() {
+		done <- cmdSim(ctx, []string{"--broker", addr, "--rate", "100", "--progress", "0"}, &out, &errb)
+	}()
 	cancel()
 	select {
 	case code := <-done:
