@@ -200,6 +200,11 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	for _, o := range x.result.Outputs {
 		o.Reset(o.Schema)
 	}
+	inputs := 0
+	for _, s := range x.plan.sources {
+		inputs += s.out.Len()
+	}
+	prevWM := x.wm
 	newWM := x.advanceWatermark()
 	if x.draining && x.hasWM {
 		newWM = EndOfTime
@@ -224,7 +229,7 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	for _, s := range x.plan.sources {
 		s.out.Reset(s.schema)
 	}
-	if err := x.commitEpoch(ctx); err != nil {
+	if err := x.commitEpoch(ctx, inputs == 0 && x.wm == prevWM); err != nil {
 		x.seq--
 		return nil, err
 	}
@@ -329,7 +334,11 @@ func (x *Executor) deadLetter(rec *Record, s *Schema, reason error) {
 	}
 }
 
-func (x *Executor) commitEpoch(ctx context.Context) error {
+// commitEpoch commits the epoch. An idle epoch (no input, watermark unchanged)
+// that changed no state and produced no output is not committed and gives its
+// number back, so an idle node does not write to flash every interval; epoch
+// numbers, and so output ids, count only epochs that did something.
+func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 	c := &x.commit
 	c.Pipeline, c.Partition, c.Epoch, c.Watermark = x.plan.name, x.opt.Partition, x.seq, x.wm
 	if c.Input == nil {
@@ -349,6 +358,10 @@ func (x *Executor) commitEpoch(ctx context.Context) error {
 		}
 	}
 	c.Outputs = c.Outputs[:0]
+	if idle && len(c.State) == 0 && x.outputCount() == 0 {
+		x.seq--
+		return nil
+	}
 	if x.opt.Encode != nil {
 		seq := 0
 		x.encBuf = x.encBuf[:0]
@@ -364,6 +377,14 @@ func (x *Executor) commitEpoch(ctx context.Context) error {
 		}
 	}
 	return x.store.Commit(ctx, c)
+}
+
+func (x *Executor) outputCount() int {
+	n := 0
+	for _, b := range x.result.Outputs {
+		n += b.Len()
+	}
+	return n
 }
 
 // OutputID returns the deterministic id of the seq-th output of the current

@@ -130,3 +130,42 @@ func TestDrainMovesWatermarkToEndOfTime(t *testing.T) {
 		t.Fatalf("last pass %+v; want a no-data pass with watermark EndOfTime and late bound 4000", last)
 	}
 }
+
+// TestIdleEpochsAreNotCommitted protects the SD card of an idle gateway: an
+// epoch with no input, no state change and no output writes nothing and does
+// not use up an epoch number (so output ids stay dense).
+func TestIdleEpochsAreNotCommitted(t *testing.T) {
+	b := NewBuilder("p")
+	kv := MustSchema(Field{"key", KindString}, Field{"value", KindNumber})
+	b.Sink("out", b.Source("in", kv).Then("sum", ReduceByKey("key", "value", Sum)))
+	p, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewMemStore()
+	x, _ := NewExecutor(p, Options{Store: store})
+	ctx := context.Background()
+	x.Input("in").AppendValues(0, String("a"), Int(1))
+	x.SetPosition("in", 1)
+	if _, err := x.RunEpochAt(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 4; i++ {
+		if _, err := x.RunEpochAt(ctx, int64(i)*1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, _ := store.LastCheckpoint("p", 0)
+	if cp.Epoch != 1 || x.Epoch() != 1 {
+		t.Fatalf("after 3 idle epochs: checkpoint epoch %d, executor epoch %d; want 1 and 1", cp.Epoch, x.Epoch())
+	}
+	x.Input("in").AppendValues(0, String("a"), Int(2))
+	x.SetPosition("in", 2)
+	res, err := x.RunEpochAt(ctx, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp, _ := store.LastCheckpoint("p", 0); res.Epoch != 2 || cp.Epoch != 2 || cp.Input["in"] != 2 {
+		t.Fatalf("busy epoch after idle ones: result epoch %d, checkpoint %+v; want epoch 2 at position 2", res.Epoch, cp)
+	}
+}
