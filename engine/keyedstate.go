@@ -167,7 +167,6 @@ func (o *updateStateOp) update(t int64, id int32) {
 	}
 }
 
-
 // keyedState is what UpdateStateByKey and MapWithState share: the key and
 // value fields, the per-key state table, whether the initial state was applied
 // and its checkpointing and query methods.
@@ -460,4 +459,3 @@ func (o *mapWithStateOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	ep.Stats.add(b.Len(), out.Len())
 	return nil
 }
-
