@@ -161,12 +161,9 @@ type wpane struct {
 }
 
 type timeWinOp struct {
+	grouping
 	cfg     WindowConfig
 	in      *Schema
-	out     *Schema
-	keyIdx  []int
-	plan    *aggPlan
-	dict    *groupDict
 	size    int64
 	slide   int64
 	offset  int64
@@ -215,36 +212,62 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	if c.AllowedLateness < 0 {
 		return nil, fmt.Errorf("allowed lateness %d: must be >= 0", c.AllowedLateness)
 	}
-	var err error
-	var fields []Field
-	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+	start, end := c.boundFields("window_start", "window_end")
+	bounds := []Field{start, end}
+	if o.point {
+		bounds = bounds[:1]
+	}
+	if err := o.openGrouping(in[0], c.Keys, c.Aggs, bounds...); err != nil {
 		return nil, err
 	}
-	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
-		return nil, err
-	}
-	sn, en := c.WindowStartName, c.WindowEndName
-	if sn == "" {
-		sn = "window_start"
-	}
-	if en == "" {
-		en = "window_end"
-	}
-	fields = append(fields, Field{sn, KindTime})
-	if !o.point {
-		fields = append(fields, Field{en, KindTime})
-	}
-	for i, n := range o.plan.names {
-		fields = append(fields, Field{n, o.plan.kinds[i]})
-	}
-	if o.out, err = NewSchema(fields...); err != nil {
-		return nil, fmt.Errorf("output fields: %w", err)
-	}
-	o.dict = newGroupDictFor(in[0], o.keyIdx)
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
 	o.scr.w = len(o.plan.fn)
 	return o.out, nil
+}
+
+// grouping is what Aggregate and the window operators share: the key fields,
+// the aggregate plan, the key dictionary and the output schema.
+type grouping struct {
+	out    *Schema
+	keyIdx []int
+	plan   *aggPlan
+	dict   *groupDict
+}
+
+// openGrouping resolves keys and aggs on in and builds the output schema: the
+// key fields, then bounds (the window bound fields, if any), then the
+// aggregates.
+func (g *grouping) openGrouping(in *Schema, keys []string, aggs []AggSpec, bounds ...Field) error {
+	var err error
+	var fields []Field
+	if g.keyIdx, fields, err = resolveKeys(keys, in); err != nil {
+		return err
+	}
+	if g.plan, err = resolveAggs(aggs, in); err != nil {
+		return err
+	}
+	fields = append(fields, bounds...)
+	for i, n := range g.plan.names {
+		fields = append(fields, Field{n, g.plan.kinds[i]})
+	}
+	if g.out, err = NewSchema(fields...); err != nil {
+		return fmt.Errorf("output fields: %w", err)
+	}
+	g.dict = newGroupDictFor(in, g.keyIdx)
+	return nil
+}
+
+// boundFields returns the window start and end fields, named by
+// WindowStartName and WindowEndName or else by the defaults given.
+func (c *WindowConfig) boundFields(start, end string) (Field, Field) {
+	if c.WindowStartName != "" {
+		start = c.WindowStartName
+	}
+	if c.WindowEndName != "" {
+		end = c.WindowEndName
+	}
+	return Field{start, KindTime}, Field{end, KindTime}
 }
 
 func resolveKeys(keys []string, in *Schema) ([]int, []Field, error) {
