@@ -149,9 +149,7 @@ func GroupByEventTime(cfg GroupByEventTimeConfig) Operator {
 // every key that has data in it.
 type wpane struct {
 	start   int64
-	idx     []int32 // key id -> slot+1 (0: absent)
-	keys    []int32 // key id per slot
-	st      accStore
+	kstore          // the key slots: idx (key id -> slot+1, 0: absent), keys (key id per slot), st
 	dirty   []int32 // state buckets (slot/paneBucket) changed since the last SaveState
 	isDirty []bool  // per bucket
 	newKeys []bool  // per bucket: slots added since the last SaveState
@@ -181,12 +179,9 @@ type timeWinOp struct {
 	chgPanes []*wpane
 	starts   []int64
 	paneList []int64
-	// scratch for combining panes
-	scr     accStore
-	scrIdx  []int32
-	scrKeys []int32
-	kbuf    []byte
-	vbuf    []byte
+	scr      kstore // scratch for combining panes
+	kbuf     []byte
+	vbuf     []byte
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -222,7 +217,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	}
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
-	o.scr.w = len(o.plan.fn)
+	o.scr.st.w = len(o.plan.fn)
 	return o.out, nil
 }
 
@@ -360,14 +355,9 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			o.sl.valid = false // a wpane included in the slider changed
 		}
 		id := o.dict.lookup(r, o.keyIdx)
-		if int(id) >= len(p.idx) {
-			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
-		}
-		s := p.idx[id] - 1
-		if s < 0 {
-			s = p.st.newSlot(o.plan)
-			p.idx[id] = s + 1
-			p.keys = append(p.keys, id)
+		nkeys := len(p.keys)
+		s := p.slot(o, id)
+		if len(p.keys) > nkeys { // a new key in this pane
 			p.isChg = append(p.isChg, false)
 			if int(s/paneBucket) >= len(p.isDirty) {
 				p.isDirty = append(p.isDirty, false)
@@ -448,37 +438,20 @@ func (o *timeWinOp) combine(ws int64) {
 		if p == nil {
 			continue
 		}
-		for s, id := range p.keys {
-			if int(id) >= len(o.scrIdx) {
-				o.scrIdx = slices.Grow(o.scrIdx, o.dict.size()-len(o.scrIdx))[:o.dict.size()]
-			}
-			d := o.scrIdx[id] - 1
-			if d < 0 {
-				d = o.scr.newSlot(o.plan)
-				o.scrIdx[id] = d + 1
-				o.scrKeys = append(o.scrKeys, id)
-			}
-			o.plan.merge(&o.scr, d, &p.st, int32(s))
-		}
+		o.scr.mergePane(o, p)
 	}
 }
 
-func (o *timeWinOp) resetScratch() {
-	for _, id := range o.scrKeys {
-		o.scrIdx[id] = 0
-	}
-	o.scrKeys = o.scrKeys[:0]
-	o.scr.reset()
-}
+func (o *timeWinOp) resetScratch() { o.scr.reset(o) }
 
 // emitScratch appends one row per key in the scratch store, in key order.
 func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
-	keys := o.scrKeys
+	keys := o.scr.keys
 	if len(keys) > 1 {
 		slices.SortFunc(keys, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
 	}
 	for _, id := range keys {
-		o.emitRow(out, ws, id, &o.scr, o.scrIdx[id]-1)
+		o.emitRow(out, ws, id, &o.scr.st, o.scr.idx[id]-1)
 	}
 	return len(keys)
 }
@@ -609,7 +582,7 @@ func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
 	set = slices.Compact(set)
 	for _, k := range set {
 		o.resetScratch()
-		d := o.scr.newSlot(o.plan)
+		d := o.scr.st.newSlot(o.plan)
 		last := k.start + o.size - o.width
 		if o.point {
 			last = k.start
@@ -619,11 +592,11 @@ func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
 			if p == nil || int(k.id) >= len(p.idx) || p.idx[k.id] == 0 {
 				continue
 			}
-			o.plan.merge(&o.scr, d, &p.st, p.idx[k.id]-1)
+			o.plan.merge(&o.scr.st, d, &p.st, p.idx[k.id]-1)
 		}
-		o.emitRow(out, k.start, k.id, &o.scr, d)
+		o.emitRow(out, k.start, k.id, &o.scr.st, d)
 	}
-	o.scr.reset()
+	o.scr.st.reset()
 	return len(set)
 }
 
