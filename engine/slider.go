@@ -22,8 +22,7 @@ func (k *kstore) reset(o *timeWinOp) {
 }
 
 // slot returns the slot of key id, adding one when the key has none (the key
-// is then appended to keys). The common case, a key already present, is
-// inlined.
+// is then appended to keys). A key already present costs no call to add.
 func (k *kstore) slot(o *timeWinOp, id int32) int32 {
 	if int(id) < len(k.idx) {
 		if s := k.idx[id]; s != 0 {
