@@ -21,11 +21,8 @@ type AggregateConfig struct {
 func Aggregate(cfg AggregateConfig) Operator { return &aggOp{cfg: cfg} }
 
 type aggOp struct {
+	grouping
 	cfg     AggregateConfig
-	out     *Schema
-	keyIdx  []int
-	plan    *aggPlan
-	dict    *groupDict
 	st      accStore
 	slotOf  []int32 // key id -> slot+1
 	keyOf   []int32 // slot -> key id
@@ -44,21 +41,9 @@ func (o *aggOp) Open(in []*Schema) (*Schema, error) {
 	if o.cfg.Mode == OutputAppend {
 		return nil, fmt.Errorf("output mode append: a non-windowed aggregate needs update or complete")
 	}
-	var err error
-	var fields []Field
-	if o.keyIdx, fields, err = resolveKeys(o.cfg.Keys, in[0]); err != nil {
+	if err := o.openGrouping(in[0], o.cfg.Keys, o.cfg.Aggs); err != nil {
 		return nil, err
 	}
-	if o.plan, err = resolveAggs(o.cfg.Aggs, in[0]); err != nil {
-		return nil, err
-	}
-	for i, n := range o.plan.names {
-		fields = append(fields, Field{n, o.plan.kinds[i]})
-	}
-	if o.out, err = NewSchema(fields...); err != nil {
-		return nil, fmt.Errorf("output fields: %w", err)
-	}
-	o.dict = newGroupDictFor(in[0], o.keyIdx)
 	o.st.w = len(o.plan.fn)
 	return o.out, nil
 }

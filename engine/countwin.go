@@ -23,20 +23,17 @@ type countKey struct {
 // aggregates. Count windows do not use the watermark; the output mode is
 // ignored (each window is emitted once, when it fills).
 type countWinOp struct {
-	cfg    WindowConfig
-	out    *Schema
-	keyIdx []int
-	plan   *aggPlan
-	dict   *groupDict
-	keys   []*countKey
-	order  []int32 // key ids in first-seen order, for StateRows and queries
-	g      int64
-	panes  int64
-	slide  int64
-	dirty  []int32
-	scr    accStore
-	kbuf   []byte
-	vbuf   []byte
+	grouping
+	cfg   WindowConfig
+	keys  []*countKey
+	order []int32 // key ids in first-seen order, for StateRows and queries
+	g     int64
+	panes int64
+	slide int64
+	dirty []int32
+	scr   accStore
+	kbuf  []byte
+	vbuf  []byte
 }
 
 func (o *countWinOp) Open(in []*Schema) (*Schema, error) {
@@ -53,29 +50,10 @@ func (o *countWinOp) Open(in []*Schema) (*Schema, error) {
 	}
 	o.g = gcd(c.Count, o.slide)
 	o.panes = c.Count / o.g
-	var err error
-	var fields []Field
-	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+	start, end := c.boundFields("window_start", "window_end")
+	if err := o.openGrouping(in[0], c.Keys, c.Aggs, start, end); err != nil {
 		return nil, err
 	}
-	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
-		return nil, err
-	}
-	sn, en := c.WindowStartName, c.WindowEndName
-	if sn == "" {
-		sn = "window_start"
-	}
-	if en == "" {
-		en = "window_end"
-	}
-	fields = append(fields, Field{sn, KindTime}, Field{en, KindTime})
-	for i, n := range o.plan.names {
-		fields = append(fields, Field{n, o.plan.kinds[i]})
-	}
-	if o.out, err = NewSchema(fields...); err != nil {
-		return nil, fmt.Errorf("output fields: %w", err)
-	}
-	o.dict = newGroupDictFor(in[0], o.keyIdx)
 	o.scr.w = len(o.plan.fn)
 	return o.out, nil
 }

@@ -687,33 +687,10 @@ func (c *compiler) in(a *ast) (*cnode, *ExprError) {
 				return false, !hasNull
 			}
 		} else {
-			fs := make([]numFn, len(list))
-			for i, e := range list {
-				fs[i] = e.numf()
-			}
-			member = func(r *Record) (bool, bool) {
-				v, ok := xf(r)
-				if !ok {
-					return false, false
-				}
-				known := true
-				for _, f := range fs {
-					s, sok := f(r)
-					if !sok {
-						known = false
-					} else if s == v {
-						return true, true
-					}
-				}
-				return false, known
-			}
+			member = memberOf(xf, evalFns(list, (*cnode).numf))
 		}
 	case KindString:
 		xf := x.strf()
-		fs := make([]strFn, len(list))
-		for i, e := range list {
-			fs[i] = e.strf()
-		}
 		if allConst && len(list) > 8 {
 			set := make(map[string]struct{}, len(list))
 			hasNull := false
@@ -735,45 +712,10 @@ func (c *compiler) in(a *ast) (*cnode, *ExprError) {
 				return false, !hasNull
 			}
 		} else {
-			member = func(r *Record) (bool, bool) {
-				v, ok := xf(r)
-				if !ok {
-					return false, false
-				}
-				known := true
-				for _, f := range fs {
-					s, sok := f(r)
-					if !sok {
-						known = false
-					} else if s == v {
-						return true, true
-					}
-				}
-				return false, known
-			}
+			member = memberOf(xf, evalFns(list, (*cnode).strf))
 		}
 	case KindBool:
-		xf := x.boolf()
-		fs := make([]boolFn, len(list))
-		for i, e := range list {
-			fs[i] = e.boolf()
-		}
-		member = func(r *Record) (bool, bool) {
-			v, ok := xf(r)
-			if !ok {
-				return false, false
-			}
-			known := true
-			for _, f := range fs {
-				s, sok := f(r)
-				if !sok {
-					known = false
-				} else if s == v {
-					return true, true
-				}
-			}
-			return false, known
-		}
+		member = memberOf(x.boolf(), evalFns(list, (*cnode).boolf))
 	default:
 		return nil, c.typeErr(a.pos, ns, "in: cannot compare %s values", k)
 	}
@@ -783,6 +725,38 @@ func (c *compiler) in(a *ast) (*cnode, *ExprError) {
 		n.bln = member
 	}
 	return fold(n, ns...), nil
+}
+
+// evalFns returns the typed evaluator of every node, fn being one of
+// (*cnode).numf, strf or boolf.
+func evalFns[F any](ns []*cnode, fn func(*cnode) F) []F {
+	fs := make([]F, len(ns))
+	for i, n := range ns {
+		fs[i] = fn(n)
+	}
+	return fs
+}
+
+// memberOf is "x in list" for non-constant lists: true when x equals an
+// element, false when it equals none, null when x is null or when it matches
+// nothing and some element is null (SQL).
+func memberOf[T comparable, F ~func(*Record) (T, bool)](xf F, fs []F) boolFn {
+	return func(r *Record) (bool, bool) {
+		v, ok := xf(r)
+		if !ok {
+			return false, false
+		}
+		known := true
+		for _, f := range fs {
+			s, sok := f(r)
+			if !sok {
+				known = false
+			} else if s == v {
+				return true, true
+			}
+		}
+		return false, known
+	}
 }
 
 // firstField returns the first input field named by the nodes, for messages.

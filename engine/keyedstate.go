@@ -38,20 +38,14 @@ type UpdateStateConfig struct {
 // UpdateStateByKey keeps one state per key, updated every batch by cfg.Update,
 // and emits the whole state, (key, state), every batch.
 func UpdateStateByKey(cfg UpdateStateConfig) Operator {
-	o := &updateStateOp{cfg: cfg, d: newKeyDict()}
-	o.table.d = o.d
+	o := &updateStateOp{cfg: cfg}
+	o.newDict()
 	return o
 }
 
 type updateStateOp struct {
-	cfg    UpdateStateConfig
-	ki, vi int
-	out    *Schema
-	qs     *Schema
-	d      *keyDict
-	table  keyTable
-	init   bool
-	initW  bool // the initialized marker is to be written
+	keyedState
+	cfg UpdateStateConfig
 
 	stamp  []uint32
 	done   []uint32
@@ -77,20 +71,10 @@ func (o *updateStateOp) Open(in []*Schema) (*Schema, error) {
 	if o.cfg.Update == nil {
 		return nil, fmt.Errorf("updateStateByKey: Update function is nil")
 	}
-	var err error
-	if o.ki, err = in[0].Lookup(o.cfg.Key); err != nil {
-		return nil, fmt.Errorf("updateStateByKey key: %w", err)
+	if err := o.openFields(in[0], "updateStateByKey", o.cfg.Key, o.cfg.Value, o.cfg.StateKind); err != nil {
+		return nil, err
 	}
-	if o.vi, err = in[0].Lookup(o.cfg.Value); err != nil {
-		return nil, fmt.Errorf("updateStateByKey value: %w", err)
-	}
-	kf := in[0].Field(o.ki)
-	o.qs = MustSchema(kf, Field{"state", stateKind(o.cfg.StateKind)})
-	if kf.Name == "state" {
-		o.qs = MustSchema(kf, Field{"value", stateKind(o.cfg.StateKind)})
-	}
-	o.out = o.qs
-	return o.out, nil
+	return o.qs, nil
 }
 
 func (o *updateStateOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
@@ -183,9 +167,46 @@ func (o *updateStateOp) update(t int64, id int32) {
 	}
 }
 
+// keyedState is what UpdateStateByKey and MapWithState share: the key and
+// value fields, the per-key state table, whether the initial state was applied
+// and its checkpointing and query methods.
+type keyedState struct {
+	ki, vi int
+	qs     *Schema // query schema: (key, state)
+	d      *keyDict
+	table  keyTable
+	init   bool
+	initW  bool // the initialized marker is to be written
+}
+
+func (o *keyedState) newDict() {
+	o.d = newKeyDict()
+	o.table.d = o.d
+}
+
+// openFields resolves the key and value fields (op names the operator in
+// errors) and builds the query schema (key, state), the state field named
+// "value" when the key is named "state".
+func (o *keyedState) openFields(in *Schema, op, key, value string, kind Kind) error {
+	var err error
+	if o.ki, err = in.Lookup(key); err != nil {
+		return fmt.Errorf("%s key: %w", op, err)
+	}
+	if o.vi, err = in.Lookup(value); err != nil {
+		return fmt.Errorf("%s value: %w", op, err)
+	}
+	kf := in.Field(o.ki)
+	name := "state"
+	if kf.Name == name {
+		name = "value"
+	}
+	o.qs = MustSchema(kf, Field{name, stateKind(kind)})
+	return nil
+}
+
 // SaveState implements Stateful: the changed keys, and once a marker that
 // the initial state was applied.
-func (o *updateStateOp) SaveState(w *StateWriter) error {
+func (o *keyedState) SaveState(w *StateWriter) error {
 	if o.initW {
 		o.initW = false
 		w.Put([]byte{'i'}, []byte{1})
@@ -195,7 +216,7 @@ func (o *updateStateOp) SaveState(w *StateWriter) error {
 }
 
 // LoadState implements Stateful.
-func (o *updateStateOp) LoadState(key, val []byte) error {
+func (o *keyedState) LoadState(key, val []byte) error {
 	if len(key) == 0 {
 		return ErrCorruptState
 	}
@@ -211,13 +232,13 @@ func (o *updateStateOp) LoadState(key, val []byte) error {
 }
 
 // StateRows implements Stateful: the number of keys in state.
-func (o *updateStateOp) StateRows() int { return o.table.nlive }
+func (o *keyedState) StateRows() int { return o.table.nlive }
 
 // QuerySchema implements Queryable: (key, state).
-func (o *updateStateOp) QuerySchema() *Schema { return o.qs }
+func (o *keyedState) QuerySchema() *Schema { return o.qs }
 
 // QueryState implements Queryable.
-func (o *updateStateOp) QueryState(fn func(r *Record) bool) { queryTable(&o.table, o.qs, fn) }
+func (o *keyedState) QueryState(fn func(r *Record) bool) { queryTable(&o.table, o.qs, fn) }
 
 func queryTable(tb *keyTable, s *Schema, fn func(r *Record) bool) {
 	tb.order()
@@ -355,20 +376,15 @@ type MapWithStateConfig struct {
 // the record's key, and emits what it returns. The state is queryable as
 // (key, state).
 func MapWithState(cfg MapWithStateConfig) Operator {
-	o := &mapWithStateOp{cfg: cfg, d: newKeyDict()}
-	o.table.d = o.d
+	o := &mapWithStateOp{cfg: cfg}
+	o.newDict()
 	return o
 }
 
 type mapWithStateOp struct {
-	cfg    MapWithStateConfig
-	ki, vi int
-	qs     *Schema
-	d      *keyDict
-	table  keyTable
-	init   bool
-	initW  bool
-	st     KeyState
+	keyedState
+	cfg MapWithStateConfig
+	st  KeyState
 }
 
 func (o *mapWithStateOp) Open(in []*Schema) (*Schema, error) {
@@ -381,19 +397,9 @@ func (o *mapWithStateOp) Open(in []*Schema) (*Schema, error) {
 	if o.cfg.Output == nil {
 		return nil, fmt.Errorf("mapWithState: Output schema is nil")
 	}
-	var err error
-	if o.ki, err = in[0].Lookup(o.cfg.Key); err != nil {
-		return nil, fmt.Errorf("mapWithState key: %w", err)
+	if err := o.openFields(in[0], "mapWithState", o.cfg.Key, o.cfg.Value, o.cfg.StateKind); err != nil {
+		return nil, err
 	}
-	if o.vi, err = in[0].Lookup(o.cfg.Value); err != nil {
-		return nil, fmt.Errorf("mapWithState value: %w", err)
-	}
-	kf := in[0].Field(o.ki)
-	name := "state"
-	if kf.Name == name {
-		name = "value"
-	}
-	o.qs = MustSchema(kf, Field{name, stateKind(o.cfg.StateKind)})
 	return o.cfg.Output, nil
 }
 
@@ -453,38 +459,3 @@ func (o *mapWithStateOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	ep.Stats.add(b.Len(), out.Len())
 	return nil
 }
-
-// SaveState implements Stateful.
-func (o *mapWithStateOp) SaveState(w *StateWriter) error {
-	if o.initW {
-		o.initW = false
-		w.Put([]byte{'i'}, []byte{1})
-	}
-	o.table.save(w, 'k')
-	return nil
-}
-
-// LoadState implements Stateful.
-func (o *mapWithStateOp) LoadState(key, val []byte) error {
-	if len(key) == 0 {
-		return ErrCorruptState
-	}
-	switch key[0] {
-	case 'i':
-		o.init = true
-		return nil
-	case 'k':
-		o.init = true
-		return o.table.load(val)
-	}
-	return ErrCorruptState
-}
-
-// StateRows implements Stateful: the number of keys in state.
-func (o *mapWithStateOp) StateRows() int { return o.table.nlive }
-
-// QuerySchema implements Queryable: (key, state).
-func (o *mapWithStateOp) QuerySchema() *Schema { return o.qs }
-
-// QueryState implements Queryable.
-func (o *mapWithStateOp) QueryState(fn func(r *Record) bool) { queryTable(&o.table, o.qs, fn) }

@@ -22,11 +22,8 @@ type sessKey struct {
 // at ts opens [ts, ts+gap); sessions of a key that overlap or touch
 // (next.start <= cur.end) merge. A row is late when ts+gap <= LateBound.
 type sessionOp struct {
+	grouping
 	cfg     WindowConfig
-	out     *Schema
-	keyIdx  []int
-	plan    *aggPlan
-	dict    *groupDict
 	keys    []*sessKey // by key id; nil when the key has no session
 	live    []int32    // key ids with sessions (unordered)
 	liveAt  []int32    // key id -> position in live + 1
@@ -50,29 +47,10 @@ func (o *sessionOp) Open(in []*Schema) (*Schema, error) {
 	if c.AllowedLateness < 0 {
 		return nil, fmt.Errorf("allowed lateness %d: must be >= 0", c.AllowedLateness)
 	}
-	var err error
-	var fields []Field
-	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+	start, end := c.boundFields("session_start", "session_end")
+	if err := o.openGrouping(in[0], c.Keys, c.Aggs, start, end); err != nil {
 		return nil, err
 	}
-	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
-		return nil, err
-	}
-	sn, en := c.WindowStartName, c.WindowEndName
-	if sn == "" {
-		sn = "session_start"
-	}
-	if en == "" {
-		en = "session_end"
-	}
-	fields = append(fields, Field{sn, KindTime}, Field{en, KindTime})
-	for i, n := range o.plan.names {
-		fields = append(fields, Field{n, o.plan.kinds[i]})
-	}
-	if o.out, err = NewSchema(fields...); err != nil {
-		return nil, fmt.Errorf("output fields: %w", err)
-	}
-	o.dict = newGroupDictFor(in[0], o.keyIdx)
 	return o.out, nil
 }
 

@@ -21,17 +21,26 @@ func (k *kstore) reset(o *timeWinOp) {
 	k.st.reset()
 }
 
+// slot returns the slot of key id, adding one when the key has none (the key
+// is then appended to keys). A key already present costs no call to add.
 func (k *kstore) slot(o *timeWinOp, id int32) int32 {
+	if int(id) < len(k.idx) {
+		if s := k.idx[id]; s != 0 {
+			return s - 1
+		}
+	}
+	return k.add(o, id)
+}
+
+// add gives key id, which has no slot, a new one.
+func (k *kstore) add(o *timeWinOp, id int32) int32 {
 	if int(id) >= len(k.idx) {
 		k.idx = slices.Grow(k.idx, o.dict.size()-len(k.idx))[:o.dict.size()]
 	}
-	d := k.idx[id] - 1
-	if d < 0 {
-		d = k.st.newSlot(o.plan)
-		k.idx[id] = d + 1
-		k.keys = append(k.keys, id)
-	}
-	return d
+	s := k.st.newSlot(o.plan)
+	k.idx[id] = s + 1
+	k.keys = append(k.keys, id)
+	return s
 }
 
 // mergePane folds every key of wpane p (a later partial) into k.

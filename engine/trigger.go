@@ -265,6 +265,41 @@ func (b *triggerBase) queryRecord(r *Record, s int32) int {
 	return n + 1
 }
 
+// triggerRule is triggerBase with the per-slot rule state of one trigger
+// operator: st[s] is the state of slot s.
+type triggerRule[S any] struct {
+	triggerBase
+	st []S
+}
+
+// state returns the rule state of slot s, growing st (with zero states) to
+// cover it: after slot added a key, or when LoadState restores one.
+func (t *triggerRule[S]) state(s int32) *S {
+	for int(s) >= len(t.st) {
+		var zero S
+		t.st = append(t.st, zero)
+	}
+	return &t.st[s]
+}
+
+// StateRows implements Stateful: the number of keys.
+func (t *triggerRule[S]) StateRows() int { return len(t.st) }
+
+// queryState calls fn with one row of schema qs per key: the key fields and
+// rule, then the fields that fill sets from the key's state, starting at x.
+func (t *triggerRule[S]) queryState(qs *Schema, fn func(r *Record) bool, fill func(r *Record, x int, st *S)) {
+	b := NewBatch(qs)
+	for s := range t.st {
+		b.Reset(b.Schema)
+		r := b.Append()
+		x := t.queryRecord(r, int32(s))
+		fill(r, x, &t.st[s])
+		if !fn(r) {
+			return
+		}
+	}
+}
+
 // Little helpers for the fixed-width parts of trigger state.
 
 func appendF64(dst []byte, f float64) []byte {

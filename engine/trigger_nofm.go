@@ -108,13 +108,12 @@ type nOfMState struct {
 }
 
 type nOfMOp struct {
-	triggerBase
+	triggerRule[nOfMState]
 	cfg    NOfMConfig
 	mask   uint64
 	n      int
 	ofV    Value
 	evNOfM Value
-	st     []nOfMState
 }
 
 func (o *nOfMOp) Open(in []*Schema) (*Schema, error) {
@@ -150,11 +149,8 @@ func (o *nOfMOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		default:
 			hit = v < *below
 		}
-		s, added := o.slot(r)
-		if added {
-			o.st = append(o.st, nOfMState{})
-		}
-		st := &o.st[s]
+		s, _ := o.slot(r)
+		st := o.state(s)
 		nb := st.bits << 1 & o.mask
 		if hit {
 			nb |= 1
@@ -203,30 +199,17 @@ func (o *nOfMOp) LoadState(key, val []byte) error {
 	if err != nil {
 		return err
 	}
-	for int(s) >= len(o.st) {
-		o.st = append(o.st, nOfMState{})
-	}
 	// A checkpoint written with a larger M keeps the latest M readings.
-	o.st[s] = nOfMState{bits: bitset & o.mask, fired: fired != 0}
+	*o.state(s) = nOfMState{bits: bitset & o.mask, fired: fired != 0}
 	return nil
 }
-
-func (o *nOfMOp) StateRows() int { return len(o.st) }
 
 func (o *nOfMOp) QuerySchema() *Schema {
 	return o.querySchema(Field{"count", KindNumber}, Field{"of", KindNumber}, Field{"fired", KindBool})
 }
 
 func (o *nOfMOp) QueryState(fn func(r *Record) bool) {
-	b := NewBatch(o.QuerySchema())
-	for s := range o.st {
-		b.Reset(b.Schema)
-		r := b.Append()
-		x := o.queryRecord(r, int32(s))
-		st := &o.st[s]
+	o.queryState(o.QuerySchema(), fn, func(r *Record, x int, st *nOfMState) {
 		r.Vals[x], r.Vals[x+1], r.Vals[x+2] = Int(int64(bits.OnesCount64(st.bits))), o.ofV, Bool(st.fired)
-		if !fn(r) {
-			return
-		}
-	}
+	})
 }

@@ -135,13 +135,12 @@ type rateState struct {
 }
 
 type rateOp struct {
-	triggerBase
+	triggerRule[rateState]
 	cfg      RateOfChangeConfig
 	per      float64 // ms
 	max      float64
 	windowMs int64
 	ringCap  int // 0 without Window
-	st       []rateState
 	pts      []ratePoint
 	evRate   Value
 }
@@ -293,22 +292,12 @@ func (o *rateOp) LoadState(key, val []byte) error {
 	return nil
 }
 
-func (o *rateOp) StateRows() int { return len(o.st) }
-
 func (o *rateOp) QuerySchema() *Schema {
 	return o.querySchema(Field{"value", KindNumber}, Field{"time", KindTime}, Field{"points", KindNumber})
 }
 
 func (o *rateOp) QueryState(fn func(r *Record) bool) {
-	b := NewBatch(o.QuerySchema())
-	for s := range o.st {
-		b.Reset(b.Schema)
-		r := b.Append()
-		x := o.queryRecord(r, int32(s))
-		st := &o.st[s]
+	o.queryState(o.QuerySchema(), fn, func(r *Record, x int, st *rateState) {
 		r.Vals[x], r.Vals[x+1], r.Vals[x+2] = Number(st.last.v), Time(st.last.t), Int(int64(st.n))
-		if !fn(r) {
-			return
-		}
-	}
+	})
 }

@@ -97,13 +97,12 @@ type thresholdState struct {
 }
 
 type thresholdOp struct {
-	triggerBase
+	triggerRule[thresholdState]
 	cfg   ThresholdConfig
 	high  bool
 	limit float64
 	clear float64
 	forMs int64
-	st    []thresholdState
 
 	evRaise, evClear Value
 	limitV, clearV   Value
@@ -137,11 +136,8 @@ func (o *thresholdOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		if !ok {
 			continue
 		}
-		s, added := o.slot(r)
-		if added {
-			o.st = append(o.st, thresholdState{})
-		}
-		st := &o.st[s]
+		s, _ := o.slot(r)
+		st := o.state(s)
 		if st.raised {
 			if (o.high && v <= o.clear) || (!o.high && v >= o.clear) {
 				d := o.emit(out, s, o.evClear, r, v)
@@ -200,26 +196,16 @@ func (o *thresholdOp) LoadState(key, val []byte) error {
 	if err != nil {
 		return err
 	}
-	for int(s) >= len(o.st) {
-		o.st = append(o.st, thresholdState{})
-	}
-	o.st[s] = thresholdState{raised: f&1 != 0, pending: f&2 != 0, since: since}
+	*o.state(s) = thresholdState{raised: f&1 != 0, pending: f&2 != 0, since: since}
 	return nil
 }
-
-func (o *thresholdOp) StateRows() int { return len(o.st) }
 
 func (o *thresholdOp) QuerySchema() *Schema {
 	return o.querySchema(Field{"state", KindString}, Field{"since", KindTime})
 }
 
 func (o *thresholdOp) QueryState(fn func(r *Record) bool) {
-	b := NewBatch(o.QuerySchema())
-	for s := range o.st {
-		b.Reset(b.Schema)
-		r := b.Append()
-		x := o.queryRecord(r, int32(s))
-		st := &o.st[s]
+	o.queryState(o.QuerySchema(), fn, func(r *Record, x int, st *thresholdState) {
 		switch {
 		case st.raised:
 			r.Vals[x], r.Vals[x+1] = String("raised"), Time(st.since)
@@ -228,8 +214,5 @@ func (o *thresholdOp) QueryState(fn func(r *Record) bool) {
 		default:
 			r.Vals[x] = String("ok")
 		}
-		if !fn(r) {
-			return
-		}
-	}
+	})
 }

@@ -149,9 +149,7 @@ func GroupByEventTime(cfg GroupByEventTimeConfig) Operator {
 // every key that has data in it.
 type wpane struct {
 	start   int64
-	idx     []int32 // key id -> slot+1 (0: absent)
-	keys    []int32 // key id per slot
-	st      accStore
+	kstore          // the key slots: idx (key id -> slot+1, 0: absent), keys (key id per slot), st
 	dirty   []int32 // state buckets (slot/paneBucket) changed since the last SaveState
 	isDirty []bool  // per bucket
 	newKeys []bool  // per bucket: slots added since the last SaveState
@@ -161,12 +159,9 @@ type wpane struct {
 }
 
 type timeWinOp struct {
+	grouping
 	cfg     WindowConfig
 	in      *Schema
-	out     *Schema
-	keyIdx  []int
-	plan    *aggPlan
-	dict    *groupDict
 	size    int64
 	slide   int64
 	offset  int64
@@ -184,12 +179,9 @@ type timeWinOp struct {
 	chgPanes []*wpane
 	starts   []int64
 	paneList []int64
-	// scratch for combining panes
-	scr     accStore
-	scrIdx  []int32
-	scrKeys []int32
-	kbuf    []byte
-	vbuf    []byte
+	scr      kstore // scratch for combining panes
+	kbuf     []byte
+	vbuf     []byte
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -215,36 +207,62 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	if c.AllowedLateness < 0 {
 		return nil, fmt.Errorf("allowed lateness %d: must be >= 0", c.AllowedLateness)
 	}
-	var err error
-	var fields []Field
-	if o.keyIdx, fields, err = resolveKeys(c.Keys, in[0]); err != nil {
+	start, end := c.boundFields("window_start", "window_end")
+	bounds := []Field{start, end}
+	if o.point {
+		bounds = bounds[:1]
+	}
+	if err := o.openGrouping(in[0], c.Keys, c.Aggs, bounds...); err != nil {
 		return nil, err
 	}
-	if o.plan, err = resolveAggs(c.Aggs, in[0]); err != nil {
-		return nil, err
-	}
-	sn, en := c.WindowStartName, c.WindowEndName
-	if sn == "" {
-		sn = "window_start"
-	}
-	if en == "" {
-		en = "window_end"
-	}
-	fields = append(fields, Field{sn, KindTime})
-	if !o.point {
-		fields = append(fields, Field{en, KindTime})
-	}
-	for i, n := range o.plan.names {
-		fields = append(fields, Field{n, o.plan.kinds[i]})
-	}
-	if o.out, err = NewSchema(fields...); err != nil {
-		return nil, fmt.Errorf("output fields: %w", err)
-	}
-	o.dict = newGroupDictFor(in[0], o.keyIdx)
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
-	o.scr.w = len(o.plan.fn)
+	o.scr.st.w = len(o.plan.fn)
 	return o.out, nil
+}
+
+// grouping is what Aggregate and the window operators share: the key fields,
+// the aggregate plan, the key dictionary and the output schema.
+type grouping struct {
+	out    *Schema
+	keyIdx []int
+	plan   *aggPlan
+	dict   *groupDict
+}
+
+// openGrouping resolves keys and aggs on in and builds the output schema: the
+// key fields, then bounds (the window bound fields, if any), then the
+// aggregates.
+func (g *grouping) openGrouping(in *Schema, keys []string, aggs []AggSpec, bounds ...Field) error {
+	var err error
+	var fields []Field
+	if g.keyIdx, fields, err = resolveKeys(keys, in); err != nil {
+		return err
+	}
+	if g.plan, err = resolveAggs(aggs, in); err != nil {
+		return err
+	}
+	fields = append(fields, bounds...)
+	for i, n := range g.plan.names {
+		fields = append(fields, Field{n, g.plan.kinds[i]})
+	}
+	if g.out, err = NewSchema(fields...); err != nil {
+		return fmt.Errorf("output fields: %w", err)
+	}
+	g.dict = newGroupDictFor(in, g.keyIdx)
+	return nil
+}
+
+// boundFields returns the window start and end fields, named by
+// WindowStartName and WindowEndName or else by the defaults given.
+func (c *WindowConfig) boundFields(start, end string) (Field, Field) {
+	if c.WindowStartName != "" {
+		start = c.WindowStartName
+	}
+	if c.WindowEndName != "" {
+		end = c.WindowEndName
+	}
+	return Field{start, KindTime}, Field{end, KindTime}
 }
 
 func resolveKeys(keys []string, in *Schema) ([]int, []Field, error) {
@@ -337,14 +355,9 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			o.sl.valid = false // a wpane included in the slider changed
 		}
 		id := o.dict.lookup(r, o.keyIdx)
-		if int(id) >= len(p.idx) {
-			p.idx = slices.Grow(p.idx, o.dict.size()-len(p.idx))[:o.dict.size()]
-		}
-		s := p.idx[id] - 1
-		if s < 0 {
-			s = p.st.newSlot(o.plan)
-			p.idx[id] = s + 1
-			p.keys = append(p.keys, id)
+		nkeys := len(p.keys)
+		s := p.slot(o, id)
+		if len(p.keys) > nkeys { // a new key in this pane
 			p.isChg = append(p.isChg, false)
 			if int(s/paneBucket) >= len(p.isDirty) {
 				p.isDirty = append(p.isDirty, false)
@@ -425,37 +438,20 @@ func (o *timeWinOp) combine(ws int64) {
 		if p == nil {
 			continue
 		}
-		for s, id := range p.keys {
-			if int(id) >= len(o.scrIdx) {
-				o.scrIdx = slices.Grow(o.scrIdx, o.dict.size()-len(o.scrIdx))[:o.dict.size()]
-			}
-			d := o.scrIdx[id] - 1
-			if d < 0 {
-				d = o.scr.newSlot(o.plan)
-				o.scrIdx[id] = d + 1
-				o.scrKeys = append(o.scrKeys, id)
-			}
-			o.plan.merge(&o.scr, d, &p.st, int32(s))
-		}
+		o.scr.mergePane(o, p)
 	}
 }
 
-func (o *timeWinOp) resetScratch() {
-	for _, id := range o.scrKeys {
-		o.scrIdx[id] = 0
-	}
-	o.scrKeys = o.scrKeys[:0]
-	o.scr.reset()
-}
+func (o *timeWinOp) resetScratch() { o.scr.reset(o) }
 
 // emitScratch appends one row per key in the scratch store, in key order.
 func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
-	keys := o.scrKeys
+	keys := o.scr.keys
 	if len(keys) > 1 {
 		slices.SortFunc(keys, func(a, b int32) int { return strings.Compare(o.dict.enc[a], o.dict.enc[b]) })
 	}
 	for _, id := range keys {
-		o.emitRow(out, ws, id, &o.scr, o.scrIdx[id]-1)
+		o.emitRow(out, ws, id, &o.scr.st, o.scr.idx[id]-1)
 	}
 	return len(keys)
 }
@@ -586,7 +582,7 @@ func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
 	set = slices.Compact(set)
 	for _, k := range set {
 		o.resetScratch()
-		d := o.scr.newSlot(o.plan)
+		d := o.scr.st.newSlot(o.plan)
 		last := k.start + o.size - o.width
 		if o.point {
 			last = k.start
@@ -596,11 +592,11 @@ func (o *timeWinOp) emitChanged(out *Batch, late int64) int {
 			if p == nil || int(k.id) >= len(p.idx) || p.idx[k.id] == 0 {
 				continue
 			}
-			o.plan.merge(&o.scr, d, &p.st, p.idx[k.id]-1)
+			o.plan.merge(&o.scr.st, d, &p.st, p.idx[k.id]-1)
 		}
-		o.emitRow(out, k.start, k.id, &o.scr, d)
+		o.emitRow(out, k.start, k.id, &o.scr.st, d)
 	}
-	o.scr.reset()
+	o.scr.st.reset()
 	return len(set)
 }
 
