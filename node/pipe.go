@@ -248,12 +248,19 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 	}
 	if _, err := p.x.RunEpochAt(ctx, t); err != nil {
 		p.lastErr = err.Error()
-		// The executor did not commit: its in-memory state may be ahead of the
-		// store. Rebuild it from the last checkpoint.
+		// The executor did not commit: its operators' in-memory state may be
+		// ahead of the store. Rebuild them (a fresh plan: operators hold state)
+		// from the last checkpoint.
 		p.pendingDL = p.pendingDL[:0]
-		if x, rerr := engine.NewExecutor(p.c.Plan, p.execOptions()); rerr == nil {
-			p.x = x
-		} else {
+		c, rerr := pipeline.Compile(p.c.Spec)
+		if rerr == nil {
+			p.c = c
+			var x *engine.Executor
+			if x, rerr = engine.NewExecutor(c.Plan, p.execOptions()); rerr == nil {
+				p.x = x
+			}
+		}
+		if rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return err
