@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-race test-short conformance bench bench-engine fuzz lint depcheck cross clean help
+.PHONY: all build test test-race test-short conformance bench bench-engine fuzz lint depcheck cross test-arm clean help
 
 all: build
 
@@ -48,6 +48,9 @@ depcheck: ## enforce the package dependency rules of DESIGN.md
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
 	VERSION=$(VERSION) bash scripts/cross/build.sh
+
+test-arm: ## storage (arm64/armv7/armv6) and engine (arm64/armv7) tests under qemu-user-static
+	bash scripts/arm/test.sh
 
 clean:
 	rm -rf $(BIN) dist

@@ -31,7 +31,7 @@ func realFrame(c *codec, recs, keys []string) []byte {
 func FuzzReadFrame(f *testing.F) {
 	var recs, keys []string
 	for i := range 300 {
-		recs = append(recs, fmt.Sprintf(`{"dev":"s-%04d","t":%d,"temp":%.2f}`, i%50, 1700000000000+i*10, 20+float64(i%90)/10))
+		recs = append(recs, fmt.Sprintf(`{"dev":"s-%04d","t":%d,"temp":%.2f}`, i%50, int64(1700000000000)+int64(i)*10, 20+float64(i%90)/10))
 		keys = append(keys, fmt.Sprintf("k%d", i))
 	}
 	for _, kind := range []Compression{CompressZstd, CompressS2, CompressNone} {
