@@ -58,10 +58,12 @@ type DB struct {
 	codec *codec
 
 	// Owned by the committer goroutine.
-	logs     map[string]*logSource
-	pending  []*logSource
-	arena    []byte
-	frameBuf []byte
+	logs      map[string]*logSource
+	pending   []*logSource
+	arena     []byte
+	frameBuf  []byte
+	keyBuf    []byte                  // scratch for state keys (bbolt copies keys on Put)
+	nsBuckets map[string]*bolt.Bucket // namespace buckets of the commit being applied
 
 	// Counters, read by Stats.
 	statMu       sync.Mutex
@@ -88,7 +90,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	x := &DB{path: path, opt: o, log: o.Logger,
 		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
-		logs: map[string]*logSource{}, logStats: map[string]LogStats{}}
+		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{}}
 	var err error
 	if x.codec, err = newCodec(o.Compression); err != nil {
 		return nil, err
