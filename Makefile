@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross chaos clean help
+.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross test-arm chaos clean help
 
 all: build
 
@@ -54,6 +54,9 @@ chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with 
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
 	VERSION=$(VERSION) bash scripts/cross/build.sh
+
+test-arm: ## storage (arm64/armv7/armv6) and engine (arm64/armv7) tests under qemu-user-static
+	bash scripts/arm/test.sh
 
 clean:
 	rm -rf $(BIN) dist

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +19,11 @@ import (
 )
 
 const crashChildEnv = "EDGED_STORAGE_CRASH_CHILD"
+
+// testExecEnv names a program (an emulator such as qemu-arm-static) that
+// TestCrashRecovery runs its child under, like go test -exec does for the
+// test binary itself.
+const testExecEnv = "EDGED_TEST_EXEC"
 
 // TestCrashChild is the child process of TestCrashRecovery: it appends to the
 // input log (from two goroutines, so group commits mix) and runs epochs in a
@@ -83,13 +90,20 @@ func TestCrashRecovery(t *testing.T) {
 	const kills = 5
 	for k := 0; k < kills; k++ {
 		lines := 1 + r.IntN(40)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		args := []string{os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1"}
+		if q := os.Getenv(testExecEnv); q != "" {
+			args = append([]string{q}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cmd.Start(); err != nil {
+			if errors.Is(err, syscall.ENOEXEC) {
+				t.Skipf("cannot re-execute the test binary %s (%v): a foreign-architecture binary under user-mode emulation without binfmt_misc; set %s=qemu-arm-static (or qemu-aarch64-static) to run the child under the emulator", os.Args[0], err, testExecEnv)
+			}
 			t.Fatal(err)
 		}
 		sc := bufio.NewScanner(out)

@@ -3,15 +3,11 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -59,14 +55,15 @@ type DB struct {
 	stopped chan struct{}
 	once    sync.Once
 
-	zenc *zstd.Encoder
-	zdec *zstd.Decoder
+	codec *codec
 
 	// Owned by the committer goroutine.
-	logs     map[string]*logSource
-	pending  []*logSource
-	arena    []byte
-	frameBuf []byte
+	logs      map[string]*logSource
+	pending   []*logSource
+	arena     []byte
+	frameBuf  []byte
+	keyBuf    []byte                  // scratch for state keys (bbolt copies keys on Put)
+	nsBuckets map[string]*bolt.Bucket // namespace buckets of the commit being applied
 
 	// Counters, read by Stats.
 	statMu       sync.Mutex
@@ -93,20 +90,18 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	x := &DB{path: path, opt: o, log: o.Logger,
 		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
-		logs: map[string]*logSource{}, logStats: map[string]LogStats{}}
+		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{}}
 	var err error
-	if x.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true)); err != nil {
-		return nil, fmt.Errorf("storage: zstd encoder: %w", err)
-	}
-	if x.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true)); err != nil {
-		return nil, fmt.Errorf("storage: zstd decoder: %w", err)
+	if x.codec, err = newCodec(o.Compression); err != nil {
+		return nil, err
 	}
 	if x.bdb, err = x.openBolt(path); err != nil {
+		x.codec.close()
 		return nil, err
 	}
 	if err := x.init(); err != nil {
 		x.bdb.Close()
+		x.codec.close()
 		return nil, err
 	}
 	go x.run()
@@ -188,8 +183,7 @@ func (x *DB) Close() error {
 		st := x.bdb.Stats()
 		x.pageBytes.Add(st.TxStats.GetPageAlloc())
 		err = x.bdb.Close()
-		x.zenc.Close()
-		x.zdec.Close()
+		x.codec.close()
 	})
 	return err
 }
@@ -208,52 +202,3 @@ func (x *DB) view(fn func(tx *bolt.Tx) error) error {
 }
 
 func be64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
-
-// compress appends the frame codec byte and body of raw to dst.
-func (x *DB) compress(dst, raw []byte) []byte {
-	start := len(dst)
-	switch x.opt.Compression {
-	case CompressZstd:
-		dst = append(dst, codecZstd)
-		dst = x.zenc.EncodeAll(raw, dst)
-	case CompressS2:
-		dst = append(dst, codecS2)
-		n0, need := len(dst), s2.MaxEncodedLen(len(raw))
-		dst = slices.Grow(dst, need)
-		enc := s2.Encode(dst[n0:n0+need], raw)
-		dst = dst[:n0+len(enc)]
-	}
-	if len(dst) > start && len(dst)-start-1 < len(raw) {
-		return dst
-	}
-	dst = append(dst[:start], codecRaw)
-	return append(dst, raw...)
-}
-
-func (x *DB) decompress(dst, body []byte) ([]byte, error) {
-	if len(body) == 0 {
-		return nil, errors.New("empty frame")
-	}
-	switch body[0] {
-	case codecRaw:
-		return append(dst, body[1:]...), nil
-	case codecZstd:
-		return x.zdec.DecodeAll(body[1:], dst)
-	case codecS2:
-		n, err := s2.DecodedLen(body[1:])
-		if err != nil {
-			return nil, err
-		}
-		if cap(dst) < n {
-			dst = make([]byte, n)
-		}
-		return s2.Decode(dst[:n], body[1:])
-	}
-	return nil, fmt.Errorf("unknown frame codec %d", body[0])
-}
-
-const (
-	codecRaw  = 0
-	codecZstd = 1
-	codecS2   = 2
-)

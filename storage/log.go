@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -47,6 +48,7 @@ type logSource struct {
 	txKeys  []string
 	txSeen  map[string]struct{}
 	txBytes uint64 // raw record bytes appended
+	metaBuf []byte // encoded txSt, read by bbolt until the commit
 }
 
 func (s *logSource) reset() { s.inTx = false }
@@ -174,27 +176,38 @@ func (x *DB) addLog(r *request) {
 }
 
 // writeFrames puts the frame of every source touched by the transaction and
-// its log metadata.
+// its log metadata. A frame goes into a bucket of its own under its first
+// offset: bbolt then writes the frame's pages once, and appending rewrites
+// only the small leaf of frame references instead of a leaf holding the last
+// frames themselves (see doc.go, "Flash wear").
 func (x *DB) writeFrames(tx *bolt.Tx) error {
 	logs, meta := tx.Bucket(bktLog), tx.Bucket(bktLogMeta)
+	logs.FillPercent = 1.0
 	for _, src := range x.pending {
 		if src.txN > 0 {
 			b, err := logs.CreateBucketIfNotExists([]byte(src.name))
 			if err != nil {
 				return fmt.Errorf("storage: log %q: %w", src.name, err)
 			}
+			b.FillPercent = 1.0 // keys only grow: pack the leaves
 			// A fresh buffer: bbolt reads it until the transaction commits.
 			frame := make([]byte, 0, 16+len(src.txRaw)/2)
 			frame = binary.AppendUvarint(frame, uint64(src.txN))
-			frame = x.compress(frame, src.txRaw)
-			if err := b.Put(be64(nil, src.txFirst), frame); err != nil {
-				return fmt.Errorf("storage: log %q: %w", src.name, err)
+			frame = x.codec.compress(frame, src.txRaw)
+			fb, err := b.CreateBucket(be64(nil, src.txFirst))
+			if err == nil {
+				fb.FillPercent = 1.0
+				err = fb.Put(frameKey, frame)
+			}
+			if err != nil {
+				return fmt.Errorf("storage: log %q frame %d: %w", src.name, src.txFirst, err)
 			}
 			src.txSt.Next += uint64(src.txN)
 			src.txSt.Records += uint64(src.txN)
 			src.txSt.Bytes += uint64(len(frame))
 		}
-		if err := meta.Put([]byte(src.name), encodeLogMeta(nil, src.txSt)); err != nil {
+		src.metaBuf = encodeLogMeta(src.metaBuf[:0], src.txSt)
+		if err := meta.Put([]byte(src.name), src.metaBuf); err != nil {
 			return err
 		}
 	}
@@ -232,39 +245,6 @@ func (x *DB) abortLogs() {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// frameRecords decodes frame v and calls fn for each record with its key.
-func (x *DB) frameRecords(v []byte, buf *[]byte, fn func(i int, key, rec []byte) error) (int, error) {
-	n, k := binary.Uvarint(v)
-	if k <= 0 {
-		return 0, fmt.Errorf("bad frame header")
-	}
-	raw, err := x.decompress((*buf)[:0], v[k:])
-	if err != nil {
-		return 0, err
-	}
-	*buf = raw
-	for i := 0; i < int(n); i++ {
-		kl, m := binary.Uvarint(raw)
-		if m <= 0 || uint64(len(raw)-m) < kl {
-			return 0, fmt.Errorf("bad record %d", i)
-		}
-		key := raw[m : m+int(kl)]
-		raw = raw[m+int(kl):]
-		rl, m := binary.Uvarint(raw)
-		if m <= 0 || uint64(len(raw)-m) < rl {
-			return 0, fmt.Errorf("bad record %d", i)
-		}
-		rec := raw[m : m+int(rl) : m+int(rl)]
-		raw = raw[m+int(rl):]
-		if fn != nil {
-			if err := fn(i, key, rec); err != nil {
-				return int(n), err
-			}
-		}
-	}
-	return int(n), nil
-}
-
 // ReadLog calls fn for the records of source's log with offsets >= from, in
 // order, at most max of them (max <= 0: no limit). rec is valid only during
 // the call. Records before the first retained one (TruncateLog) are skipped.
@@ -290,7 +270,7 @@ func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, re
 		n := 0
 		for ; k != nil; k, v = c.Next() {
 			first := binary.BigEndian.Uint64(k)
-			_, err := x.frameRecords(v, bp, func(i int, _, rec []byte) error {
+			_, err := x.codec.readFrame(source, first, frameValue(b, k, v), bp, func(i int, _, rec []byte) error {
 				off := first + uint64(i)
 				if off < from {
 					return nil
@@ -308,7 +288,7 @@ func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, re
 				return nil
 			}
 			if err != nil {
-				return fmt.Errorf("storage: read log %q frame %d: %w", source, first, err)
+				return err
 			}
 		}
 		return nil
@@ -337,18 +317,25 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 		src := x.touch(source)
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
-			n, m := binary.Uvarint(v)
-			if m <= 0 {
-				return fmt.Errorf("storage: log %q frame %x: bad header", source, k)
-			}
 			first := binary.BigEndian.Uint64(k)
+			fv := frameValue(b, k, v)
+			n, ok := frameCount(fv)
+			if !ok {
+				return &FrameError{Source: source, Offset: first, Err: errors.New("bad frame header")}
+			}
 			if first+n > before {
 				src.txSt.First = first
 				return nil
 			}
 			src.txSt.Records -= n
-			src.txSt.Bytes -= uint64(len(v))
-			if err := c.Delete(); err != nil {
+			src.txSt.Bytes -= uint64(len(fv))
+			var err error
+			if v == nil {
+				err = b.DeleteBucket(k)
+			} else {
+				err = c.Delete()
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -370,7 +357,7 @@ func (x *DB) loadDedup(tx *bolt.Tx, source string, w *dedupWindow) error {
 	total := 0
 	k, v := c.Last()
 	for ; k != nil; k, v = c.Prev() {
-		n, _ := binary.Uvarint(v)
+		n, _ := frameCount(frameValue(b, k, v))
 		total += int(n)
 		if total >= x.opt.DedupHorizon {
 			break
@@ -381,13 +368,13 @@ func (x *DB) loadDedup(tx *bolt.Tx, source string, w *dedupWindow) error {
 	}
 	buf := make([]byte, 0, 64<<10)
 	for ; k != nil; k, v = c.Next() {
-		if _, err := x.frameRecords(v, &buf, func(_ int, key, _ []byte) error {
+		if _, err := x.codec.readFrame(source, binary.BigEndian.Uint64(k), frameValue(b, k, v), &buf, func(_ int, key, _ []byte) error {
 			if len(key) > 0 {
 				w.add(string(key), x.opt.DedupHorizon)
 			}
 			return nil
 		}); err != nil {
-			return &CorruptError{Path: x.path, Reason: fmt.Sprintf("log %q frame %d", source, binary.BigEndian.Uint64(k)), Err: err}
+			return &CorruptError{Path: x.path, Reason: "input log", Err: err}
 		}
 	}
 	return nil

@@ -96,18 +96,18 @@ type Options struct {
 // DefaultOptions returns the defaults for a Raspberry-Pi-class gateway.
 func DefaultOptions() Options {
 	return Options{
-		Sync:            SyncAlways,            // a committed epoch survives power loss
-		GroupMaxRecords: 4096,                  // ~256 KiB of 64-byte records per fsync at most
-		GroupMaxDelay:   20 * time.Millisecond, // bounded ack latency; groups of hundreds at 10k rec/s
-		QuotaBytes:      0,                     // no quota unless the operator sets one
-		InitialMmapSize: defaultMmapSize,       // 8 MiB (64-bit) or 1 MiB (32-bit)
-		MaxMapBytes:     defaultMaxMapBytes,    // 1 GiB on 32-bit, unlimited on 64-bit
-		SyncFreelist:    false,                 // one page less per commit
-		Compression:     CompressZstd,          // see doc.go, "Flash wear"
-		DedupHorizon:    65536,                 // covers an MQTT session's redeliveries
-		MaxDeadLetters:  100000,                // ~tens of MiB of bad payloads at most
-		OpenTimeout:     5 * time.Second,       // another edged holding the file is an error
-		Logger:          nil,                   // discard
+		Sync:            SyncAlways,         // a committed epoch survives power loss
+		GroupMaxRecords: 4096,               // ~256 KiB of 64-byte records per fsync at most
+		GroupMaxDelay:   0,                  // commit at once when idle; appends arriving during a commit share the next
+		QuotaBytes:      0,                  // no quota unless the operator sets one
+		InitialMmapSize: defaultMmapSize,    // 8 MiB (64-bit) or 1 MiB (32-bit)
+		MaxMapBytes:     defaultMaxMapBytes, // 1 GiB on 32-bit, unlimited on 64-bit
+		SyncFreelist:    false,              // one page less per commit
+		Compression:     CompressZstd,       // see doc.go, "Flash wear"
+		DedupHorizon:    65536,              // covers an MQTT session's redeliveries
+		MaxDeadLetters:  100000,             // ~tens of MiB of bad payloads at most
+		OpenTimeout:     5 * time.Second,    // another edged holding the file is an error
+		Logger:          nil,                // discard
 	}
 }
 

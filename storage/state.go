@@ -132,32 +132,40 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit, now int64) error {
 		if err != nil {
 			return err
 		}
-		part, err := pb.CreateBucketIfNotExists(strconv.AppendInt(nil, int64(c.Partition), 10))
+		part, err := pb.CreateBucketIfNotExists(strconv.AppendInt(x.keyBuf[:0], int64(c.Partition), 10))
 		if err != nil {
 			return err
 		}
+		// Namespace buckets are looked up once per commit: ops usually come
+		// grouped by namespace, and the map covers interleaved ones.
+		clear(x.nsBuckets)
 		var b *bolt.Bucket
 		ns := ""
-		prefix := []byte{statePrefix}
 		for i := range c.State {
 			op := &c.State[i]
 			if b == nil || op.Namespace != ns {
-				if b, err = part.CreateBucketIfNotExists([]byte(op.Namespace)); err != nil {
-					return fmt.Errorf("state namespace %q: %w", op.Namespace, err)
-				}
 				ns = op.Namespace
+				if b = x.nsBuckets[ns]; b == nil {
+					if b, err = part.CreateBucketIfNotExists([]byte(ns)); err != nil {
+						return fmt.Errorf("state namespace %q: %w", ns, err)
+					}
+					x.nsBuckets[ns] = b
+				}
 			}
-			k := x.stable(prefix, op.Key)
+			// bbolt copies the key on Put and does not keep it on Delete, so
+			// one scratch buffer serves every key.
+			x.keyBuf = append(append(x.keyBuf[:0], statePrefix), op.Key...)
 			if op.Delete {
-				err = b.Delete(k)
+				err = b.Delete(x.keyBuf)
 			} else {
 				// op.Val stays valid until Commit returns, which is after the commit.
-				err = b.Put(k, op.Val)
+				err = b.Put(x.keyBuf, op.Val)
 			}
 			if err != nil {
-				return fmt.Errorf("state namespace %q: %w", op.Namespace, err)
+				return fmt.Errorf("state namespace %q: %w", ns, err)
 			}
 		}
+		clear(x.nsBuckets)
 	}
 	if err := ck.Put(key, encodeCheckpoint(nil, c.Epoch, c.Watermark, c.Input)); err != nil {
 		return err

@@ -38,6 +38,13 @@ type Stats struct {
 	// BytesWritten estimates the bytes bbolt wrote: every page a transaction
 	// allocates is written once, plus one meta page per commit.
 	BytesWritten int64
+	// BytesPerMillionRecords is the flash-wear figure: BytesWritten per million
+	// log records appended since Open (0 before the first append). It counts
+	// every write of the file (state commits, spool, dead letters too), so it
+	// is what the device sees per million input records. The knobs that lower
+	// it are the records per commit: callers appending batches, and
+	// Options.GroupMaxDelay (see doc.go, "Flash wear").
+	BytesPerMillionRecords float64
 	// ProcWriteBytes is /proc/self/io write_bytes (the whole process, all
 	// files; -1 where unavailable).
 	ProcWriteBytes int64
@@ -76,6 +83,9 @@ func (x *DB) Stats() (Stats, error) {
 	err = x.view(func(tx *bolt.Tx) error {
 		st := x.bdb.Stats()
 		s.BytesWritten = x.pageBytes.Load() + st.TxStats.GetPageAlloc() + int64(s.Commits)*int64(x.bdb.Info().PageSize)
+		if s.RecordsAppended > 0 {
+			s.BytesPerMillionRecords = float64(s.BytesWritten) * 1e6 / float64(s.RecordsAppended)
+		}
 		s.UsedBytes = tx.Size() - int64(st.FreeAlloc)
 		meta := tx.Bucket(bktMeta)
 		s.DeadLetters = getU64(meta, keyDLQTotal)
