@@ -302,6 +302,9 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		if ds.RawBytesAppended > 0 {
 			g("edged_storage_bytes_written_per_raw_byte", "Write amplification (flash wear): bytes written per payload byte.", ds.WriteAmplification())
 		}
+		if ds.RecordsAppended > 0 {
+			g("edged_storage_bytes_written_per_million_records", "Flash wear: bytes written per million input records since start (storage.group* settings trade latency for writes).", ds.BytesPerMillionRecords)
+		}
 		logs := make([]string, 0, len(ds.Log))
 		for k := range ds.Log {
 			logs = append(logs, k)

@@ -216,7 +216,7 @@ func TestEndToEndRunWithInputFile(t *testing.T) {
 	var mb strings.Builder
 	bufio.NewReader(resp.Body).WriteTo(&mb)
 	resp.Body.Close()
-	for _, want := range []string{`edged_step_records_in_total{pipeline="e2e",step="hot"} 2000`, `edged_pipeline_decode_errors_total{pipeline="e2e"} 1`, "edged_sink_spool_depth"} {
+	for _, want := range []string{`edged_step_records_in_total{pipeline="e2e",step="hot"} 2000`, `edged_pipeline_decode_errors_total{pipeline="e2e"} 1`, "edged_sink_spool_depth", "edged_storage_bytes_written_per_million_records "} {
 		if !strings.Contains(mb.String(), want) {
 			t.Errorf("metrics lack %q", want)
 		}
