@@ -4,7 +4,8 @@
 # (user edged, the packaged config, /var/lib/edged as StateDirectory= makes
 # it), wait for /readyz, SIGTERM, expect exit 0, then dpkg -r (data and user
 # kept) and dpkg -P (both gone). Idempotent: a leftover edged package is
-# purged first and everything is purged on exit (KEEP=1 keeps it installed).
+# purged first, and the package is purged at the end (KEEP=1 leaves it
+# installed when a check fails, for a look around).
 #   DEADLINE=30 scripts/cross/test-deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
