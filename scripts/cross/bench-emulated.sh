@@ -5,8 +5,9 @@
 # (binfmt is not needed: the emulator is called directly).
 #   BENCH='KeyedTumblingAggregate/engine$' BENCHTIME=2x COUNT=3 ARCHES="amd64 arm64 armv7 armv6"
 # Prints records/s per arch (median of COUNT runs) and the ratio to amd64.
-# qemu-user translates every instruction: the emulated figures are a lower
-# bound, not a prediction, of a real ARM core.
+# qemu-user translates every instruction (typically 5-20x slower than native
+# code on the same host): the figures show relative cost and correctness on
+# each target, not what a real ARM board does (see README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BENCH=${BENCH:-KeyedTumblingAggregate/engine\$}
