@@ -58,5 +58,21 @@ cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, w
 test-arm: ## storage (arm64/armv7/armv6) and engine (arm64/armv7) tests under qemu-user-static
 	bash scripts/arm/test.sh
 
+.PHONY: repro size deb test-deb bench-emulated
+repro: ## build arm64 twice (other path, empty GOCACHE) and compare sha256 (TARGETS="armv7 arm64" for more)
+	VERSION=$(VERSION) bash scripts/cross/repro.sh
+
+size: ## what arm64 edged is made of, per section, module and package (TARGET=armv7 BIN=edgectl)
+	bash scripts/cross/size.sh
+
+deb: ## Debian packages for armhf (armv6 binary), arm64 and amd64 in dist/
+	VERSION=$(VERSION) bash scripts/cross/deb.sh
+
+test-deb: ## build the amd64 .deb, install it here, run edged as the unit would, remove and purge (needs root)
+	VERSION=$(VERSION) bash scripts/cross/test-deb.sh
+
+bench-emulated: ## engine throughput under qemu-user for arm64 and armv7 vs amd64 native
+	bash scripts/cross/bench-emulated.sh
+
 clean:
 	rm -rf $(BIN) dist
