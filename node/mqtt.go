@@ -247,6 +247,12 @@ func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
 	m.handler = buf
 	err := n.Ingest(ctx, buf)
 	clear(buf)
+	return backPressure(err)
+}
+
+// backPressure maps the input log's quota error to mqtt.ErrBackPressure, so
+// that the Source waits instead of retrying fast.
+func backPressure(err error) error {
 	if errors.Is(err, storage.ErrQuotaExceeded) {
 		return fmt.Errorf("%w: %w", mqtt.ErrBackPressure, err)
 	}
