@@ -1,7 +1,8 @@
 // Command sub is the MQTT benchmark's bare subscriber: it subscribes to
 // sensors/# with paho (acknowledging at once), counts messages and exits
 // once it has --messages of them (or after --idle without any), printing
-// "count seconds" where seconds runs from the first message to the last.
+// "count seconds cpu last" where seconds runs from the first message to the
+// last and cpu is its user+system CPU seconds (getrusage) and last the unix time of the last message.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -55,5 +57,8 @@ func main() {
 		break
 	}
 	c.Disconnect(100)
-	fmt.Printf("%d %.3f\n", count.Load(), float64(last.Load()-first.Load())/1e9)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Printf("%d %.3f %.3f %.3f\n", count.Load(), float64(last.Load()-first.Load())/1e9, cpu.Seconds(), float64(last.Load())/1e9)
 }
