@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-integration test-race test-short conformance bench bench-engine fuzz lint depcheck cross test-arm chaos clean help
+.PHONY: all build test test-integration test-race test-short conformance bench bench-engine bench-e2e fuzz lint depcheck cross test-arm chaos clean help
 
 all: build
 
@@ -33,6 +33,9 @@ bench: ## every benchmark, with allocations
 
 bench-engine: ## the engine's headline benchmarks
 	$(GO) test -run '^$$' -bench 'KeyedTumblingAggregate|SlidingWindow|DecodeJSON' -benchmem ./engine/...
+
+bench-e2e: ## MQTT end to end: bare paho subscriber vs edged through mosquitto (MESSAGES=n, default 1000000)
+	bash scripts/bench/mqtt.sh $(if $(MESSAGES),--messages $(MESSAGES))
 
 FUZZTIME ?= 20s
 fuzz: ## run every fuzz target for FUZZTIME each

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,8 +42,7 @@ type Config struct {
 	Sinks SinksConfig `yaml:"sinks"`
 	// Epochs tunes the per-pipeline executor loops.
 	Epochs EpochConfig `yaml:"epochs"`
-	// MQTT configures MQTT ingest (see MQTTConfig). The MQTT source package
-	// reads it; the node itself only validates it.
+	// MQTT configures MQTT ingest and the mqtt sinks (see MQTTConfig).
 	MQTT MQTTConfig `yaml:"mqtt"`
 }
 
@@ -106,21 +107,69 @@ type EpochConfig struct {
 	RetainEpochs int `yaml:"retainEpochs"`
 }
 
-// MQTTConfig is the MQTT section. The ingest/mqtt package consumes it; with no
-// Brokers it runs an embedded broker on Listen.
+// MQTTConfig is the MQTT section. With Brokers empty and Listen set, the
+// node runs the embedded broker (ingest/mqtt.Broker) on Listen and connects
+// its MQTT source and publisher to it; with Brokers set it connects to them.
+// With both empty, MQTT is off. The node subscribes to the union of the
+// topics of every loaded pipeline's sources (sources[].mqtt.topics).
 type MQTTConfig struct {
 	// Brokers is a failover list of broker URLs (tcp://host:1883,
-	// ssl://host:8883). Empty means: start the embedded broker.
+	// ssl://host:8883), tried in order. Empty means: run the embedded broker
+	// on Listen.
 	Brokers []string `yaml:"brokers"`
-	// ClientID is the MQTT client id (a persistent session needs a stable one).
-	// Empty means "edged-" + host name.
+	// ClientID is the MQTT client id. The broker keys the persistent session
+	// (and its queued QoS 1 messages) on it, so it must be stable across
+	// restarts and unique on the broker. Empty means "edged-" + host name. The
+	// mqtt sinks publish with ClientID + "-pub".
 	ClientID string `yaml:"clientID"`
-	// Username and Password authenticate to the brokers (and, for the embedded
-	// broker, are required from clients when set).
+	// Username and Password authenticate to the brokers. For the embedded
+	// broker they are also required of every client when Username is set.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	// Listen is the embedded broker's address when Brokers is empty.
+	// TLS configures ssl:// connections to Brokers (and the client
+	// certificate presented to an embedded broker that requires one).
+	TLS MQTTTLSConfig `yaml:"tls"`
+	// Listen is the embedded broker's TCP address when Brokers is empty.
+	// ":1883" (the default) accepts every host on the LAN; "127.0.0.1:1883"
+	// local publishers only. Empty (with no Brokers) disables MQTT.
 	Listen string `yaml:"listen"`
+	// ListenTLS, when certFile is set, makes the embedded broker's listener
+	// TLS-only (and with clientCAFile, mutual TLS).
+	ListenTLS MQTTListenTLSConfig `yaml:"listenTLS"`
+	// KeepAlive is the MQTT keepalive. Zero means 30s.
+	KeepAlive time.Duration `yaml:"keepAlive"`
+	// BatchSize is the most messages handed to the input log in one append
+	// (one group commit). Zero means 1024.
+	BatchSize int `yaml:"batchSize"`
+	// MaxInFlight bounds the messages received and not yet in the log. Zero
+	// means 8192; it must be at least batchSize.
+	MaxInFlight int `yaml:"maxInFlight"`
+	// MaxBatchDelay is how long a batch waits to fill. Zero means 20ms.
+	MaxBatchDelay time.Duration `yaml:"maxBatchDelay"`
+}
+
+// MQTTTLSConfig holds the client-side TLS files.
+type MQTTTLSConfig struct {
+	// CAFile verifies the broker; empty means the system roots.
+	CAFile string `yaml:"caFile"`
+	// CertFile and KeyFile are a client certificate (mutual TLS). Both or
+	// neither.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ServerName overrides the name checked in the broker's certificate.
+	ServerName string `yaml:"serverName"`
+	// InsecureSkipVerify disables verification (tests only).
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+}
+
+// MQTTListenTLSConfig holds the embedded broker's TLS files.
+type MQTTListenTLSConfig struct {
+	// CertFile and KeyFile are the broker's PEM certificate and key.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ClientCAFile, when set, requires clients to present a certificate
+	// signed by one of its CAs.
+	ClientCAFile string `yaml:"clientCAFile"`
 }
 
 // DefaultConfig returns the configuration `edged run` uses with no config file.
@@ -143,7 +192,11 @@ func DefaultConfig() Config {
 			RetainEpochs: 60,    // truncate the consumed log about once a minute at 1s epochs
 		},
 		MQTT: MQTTConfig{
-			Listen: ":1883", // the embedded broker, reachable from sensors on the LAN
+			Listen:        ":1883",               // the embedded broker, reachable from sensors on the LAN
+			KeepAlive:     30 * time.Second,      // a dead link is noticed within ~45s
+			BatchSize:     1024,                  // one group commit per 1024 messages at most
+			MaxInFlight:   8192,                  // ~1-2 MB of typical sensor payloads
+			MaxBatchDelay: 20 * time.Millisecond, // ingest latency bound at low rates
 		},
 	}
 }
@@ -253,14 +306,48 @@ func (c Config) Validate() error {
 		add("epochs.retainEpochs", "must not be negative")
 	}
 	for i, b := range c.MQTT.Brokers {
-		if !strings.Contains(b, "://") {
+		u, err := url.Parse(b)
+		switch {
+		case err != nil || !strings.Contains(b, "://"):
 			add(fmt.Sprintf("mqtt.brokers[%d]", i), "%q is not a URL like tcp://host:1883", b)
+		case !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme):
+			add(fmt.Sprintf("mqtt.brokers[%d]", i), "%q: unsupported scheme %q (want tcp, ssl, ws or wss)", b, u.Scheme)
+		case u.Hostname() == "":
+			add(fmt.Sprintf("mqtt.brokers[%d]", i), "%q has no host", b)
 		}
 	}
 	if len(c.MQTT.Brokers) == 0 && c.MQTT.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
 			add("mqtt.listen", "%q is not host:port: %v", c.MQTT.Listen, err)
 		}
+	}
+	if c.MQTT.Password != "" && c.MQTT.Username == "" {
+		add("mqtt.password", "set without mqtt.username")
+	}
+	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
+		add("mqtt.tls.certFile", "set mqtt.tls.certFile and mqtt.tls.keyFile together")
+	}
+	if (c.MQTT.ListenTLS.CertFile == "") != (c.MQTT.ListenTLS.KeyFile == "") {
+		add("mqtt.listenTLS.certFile", "set mqtt.listenTLS.certFile and mqtt.listenTLS.keyFile together")
+	}
+	if c.MQTT.ListenTLS.ClientCAFile != "" && c.MQTT.ListenTLS.CertFile == "" {
+		add("mqtt.listenTLS.clientCAFile", "needs mqtt.listenTLS.certFile and keyFile")
+	}
+	if c.MQTT.KeepAlive < 0 || (c.MQTT.KeepAlive > 0 && c.MQTT.KeepAlive < time.Second) {
+		add("mqtt.keepAlive", "must be zero (30s) or at least 1s, got %v", c.MQTT.KeepAlive)
+	}
+	if c.MQTT.BatchSize < 0 {
+		add("mqtt.batchSize", "must not be negative")
+	}
+	if c.MQTT.MaxInFlight < 0 {
+		add("mqtt.maxInFlight", "must not be negative")
+	} else if c.MQTT.MaxInFlight > 0 && c.MQTT.MaxInFlight < max(c.MQTT.BatchSize, 1) {
+		add("mqtt.maxInFlight", "must be at least mqtt.batchSize (%d), got %d", c.MQTT.BatchSize, c.MQTT.MaxInFlight)
+	} else if c.MQTT.MaxInFlight == 0 && c.MQTT.BatchSize > 8192 {
+		add("mqtt.batchSize", "must be at most mqtt.maxInFlight (8192), got %d", c.MQTT.BatchSize)
+	}
+	if c.MQTT.MaxBatchDelay < 0 {
+		add("mqtt.maxBatchDelay", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -129,6 +129,7 @@ func testConfig(t *testing.T, dir string, pipelines map[string]string) Config {
 	cfg.PipelinesDir = filepath.Join(dir, "pipelines")
 	cfg.API.Listen = ""
 	cfg.Storage.Sync = "never"
+	cfg.MQTT.Listen = "" // no embedded broker in unit tests
 	if err := os.MkdirAll(cfg.PipelinesDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

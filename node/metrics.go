@@ -84,6 +84,7 @@ type Status struct {
 	Storage   StorageStatus  `json:"storage"`
 	Sinks     []SinkStatus   `json:"sinks"`
 	Ingest    IngestStatus   `json:"ingest"`
+	MQTT      MQTTStatus     `json:"mqtt"`
 	// Conditions are human-readable status lines about anything abnormal.
 	Conditions []string `json:"conditions"`
 }
@@ -163,6 +164,8 @@ func (n *Node) Status() (Status, error) {
 		DedupDropped: n.ingestDropped.Load(), Unrouted: n.ingestUnrouted.Load(), Errors: n.ingestErrors.Load(),
 		Backpressure: n.backpressure.Load() || ds.QuotaExceeded, InputFile: n.inputFile,
 		InputFileLines: n.fileLines.Load(), InputFileDone: n.fileDone.Load()}
+	st.MQTT = n.MQTTStatus()
+	st.Conditions = append(st.Conditions, st.MQTT.conditions()...)
 	if st.Ingest.Backpressure {
 		st.Conditions = append(st.Conditions, fmt.Sprintf("back-pressure: disk quota reached (%d of %d bytes used): input is not acknowledged until sinks drain the spool and the log is truncated", ds.UsedBytes, ds.QuotaBytes))
 	}
@@ -357,6 +360,23 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	c("edged_ingest_errors_total", "Ingest calls that failed (nothing acknowledged).", float64(n.ingestErrors.Load()))
 	g("edged_ingest_accepting", "1 while Ingest accepts input (ready, not back-pressured, not stopping).",
 		b2f(n.Ready() && !n.stopping.Load() && !n.backpressure.Load()))
+	if ms := n.MQTTStatus(); ms.Mode != "off" {
+		for _, state := range []string{"connected", "connecting", "disconnected", "idle"} {
+			g("edged_mqtt_connection_state", "1 for the MQTT source's current connection state (idle: no pipeline subscribes).", b2f(ms.State == state), "state", state)
+		}
+		g("edged_mqtt_connected", "1 while the MQTT source is connected and subscribed.", b2f(ms.State == "connected"))
+		c("edged_mqtt_connects_total", "Successful MQTT connections.", float64(ms.Connects))
+		c("edged_mqtt_received_total", "MQTT messages received.", float64(ms.Received))
+		c("edged_mqtt_redelivered_total", "MQTT messages received with the DUP flag (redeliveries).", float64(ms.Redelivered))
+		c("edged_mqtt_handed_off_total", "MQTT messages made durable in the input log.", float64(ms.HandedOff))
+		c("edged_mqtt_acked_total", "QoS 1 messages acknowledged to the broker (after the log commit).", float64(ms.Acked))
+		g("edged_mqtt_in_flight", "MQTT messages received and not yet in the log.", float64(ms.InFlight))
+		g("edged_mqtt_backpressured", "1 while the input log refuses MQTT batches (they are retried, not acknowledged).", b2f(ms.BackPressured))
+		if ms.Mode == "embedded" {
+			g("edged_mqtt_embedded_broker_up", "1 while the embedded broker listens.", b2f(ms.BrokerError == ""))
+			c("edged_mqtt_embedded_broker_dropped_total", "Messages the embedded broker dropped (a client's queue full).", float64(ms.BrokerDropped))
+		}
+	}
 	if n.inputFile != "" {
 		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
 		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))

@@ -77,6 +77,8 @@ type Node struct {
 	stdout    io.Writer
 	stdoutMu  sync.Mutex
 	pub       Publisher
+	pubImpl   *pahoPublisher // the publisher started by Run, closed at stop
+	mq        *mqttState     // nil when MQTT is off
 	inputFile string
 	listener  net.Listener
 
@@ -184,6 +186,20 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
+	var mqWG sync.WaitGroup
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBroker()
+	if n.cfg.mqttEnabled() {
+		n.startMQTT(brokerCtx, &mqWG)
+	}
+	stopMQTTBroker := func() {
+		if n.pubImpl != nil {
+			n.pubImpl.Close()
+		}
+		stopBroker()
+		mqWG.Wait()
+	}
+
 	var errs []error
 	for _, ld := range specs {
 		if err := n.start(ld.c, ld.raw, ld.file); err != nil {
@@ -194,6 +210,7 @@ func (n *Node) Run(ctx context.Context) error {
 		cancel()
 		n.stopAll()
 		stopAPI()
+		stopMQTTBroker()
 		return err
 	}
 	n.ready.Store(true)
@@ -210,6 +227,18 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 
+	// The MQTT source stops first, on its own context: it drains what it
+	// queued into the log (Ingest still accepts) before the pipelines stop.
+	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSrc()
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		if n.mq != nil {
+			n.runMQTT(srcCtx)
+		}
+	}()
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -217,12 +246,15 @@ func (n *Node) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("api: %w", err)
 	}
 	n.log.Info("draining")
+	stopSrc()
+	<-srcDone
 	n.stopping.Store(true)
 	n.ready.Store(false)
 	cancel()
 	inWG.Wait()
 	n.stopAll()
 	stopAPI()
+	stopMQTTBroker()
 	return runErr
 }
 
@@ -393,6 +425,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 		return err
 	}
 	n.launch(p)
+	n.subsChanged()
 	n.log.Info("pipeline started", "pipeline", name, "epoch", p.x.Epoch())
 	return nil
 }
@@ -424,6 +457,7 @@ func (n *Node) remove(name string) bool {
 		s.mu.Unlock()
 	}
 	n.mu.Unlock()
+	n.subsChanged()
 	return true
 }
 
@@ -474,7 +508,10 @@ func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, st
 		w, err := openFileSink(filepath.Join(n.cfg.outputDir(), "uplink", pipelineName+"."+sk.Name+".jsonl"), n.cfg.Sinks.FileMaxBytes)
 		return w, "uplink", err
 	case "mqtt":
-		topic := strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic)
+		topic, err := parseSinkTopic(strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic))
+		if err != nil {
+			return nil, "", err
+		}
 		return &mqttSink{pub: n.pub, topic: topic, qos: byte(sk.QoS), retain: sk.Retain}, "mqtt", nil
 	}
 	return nil, "", fmt.Errorf("unknown sink type %q", sk.Type)
@@ -655,7 +692,10 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if !n.ready.Load() || n.stopping.Load() {
 		return ErrNotReady
 	}
-	type group struct{ recs, keys [][]byte }
+	type group struct {
+		recs, keys [][]byte
+		framed     bool // some records are frameTopic entries (one buffer)
+	}
 	groups := map[string]*group{}
 	n.mu.RLock()
 	for i := range msgs {
@@ -679,7 +719,11 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 					g = &group{}
 					groups[s.logName] = g
 				}
-				g.recs = append(g.recs, m.Payload)
+				if s.needTopic {
+					g.recs = append(g.recs, frameTopic(nil, m.Topic, m.Payload))
+				} else {
+					g.recs = append(g.recs, m.Payload)
+				}
 				g.keys = append(g.keys, key)
 				routed = true
 			}

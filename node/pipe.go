@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
+	"github.com/edgedio/edged/ingest/mqtt"
 	"github.com/edgedio/edged/pipeline"
 	"github.com/edgedio/edged/storage"
 )
@@ -48,10 +49,18 @@ type pipe struct {
 type pipeSource struct {
 	name    string
 	logName string // storage input log: "<pipeline>/<source>"
-	filters []string
-	json    *decode.JSONDecoder
-	csvCfg  *decode.Config
-	backlog uint64 // records in the log after the committed position
+	tmpls   []*mqtt.TopicTemplate
+	subs    []string // subscription filters of tmpls
+	qos     byte
+	// needTopic: a template captures fields, so Ingest logs the topic with
+	// the payload (frameTopic) and decoding fills the captured fields.
+	needTopic bool
+	format    string
+	json      *decode.JSONDecoder
+	csvCfg    *decode.Config
+	senml     mqtt.SenMLDecoder
+	fields    fieldFill
+	backlog   uint64 // records in the log after the committed position
 }
 
 // LogName returns the storage input log of a pipeline's source.
@@ -60,14 +69,30 @@ func LogName(pipelineName, source string) string { return pipelineName + "/" + s
 func newPipe(n *Node, c *pipeline.Compiled, raw []byte) (*pipe, error) {
 	p := &pipe{n: n, name: c.Plan.Name(), spec: c.Spec, c: c, yaml: raw}
 	for _, src := range c.Spec.Spec.Sources {
-		ps := &pipeSource{name: src.Name, logName: LogName(p.name, src.Name)}
+		ps := &pipeSource{name: src.Name, logName: LogName(p.name, src.Name), format: src.Format}
 		if src.MQTT != nil {
-			ps.filters = src.MQTT.Topics
+			ps.qos = byte(src.MQTT.QoS)
+			for i, t := range src.MQTT.Topics {
+				tt, err := mqtt.ParseTopicTemplate(t)
+				if err == nil {
+					err = mqtt.ValidateFilter(tt.Filter())
+				}
+				if err != nil {
+					return nil, fmt.Errorf("pipeline %q source %q: mqtt.topics[%d]: %w", p.name, src.Name, i, err)
+				}
+				ps.tmpls = append(ps.tmpls, tt)
+				ps.subs = append(ps.subs, tt.Filter())
+				if len(tt.Fields()) > 0 {
+					ps.needTopic = true
+				}
+			}
 		}
 		cfg := c.Decoders[src.Name]
-		if src.Format == "csv" {
+		ps.fields = newFieldFill(cfg)
+		switch src.Format {
+		case "csv", "senml", "raw":
 			ps.csvCfg = &cfg
-		} else {
+		default:
 			d, err := decode.NewJSON(cfg)
 			if err != nil {
 				return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)
@@ -87,8 +112,8 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte) (*pipe, error) {
 
 // matches reports whether a topic feeds source s.
 func (s *pipeSource) matches(topic string) bool {
-	for _, f := range s.filters {
-		if TopicMatch(f, topic) {
+	for _, t := range s.tmpls {
+		if t.Match(topic, nil) {
 			return true
 		}
 	}
@@ -214,20 +239,33 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 			if len(bytes.TrimSpace(rec)) == 0 {
 				return nil
 			}
+			topic, payload, framed := unframeTopic(rec)
+			if s.needTopic && framed {
+				rec = payload
+			}
 			n0 := in.Len()
 			var derr error
-			if s.json != nil {
+			switch {
+			case s.json != nil:
 				derr = s.json.Decode(rec, in)
-			} else {
+			case s.format == "senml":
+				derr = s.decodeSenML(rec, in, p.n.clock.Now())
+			case s.format == "raw":
+				derr = s.decodeRaw(rec, in)
+			default:
 				derr = decode.DecodeCSV(bytes.NewReader(rec), *s.csvCfg, in, func(_ int, raw []byte, err error) {
 					p.decodeDL(s, raw, err)
 					decodeErrs++
 				})
 			}
 			if derr != nil {
+				in.Recs = in.Recs[:n0]
 				p.decodeDL(s, rec, derr)
 				decodeErrs++
 				return nil
+			}
+			if s.needTopic && framed && in.Len() > n0 {
+				s.fillTopic(string(topic), in, n0)
 			}
 			for i := n0; i < in.Len(); i++ {
 				in.Recs[i].Origin = engine.Origin{Source: s.name, Offset: off}

@@ -107,22 +107,28 @@ func (s *writerSink) deliver(_ context.Context, ds []delivery) error {
 
 func (s *writerSink) close() error { return nil }
 
-// mqttSink publishes each output with its id through a Publisher.
+// mqttSink publishes each output with its id through a Publisher, to a
+// topic rendered from the sink's template (record fields such as {sensor}).
 type mqttSink struct {
 	pub    Publisher
-	topic  string
+	topic  sinkTopic
 	qos    byte
 	retain bool
 	buf    []byte
+	tbuf   []byte
 }
 
 func (s *mqttSink) deliver(ctx context.Context, ds []delivery) error {
 	if s.pub == nil {
-		return fmt.Errorf("no MQTT publisher is configured; outputs stay spooled")
+		return fmt.Errorf("no MQTT publisher is configured (mqtt.brokers and mqtt.listen are empty); outputs stay spooled")
 	}
 	for _, d := range ds {
+		var err error
+		if s.tbuf, err = s.topic.render(s.tbuf[:0], d.data); err != nil {
+			return fmt.Errorf("output %s: %w", d.id, err)
+		}
 		s.buf = withID(s.buf[:0], d.id, d.data)
-		if err := s.pub.Publish(ctx, s.topic, s.buf, s.qos, s.retain); err != nil {
+		if err := s.pub.Publish(ctx, string(s.tbuf), s.buf, s.qos, s.retain); err != nil {
 			return err
 		}
 	}

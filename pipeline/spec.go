@@ -38,7 +38,10 @@ type PipelineSpec struct {
 // Source declares an input and how its payloads decode into records.
 type Source struct {
 	Name string `yaml:"name"`
-	// Format is the payload format: json (default) or csv.
+	// Format is the payload format: json (default), csv (one row with a
+	// header), senml (RFC 8428: fields named name, unit, value and sum take
+	// each SenML record's resolved values, eventTime its time) or raw (the
+	// whole payload as text in the field "payload", or the first string field).
 	Format string `yaml:"format"`
 	// Fields is the record schema, in order.
 	Fields []FieldSpec `yaml:"fields"`
@@ -58,7 +61,9 @@ type Source struct {
 	MQTT *MQTTSource `yaml:"mqtt"`
 }
 
-// MQTTSource is the MQTT subscription of a source.
+// MQTTSource is the MQTT subscription of a source. Topics are filters or
+// templates: "sensors/{site}/{sensor}/temp" subscribes to
+// "sensors/+/+/temp" and fills the fields site and sensor from the topic.
 type MQTTSource struct {
 	Topics []string `yaml:"topics"`
 	QoS    int      `yaml:"qos"`

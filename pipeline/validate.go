@@ -120,9 +120,9 @@ func (s *Spec) Validate() error {
 
 func (s *Spec) validateSource(p string, src *Source, add func(string, string, ...any)) {
 	switch src.Format {
-	case "", "json", "csv":
+	case "", "json", "csv", "senml", "raw":
 	default:
-		add(p+".format", "unknown format %q (want json or csv)", src.Format)
+		add(p+".format", "unknown format %q (want json, csv, senml or raw)", src.Format)
 	}
 	if len(src.Fields) == 0 {
 		add(p+".fields", "a source needs at least one field")

@@ -1,0 +1,346 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgedio/edged/ingest/mqtt"
+	"github.com/edgedio/edged/storage"
+)
+
+// mqttState is the node's MQTT side: the embedded broker (when no brokers
+// are configured), the Source feeding Ingest (restarted when the union of
+// the pipelines' subscriptions changes) and the publisher of mqtt sinks.
+type mqttState struct {
+	brokers  []string // what the Source and publisher connect to
+	tlsInsec bool     // connecting to our own embedded TLS listener
+	broker   *mqtt.Broker
+	brokErr  string // the embedded broker could not start
+
+	changed chan struct{} // subscriptions may have changed
+
+	mu      sync.Mutex
+	src     *mqtt.Source
+	subs    []mqtt.Subscription
+	base    mqtt.Status // counters of Sources that ran before src
+	handler []Message   // the handler's reused message slice
+}
+
+// mqttEnabled reports whether MQTT is configured at all.
+func (c Config) mqttEnabled() bool { return len(c.MQTT.Brokers) > 0 || c.MQTT.Listen != "" }
+
+// clientID returns the configured MQTT client id or "edged-" + host name.
+func (c Config) clientID() string {
+	if c.MQTT.ClientID != "" {
+		return c.MQTT.ClientID
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "gateway"
+	}
+	return "edged-" + h
+}
+
+// startBroker binds the embedded broker when no brokers are configured. A
+// bind failure is reported in status and metrics; ingest then has no broker
+// (it is not fatal, so that a gateway with a broker of its own on :1883
+// still runs its file inputs and API).
+func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
+	m := &mqttState{changed: make(chan struct{}, 1), brokers: n.cfg.MQTT.Brokers}
+	n.mq = m
+	if len(m.brokers) == 0 {
+		bc := mqtt.DefaultBrokerConfig()
+		bc.Address = n.cfg.MQTT.Listen
+		bc.Username, bc.Password = n.cfg.MQTT.Username, n.cfg.MQTT.Password
+		bc.TLS = mqtt.BrokerTLSConfig{CertFile: n.cfg.MQTT.ListenTLS.CertFile,
+			KeyFile: n.cfg.MQTT.ListenTLS.KeyFile, ClientCAFile: n.cfg.MQTT.ListenTLS.ClientCAFile}
+		bc.Logger = n.log.With("component", "mqtt-broker")
+		b, err := mqtt.NewBroker(bc)
+		if err != nil {
+			m.brokErr = err.Error()
+			n.log.Error("embedded MQTT broker not started", "listen", n.cfg.MQTT.Listen, "err", err)
+		} else {
+			m.broker = b
+			scheme := "tcp"
+			if bc.TLS.CertFile != "" {
+				scheme, m.tlsInsec = "ssl", true
+			}
+			m.brokers = []string{scheme + "://" + loopbackAddr(b.Addr())}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := b.Run(ctx); err != nil {
+					n.log.Error("embedded MQTT broker", "err", err)
+				}
+			}()
+			n.log.Info("embedded MQTT broker listening", "addr", b.Addr(),
+				"auth", bc.Username != "", "tls", bc.TLS.CertFile != "")
+		}
+	}
+	if len(m.brokers) > 0 {
+		n.pubImpl = newPahoPublisher(n.publisherConfig(), n.log)
+		if n.pub == nil {
+			n.pub = n.pubImpl
+		}
+	}
+}
+
+// loopbackAddr turns a bound listen address into one to dial locally.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// sourceConfig returns the ingest/mqtt Config for subs.
+func (n *Node) sourceConfig(subs []mqtt.Subscription) mqtt.Config {
+	mc := n.cfg.MQTT
+	c := mqtt.DefaultConfig()
+	c.Brokers = n.mq.brokers
+	c.ClientID = n.cfg.clientID()
+	c.Username, c.Password = mc.Username, mc.Password
+	c.TLS = mqtt.TLSConfig{CAFile: mc.TLS.CAFile, CertFile: mc.TLS.CertFile, KeyFile: mc.TLS.KeyFile,
+		ServerName: mc.TLS.ServerName, InsecureSkipVerify: mc.TLS.InsecureSkipVerify || n.mq.tlsInsec}
+	c.Subscriptions = subs
+	if mc.KeepAlive > 0 {
+		c.KeepAlive = mc.KeepAlive
+	}
+	if mc.BatchSize > 0 {
+		c.BatchSize = mc.BatchSize
+	}
+	if mc.MaxInFlight > 0 {
+		c.MaxInFlight = mc.MaxInFlight
+	}
+	c.MaxInFlight = max(c.MaxInFlight, c.BatchSize)
+	if mc.MaxBatchDelay > 0 {
+		c.MaxBatchDelay = mc.MaxBatchDelay
+	}
+	c.ReconnectBackoffMin = 50 * time.Millisecond
+	c.ReconnectBackoffMax = 10 * time.Second
+	return c
+}
+
+// subscriptions returns the union of the topic filters of every loaded
+// pipeline's sources, each at the highest QoS asked for it, sorted.
+func (n *Node) subscriptions() []mqtt.Subscription {
+	qos := map[string]byte{}
+	n.mu.RLock()
+	for _, p := range n.pipes {
+		for _, s := range p.sources {
+			for _, f := range s.subs {
+				if q, ok := qos[f]; !ok || s.qos > q {
+					qos[f] = s.qos
+				}
+			}
+		}
+	}
+	n.mu.RUnlock()
+	out := make([]mqtt.Subscription, 0, len(qos))
+	for f, q := range qos {
+		out = append(out, mqtt.Subscription{Topic: f, QoS: q})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	return out
+}
+
+// subsChanged tells the MQTT loop to compare the subscriptions again (after
+// a pipeline apply, delete or reload).
+func (n *Node) subsChanged() {
+	if n.mq == nil {
+		return
+	}
+	select {
+	case n.mq.changed <- struct{}{}:
+	default:
+	}
+}
+
+// runMQTT runs the Source while any pipeline subscribes to a topic, and
+// restarts it with the new union when the subscriptions change. A restart
+// drains what the old Source queued (acknowledging it once durable); the
+// persistent session keeps what arrives in between.
+func (n *Node) runMQTT(ctx context.Context) {
+	m := n.mq
+	if len(m.brokers) == 0 {
+		return
+	}
+	var (
+		cancel context.CancelFunc
+		done   chan struct{}
+	)
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			<-done
+			cancel = nil
+			m.mu.Lock()
+			st := m.src.Status()
+			m.base.Received += st.Received
+			m.base.Redelivered += st.Redelivered
+			m.base.HandedOff += st.HandedOff
+			m.base.Acked += st.Acked
+			m.base.Connects += st.Connects
+			m.src = nil
+			m.mu.Unlock()
+		}
+	}
+	defer stop()
+	for {
+		subs := n.subscriptions()
+		m.mu.Lock()
+		same := slices.Equal(subs, m.subs) && (m.src != nil || len(subs) == 0)
+		m.mu.Unlock()
+		if !same {
+			stop()
+			m.mu.Lock()
+			m.subs = subs
+			m.mu.Unlock()
+			if len(subs) > 0 {
+				src, err := mqtt.New(n.sourceConfig(subs), mqtt.HandlerFunc(n.handleMQTT),
+					mqtt.WithLogger(n.log.With("component", "mqtt")))
+				if err != nil {
+					n.log.Error("MQTT source not started", "err", err)
+				} else {
+					sctx, c := context.WithCancel(ctx)
+					cancel = c
+					done = make(chan struct{})
+					m.mu.Lock()
+					m.src = src
+					m.mu.Unlock()
+					go func() {
+						defer close(done)
+						src.Run(sctx)
+					}()
+					n.log.Info("MQTT subscriptions", "brokers", m.brokers, "topics", len(subs))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.changed:
+		}
+	}
+}
+
+// handleMQTT is the Source's Handler: it hands the batch to Ingest, which
+// returns once it is durable. A full disk quota becomes back-pressure.
+func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
+	m := n.mq
+	buf := m.handler[:0]
+	for i := range msgs {
+		buf = append(buf, Message{Topic: msgs[i].Topic, Payload: msgs[i].Payload, Duplicate: msgs[i].Duplicate})
+	}
+	m.handler = buf
+	err := n.Ingest(ctx, buf)
+	clear(buf)
+	return backPressure(err)
+}
+
+// backPressure maps the input log's quota error to mqtt.ErrBackPressure, so
+// that the Source waits instead of retrying fast.
+func backPressure(err error) error {
+	if errors.Is(err, storage.ErrQuotaExceeded) {
+		return fmt.Errorf("%w: %w", mqtt.ErrBackPressure, err)
+	}
+	return err
+}
+
+// MQTTStatus is the MQTT part of /api/v1/status.
+type MQTTStatus struct {
+	// Mode is "embedded" (the node runs the broker), "external" or "off".
+	Mode string `json:"mode"`
+	// Listen is the embedded broker's bound address.
+	Listen string `json:"listen,omitempty"`
+	// BrokerError says why the embedded broker is not running.
+	BrokerError   string   `json:"brokerError,omitempty"`
+	Brokers       []string `json:"brokers,omitempty"`
+	Subscriptions []string `json:"subscriptions"`
+	// State is the Source's connection state: connected, connecting,
+	// disconnected, or idle (no pipeline subscribes to anything).
+	State         string `json:"state"`
+	Broker        string `json:"broker,omitempty"`
+	Connects      uint64 `json:"connects"`
+	Received      uint64 `json:"received"`
+	Redelivered   uint64 `json:"redelivered"`
+	HandedOff     uint64 `json:"handedOff"`
+	Acked         uint64 `json:"acked"`
+	InFlight      int    `json:"inFlight"`
+	BackPressured bool   `json:"backPressured"`
+	LastError     string `json:"lastError,omitempty"`
+	// BrokerDropped counts messages the embedded broker dropped (a client's
+	// queue full).
+	BrokerDropped int64 `json:"brokerDropped,omitempty"`
+}
+
+// MQTTStatus returns the state of the MQTT source and embedded broker.
+func (n *Node) MQTTStatus() MQTTStatus {
+	m := n.mq
+	st := MQTTStatus{Mode: "off", State: "idle", Subscriptions: []string{}}
+	if m == nil {
+		return st
+	}
+	st.Mode = "external"
+	if len(n.cfg.MQTT.Brokers) == 0 {
+		st.Mode = "embedded"
+		st.BrokerError = m.brokErr
+		if m.broker != nil {
+			st.Listen = m.broker.Addr()
+			st.BrokerDropped = m.broker.Dropped()
+		}
+	}
+	st.Brokers = m.brokers
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.subs {
+		st.Subscriptions = append(st.Subscriptions, fmt.Sprintf("%s (qos %d)", s.Topic, s.QoS))
+	}
+	b := m.base
+	st.Connects, st.Received, st.Redelivered, st.HandedOff, st.Acked = b.Connects, b.Received, b.Redelivered, b.HandedOff, b.Acked
+	if m.src != nil {
+		s := m.src.Status()
+		st.State = s.State.String()
+		st.Broker = s.Broker
+		st.Connects += s.Connects
+		st.Received += s.Received
+		st.Redelivered += s.Redelivered
+		st.HandedOff += s.HandedOff
+		st.Acked += s.Acked
+		st.InFlight = s.InFlight
+		st.BackPressured = s.BackPressured
+		st.LastError = s.LastError
+	}
+	return st
+}
+
+// mqttConditions returns status lines about MQTT problems.
+func (st MQTTStatus) conditions() []string {
+	var out []string
+	if st.BrokerError != "" {
+		out = append(out, "mqtt: embedded broker not running: "+st.BrokerError)
+	}
+	if st.State == "disconnected" || st.State == "connecting" {
+		msg := "mqtt: not connected to " + strings.Join(st.Brokers, ", ")
+		if st.LastError != "" {
+			msg += ": " + st.LastError
+		}
+		out = append(out, msg)
+	}
+	if st.BackPressured {
+		out = append(out, "mqtt: hand-off to the input log refused, retrying: "+st.LastError)
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// publisherConfig is what the mqtt sinks' client connects with.
+type publisherConfig struct {
+	brokers            []string
+	clientID           string
+	username, password string
+	tls                MQTTTLSConfig
+	insecure           bool
+	keepAlive          time.Duration
+}
+
+func (n *Node) publisherConfig() publisherConfig {
+	mc := n.cfg.MQTT
+	return publisherConfig{brokers: n.mq.brokers, clientID: n.cfg.clientID() + "-pub",
+		username: mc.Username, password: mc.Password, tls: mc.TLS, insecure: n.mq.tlsInsec,
+		keepAlive: max(mc.KeepAlive, 30*time.Second)}
+}
+
+// pahoPublisher is the Publisher of mqtt sinks: one paho client, connected
+// on first use, reconnecting by itself (failover over the broker list). A
+// publish that fails (not connected, no PUBACK before ctx ends) is an error:
+// the output stays in the spool and the sink retries it, so outputs reach
+// the broker at least once; each carries its deterministic "_id" for
+// consumers to drop copies.
+type pahoPublisher struct {
+	cfg publisherConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	client paho.Client
+	closed bool
+}
+
+func newPahoPublisher(cfg publisherConfig, log *slog.Logger) *pahoPublisher {
+	return &pahoPublisher{cfg: cfg, log: log}
+}
+
+func (p *pahoPublisher) connect() (paho.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("mqtt publisher: closed")
+	}
+	if p.client != nil {
+		return p.client, nil
+	}
+	o := paho.NewClientOptions().
+		SetClientID(p.cfg.clientID).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(p.cfg.keepAlive).
+		SetOrderMatters(false).
+		SetWriteTimeout(10 * time.Second)
+	for _, b := range p.cfg.brokers {
+		o.AddBroker(b)
+	}
+	if p.cfg.username != "" {
+		o.SetUsername(p.cfg.username).SetPassword(p.cfg.password)
+	}
+	t, err := clientTLS(p.cfg.tls, p.cfg.insecure)
+	if err != nil {
+		return nil, err
+	}
+	o.SetTLSConfig(t)
+	c := paho.NewClient(o)
+	c.Connect() // ConnectRetry: keeps trying in the background
+	p.client = c
+	return c, nil
+}
+
+// Publish implements Publisher: at QoS 1 it returns once the broker
+// acknowledged the message.
+func (p *pahoPublisher) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	c, err := p.connect()
+	if err != nil {
+		return err
+	}
+	if !c.IsConnectionOpen() {
+		return fmt.Errorf("mqtt publisher: not connected to %s", strings.Join(p.cfg.brokers, ", "))
+	}
+	tok := c.Publish(topic, qos, retain, bytes.Clone(payload))
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt publish %q: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("mqtt publish %q: no acknowledgement within 30s", topic)
+	}
+}
+
+// Close disconnects the client.
+func (p *pahoPublisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.client != nil {
+		p.client.Disconnect(250)
+		p.client = nil
+	}
+}
+
+func clientTLS(c MQTTTLSConfig, insecure bool) (*tls.Config, error) {
+	t := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: c.InsecureSkipVerify || insecure} //nolint:gosec // opt-in, or our own embedded broker
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.caFile: no PEM certificate in %q", c.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.certFile: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// sinkTopic is an mqtt sink's topic template after {pipeline} and {sink}
+// were substituted: the remaining {field} placeholders take the output
+// record's field values.
+type sinkTopic struct {
+	parts  []string // literal text and field names, alternating (literal first)
+	static bool
+}
+
+func parseSinkTopic(tmpl string) (sinkTopic, error) {
+	var t sinkTopic
+	rest := tmpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			t.parts = append(t.parts, rest)
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return t, fmt.Errorf("topic %q: unclosed '{'", tmpl)
+		}
+		name := rest[i+1 : i+j]
+		if name == "" || strings.ContainsAny(name, "{/+#") {
+			return t, fmt.Errorf("topic %q: bad field name %q", tmpl, name)
+		}
+		t.parts = append(t.parts, rest[:i], name)
+		rest = rest[i+j+1:]
+	}
+	t.static = len(t.parts) == 1
+	if strings.ContainsAny(strings.Join(t.literals(), ""), "+#") {
+		return t, fmt.Errorf("topic %q: a publish topic must not contain '+' or '#'", tmpl)
+	}
+	return t, nil
+}
+
+func (t sinkTopic) literals() []string {
+	var out []string
+	for i := 0; i < len(t.parts); i += 2 {
+		out = append(out, t.parts[i])
+	}
+	return out
+}
+
+// render returns the topic for one output (a JSON object). A missing or
+// null field renders as "_"; '/', '+' and '#' in values become '_', so a
+// value never adds a level or a wildcard.
+func (t sinkTopic) render(dst []byte, data []byte) ([]byte, error) {
+	if t.static {
+		return append(dst, t.parts[0]...), nil
+	}
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return dst, fmt.Errorf("topic fields: output is not a JSON object: %w", err)
+	}
+	for i, part := range t.parts {
+		if i%2 == 0 {
+			dst = append(dst, part...)
+			continue
+		}
+		raw, ok := rec[part]
+		var v string
+		switch {
+		case !ok || string(raw) == "null":
+			v = "_"
+		case len(raw) > 0 && raw[0] == '"':
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return dst, err
+			}
+		default:
+			v = string(raw)
+		}
+		if v == "" {
+			v = "_"
+		}
+		for k := 0; k < len(v); k++ {
+			switch c := v[k]; c {
+			case '/', '+', '#', 0:
+				dst = append(dst, '_')
+			default:
+				dst = append(dst, c)
+			}
+		}
+	}
+	return dst, nil
+}
