@@ -17,14 +17,23 @@
 # Last line: kills=K lost=L duplicated=D mismatched=M.
 #
 #   scripts/chaos/crash_mqtt.sh [--seed N] [--kills K] [--records N] [--rate R]
+#
+# Negative controls (they must make the harness fail; they apply to the
+# crashed run only): --max-queued N gives its broker mosquitto's limit of N
+# queued messages per offline client (the default is 1000: expect lost > 0);
+# --dedup-horizon -1 turns off edged's redelivery dedup (expect
+# duplicated > 0).
 set -euo pipefail
 seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; rate=0
+maxq=0; horizon=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2;;
     --kills) kills=$2; shift 2;;
     --records) records=$2; shift 2;;
     --rate) rate=$2; shift 2;;
+    --max-queued) maxq=$2; shift 2;;
+    --dedup-horizon) horizon=$2; shift 2;;
     *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--rate R]" >&2; exit 2;;
   esac
 done
@@ -44,16 +53,19 @@ mkdir -p "$work/pipelines"; cp scripts/chaos/pipeline-mqtt.yaml "$work/pipelines
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# setup NAME: a fresh mosquitto (sets mpid, broker) and edged config for run NAME.
+# setup NAME [MAXQ [HORIZON]]: a fresh mosquitto (sets mpid, broker) and
+# edged config for run NAME.
 setup() {
   local d="$work/$1-mosq" port; port=$(free_port)
+  local storage="sync: always"
+  [ "${3:-0}" = 0 ] || storage="$storage, dedupHorizon: $3"
   mkdir -p "$d"
   {
     echo "listener $port 127.0.0.1"
     echo "allow_anonymous true"
     # as documented: never drop queued QoS 1 messages of an offline
     # persistent client, and keep sessions and queues across a broker restart
-    echo "max_queued_messages 0"
+    echo "max_queued_messages ${2:-0}"
     echo "max_inflight_messages 100"
     echo "persistence true"
     echo "persistence_location $d/"
@@ -67,7 +79,7 @@ setup() {
   broker=tcp://127.0.0.1:$port
   api=127.0.0.1:$(free_port)
   cat > "$work/$1.yaml" <<YAML
-storage: {sync: always}
+storage: {$storage}
 api: {listen: "$api"}
 mqtt: {brokers: ["$broker"], clientID: chaos-$1}
 YAML
@@ -86,26 +98,34 @@ wait_connected() {
     sleep 0.05
   done
 }
-# finished NAME: the sentinel (seq RECORDS, published after every reading
-# was acknowledged by the broker) has reached the pass-through output, and
-# nothing is in flight from the broker or left in a spool.
-finished() {
-  grep -qF "\"seq\":$records," "$work/$1/out/pass.jsonl" 2>/dev/null || return 1
+# drained NAME: nothing is in flight from the broker or left in a spool.
+drained() {
   curl -sf "http://$api/metrics" > "$work/metrics" 2>/dev/null || return 1
   [ "$(metric edged_mqtt_in_flight)" = 0 ] || return 1
   [ "$(awk '/^edged_sink_spool_depth/ && $2 != 0' "$work/metrics")" = "" ] || return 1
 }
-# wait_finished NAME: wait for the publisher, then until finished holds
-# twice a second apart (or a deadline: then the comparison shows the loss).
+# wait_finished NAME: wait for the publisher, then until the sentinel (seq
+# RECORDS, published after the broker acknowledged every reading) is in the
+# pass-through output and everything is drained, twice a second apart. If
+# the sentinel never comes (it was lost), the run is done once drained with
+# no output growth for 10 s; the comparison then shows the loss.
 wait_finished() {
   wait $ppid || { echo "publisher failed" >&2; exit 2; }
   ppid=
-  local deadline=$(( SECONDS + 300 )) ok=0
-  while [ $ok -lt 2 ]; do
-    if finished "$1"; then ok=$((ok + 1)); else ok=0; fi
+  local deadline=$(( SECONDS + 300 )) ok=0 idle=0 size=-1 s
+  while [ $ok -lt 2 ] && [ $idle -lt 10 ]; do
+    s=$(stat -c %s "$work/$1/out/pass.jsonl" 2>/dev/null || echo 0)
+    if drained "$1"; then
+      if grep -qF "\"seq\":$records," "$work/$1/out/pass.jsonl" 2>/dev/null; then ok=$((ok + 1)); else ok=0; fi
+      if [ "$s" = "$size" ]; then idle=$((idle + 1)); else idle=0; fi
+    else
+      ok=0; idle=0
+    fi
+    size=$s
     [ $SECONDS -lt $deadline ] || { echo "timeout: run $1 did not finish within 300 s" >&2; break; }
     sleep 1
   done
+  [ $ok -ge 2 ] || echo "$1: the sentinel never reached the output; comparing what arrived" >&2
   echo "$1: $(grep -E '^edged_(ingest_dedup_dropped_total|mqtt_redelivered_total|step_records_late_total)' "$work/metrics" | tr '\n' ' ')" >&2
   kill -TERM $pid; wait $pid || true
   kill -TERM $mpid; wait $mpid || true
@@ -117,7 +137,7 @@ setup ref; run ref; wait_connected; publish; wait_finished ref
 
 # Crashed run: edged subscribes once (creating its persistent session), then
 # the publisher starts and edged is killed and restarted KILLS times.
-setup crash; run crash; wait_connected; publish
+setup crash "$maxq" "$horizon"; run crash; wait_connected; publish
 k=0; mid=0
 while [ $k -lt "$kills" ]; do
   sleep "0.$(printf %03d $(( RANDOM % 800 + 50 )))"

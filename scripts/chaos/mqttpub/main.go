@@ -28,7 +28,7 @@ func main() {
 	n := flag.Int("n", 200000, "records")
 	keys := flag.Int("keys", 1000, "keys")
 	rate := flag.Int("rate", 25000, "records per second (0: as fast as the broker takes them)")
-	window := flag.Int("window", 256, "publishes in flight")
+	window := flag.Int("window", 1000, "publishes in flight")
 	flag.Parse()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(*broker).
 		SetClientID("chaos-pub-" + strconv.Itoa(os.Getpid())).SetCleanSession(true).
