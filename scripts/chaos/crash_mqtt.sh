@@ -126,7 +126,10 @@ wait_finished() {
     sleep 1
   done
   [ $ok -ge 2 ] || echo "$1: the sentinel never reached the output; comparing what arrived" >&2
-  echo "$1: $(grep -E '^edged_(ingest_dedup_dropped_total|mqtt_redelivered_total|step_records_late_total)' "$work/metrics" | tr '\n' ' ')" >&2
+  # counters of the last edged process only
+  awk -v run="$1" '/^edged_step_records_late_total/ {late += $2}
+    $1 == "edged_mqtt_redelivered_total" {re = $2} $1 == "edged_ingest_dedup_dropped_total" {dd = $2}
+    END {printf "%s (last process): late=%d redelivered=%d dedup_dropped=%d\n", run, late, re, dd}' "$work/metrics" >&2
   kill -TERM $pid; wait $pid || true
   kill -TERM $mpid; wait $mpid || true
 }
