@@ -7,17 +7,28 @@
 # number of records each (--virtual-time --epoch-records), so both runs cut
 # the same epochs. Last line: kills=K lost=L duplicated=D mismatched=M.
 #
-#   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N]
+#   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]]
+#
+# --source mqtt publishes the input through a real mosquitto at QoS 1 while
+# edged is killed (scripts/chaos/crash_mqtt.sh); --rate limits the
+# publisher (records/s; default unlimited).
 set -euo pipefail
-seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000
+seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2;;
     --kills) kills=$2; shift 2;;
     --records) records=$2; shift 2;;
-    *) echo "usage: $0 [--seed N] [--kills K] [--records N]" >&2; exit 2;;
+    --source) source=$2; shift 2;;
+    --rate) rate=$2; shift 2;;
+    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]]" >&2; exit 2;;
   esac
 done
+case "$source" in
+  file) ;;
+  mqtt) exec bash "$(dirname "$0")/crash_mqtt.sh" --seed "$seed" --kills "$kills" --records "$records" --rate "$rate";;
+  *) echo "$0: --source must be file or mqtt" >&2; exit 2;;
+esac
 echo "seed=$seed kills=$kills records=$records"
 RANDOM=$seed
 root=$(cd "$(dirname "$0")/../.." && pwd)
