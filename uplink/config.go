@@ -131,15 +131,15 @@ type WebHDFSConfig struct {
 }
 
 // DefaultConfig returns the defaults: Parquet to a local directory, batches
-// of at most 100,000 rows / 16 MiB or one minute, backoff 1s..5m, no
+// of at most 20,000 rows / 4 MiB or one minute, backoff 1s..5m, no
 // bandwidth limit, back-pressure retention.
 func DefaultConfig() Config {
 	return Config{
 		Format:       FormatParquet,
 		Target:       TargetLocal,
 		IDColumn:     "_id",
-		MaxRows:      100_000,         // a Parquet row group of good size
-		MaxBytes:     16 << 20,        // bounds memory while encoding on a Pi
+		MaxRows:      20_000,          // ~2 MiB of aggregates; encoding needs ~10 MiB
+		MaxBytes:     4 << 20,         // bounds memory while encoding on a Pi
 		MaxAge:       time.Minute,     // aggregates reach the centre within ~1 min
 		PollInterval: 5 * time.Second, // Notify makes this a fallback only
 		BackoffMin:   time.Second,     // first retry
