@@ -126,15 +126,16 @@ func httpError(resp *http.Response) error {
 		re.Message = strings.TrimSpace(string(b))
 	}
 	kind := ErrRequest
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
-		re.Exception == "AccessControlException" || re.Exception == "SecurityException":
-		kind = ErrAuth
-	case resp.StatusCode >= 500 || re.Exception == "StandbyException" || re.Exception == "SafeModeException" ||
-		re.Exception == "RetriableException":
+	switch { // the exception names first: HDFS answers 403 for several of them
+	case re.Exception == "StandbyException" || re.Exception == "SafeModeException" || re.Exception == "RetriableException":
 		kind = ErrServer
 	case re.Exception == "DSQuotaExceededException" || re.Exception == "NSQuotaExceededException":
 		kind = ErrDisk
+	case re.Exception == "AccessControlException" || re.Exception == "SecurityException" ||
+		resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		kind = ErrAuth
+	case resp.StatusCode >= 500:
+		kind = ErrServer
 	case resp.StatusCode == http.StatusNotFound:
 		kind = ErrNoBucket
 	}
