@@ -307,13 +307,26 @@ func TestUploaderWaitsForSizeOrAge(t *testing.T) {
 	if k := <-puts; !strings.HasSuffix(k, "gw1-p0-e1-2.parquet") {
 		t.Fatalf("first object %s; want epochs 1-2", k)
 	}
-	// Epoch 3 alone waits for its age.
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
-	u.Notify()
-	if k := <-puts; !strings.HasSuffix(k, "gw1-p0-e3-3.parquet") {
-		t.Fatalf("second object %s; want epoch 3 by age", k)
+	// Epoch 3 alone waits for its age (counted from when the uploader first
+	// saw it, so advance the clock until it is due).
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		mu.Lock()
+		now = now.Add(2 * time.Hour)
+		mu.Unlock()
+		u.Notify()
+		select {
+		case k := <-puts:
+			if !strings.HasSuffix(k, "gw1-p0-e3-3.parquet") {
+				t.Fatalf("second object %s; want epoch 3 by age", k)
+			}
+			done = true
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("epoch 3 was not uploaded by age")
+		}
 	}
 	waitFor(t, "spool drained", func() bool { return sp.len() == 0 })
 }
