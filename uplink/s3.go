@@ -76,7 +76,9 @@ func s3Error(err error) error {
 	case resp.Code == "NoSuchBucket":
 		kind = ErrNoBucket
 	case resp.Code == "AccessDenied" || resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch" ||
-		resp.Code == "ExpiredToken" || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+		resp.Code == "ExpiredToken" || resp.Code == "InvalidToken" ||
+		resp.Code == "XAdminUserNotFound" || // versitygw: unknown access key (HTTP 404)
+		resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
 		kind = ErrAuth
 	case resp.StatusCode >= 500 || resp.Code == "SlowDown" || resp.Code == "ServiceUnavailable":
 		kind = ErrServer
