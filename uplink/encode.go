@@ -151,6 +151,7 @@ type ParquetEncoder struct {
 	order  []int
 	rows   []parquet.Row
 	bw     *bufio.Writer
+	idBuf  []byte
 }
 
 type pqCol struct {
@@ -169,6 +170,9 @@ func (e *ParquetEncoder) Ext() string { return "parquet" }
 // Encode implements Encoder.
 func (e *ParquetEncoder) Encode(w io.Writer, rows []Row) ([]BadRow, error) {
 	e.fields, e.ends, e.cols = e.fields[:0], e.ends[:0], e.cols[:0]
+	if want := len(rows) * 8; cap(e.fields) < want { // ~8 members per row: grow once
+		e.fields = make([]field, 0, want)
+	}
 	clear(e.byName)
 	if e.byName == nil {
 		e.byName = map[string]int{}
@@ -226,6 +230,9 @@ func (e *ParquetEncoder) Encode(w io.Writer, rows []Row) ([]BadRow, error) {
 		default:
 			c.typ, node = kindString, parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
 		}
+		if e.IDColumn != "" && i == len(e.cols)-1 { // unique ids sharing prefixes
+			node = parquet.Encoded(parquet.String(), &parquet.DeltaByteArray)
+		}
 		if c.opt = c.nonNull < nrows; c.opt {
 			node = parquet.Optional(node)
 		}
@@ -256,6 +263,7 @@ func (e *ParquetEncoder) Encode(w io.Writer, rows []Row) ([]BadRow, error) {
 	start := 0
 	for k := 0; k < nrows; k += chunk {
 		m := min(chunk, nrows-k)
+		e.idBuf = e.idBuf[:0]
 		for j := 0; j < m; j++ {
 			ri := k + j
 			row := e.rows[j][:0]
@@ -277,7 +285,9 @@ func (e *ParquetEncoder) Encode(w io.Writer, rows []Row) ([]BadRow, error) {
 			}
 			if e.IDColumn != "" {
 				c := &e.cols[ncol-1]
-				row[c.leaf] = parquet.ByteArrayValue([]byte(rows[good[ri]].ID)).Level(0, 0, c.leaf)
+				at := len(e.idBuf)
+				e.idBuf = append(e.idBuf, rows[good[ri]].ID...)
+				row[c.leaf] = parquet.ByteArrayValue(e.idBuf[at:len(e.idBuf):len(e.idBuf)]).Level(0, 0, c.leaf)
 			}
 			e.rows[j] = row
 		}
