@@ -79,7 +79,7 @@ func scanObject(data []byte, fn func(field)) error {
 			for i < len(data) && isNumByte(data[i]) {
 				i++
 			}
-			if _, perr := strconv.ParseFloat(string(data[start:i]), 64); perr != nil {
+			if !validNumber(data[start:i]) {
 				return synErr(start, "bad number")
 			}
 		case c == '{' || c == '[':
@@ -117,6 +117,43 @@ func synErr(i int, msg string) error {
 
 func isNumByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// validNumber reports whether b is a JSON number (RFC 8259 grammar).
+func validNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func skipWS(d []byte, i int) int {
