@@ -58,6 +58,10 @@ type APIConfig struct {
 	// HTTPS. Set both or neither.
 	TLSCert string `yaml:"tlsCert"`
 	TLSKey  string `yaml:"tlsKey"`
+	// Pprof serves the Go profiler under /debug/pprof/ (behind the same token
+	// as /api/v1). Off by default: profiles expose internals and a CPU
+	// profile costs CPU while it runs. For profiling sessions only.
+	Pprof bool `yaml:"pprof"`
 }
 
 // StorageConfig maps onto storage.Options; zero fields take the storage
