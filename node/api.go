@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sort"
@@ -93,6 +94,13 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
+	if n.cfg.API.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", auth(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", auth(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", auth(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", auth(pprof.Trace))
+	}
 	return mux
 }
 

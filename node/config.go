@@ -44,6 +44,28 @@ type Config struct {
 	Epochs EpochConfig `yaml:"epochs"`
 	// MQTT configures MQTT ingest and the mqtt sinks (see MQTTConfig).
 	MQTT MQTTConfig `yaml:"mqtt"`
+	// MemoryLimitMB is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit) set by `edged run`: near it the garbage
+	// collector runs more often instead of letting the heap grow to twice
+	// the live data. It is soft: live data above it is not an error, it only
+	// costs CPU. Zero means the default, 48 (a Raspberry Pi-class budget of
+	// 64 MB resident, of which the Go heap is most); negative means none.
+	// The GOMEMLIMIT environment variable, when set, takes precedence.
+	MemoryLimitMB int `yaml:"memoryLimitMB"`
+}
+
+// DefaultMemoryLimitMB is the soft memory limit when MemoryLimitMB is zero.
+const DefaultMemoryLimitMB = 48
+
+// MemoryLimit returns the soft memory limit in bytes, or -1 for none.
+func (c Config) MemoryLimit() int64 {
+	switch {
+	case c.MemoryLimitMB < 0:
+		return -1
+	case c.MemoryLimitMB == 0:
+		return DefaultMemoryLimitMB << 20
+	}
+	return int64(c.MemoryLimitMB) << 20
 }
 
 // APIConfig configures the HTTP API.
@@ -58,6 +80,10 @@ type APIConfig struct {
 	// HTTPS. Set both or neither.
 	TLSCert string `yaml:"tlsCert"`
 	TLSKey  string `yaml:"tlsKey"`
+	// Pprof serves the Go profiler under /debug/pprof/ (behind the same token
+	// as /api/v1). Off by default: profiles expose internals and a CPU
+	// profile costs CPU while it runs. For profiling sessions only.
+	Pprof bool `yaml:"pprof"`
 }
 
 // StorageConfig maps onto storage.Options; zero fields take the storage

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -692,67 +693,93 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if !n.ready.Load() || n.stopping.Load() {
 		return ErrNotReady
 	}
-	type group struct {
-		recs, keys [][]byte
-		framed     bool // some records are frameTopic entries (one buffer)
+	// One pass routes every message; its framed records and dedup keys go
+	// into two arenas (offsets first, slices once the arenas stopped
+	// growing), so a batch costs a handful of allocations, not several per
+	// message. The storage copies what it keeps before AppendLogDedup
+	// returns.
+	type span struct{ g, off, end, key int }
+	var (
+		groups []*ingestGroup
+		spans  []span
+		arena  []byte
+		keys   = make([]byte, 0, len(msgs)*dedupKeyLen)
+		h      = sha256.New()
+		sum    [sha256.Size]byte
+	)
+	group := func(name string) int {
+		for i, g := range groups {
+			if g.name == name {
+				return i
+			}
+		}
+		groups = append(groups, &ingestGroup{name: name})
+		return len(groups) - 1
 	}
-	groups := map[string]*group{}
 	n.mu.RLock()
 	for i := range msgs {
 		m := &msgs[i]
-		n.ingestMsgs.Add(1)
 		if m.Duplicate {
 			n.ingestDup.Add(1)
 		}
-		routed := false
-		var key []byte
+		key := -1
 		for _, p := range n.pipes {
 			for _, s := range p.sources {
 				if !s.matches(m.Topic) {
 					continue
 				}
-				if key == nil {
-					key = DedupKey(m.Topic, m.Payload)
+				if key < 0 {
+					key = len(keys)
+					keys = append(keys, dedupSum(h, sum[:0], m.Topic, m.Payload)...)
 				}
-				g := groups[s.logName]
-				if g == nil {
-					g = &group{}
-					groups[s.logName] = g
-				}
+				gi := group(s.logName)
+				groups[gi].n++
 				if s.needTopic {
-					g.recs = append(g.recs, frameTopic(nil, m.Topic, m.Payload))
+					off := len(arena)
+					arena = frameTopic(arena, m.Topic, m.Payload)
+					spans = append(spans, span{gi, off, len(arena), key})
 				} else {
-					g.recs = append(g.recs, m.Payload)
+					spans = append(spans, span{gi, -1, i, key})
 				}
-				g.keys = append(g.keys, key)
-				routed = true
 			}
 		}
-		if !routed {
+		if key < 0 {
 			n.ingestUnrouted.Add(1)
 		}
 	}
 	n.mu.RUnlock()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for name, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, last, dropped, err := n.db.AppendLogDedup(ctx, name, g.recs, g.keys)
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("ingest into %q: %w", name, err))
-				mu.Unlock()
-				return
-			}
-			n.ingestDropped.Add(uint64(dropped))
-			n.setLogNext(name, last)
-		}()
+	n.ingestMsgs.Add(uint64(len(msgs)))
+	for _, g := range groups {
+		g.recs = make([][]byte, 0, g.n)
+		g.keys = make([][]byte, 0, g.n)
 	}
-	wg.Wait()
-	err := errors.Join(errs...)
+	for _, sp := range spans {
+		g := groups[sp.g]
+		if sp.off >= 0 {
+			g.recs = append(g.recs, arena[sp.off:sp.end:sp.end])
+		} else {
+			g.recs = append(g.recs, msgs[sp.end].Payload)
+		}
+		g.keys = append(g.keys, keys[sp.key:sp.key+dedupKeyLen:sp.key+dedupKeyLen])
+	}
+	var err error
+	switch len(groups) {
+	case 0:
+	case 1: // the common case: no goroutine
+		err = n.appendGroup(ctx, groups[0])
+	default:
+		var wg sync.WaitGroup
+		errs := make([]error, len(groups))
+		for i, g := range groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = n.appendGroup(ctx, g)
+			}()
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
 	n.backpressure.Store(errors.Is(err, storage.ErrQuotaExceeded))
 	if err != nil {
 		n.ingestErrors.Add(1)
@@ -760,12 +787,39 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	return err
 }
 
+// ingestGroup is what one Ingest call appends to one input log.
+type ingestGroup struct {
+	name       string
+	n          int
+	recs, keys [][]byte
+}
+
+func (n *Node) appendGroup(ctx context.Context, g *ingestGroup) error {
+	_, last, dropped, err := n.db.AppendLogDedup(ctx, g.name, g.recs, g.keys)
+	if err != nil {
+		return fmt.Errorf("ingest into %q: %w", g.name, err)
+	}
+	n.ingestDropped.Add(uint64(dropped))
+	n.setLogNext(g.name, last)
+	return nil
+}
+
+// dedupKeyLen is the length of a dedup key: the first 128 bits of SHA-256.
+const dedupKeyLen = 16
+
+// dedupSum appends the dedup key of topic and payload to dst, reusing h.
+func dedupSum(h hash.Hash, dst []byte, topic string, payload []byte) []byte {
+	h.Reset()
+	io.WriteString(h, topic)
+	h.Write(nulByte)
+	h.Write(payload)
+	return h.Sum(dst)[:dedupKeyLen]
+}
+
+var nulByte = []byte{0}
+
 // DedupKey is the default dedup key of a message: a 128-bit hash of its topic
 // and payload.
 func DedupKey(topic string, payload []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(topic))
-	h.Write([]byte{0})
-	h.Write(payload)
-	return h.Sum(nil)[:16]
+	return dedupSum(sha256.New(), nil, topic, payload)
 }

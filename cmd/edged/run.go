@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/edgedio/edged/node"
@@ -89,6 +90,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	}
 	level, _ := node.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if lim := cfg.MemoryLimit(); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(lim)
+	}
 	opts := []node.Option{node.WithLogger(log), node.WithStdout(stdout)}
 	if *input != "" {
 		opts = append(opts, node.WithInputFile(*input))

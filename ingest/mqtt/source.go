@@ -389,6 +389,9 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
 	}
 	o.SetTLSConfig(s.tls)
+	if f := openConnFunc([]string{broker}); f != nil {
+		o.SetCustomOpenConnectionFn(f)
+	}
 	return o
 }
 
