@@ -256,23 +256,24 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	var steps []stepRow
 	now := n.clock.Now().UnixMilli()
 	for _, p := range n.sortedPipes() {
-		p.mu.Lock()
-		g("edged_pipeline_epoch", "Last committed epoch.", float64(p.x.Epoch()), "pipeline", p.name)
-		if p.lastTime > 0 {
-			g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran.", float64(now-p.lastTime)/1000, "pipeline", p.name)
+		sn := p.snapshot() // never waits for a running epoch
+		g("edged_pipeline_epoch", "Last committed epoch.", float64(sn.epoch), "pipeline", p.name)
+		if sn.lastTime > 0 {
+			g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran.", float64(now-sn.lastTime)/1000, "pipeline", p.name)
 		}
-		if wm := p.x.Watermark(); wm != engine.NoWatermark && wm != engine.EndOfTime {
+		if wm := sn.watermark; wm != engine.NoWatermark && wm != engine.EndOfTime {
 			g("edged_pipeline_watermark_seconds", "Event-time watermark (unix seconds).", float64(wm)/1000, "pipeline", p.name)
 		}
-		for _, s := range p.sources {
-			g("edged_pipeline_input_backlog_records", "Input-log records after the committed position.", float64(s.backlog), "pipeline", p.name, "source", s.name)
+		for i, s := range p.sources {
+			if i < len(sn.backlog) {
+				g("edged_pipeline_input_backlog_records", "Input-log records after the committed position.", float64(sn.backlog[i]), "pipeline", p.name, "source", s.name)
+			}
 		}
-		c("edged_pipeline_decode_errors_total", "Payloads that did not decode (dead-lettered).", float64(p.decodeErr), "pipeline", p.name)
-		g("edged_pipeline_healthy", "0 when the last epoch failed.", b2f(p.lastErr == ""), "pipeline", p.name)
-		for _, s := range p.stats {
+		c("edged_pipeline_decode_errors_total", "Payloads that did not decode (dead-lettered).", float64(sn.decodeErr), "pipeline", p.name)
+		g("edged_pipeline_healthy", "0 when the last epoch failed.", b2f(sn.lastErr == ""), "pipeline", p.name)
+		for _, s := range sn.stats {
 			steps = append(steps, stepRow{p.name, s})
 		}
-		p.mu.Unlock()
 	}
 	for _, m := range []struct {
 		name, help string

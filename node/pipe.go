@@ -43,6 +43,41 @@ type pipe struct {
 	opDL      uint64
 	lastErr   string
 	stats     []engine.StepStats // after the last epoch
+
+	// snap is what /metrics reports, published at the end of every epoch, so
+	// a scrape never waits for a running epoch (which holds mu).
+	snapMu sync.Mutex
+	snap   pipeSnap
+}
+
+// pipeSnap is a copy of a pipe's figures after its last epoch.
+type pipeSnap struct {
+	epoch     uint64
+	lastTime  int64
+	watermark int64
+	backlog   []uint64 // per source, in p.sources order
+	decodeErr uint64
+	lastErr   string
+	stats     []engine.StepStats
+}
+
+// publish copies the figures for /metrics. Call it with mu held.
+func (p *pipe) publish() {
+	s := pipeSnap{epoch: p.x.Epoch(), lastTime: p.lastTime, watermark: p.x.Watermark(),
+		decodeErr: p.decodeErr, lastErr: p.lastErr, stats: p.stats}
+	for _, src := range p.sources {
+		s.backlog = append(s.backlog, src.backlog)
+	}
+	p.snapMu.Lock()
+	p.snap = s
+	p.snapMu.Unlock()
+}
+
+// snapshot returns the figures of the last epoch.
+func (p *pipe) snapshot() pipeSnap {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	return p.snap
 }
 
 // pipeSource is one source of a pipe.
@@ -107,6 +142,7 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte) (*pipe, error) {
 	}
 	p.x = x
 	p.stats = x.Stats()
+	p.publish()
 	return p, nil
 }
 
@@ -301,6 +337,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 		if rerr != nil {
 			err = errors.Join(err, rerr)
 		}
+		p.publish()
 		return err
 	}
 	p.decodeErr += decodeErrs
@@ -308,6 +345,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 	p.epochs++
 	p.lastErr = ""
 	p.stats = p.x.Stats()
+	p.publish()
 	p.n.epochDone(p)
 	if re := p.n.cfg.Epochs.RetainEpochs; re > 0 && p.epochs%uint64(re) == 0 {
 		for _, s := range p.sources {
