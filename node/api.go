@@ -19,6 +19,7 @@ import (
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
 	"github.com/edgedio/edged/storage"
+	"github.com/edgedio/edged/uplink"
 )
 
 // maxSpecBytes bounds a pipeline document sent to the API.
@@ -93,6 +94,11 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
+	// GET /api/v1/uplink/status, POST /api/v1/uplink/flush?sink=&timeout=
+	// (see uplink.Handler), over the uploaders running now.
+	mux.HandleFunc("/api/v1/uplink/", auth(func(w http.ResponseWriter, r *http.Request) {
+		http.StripPrefix("/api/v1/uplink", uplink.Handler(n.uploaderMap())).ServeHTTP(w, r)
+	}))
 	return mux
 }
 

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/edgedio/edged/storage"
+	"github.com/edgedio/edged/uplink"
 )
 
 // Config is the configuration of one edged node (edged.yaml). The zero value
@@ -44,6 +45,13 @@ type Config struct {
 	Epochs EpochConfig `yaml:"epochs"`
 	// MQTT configures MQTT ingest and the mqtt sinks (see MQTTConfig).
 	MQTT MQTTConfig `yaml:"mqtt"`
+	// Uplink configures the upload of the outputs of sinks of type uplink
+	// (package uplink; its keys are the snake_case ones of uplink.Config).
+	// The default target is the local directory DataDir/uplink, so a fresh
+	// install works without a server; uplink.node defaults to the host name
+	// and uplink.journal_dir to DataDir/uplink-journal. Relative
+	// uplink.local.dir and uplink.journal_dir are under DataDir.
+	Uplink uplink.Config `yaml:"uplink"`
 }
 
 // APIConfig configures the HTTP API.
@@ -198,7 +206,16 @@ func DefaultConfig() Config {
 			MaxInFlight:   8192,                  // ~1-2 MB of typical sensor payloads
 			MaxBatchDelay: 20 * time.Millisecond, // ingest latency bound at low rates
 		},
+		Uplink: defaultUplink(),
 	}
+}
+
+// defaultUplink is uplink.DefaultConfig named after the host; its local
+// directory "uplink" is relative to DataDir.
+func defaultUplink() uplink.Config {
+	u := uplink.DefaultConfig()
+	u.Node = defaultNodeName()
+	return u
 }
 
 // LoadConfig reads file strictly (unknown keys are errors, reported as
@@ -348,6 +365,10 @@ func (c Config) Validate() error {
 	}
 	if c.MQTT.MaxBatchDelay < 0 {
 		add("mqtt.maxBatchDelay", "must not be negative")
+	}
+	uc := c.uplinkConfig()
+	if err := uc.Validate(); err != nil {
+		errs = append(errs, err) // each line names its uplink.* key
 	}
 	return errors.Join(errs...)
 }
