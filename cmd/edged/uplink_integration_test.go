@@ -287,6 +287,17 @@ uplink:
 	e.start(t)
 	keys := checkBucket(t, srv, bucket, ref, want)
 	t.Logf("phase 1: %d rows in %d objects", want, len(keys))
+	ctl := filepath.Join(t.TempDir(), "edgectl")
+	if out, err := exec.Command("go", "build", "-o", ctl, "../edgectl").CombinedOutput(); err != nil {
+		t.Fatalf("go build edgectl: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"flush", "--timeout", "10s"}, {"status"}, {"status", "-o", "json"}} {
+		out, err := exec.Command(ctl, append(append([]string{"uplink"}, args...), "--api", "http://"+e.api)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "cloud") {
+			t.Errorf("edgectl uplink %v: got %v\n%s; want success naming sink cloud", args, err, out)
+		}
+		t.Logf("edgectl uplink %v:\n%s", args, out)
+	}
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	if err := e.cmd.Wait(); err != nil {
 		t.Fatalf("edged exit: %v\n%s", err, e.stderr)
