@@ -479,6 +479,9 @@ func (n *Node) remove(name string) bool {
 func (n *Node) attachSinks(p *pipe) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for _, s := range n.uploaders {
+		delete(s.pipes, p.name) // re-added below if p still has the sink
+	}
 	var errs []error
 	for i := range p.spec.Spec.Sinks {
 		sk := &p.spec.Spec.Sinks[i]
