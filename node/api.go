@@ -20,6 +20,7 @@ import (
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
 	"github.com/edgedio/edged/storage"
+	"github.com/edgedio/edged/uplink"
 )
 
 // maxSpecBytes bounds a pipeline document sent to the API.
@@ -101,6 +102,11 @@ func (n *Node) Handler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", auth(pprof.Symbol))
 		mux.HandleFunc("GET /debug/pprof/trace", auth(pprof.Trace))
 	}
+	// GET /api/v1/uplink/status, POST /api/v1/uplink/flush?sink=&timeout=
+	// (see uplink.Handler), over the uploaders running now.
+	mux.HandleFunc("/api/v1/uplink/", auth(func(w http.ResponseWriter, r *http.Request) {
+		http.StripPrefix("/api/v1/uplink", uplink.Handler(n.uploaderMap())).ServeHTTP(w, r)
+	}))
 	return mux
 }
 

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/edgedio/edged/storage"
+	"github.com/edgedio/edged/uplink"
 )
 
 // Config is the configuration of one edged node (edged.yaml). The zero value
@@ -52,6 +53,13 @@ type Config struct {
 	// 64 MB resident, of which the Go heap is most); negative means none.
 	// The GOMEMLIMIT environment variable, when set, takes precedence.
 	MemoryLimitMB int `yaml:"memoryLimitMB"`
+	// Uplink configures the upload of the outputs of sinks of type uplink
+	// (package uplink; its keys are the snake_case ones of uplink.Config).
+	// The default target is the local directory DataDir/uplink, so a fresh
+	// install works without a server; uplink.node defaults to the host name
+	// and uplink.journal_dir to DataDir/uplink-journal. Relative
+	// uplink.local.dir and uplink.journal_dir are under DataDir.
+	Uplink uplink.Config `yaml:"uplink"`
 }
 
 // DefaultMemoryLimitMB is the soft memory limit when MemoryLimitMB is zero.
@@ -224,7 +232,16 @@ func DefaultConfig() Config {
 			MaxInFlight:   8192,                  // ~1-2 MB of typical sensor payloads
 			MaxBatchDelay: 20 * time.Millisecond, // ingest latency bound at low rates
 		},
+		Uplink: defaultUplink(),
 	}
+}
+
+// defaultUplink is uplink.DefaultConfig named after the host; its local
+// directory "uplink" is relative to DataDir.
+func defaultUplink() uplink.Config {
+	u := uplink.DefaultConfig()
+	u.Node = defaultNodeName()
+	return u
 }
 
 // LoadConfig reads file strictly (unknown keys are errors, reported as
@@ -374,6 +391,10 @@ func (c Config) Validate() error {
 	}
 	if c.MQTT.MaxBatchDelay < 0 {
 		add("mqtt.maxBatchDelay", "must not be negative")
+	}
+	uc := c.uplinkConfig()
+	if err := uc.Validate(); err != nil {
+		errs = append(errs, err) // each line names its uplink.* key
 	}
 	return errors.Join(errs...)
 }

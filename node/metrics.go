@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/storage"
+	"github.com/edgedio/edged/uplink"
 )
 
 // ReplayDeadLetters feeds the payloads of the dead letters matching f (and
@@ -85,6 +86,8 @@ type Status struct {
 	Sinks     []SinkStatus   `json:"sinks"`
 	Ingest    IngestStatus   `json:"ingest"`
 	MQTT      MQTTStatus     `json:"mqtt"`
+	// Uplink is the status of the uploader of each sink of type uplink.
+	Uplink map[string]uplink.Status `json:"uplink"`
 	// Conditions are human-readable status lines about anything abnormal.
 	Conditions []string `json:"conditions"`
 }
@@ -159,6 +162,7 @@ func (n *Node) Status() (Status, error) {
 		}
 	}
 	n.mu.RUnlock()
+	n.uplinkSinkStatus(&st)
 	sort.Slice(st.Sinks, func(i, j int) bool { return st.Sinks[i].Name < st.Sinks[j].Name })
 	st.Ingest = IngestStatus{Messages: n.ingestMsgs.Load(), DuplicateFlag: n.ingestDup.Load(),
 		DedupDropped: n.ingestDropped.Load(), Unrouted: n.ingestUnrouted.Load(), Errors: n.ingestErrors.Load(),
@@ -353,6 +357,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		s.mu.Unlock()
 	}
 	n.mu.RUnlock()
+	n.writeUplinkMetrics(g, c)
 	c("edged_sink_dropped_total", "Spooled outputs of deleted pipelines dropped.", float64(n.sinkDropped.Load()))
 	c("edged_ingest_messages_total", "Messages handed to Ingest.", float64(n.ingestMsgs.Load()))
 	c("edged_ingest_duplicate_flag_total", "Messages with the MQTT DUP flag.", float64(n.ingestDup.Load()))

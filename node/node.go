@@ -98,6 +98,13 @@ type Node struct {
 	sinks  map[string]*spoolSink
 	sinkWG sync.WaitGroup
 
+	// uploaders drain the spools of sinks of type uplink (guarded by mu);
+	// they run on upCtx, which stopAll cancels after the pipelines stopped.
+	uploaders map[string]*upSink
+	upCtx     context.Context
+	upCancel  context.CancelFunc
+	upWG      sync.WaitGroup
+
 	nextMu  sync.Mutex
 	nextOff map[string]uint64 // input log -> next offset
 
@@ -119,7 +126,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, clock: engine.SystemClock{}, stdout: os.Stdout,
-		pipes: map[string]*pipe{}, sinks: map[string]*spoolSink{}, nextOff: map[string]uint64{},
+		pipes: map[string]*pipe{}, sinks: map[string]*spoolSink{}, uploaders: map[string]*upSink{}, nextOff: map[string]uint64{},
 		inputWake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(n)
@@ -171,6 +178,8 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n.runCtx = runCtx
+	n.upCtx, n.upCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer n.upCancel()
 
 	var srv *http.Server
 	srvDone := make(chan error, 1)
@@ -276,6 +285,7 @@ func (n *Node) stopAll() {
 	for _, p := range pipes {
 		p.stop()
 	}
+	n.stopUploaders()
 	n.sinkWG.Wait() // the sink loops ended with runCtx
 	dctx, c := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer c()
@@ -449,6 +459,9 @@ func (n *Node) remove(name string) bool {
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)
+	for _, s := range n.uploaders {
+		delete(s.pipes, name)
+	}
 	for _, s := range n.sinks {
 		s.mu.Lock()
 		if w := s.writers[name]; w != nil {
@@ -467,9 +480,22 @@ func (n *Node) remove(name string) bool {
 func (n *Node) attachSinks(p *pipe) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for _, s := range n.uploaders {
+		delete(s.pipes, p.name) // re-added below if p still has the sink
+	}
 	var errs []error
 	for i := range p.spec.Spec.Sinks {
 		sk := &p.spec.Spec.Sinks[i]
+		if sk.Type == "uplink" {
+			if err := n.attachUplink(p.name, sk.Name); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, sk.Name, err))
+			}
+			continue
+		}
+		if n.uploaders[sk.Name] != nil {
+			errs = append(errs, fmt.Errorf("pipeline %q sink %q: the name is used by a sink of type uplink of another pipeline; give this %s sink another name", p.name, sk.Name, sk.Type))
+			continue
+		}
 		w, kind, err := n.newWriter(p.name, sk)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, sk.Name, err))
@@ -503,11 +529,6 @@ func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, st
 	case "file":
 		w, err := openFileSink(sinkFilePath(n.cfg.outputDir(), pipelineName, sk), n.cfg.Sinks.FileMaxBytes)
 		return w, "file", err
-	case "uplink":
-		// Until the uplink package drains these spools, they go to the local
-		// directory target: outputDir/uplink.
-		w, err := openFileSink(filepath.Join(n.cfg.outputDir(), "uplink", pipelineName+"."+sk.Name+".jsonl"), n.cfg.Sinks.FileMaxBytes)
-		return w, "uplink", err
 	case "mqtt":
 		topic, err := parseSinkTopic(strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic))
 		if err != nil {
@@ -627,6 +648,9 @@ func (n *Node) epochDone(p *pipe) {
 	for i := range p.spec.Spec.Sinks {
 		if s := n.sinks[p.spec.Spec.Sinks[i].Name]; s != nil {
 			s.notify()
+		}
+		if s := n.uploaders[p.spec.Spec.Sinks[i].Name]; s != nil {
+			s.u.Notify()
 		}
 	}
 }

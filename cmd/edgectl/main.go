@@ -1,8 +1,8 @@
 // Command edgectl manages a fleet of edged nodes through their HTTP API.
 //
-// It reports its version and runs the MQTT load generator (edgectl sim); the
-// node API and the fleet commands (nodes, pipelines, query, uplink, dead
-// letters) arrive with the daemon.
+// It reports its version, runs the MQTT load generator (edgectl sim) and
+// shows or flushes a node's uplink (edgectl uplink status|flush); the other
+// fleet commands (nodes, pipelines, query, dead letters) are to come.
 package main
 
 import (
@@ -21,6 +21,7 @@ const usage = `usage: edgectl COMMAND [flags]
 commands:
   version   print the version
   sim       publish synthetic sensor readings to an MQTT broker (edgectl sim -h)
+  uplink    status|flush of a node's uplink sinks (edgectl uplink -h)
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return cmdSim(ctx, args[1:], stdout, stderr)
+	case "uplink":
+		return cmdUplink(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "edgectl: unknown command %q (try edgectl help)\n", args[0])
 	return 2

@@ -1,0 +1,168 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const uplinkPipeline = `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: up1}
+spec:
+  interval: 1s
+  sources:
+    - name: readings
+      mqtt: {topics: ["sensors/+/temp"]}
+      fields:
+        - {name: sensor, type: string}
+        - {name: temp, type: number}
+  steps:
+    - name: valid
+      filter: temp > -100
+  sinks:
+    - {name: cloud, input: valid, type: uplink}
+`
+
+// readUplinkDir decodes every .jsonl.zst object under dir into rows by key.
+func readUplinkDir(t *testing.T, dir string) map[string][]map[string]any {
+	t.Helper()
+	out := map[string][]map[string]any{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".jsonl.zst") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, _ := zstd.NewReader(nil)
+		defer dec.Close()
+		raw, err := dec.DecodeAll(b, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("%s: bad line %q: %v", p, line, err)
+			}
+			out[rel] = append(out[rel], m)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestUplinkSinkUploadsToLocalDirByDefaultAndReports(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"up1": uplinkPipeline})
+	cfg.Uplink.Format = "jsonl"
+	cfg.API.Token = "tok"
+	tn := startNode(t, cfg, newFakeClock(t0))
+	srv := httptest.NewServer(tn.Handler())
+	defer srv.Close()
+	if err := tn.Ingest(context.Background(), []Message{
+		msg("sensors/a/temp", `{"sensor":"a","temp":21}`),
+		msg("sensors/b/temp", `{"sensor":"b","temp":-500}`),
+		msg("sensors/c/temp", `{"sensor":"c","temp":7.5}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "up1")
+
+	if code, _ := do(t, "POST", srv.URL+"/api/v1/uplink/flush", "", ""); code != 401 {
+		t.Errorf("flush without token: got %d; want 401", code)
+	}
+	code, body := do(t, "POST", srv.URL+"/api/v1/uplink/flush?sink=cloud&timeout=10s", "tok", "")
+	if code != 200 || !strings.Contains(body, `"cloud"`) {
+		t.Fatalf("flush: got %d %s; want 200 naming cloud", code, body)
+	}
+	objs := readUplinkDir(t, filepath.Join(dir, "uplink"))
+	var got []string
+	for key, rows := range objs {
+		if !strings.HasPrefix(key, "pipeline=up1/") {
+			t.Errorf("object key %q; want it under pipeline=up1/", key)
+		}
+		for _, r := range rows {
+			got = append(got, r["_id"].(string)+" "+r["sensor"].(string))
+		}
+	}
+	sort.Strings(got)
+	if want := []string{"up1/0/1/0 a", "up1/0/1/1 c"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("uploaded rows: got %v; want %v", got, want)
+	}
+
+	code, body = do(t, "GET", srv.URL+"/api/v1/uplink/status", "tok", "")
+	if code != 200 || !strings.Contains(body, `"rows":2`) {
+		t.Errorf("uplink status: got %d %s; want rows 2", code, body)
+	}
+	st, err := tn.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us, ok := st.Uplink["cloud"]; !ok || us.Rows != 2 || us.Objects != 1 || us.Target != "local" {
+		t.Errorf("status.uplink[cloud]: got %+v; want 2 rows in 1 object to local", st.Uplink)
+	}
+	if len(st.Sinks) != 1 || st.Sinks[0].Types["up1"] != "uplink" || st.Sinks[0].Delivered != 2 {
+		t.Errorf("status.sinks: got %+v; want cloud (uplink) with 2 delivered", st.Sinks)
+	}
+	_, metrics := do(t, "GET", srv.URL+"/metrics", "tok", "")
+	for _, want := range []string{`edged_uplink_rows_total{sink="cloud"} 2`, `edged_uplink_objects_total{sink="cloud"} 1`,
+		`edged_uplink_spool_depth{sink="cloud"} 0`, `edged_uplink_last_success_timestamp_seconds{sink="cloud"}`,
+		`edged_uplink_compression_ratio{sink="cloud"}`, `edged_uplink_dropped_rows_total{sink="cloud"} 0`,
+		`edged_uplink_failing{sink="cloud",kind="none"} 0`, `edged_uplink_bytes_uploaded_total{sink="cloud"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestConfigUplinkSectionIsStrictAndValidated(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "uplink:\n  bogus: 1\n", "field bogus"},
+		{"s3 without endpoint", "uplink:\n  target: s3\n", "uplink.s3.endpoint: required"},
+		{"bad format", "uplink:\n  format: csv\n", "uplink.format"},
+		{"webhdfs relative root", "uplink:\n  target: webhdfs\n  webhdfs: {namenode: 'http://nn:9870', root: rel}\n", "uplink.webhdfs.root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("edged.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	cfg, err := ParseConfig("edged.yaml", []byte("dataDir: /d\nuplink:\n  target: s3\n  s3: {endpoint: 'h:9000', bucket: b}\n"))
+	if err != nil {
+		t.Fatalf("valid s3 section: %v", err)
+	}
+	if uc := cfg.uplinkConfig(); uc.Node == "" || uc.JournalDir != "/d/uplink-journal" || uc.Local.Dir != "/d/uplink" || !uc.S3.TLS {
+		t.Errorf("resolved uplink config: got node %q journal %q local %q tls %v; want defaults under /d",
+			uc.Node, uc.JournalDir, uc.Local.Dir, uc.S3.TLS)
+	}
+}
+
+func TestUplinkSinkNameCannotBeSharedWithOtherTypes(t *testing.T) {
+	other := strings.NewReplacer("up1", "up2", "type: uplink", "type: file, path: x.jsonl").Replace(uplinkPipeline)
+	cfg := testConfig(t, t.TempDir(), map[string]string{"up1": uplinkPipeline, "up2": other})
+	n, err := New(cfg, WithClock(newFakeClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `sink "cloud"`) {
+		t.Errorf("Run: got %v; want an error naming sink cloud", err)
+	}
+}
