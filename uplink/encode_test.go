@@ -4,58 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/edgedio/edged/uplink/s3test"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/parquet-go/parquet-go"
 )
-
-// readParquet reads a Parquet file back with parquet-go's file reader, one
-// map per row (absent for null), numbers as float64.
-func readParquet(t testing.TB, data []byte) []map[string]any {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatalf("open parquet: %v", err)
-	}
-	cols := f.Schema().Columns()
-	r := parquet.NewReader(f)
-	defer r.Close()
-	var out []map[string]any
-	buf := make([]parquet.Row, 64)
-	for {
-		n, err := r.ReadRows(buf)
-		for _, row := range buf[:n] {
-			m := map[string]any{}
-			for _, v := range row {
-				if v.IsNull() {
-					continue
-				}
-				name := cols[v.Column()][0]
-				switch v.Kind() {
-				case parquet.Double:
-					m[name] = v.Double()
-				case parquet.Boolean:
-					m[name] = v.Boolean()
-				case parquet.ByteArray:
-					m[name] = string(v.ByteArray())
-				default:
-					t.Fatalf("column %s: unexpected kind %v", name, v.Kind())
-				}
-			}
-			out = append(out, m)
-		}
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read parquet: %v", err)
-		}
-	}
-}
 
 // readJSONL decompresses with an independent zstd decoder and decodes each
 // line with encoding/json.
@@ -162,7 +118,7 @@ func TestEncodersRoundTripEveryRow(t *testing.T) {
 				}
 				var got, want []map[string]any
 				if tc.format == FormatParquet {
-					got = readParquet(t, buf.Bytes())
+					got = s3test.ReadParquet(t, buf.Bytes())
 					want = wantRows(t, rows, tc.idCol, true)
 					want[3]["tags"] = `["a","b"]`
 				} else {
@@ -183,7 +139,7 @@ func TestParquetMixedColumnBecomesString(t *testing.T) {
 	if _, err := (&ParquetEncoder{}).Encode(&buf, rows); err != nil {
 		t.Fatal(err)
 	}
-	got := readParquet(t, buf.Bytes())
+	got := s3test.ReadParquet(t, buf.Bytes())
 	want := []map[string]any{{"v": "1.5"}, {"v": "x"}, {"v": "true"}, {}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v; want %v", got, want)

@@ -37,7 +37,7 @@ func readBucket(t testing.TB, c *minio.Client, bucket, format string) map[string
 			t.Fatal(err)
 		}
 		if format == FormatParquet {
-			out[o.Key] = readParquet(t, b)
+			out[o.Key] = s3test.ReadParquet(t, b)
 		} else {
 			out[o.Key] = readJSONL(t, b)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/uplink/s3test"
 	"io"
 	"io/fs"
 	"os"
@@ -180,7 +181,7 @@ func readDir(t *testing.T, dir, format string) map[string][]map[string]any {
 			return err
 		}
 		if format == FormatParquet {
-			out[filepath.ToSlash(rel)] = readParquet(t, b)
+			out[filepath.ToSlash(rel)] = s3test.ReadParquet(t, b)
 		} else {
 			out[filepath.ToSlash(rel)] = readJSONL(t, b)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/edgedio/edged/uplink/s3test"
 	"net/http"
 	"reflect"
 	"strings"
@@ -117,7 +118,7 @@ func TestUploaderToWebHDFS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs[st.PathSuffix] = readParquet(t, bytes.Clone(b))
+		objs[st.PathSuffix] = s3test.ReadParquet(t, bytes.Clone(b))
 	}
 	if got, want := keysOf(objs), []string{"gw1-p2-e1-2.parquet", "gw1-p2-e3-4.parquet"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("objects = %v; want %v", got, want)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/edgedio/edged/uplink/s3test"
 )
@@ -91,49 +89,6 @@ func (e *uplinkEdged) uplinkStatus() (rows, objects, depth uint64, err error) {
 	return c.Rows, c.Objects, c.Depth, nil
 }
 
-// readParquetObject decodes one object with parquet-go's generic reader.
-func readParquetObject(t *testing.T, data []byte) []map[string]any {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatalf("open parquet: %v", err)
-	}
-	cols := f.Schema().Columns()
-	r := parquet.NewReader(f)
-	defer r.Close()
-	var out []map[string]any
-	buf := make([]parquet.Row, 64)
-	for {
-		n, err := r.ReadRows(buf)
-		for _, row := range buf[:n] {
-			m := map[string]any{}
-			for _, v := range row {
-				if v.IsNull() {
-					continue
-				}
-				name := cols[v.Column()][0]
-				switch v.Kind() {
-				case parquet.Double:
-					m[name] = v.Double()
-				case parquet.Boolean:
-					m[name] = v.Boolean()
-				case parquet.ByteArray:
-					m[name] = string(v.ByteArray())
-				default:
-					t.Fatalf("column %s: unexpected kind %v", name, v.Kind())
-				}
-			}
-			out = append(out, m)
-		}
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read parquet: %v", err)
-		}
-	}
-}
-
 // bucketRows reads every object of the bucket: rows by _id, how often each
 // _id appears, and the keys.
 func bucketRows(t *testing.T, c *minio.Client, bucket string) (rows map[string]map[string]any, seen map[string]int, keys []string) {
@@ -155,7 +110,7 @@ func bucketRows(t *testing.T, c *minio.Client, bucket string) (rows map[string]m
 			t.Fatal(err)
 		}
 		keys = append(keys, o.Key)
-		for _, m := range readParquetObject(t, b) {
+		for _, m := range s3test.ReadParquet(t, b) {
 			id, _ := m["_id"].(string)
 			seen[id]++
 			rows[id] = m
