@@ -145,34 +145,6 @@ func TestStartRejectsEveryInvalidPipeline(t *testing.T) {
 	}
 }
 
-func TestTopicMatch(t *testing.T) {
-	tests := []struct {
-		filter, topic string
-		want          bool
-	}{
-		{"a/b", "a/b", true},
-		{"a/+", "a/b", true},
-		{"a/+", "a/b/c", false},
-		{"a/#", "a", true},
-		{"a/#", "a/b/c", true},
-		{"#", "a/b", true},
-		{"+/+", "a/b", true},
-		{"+", "a/b", false},
-		{"a/+/c", "a/x/c", true},
-		{"a/+/c", "a/x/d", false},
-		{"#", "$SYS/x", false},
-		{"$SYS/#", "$SYS/x", true},
-		{"$share/g/a/+", "a/b", true},
-		{"a/b", "a/b/", false},
-		{"a/b/+", "a/b/", true},
-	}
-	for _, tt := range tests {
-		if got := TopicMatch(tt.filter, tt.topic); got != tt.want {
-			t.Errorf("TopicMatch(%q, %q): got %v; want %v", tt.filter, tt.topic, got, tt.want)
-		}
-	}
-}
-
 // TestDedupKeyStable protects the dedup keys already in input logs: the
 // horizon is rebuilt from the keys stored in the log at startup, so a key
 // function that changed would let a redelivery straddling an upgrade through.
