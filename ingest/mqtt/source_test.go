@@ -118,24 +118,7 @@ func TestSourceUnackedAreRedeliveredWithDup(t *testing.T) {
 	})
 	stop1()
 
-	var h collector
-	s2, err := New(cfg, &h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runSource(t, s2)
-	eventually(t, 10*time.Second, func() error {
-		if d := distinct(h.snapshot()); d != n {
-			return fmt.Errorf("got %d distinct; want %d", d, n)
-		}
-		return nil
-	})
-	dups := 0
-	for _, m := range h.snapshot() {
-		if m.Duplicate {
-			dups++
-		}
-	}
+	s2, dups := resumeSource(t, cfg, n, 10*time.Second)
 	if dups != n {
 		t.Errorf("got %d messages flagged Duplicate; want %d (all were sent before)", dups, n)
 	}
@@ -279,4 +262,30 @@ func TestBrokerRequiresPassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resumeSource starts a second Source on cfg (the same persistent session),
+// waits until it has received n distinct messages and returns it with the
+// number of messages it saw flagged Duplicate.
+func resumeSource(t *testing.T, cfg Config, n int, timeout time.Duration) (*Source, int) {
+	t.Helper()
+	var h collector
+	s, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	eventually(t, timeout, func() error {
+		if d := distinct(h.snapshot()); d != n {
+			return fmt.Errorf("got %d distinct; want %d", d, n)
+		}
+		return nil
+	})
+	dups := 0
+	for _, m := range h.snapshot() {
+		if m.Duplicate {
+			dups++
+		}
+	}
+	return s, dups
 }
