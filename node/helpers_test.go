@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/edgedio/edged/internal/testkit"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,21 +75,8 @@ func (c *fakeClock) set(t time.Time) {
 	c.waiters = keep
 }
 
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(2 * time.Millisecond) // poll interval, not a synchronisation sleep
-	}
-}
+// eventually polls until fn returns nil (see testkit.Eventually).
+var eventually = testkit.Eventually
 
 // testNode is a node running in the background on a fake clock.
 type testNode struct {

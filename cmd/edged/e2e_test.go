@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/edgedio/edged/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -35,20 +36,8 @@ spec:
     - {name: hot-out, input: hot, type: file, path: hot.jsonl}
 `
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
-}
+// eventually polls until fn returns nil (see testkit.Eventually).
+var eventually = testkit.Eventually
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"github.com/edgedio/edged/internal/testkit"
 	"sync"
 	"testing"
 	"time"
@@ -10,21 +11,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// eventually polls fn until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = fn(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval, not a wait for an outcome
-	}
-}
+// eventually polls until fn returns nil (see testkit.Eventually).
+var eventually = testkit.Eventually
 
 // startBroker runs an embedded broker on a free loopback port until the
 // test ends and returns its tcp:// URL.
