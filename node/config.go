@@ -228,8 +228,8 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{
 			Listen:        ":1883",               // the embedded broker, reachable from sensors on the LAN
 			KeepAlive:     30 * time.Second,      // a dead link is noticed within ~45s
-			BatchSize:     1024,                  // one group commit per 1024 messages at most
-			MaxInFlight:   8192,                  // ~1-2 MB of typical sensor payloads
+			BatchSize:     8192,                  // one group commit per 8192 messages at most
+			MaxInFlight:   16384,                 // ~2-3 MB of typical sensor payloads
 			MaxBatchDelay: 20 * time.Millisecond, // ingest latency bound at low rates
 		},
 		Uplink: defaultUplink(),

@@ -12,10 +12,11 @@ import (
 )
 
 // topicFrame marks an input-log entry that carries its MQTT topic:
-// 0x00, uvarint(len(topic)), topic, payload. Ingest writes it for sources
-// whose topic templates capture fields; other entries are the bare payload
-// (JSON, CSV and SenML text never start with a NUL byte; a raw source with
-// captures always gets framed entries).
+// 0x00, uvarint(len(topic)), topic, payload. Ingest writes every MQTT message
+// so (the topic feeds captured fields, and makes the entry, and so the log's
+// dedup, tell equal payloads on different topics apart); entries of input
+// files and replayed dead letters are the bare payload (JSON, CSV and SenML
+// text never start with a NUL byte).
 const topicFrame = 0x00
 
 // frameTopic appends the framed entry of (topic, payload) to dst.

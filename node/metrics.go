@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -299,6 +301,9 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	ds, err := n.db.Stats()
 	if err == nil {
 		c("edged_storage_bytes_written_total", "Bytes bbolt wrote since start (pages + meta pages).", float64(ds.BytesWritten))
+		for _, k := range slices.Sorted(maps.Keys(ds.BytesWrittenBy)) {
+			c("edged_storage_bytes_written_by_kind_total", "Bytes bbolt wrote since start, by what the transactions wrote (log, epoch, spool-ack, log-truncate, dead-letter).", float64(ds.BytesWrittenBy[k]), "kind", k)
+		}
 		c("edged_storage_proc_write_bytes_total", "/proc/self/io write_bytes of the process.", float64(ds.ProcWriteBytes))
 		c("edged_storage_raw_bytes_appended_total", "Payload bytes appended to input logs since start.", float64(ds.RawBytesAppended))
 		c("edged_storage_records_appended_total", "Records appended to input logs since start.", float64(ds.RecordsAppended))

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -38,7 +36,8 @@ type Message struct {
 	// epoch that consumes it. Ingest does not retain it after returning.
 	Payload []byte
 	// Duplicate is the MQTT DUP flag (a redelivery). It is counted; the input
-	// log's dedup drops the copy whatever the flag says.
+	// log's dedup drops the copy whatever the flag says (a publisher's retry
+	// arrives without it).
 	Duplicate bool
 }
 
@@ -705,100 +704,67 @@ func (n *Node) putDeadLetters(ctx context.Context, dls []storage.DeadLetter) err
 }
 
 // Ingest appends msgs durably to the input log of every pipeline source whose
-// topic filters match each message's topic, deduplicated on a hash of topic
-// and payload (a redelivered copy is dropped). It returns nil only once every
-// message is durable, so the caller may then acknowledge them; an error means
-// none should be acknowledged (some may be logged: their redelivery is
-// dropped by the dedup). At the disk quota it returns an error wrapping
-// storage.ErrQuotaExceeded: stop reading and acknowledging, retry later.
-// Messages no source subscribes to are counted and dropped. Safe for
-// concurrent use.
+// topic filters match each message's topic. Each entry is the message's topic
+// and payload (frameTopic); an entry equal to one among the log's recent
+// entries is dropped as a redelivered copy (storage.AppendLogDedup). It
+// returns nil only once every message is durable, so the caller may then
+// acknowledge them; an error means none should be acknowledged (some may be
+// logged: their redelivery is dropped by the dedup). At the disk quota it
+// returns an error wrapping storage.ErrQuotaExceeded: stop reading and
+// acknowledging, retry later. Messages no source subscribes to are counted
+// and dropped. Safe for concurrent use.
 func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if !n.ready.Load() || n.stopping.Load() {
 		return ErrNotReady
 	}
-	// One pass routes every message; its framed records and dedup keys go
-	// into two arenas (offsets first, slices once the arenas stopped
-	// growing), so a batch costs a handful of allocations, not several per
-	// message. The storage copies what it keeps before AppendLogDedup
-	// returns.
-	type span struct{ g, off, end, key int }
-	var (
-		groups []*ingestGroup
-		spans  []span
-		arena  []byte
-		keys   = make([]byte, 0, len(msgs)*dedupKeyLen)
-		h      = sha256.New()
-		sum    [sha256.Size]byte
-	)
-	group := func(name string) int {
-		for i, g := range groups {
-			if g.name == name {
-				return i
-			}
-		}
-		groups = append(groups, &ingestGroup{name: name})
-		return len(groups) - 1
-	}
+	// One pass routes every message and frames it into an arena (offsets
+	// first, slices once the arena stopped growing). The scratch is reused
+	// across calls, so a steady stream of batches allocates nothing here;
+	// the storage copies what it keeps before AppendLogDedup returns.
+	sc := ingestScratch.Get().(*ingestBuf)
+	defer sc.release()
 	n.mu.RLock()
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Duplicate {
 			n.ingestDup.Add(1)
 		}
-		key := -1
+		routed := false
 		for _, p := range n.pipes {
 			for _, s := range p.sources {
 				if !s.matches(m.Topic) {
 					continue
 				}
-				if key < 0 {
-					key = len(keys)
-					keys = append(keys, dedupSum(h, sum[:0], m.Topic, m.Payload)...)
-				}
-				gi := group(s.logName)
-				groups[gi].n++
-				if s.needTopic {
-					off := len(arena)
-					arena = frameTopic(arena, m.Topic, m.Payload)
-					spans = append(spans, span{gi, off, len(arena), key})
-				} else {
-					spans = append(spans, span{gi, -1, i, key})
-				}
+				routed = true
+				g := sc.group(s.logName)
+				off := len(sc.arena)
+				sc.arena = frameTopic(sc.arena, m.Topic, m.Payload)
+				sc.spans = append(sc.spans, ingestSpan{g, off, len(sc.arena)})
 			}
 		}
-		if key < 0 {
+		if !routed {
 			n.ingestUnrouted.Add(1)
 		}
 	}
 	n.mu.RUnlock()
 	n.ingestMsgs.Add(uint64(len(msgs)))
-	for _, g := range groups {
-		g.recs = make([][]byte, 0, g.n)
-		g.keys = make([][]byte, 0, g.n)
-	}
-	for _, sp := range spans {
-		g := groups[sp.g]
-		if sp.off >= 0 {
-			g.recs = append(g.recs, arena[sp.off:sp.end:sp.end])
-		} else {
-			g.recs = append(g.recs, msgs[sp.end].Payload)
-		}
-		g.keys = append(g.keys, keys[sp.key:sp.key+dedupKeyLen:sp.key+dedupKeyLen])
+	for _, sp := range sc.spans {
+		g := &sc.groups[sp.g]
+		g.recs = append(g.recs, sc.arena[sp.off:sp.end:sp.end])
 	}
 	var err error
-	switch len(groups) {
+	switch len(sc.groups) {
 	case 0:
 	case 1: // the common case: no goroutine
-		err = n.appendGroup(ctx, groups[0])
+		err = n.appendGroup(ctx, &sc.groups[0])
 	default:
 		var wg sync.WaitGroup
-		errs := make([]error, len(groups))
-		for i, g := range groups {
+		errs := make([]error, len(sc.groups))
+		for i := range sc.groups {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = n.appendGroup(ctx, g)
+				errs[i] = n.appendGroup(ctx, &sc.groups[i])
 			}()
 		}
 		wg.Wait()
@@ -813,37 +779,60 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 
 // ingestGroup is what one Ingest call appends to one input log.
 type ingestGroup struct {
-	name       string
-	n          int
-	recs, keys [][]byte
+	name string
+	recs [][]byte
+}
+
+type ingestSpan struct{ g, off, end int }
+
+// ingestBuf is Ingest's reusable scratch.
+type ingestBuf struct {
+	groups []ingestGroup
+	spans  []ingestSpan
+	arena  []byte
+}
+
+// maxIngestScratch is the largest arena kept for reuse; a rare huge batch
+// does not pin its memory.
+const maxIngestScratch = 4 << 20
+
+var ingestScratch = sync.Pool{New: func() any { return new(ingestBuf) }}
+
+// group returns the index of the group of log name, adding it.
+func (b *ingestBuf) group(name string) int {
+	for i := range b.groups {
+		if b.groups[i].name == name {
+			return i
+		}
+	}
+	if len(b.groups) < cap(b.groups) {
+		b.groups = b.groups[:len(b.groups)+1]
+		g := &b.groups[len(b.groups)-1]
+		g.name, g.recs = name, g.recs[:0]
+	} else {
+		b.groups = append(b.groups, ingestGroup{name: name})
+	}
+	return len(b.groups) - 1
+}
+
+func (b *ingestBuf) release() {
+	if cap(b.arena) > maxIngestScratch {
+		return
+	}
+	for i := range b.groups {
+		clear(b.groups[i].recs)
+		b.groups[i].recs = b.groups[i].recs[:0]
+	}
+	b.groups, b.spans, b.arena = b.groups[:0], b.spans[:0], b.arena[:0]
+	ingestScratch.Put(b)
 }
 
 func (n *Node) appendGroup(ctx context.Context, g *ingestGroup) error {
-	_, last, dropped, err := n.db.AppendLogDedup(ctx, g.name, g.recs, g.keys)
+	_, last, dropped, err := n.db.AppendLogDedup(ctx, g.name, g.recs)
 	if err != nil {
 		return fmt.Errorf("ingest into %q: %w", g.name, err)
 	}
 	n.ingestDropped.Add(uint64(dropped))
 	n.setLogNext(g.name, last)
 	return nil
-}
-
-// dedupKeyLen is the length of a dedup key: the first 128 bits of SHA-256.
-const dedupKeyLen = 16
-
-// dedupSum appends the dedup key of topic and payload to dst, reusing h.
-func dedupSum(h hash.Hash, dst []byte, topic string, payload []byte) []byte {
-	h.Reset()
-	io.WriteString(h, topic)
-	h.Write(nulByte)
-	h.Write(payload)
-	return h.Sum(dst)[:dedupKeyLen]
-}
-
-var nulByte = []byte{0}
-
-// DedupKey is the default dedup key of a message: a 128-bit hash of its topic
-// and payload.
-func DedupKey(topic string, payload []byte) []byte {
-	return dedupSum(sha256.New(), nil, topic, payload)
 }

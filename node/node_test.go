@@ -145,18 +145,33 @@ func TestStartRejectsEveryInvalidPipeline(t *testing.T) {
 	}
 }
 
-// TestDedupKeyStable protects the dedup keys already in input logs: the
-// horizon is rebuilt from the keys stored in the log at startup, so a key
-// function that changed would let a redelivery straddling an upgrade through.
-// The keys are the first 128 bits of SHA-256(topic, 0, payload).
-func TestDedupKeyStable(t *testing.T) {
-	tests := []struct{ topic, payload, want string }{
-		{"sensors/a/reading", `{"temp":21.5}`, "b44698a366313a1b7e557cf74ba987f0"},
-		{"", "", "6e340b9cffb37a989ca544e6bb780a2c"},
+// TestIngestDedupsOnTopicAndPayload: the input log drops a message equal to a
+// recent one in topic and payload, and keeps equal payloads that arrived on
+// different topics (both are logged with their topic).
+func TestIngestDedupsOnTopicAndPayload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"t1": testPipeline})
+	tn := startNode(t, cfg, newFakeClock(t0))
+	ctx := context.Background()
+	payload := `{"sensor":"a","temp":1}`
+	if err := tn.Ingest(ctx, []Message{msg("sensors/a/temp", payload), msg("sensors/b/temp", payload)}); err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		if got := fmt.Sprintf("%x", DedupKey(tc.topic, []byte(tc.payload))); got != tc.want {
-			t.Errorf("DedupKey(%q, %q) = %s; want %s", tc.topic, tc.payload, got, tc.want)
-		}
+	if err := tn.Ingest(ctx, []Message{msg("sensors/b/temp", payload)}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tn.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ingest.Messages != 3 || st.Ingest.DedupDropped != 1 {
+		t.Errorf("ingest status: got %+v; want 3 messages, 1 dedup-dropped", st.Ingest)
+	}
+	ds, err := tn.DB().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ds.Log[LogName("t1", "readings")].Records; got != 2 {
+		t.Errorf("log records: got %d; want 2 (one per topic)", got)
 	}
 }

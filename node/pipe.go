@@ -87,8 +87,8 @@ type pipeSource struct {
 	tmpls   []*mqtt.TopicTemplate
 	subs    []string // subscription filters of tmpls
 	qos     byte
-	// needTopic: a template captures fields, so Ingest logs the topic with
-	// the payload (frameTopic) and decoding fills the captured fields.
+	// needTopic: a template captures fields, which decoding fills from the
+	// topic Ingest logs with every payload (frameTopic).
 	needTopic bool
 	format    string
 	json      *decode.JSONDecoder
@@ -276,7 +276,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 				return nil
 			}
 			topic, payload, framed := unframeTopic(rec)
-			if s.needTopic && framed {
+			if framed {
 				rec = payload
 			}
 			n0 := in.Len()

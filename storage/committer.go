@@ -14,11 +14,13 @@ type request struct {
 	// log append
 	source string
 	recs   [][]byte
-	keys   [][]byte
+	dedup  bool // AppendLogDedup
 	first  uint64
 	last   uint64
 	drop   int
 
+	// kind says what the request writes, for Stats.BytesWrittenBy.
+	kind  WriteKind
 	apply func(tx *bolt.Tx) error
 	after func()
 	// exclusive requests (Compact) run alone, outside any transaction.
@@ -157,6 +159,7 @@ func (x *DB) commitGroup(group []*request) {
 
 func (x *DB) commitTx(group []*request) error {
 	x.arena = x.arena[:0]
+	alloc0 := x.pageAlloc()
 	err := x.bdb.Update(func(tx *bolt.Tx) error {
 		over := false
 		if x.opt.QuotaBytes > 0 {
@@ -175,7 +178,9 @@ func (x *DB) commitTx(group []*request) error {
 				r.err = ErrQuotaExceeded
 				continue
 			}
-			x.addLog(r)
+			if err := x.addLog(tx, r); err != nil {
+				return err
+			}
 		}
 		return x.writeFrames(tx)
 	})
@@ -184,6 +189,17 @@ func (x *DB) commitTx(group []*request) error {
 		return err
 	}
 	x.commits.Add(1)
+	// Attribute the pages this transaction wrote (and its meta page) to the
+	// kind of its largest writer: an epoch commit if there is one (it carries
+	// state and outputs), else the first request's kind.
+	kind := group[0].kind
+	for _, r := range group {
+		if r.kind == KindEpoch {
+			kind = KindEpoch
+			break
+		}
+	}
+	x.written[kind].Add(x.pageAlloc() - alloc0 + int64(x.pageSize))
 	x.commitLogs()
 	for _, r := range group {
 		if r.drop > 0 {
@@ -199,4 +215,10 @@ func (x *DB) commitTx(group []*request) error {
 // usedBytes is the file's high-water mark minus its free pages.
 func (x *DB) usedBytes(tx *bolt.Tx) int64 {
 	return tx.Size() - int64(x.bdb.Stats().FreeAlloc)
+}
+
+// pageAlloc is the bytes of pages bbolt allocated since the handle opened.
+func (x *DB) pageAlloc() int64 {
+	st := x.bdb.Stats()
+	return st.TxStats.GetPageAlloc()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,10 @@ type DB struct {
 	// Counters, read by Stats.
 	statMu       sync.Mutex
 	logStats     map[string]LogStats
+	seeds        [2]maphash.Seed // of recHash
 	commits      atomic.Uint64
+	written      [numWriteKinds]atomic.Int64 // estimated bytes written, by kind
+	pageSize     int
 	pageBytes    atomic.Int64 // bbolt page bytes allocated by closed handles (Compact)
 	appended     atomic.Uint64
 	appendedRaw  atomic.Uint64
@@ -90,7 +94,8 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	x := &DB{path: path, opt: o, log: o.Logger,
 		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
-		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{}}
+		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{},
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	var err error
 	if x.codec, err = newCodec(o.Compression); err != nil {
 		return nil, err
@@ -122,6 +127,7 @@ func (x *DB) openBolt(path string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, boltOpenError(path, err)
 	}
+	x.pageSize = b.Info().PageSize
 	return b, nil
 }
 
@@ -152,12 +158,12 @@ func (x *DB) init() error {
 			}
 		}
 		return tx.Bucket(bktLogMeta).ForEach(func(k, v []byte) error {
-			st, ok := decodeLogMeta(v)
+			st, dedup, ok := decodeLogMeta(v)
 			if !ok {
 				return &CorruptError{Path: x.path, Reason: fmt.Sprintf("log metadata of source %q is malformed", k)}
 			}
 			src := &logSource{name: string(k), st: st}
-			if x.opt.DedupHorizon > 0 {
+			if dedup && x.opt.DedupHorizon > 0 {
 				src.dedup = newDedupWindow(x.opt.DedupHorizon)
 				if err := x.loadDedup(tx, string(k), src.dedup); err != nil {
 					return err

@@ -82,7 +82,7 @@ func (x *DB) PutDeadLetter(ctx context.Context, d DeadLetter) error {
 		d.Time = time.Now()
 	}
 	v := encodeDeadLetter(&d)
-	r := &request{}
+	r := &request{kind: KindDeadLetter}
 	r.apply = func(tx *bolt.Tx) error {
 		b, meta, pm := tx.Bucket(bktDLQ), tx.Bucket(bktMeta), tx.Bucket(bktDLQMeta)
 		for getU64(meta, keyDLQTotal) >= uint64(x.opt.MaxDeadLetters) {
@@ -152,7 +152,7 @@ func (x *DB) DeleteDeadLetters(ctx context.Context, ids ...uint64) (int, error) 
 		return 0, err
 	}
 	n := 0
-	r := &request{}
+	r := &request{kind: KindDeadLetter}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
 		b, meta, pm := tx.Bucket(bktDLQ), tx.Bucket(bktMeta), tx.Bucket(bktDLQMeta)

@@ -72,7 +72,10 @@ func newCodec(kind Compression) (*codec, error) {
 	c := &codec{kind: kind}
 	var err error
 	if c.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true)); err != nil {
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
+		// Records repeat their neighbours; a longer history buys little and
+		// costs its size in memory.
+		zstd.WithWindowSize(256<<10)); err != nil {
 		return nil, fmt.Errorf("storage: zstd encoder: %w", err)
 	}
 	if c.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(true),

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,19 +20,26 @@ type LogStats struct {
 	Bytes   uint64 // stored (compressed) frame bytes retained, without bbolt overhead
 }
 
-func encodeLogMeta(b []byte, s LogStats) []byte {
+// encodeLogMeta encodes a source's log metadata: four uint64 and, for a
+// source appended to with AppendLogDedup, a flag byte (its dedup window is
+// rebuilt at Open).
+func encodeLogMeta(b []byte, s LogStats, dedup bool) []byte {
 	b = be64(b, s.First)
 	b = be64(b, s.Next)
 	b = be64(b, s.Records)
-	return be64(b, s.Bytes)
+	b = be64(b, s.Bytes)
+	if dedup {
+		b = append(b, 1)
+	}
+	return b
 }
 
-func decodeLogMeta(v []byte) (LogStats, bool) {
-	if len(v) != 32 {
-		return LogStats{}, false
+func decodeLogMeta(v []byte) (s LogStats, dedup, ok bool) {
+	if len(v) != 32 && (len(v) != 33 || v[32] != 1) {
+		return LogStats{}, false, false
 	}
 	u := binary.BigEndian.Uint64
-	return LogStats{First: u(v), Next: u(v[8:]), Records: u(v[16:]), Bytes: u(v[24:])}, true
+	return LogStats{First: u(v), Next: u(v[8:]), Records: u(v[16:]), Bytes: u(v[24:])}, len(v) == 33, true
 }
 
 // logSource is the committer's view of one source's log.
@@ -40,41 +49,60 @@ type logSource struct {
 	dedup *dedupWindow
 
 	// The transaction being built.
-	inTx    bool
-	txSt    LogStats
-	txFirst uint64 // offset of the frame being built
-	txN     int
-	txRaw   []byte
-	txKeys  []string
-	txSeen  map[string]struct{}
-	txBytes uint64 // raw record bytes appended
-	metaBuf []byte // encoded txSt, read by bbolt until the commit
+	inTx     bool
+	txSt     LogStats
+	txFirst  uint64 // offset of the frame being built
+	txN      int
+	txRaw    []byte
+	txHashes []recHash // of the records in txRaw, for the dedup window
+	txBytes  uint64    // raw record bytes appended
+	metaBuf  []byte    // encoded txSt, read by bbolt until the commit
+	frameBuf [2][]byte // frame buffers, alternating: bbolt reads one until its commit
+	frameIdx int
 }
 
 func (s *logSource) reset() { s.inTx = false }
 
-// dedupWindow remembers the last n dedup keys of a source.
+// recHash is a 128-bit hash of a record's bytes: two maphash sums with the
+// DB's random seeds. It identifies records in the dedup window, in memory
+// only (the window is rebuilt from the log's records at Open), so the seeds
+// need not survive a restart. Two different records collide with probability
+// about 2^-128 per pair.
+type recHash [2]uint64
+
+func (x *DB) hashRecord(rec []byte) recHash {
+	return recHash{maphash.Bytes(x.seeds[0], rec), maphash.Bytes(x.seeds[1], rec)}
+}
+
+// dedupWindow remembers the hashes of the last records of a source (up to the
+// horizon), counting records that are equal byte for byte (AppendLog does not
+// deduplicate) so that evicting one leaves the other.
 type dedupWindow struct {
-	set  map[string]struct{}
-	ring []string
+	set  map[recHash]uint32
+	ring []recHash
 	pos  int
 }
 
 func newDedupWindow(n int) *dedupWindow {
-	return &dedupWindow{set: make(map[string]struct{}), ring: make([]string, 0, min(n, 1024)), pos: 0}
+	return &dedupWindow{set: make(map[recHash]uint32), ring: make([]recHash, 0, min(n, 1024))}
 }
 
-func (w *dedupWindow) has(k []byte) bool { _, ok := w.set[string(k)]; return ok }
+func (w *dedupWindow) has(h recHash) bool { return w.set[h] > 0 }
 
-func (w *dedupWindow) add(k string, horizon int) {
+func (w *dedupWindow) add(h recHash, horizon int) {
 	if len(w.ring) < horizon {
-		w.ring = append(w.ring, k)
+		w.ring = append(w.ring, h)
 	} else {
-		delete(w.set, w.ring[w.pos])
-		w.ring[w.pos] = k
+		old := w.ring[w.pos]
+		if w.set[old] <= 1 {
+			delete(w.set, old)
+		} else {
+			w.set[old]--
+		}
+		w.ring[w.pos] = h
 		w.pos = (w.pos + 1) % horizon
 	}
-	w.set[k] = struct{}{}
+	w.set[h]++
 }
 
 // AppendLog appends recs to the input log of source, durably: when it returns
@@ -89,30 +117,35 @@ func (w *dedupWindow) add(k string, horizon int) {
 // reached: stop acknowledging and reading the input until Stats says it is
 // below again.
 func (x *DB) AppendLog(ctx context.Context, source string, recs [][]byte) (first, last uint64, err error) {
-	first, last, _, err = x.AppendLogDedup(ctx, source, recs, nil)
+	first, last, _, err = x.appendLog(ctx, source, recs, false)
 	return first, last, err
 }
 
-// AppendLogDedup is AppendLog with a dedup key per record (keys[i] for
-// recs[i]; a nil or empty key, or a nil keys, is never deduplicated). A record
-// whose key was appended to the same source among the last
-// Options.DedupHorizon keys (or earlier in the same call) is dropped and
-// counted in dropped; the kept records still get consecutive offsets. MQTT
-// ingest passes a key derived from the message so that a QoS 1 redelivery of an
-// already logged message is acknowledged without a second copy in the log. The
-// window is rebuilt from the log tail at Open, so it survives restarts as far
-// as the retained log reaches.
-func (x *DB) AppendLogDedup(ctx context.Context, source string, recs, keys [][]byte) (first, last uint64, dropped int, err error) {
+// AppendLogDedup is AppendLog that drops every record equal, byte for byte,
+// to one of the source's last Options.DedupHorizon records (or to one earlier
+// in the same call), counting them in dropped; the kept records still get
+// consecutive offsets. MQTT ingest logs each message as its topic and payload
+// so that a QoS 1 redelivery (or a publisher's retry) of an already logged
+// message is acknowledged without a second copy in the log.
+//
+// The window holds a 128-bit hash per record, in memory only: nothing is
+// stored with the records. A source appended to with AppendLogDedup is marked
+// in its log metadata, and Open rebuilds its window by hashing the log's last
+// records, so the window survives restarts as far as the retained log reaches.
+// From the first AppendLogDedup on, AppendLog's records of the source enter
+// the window too. A negative DedupHorizon makes this AppendLog.
+func (x *DB) AppendLogDedup(ctx context.Context, source string, recs [][]byte) (first, last uint64, dropped int, err error) {
+	return x.appendLog(ctx, source, recs, true)
+}
+
+func (x *DB) appendLog(ctx context.Context, source string, recs [][]byte, dedup bool) (first, last uint64, dropped int, err error) {
 	if source == "" {
 		return 0, 0, 0, fmt.Errorf("storage: AppendLog: empty source name")
-	}
-	if keys != nil && len(keys) != len(recs) {
-		return 0, 0, 0, fmt.Errorf("storage: AppendLog: %d keys for %d records", len(keys), len(recs))
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, 0, 0, err
 	}
-	r := &request{source: source, recs: recs, keys: keys}
+	r := &request{source: source, recs: recs, dedup: dedup && x.opt.DedupHorizon > 0, kind: KindLog}
 	if err := x.submit(r); err != nil {
 		return 0, 0, 0, err
 	}
@@ -124,9 +157,6 @@ func (x *DB) touch(name string) *logSource {
 	src := x.logs[name]
 	if src == nil {
 		src = &logSource{name: name, st: LogStats{First: 1, Next: 1}}
-		if x.opt.DedupHorizon > 0 {
-			src.dedup = newDedupWindow(x.opt.DedupHorizon)
-		}
 		x.logs[name] = src
 	}
 	if !src.inTx {
@@ -135,44 +165,49 @@ func (x *DB) touch(name string) *logSource {
 		src.txFirst = src.st.Next
 		src.txN = 0
 		src.txRaw = src.txRaw[:0]
-		src.txKeys = src.txKeys[:0]
+		src.txHashes = src.txHashes[:0]
 		src.txBytes = 0
-		clear(src.txSeen)
 		x.pending = append(x.pending, src)
 	}
 	return src
 }
 
-// addLog adds r's records to its source's frame of the transaction.
-func (x *DB) addLog(r *request) {
+// addLog adds r's records to its source's frame of the transaction. The first
+// deduplicating append of a source builds its window from the committed log
+// (and the records this transaction already holds).
+func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 	src := x.touch(r.source)
+	if r.dedup && src.dedup == nil {
+		w := newDedupWindow(x.opt.DedupHorizon)
+		if err := x.loadDedup(tx, src.name, w); err != nil {
+			return err
+		}
+		for _, h := range src.txHashes {
+			w.add(h, x.opt.DedupHorizon)
+		}
+		src.dedup = w
+	}
 	r.first = src.txFirst + uint64(src.txN)
 	r.drop = 0
-	for i, rec := range r.recs {
-		var key []byte
-		if r.keys != nil && src.dedup != nil {
-			key = r.keys[i]
-		}
-		if len(key) > 0 {
-			if _, seen := src.txSeen[string(key)]; seen || src.dedup.has(key) {
+	for _, rec := range r.recs {
+		if src.dedup != nil {
+			h := x.hashRecord(rec)
+			if r.dedup && (src.dedup.has(h) || slices.Contains(src.txHashes, h)) {
 				r.drop++
 				continue
 			}
-			if src.txSeen == nil {
-				src.txSeen = map[string]struct{}{}
-			}
-			k := string(key)
-			src.txSeen[k] = struct{}{}
-			src.txKeys = append(src.txKeys, k)
+			src.txHashes = append(src.txHashes, h)
 		}
-		src.txRaw = binary.AppendUvarint(src.txRaw, uint64(len(key)))
-		src.txRaw = append(src.txRaw, key...)
+		// No dedup key is stored (length 0): the window is rebuilt from the
+		// records themselves.
+		src.txRaw = append(src.txRaw, 0)
 		src.txRaw = binary.AppendUvarint(src.txRaw, uint64(len(rec)))
 		src.txRaw = append(src.txRaw, rec...)
 		src.txN++
 		src.txBytes += uint64(len(rec))
 	}
 	r.last = src.txFirst + uint64(src.txN) - 1
+	return nil
 }
 
 // writeFrames puts the frame of every source touched by the transaction and
@@ -190,8 +225,10 @@ func (x *DB) writeFrames(tx *bolt.Tx) error {
 				return fmt.Errorf("storage: log %q: %w", src.name, err)
 			}
 			b.FillPercent = 1.0 // keys only grow: pack the leaves
-			// A fresh buffer: bbolt reads it until the transaction commits.
-			frame := make([]byte, 0, 16+len(src.txRaw)/2)
+			// bbolt reads the frame until the transaction commits; the buffer
+			// is reused two transactions later.
+			src.frameIdx ^= 1
+			frame := src.frameBuf[src.frameIdx][:0]
 			frame = binary.AppendUvarint(frame, uint64(src.txN))
 			frame = x.codec.compress(frame, src.txRaw)
 			fb, err := b.CreateBucket(be64(nil, src.txFirst))
@@ -202,11 +239,12 @@ func (x *DB) writeFrames(tx *bolt.Tx) error {
 			if err != nil {
 				return fmt.Errorf("storage: log %q frame %d: %w", src.name, src.txFirst, err)
 			}
+			src.frameBuf[src.frameIdx] = frame
 			src.txSt.Next += uint64(src.txN)
 			src.txSt.Records += uint64(src.txN)
 			src.txSt.Bytes += uint64(len(frame))
 		}
-		src.metaBuf = encodeLogMeta(src.metaBuf[:0], src.txSt)
+		src.metaBuf = encodeLogMeta(src.metaBuf[:0], src.txSt, src.dedup != nil)
 		if err := meta.Put([]byte(src.name), src.metaBuf); err != nil {
 			return err
 		}
@@ -223,8 +261,8 @@ func (x *DB) commitLogs() {
 	for _, src := range x.pending {
 		src.st = src.txSt
 		if src.dedup != nil {
-			for _, k := range src.txKeys {
-				src.dedup.add(k, x.opt.DedupHorizon)
+			for _, h := range src.txHashes {
+				src.dedup.add(h, x.opt.DedupHorizon)
 			}
 		}
 		x.appended.Add(uint64(src.txN))
@@ -308,7 +346,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{}
+	r := &request{kind: KindLogTruncate}
 	r.apply = func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktLog).Bucket([]byte(source))
 		if b == nil {
@@ -345,7 +383,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 	return x.submit(r)
 }
 
-// loadDedup fills w with the last keys of source's log.
+// loadDedup fills w with the hashes of the last records of source's log.
 func (x *DB) loadDedup(tx *bolt.Tx, source string, w *dedupWindow) error {
 	b := tx.Bucket(bktLog).Bucket([]byte(source))
 	if b == nil {
@@ -368,10 +406,8 @@ func (x *DB) loadDedup(tx *bolt.Tx, source string, w *dedupWindow) error {
 	}
 	buf := make([]byte, 0, 64<<10)
 	for ; k != nil; k, v = c.Next() {
-		if _, err := x.codec.readFrame(source, binary.BigEndian.Uint64(k), frameValue(b, k, v), &buf, func(_ int, key, _ []byte) error {
-			if len(key) > 0 {
-				w.add(string(key), x.opt.DedupHorizon)
-			}
+		if _, err := x.codec.readFrame(source, binary.BigEndian.Uint64(k), frameValue(b, k, v), &buf, func(_ int, _, rec []byte) error {
+			w.add(x.hashRecord(rec), x.opt.DedupHorizon)
 			return nil
 		}); err != nil {
 			return &CorruptError{Path: x.path, Reason: "input log", Err: err}

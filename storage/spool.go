@@ -168,7 +168,7 @@ func (x *DB) spoolDelete(ctx context.Context, sink string, match func(id []byte)
 		return 0, err
 	}
 	n := 0
-	r := &request{}
+	r := &request{kind: KindSpoolAck}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bktSpool).Bucket([]byte(sink))

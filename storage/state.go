@@ -89,7 +89,7 @@ func (x *DB) Commit(ctx context.Context, c *engine.Commit) error {
 		return err
 	}
 	now := time.Now().UnixMilli()
-	r := &request{apply: func(tx *bolt.Tx) error { return x.applyCommit(tx, c, now) }}
+	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error { return x.applyCommit(tx, c, now) }}
 	if err := x.submit(r); err != nil {
 		return fmt.Errorf("storage: commit pipeline %q partition %d epoch %d: %w", c.Pipeline, c.Partition, c.Epoch, err)
 	}

@@ -38,6 +38,11 @@ type Stats struct {
 	// BytesWritten estimates the bytes bbolt wrote: every page a transaction
 	// allocates is written once, plus one meta page per commit.
 	BytesWritten int64
+	// BytesWrittenBy splits BytesWritten since Open by what the transactions
+	// wrote (WriteKind.String: log, epoch, spool-ack, log-truncate,
+	// dead-letter); a group commit counts for its epoch commit if it holds
+	// one, else for its first request. Compaction is not included.
+	BytesWrittenBy map[string]int64
 	// BytesPerMillionRecords is the flash-wear figure: BytesWritten per million
 	// log records appended since Open (0 before the first append). It counts
 	// every write of the file (state commits, spool, dead letters too), so it
@@ -69,6 +74,10 @@ func (x *DB) Stats() (Stats, error) {
 	}
 	x.statMu.Unlock()
 	s.Commits = x.commits.Load()
+	s.BytesWrittenBy = make(map[string]int64, numWriteKinds)
+	for k := range numWriteKinds {
+		s.BytesWrittenBy[k.String()] = x.written[k].Load()
+	}
 	s.RecordsAppended = x.appended.Load()
 	s.RawBytesAppended = x.appendedRaw.Load()
 	s.DedupDropped = x.dedupDropped.Load()
@@ -182,4 +191,33 @@ func dirOf(p string) string {
 		return p[:i+1]
 	}
 	return "."
+}
+
+// WriteKind is what a write transaction was for, in Stats.BytesWrittenBy.
+type WriteKind uint8
+
+// Write kinds.
+const (
+	KindLog         WriteKind = iota // input log appends
+	KindEpoch                        // epoch commits: state, checkpoint, outputs into the spool
+	KindSpoolAck                     // delivered outputs deleted from the spool
+	KindLogTruncate                  // retention: log frames deleted
+	KindDeadLetter                   // dead letters stored or deleted
+	numWriteKinds
+)
+
+func (k WriteKind) String() string {
+	switch k {
+	case KindLog:
+		return "log"
+	case KindEpoch:
+		return "epoch"
+	case KindSpoolAck:
+		return "spool-ack"
+	case KindLogTruncate:
+		return "log-truncate"
+	case KindDeadLetter:
+		return "dead-letter"
+	}
+	return fmt.Sprintf("WriteKind(%d)", uint8(k))
 }

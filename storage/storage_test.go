@@ -144,43 +144,84 @@ func TestAppendLogDedupDropsRedeliveries(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "edged.db")
 	db := openDB(t, p, o)
 	ctx := context.Background()
-	k := func(s ...string) [][]byte {
+	r := func(s ...string) [][]byte {
 		out := make([][]byte, len(s))
 		for i, x := range s {
-			if x != "" {
-				out[i] = []byte(x)
-			}
+			out[i] = []byte(x)
 		}
 		return out
 	}
+	// Before the first AppendLogDedup the source has no window: AppendLog
+	// keeps equal records, and they enter the window once it is built.
+	if _, last, err := db.AppendLog(ctx, "s", r("x", "x")); err != nil || last != 2 {
+		t.Fatalf("AppendLog: got last %d, %v; want 2", last, err)
+	}
 	steps := []struct {
-		keys        [][]byte
+		recs        [][]byte
 		wantDropped int
 		wantFirst   uint64
 		wantLast    uint64
 	}{
-		{k("a", "b", "a", ""), 1, 1, 3}, // duplicate within the call; empty key never deduplicated
-		{k("b", "c", "", ""), 1, 4, 6},  // b seen before
-		{k("a", "d", "e"), 1, 7, 8},     // a still within the horizon of 4 keys (a b c d)
-		{k("a"), 0, 9, 9},               // a fell out of the horizon (b c d e)
-		{k("e", "e"), 2, 10, 9},         // all dropped: empty range
+		{r("x", "a", "b", "a"), 2, 3, 4}, // x from AppendLog; a twice within the call
+		{r("b", "c"), 1, 5, 5},           // b seen before
+		{r("a", "d", "e"), 1, 6, 7},      // a still within the horizon of 4 (a b c d)
+		{r("a"), 0, 8, 8},                // a fell out of the horizon (b c d e)
+		{r("e", "e"), 2, 9, 8},           // all dropped: empty range
+		{r("A"), 0, 9, 9},                // byte for byte: case matters
 	}
 	for i, s := range steps {
-		first, last, dropped, err := db.AppendLogDedup(ctx, "s", recs("r", len(s.keys)), s.keys)
+		first, last, dropped, err := db.AppendLogDedup(ctx, "s", s.recs)
 		if err != nil || dropped != s.wantDropped || first != s.wantFirst || last != s.wantLast {
 			t.Fatalf("step %d: got %d..%d dropped %d, %v; want %d..%d dropped %d", i, first, last, dropped, err, s.wantFirst, s.wantLast, s.wantDropped)
 		}
 	}
-	// The window is rebuilt from the log at open.
+	// Once the source deduplicates, AppendLog's records enter the window.
+	if _, _, err := db.AppendLog(ctx, "s", r("f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, dropped, err := db.AppendLogDedup(ctx, "s", r("f")); err != nil || dropped != 1 {
+		t.Fatalf("after AppendLog: got dropped %d, %v; want 1 (f remembered)", dropped, err)
+	}
+	// The window is rebuilt from the log's records at open (new hash seeds).
 	db.Close()
 	db = openDB(t, p, o)
-	_, _, dropped, err := db.AppendLogDedup(ctx, "s", recs("r", 2), k("e", "zz"))
+	_, _, dropped, err := db.AppendLogDedup(ctx, "s", r("A", "zz"))
 	if err != nil || dropped != 1 {
-		t.Fatalf("after reopen: got dropped %d, %v; want 1 (e remembered)", dropped, err)
+		t.Fatalf("after reopen: got dropped %d, %v; want 1 (A remembered)", dropped, err)
 	}
 	st, _ := db.Stats()
 	if st.DedupDropped != 1 {
 		t.Fatalf("Stats.DedupDropped after reopen: got %d; want 1", st.DedupDropped)
+	}
+	// Another source has a window of its own.
+	if _, _, dropped, err := db.AppendLogDedup(ctx, "t", r("zz")); err != nil || dropped != 0 {
+		t.Fatalf("source t: got dropped %d, %v; want 0", dropped, err)
+	}
+}
+
+// TestAppendLogDedupStoresNoKeys protects the flash-wear budget: the dedup
+// window costs no bytes in the log (each record carries an empty key).
+func TestAppendLogDedupStoresNoKeys(t *testing.T) {
+	o := testOptions()
+	o.Compression = storage.CompressNone
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), o)
+	ctx := context.Background()
+	recs := recs("reading", 100)
+	if _, _, _, err := db.AppendLogDedup(ctx, "s", recs); err != nil {
+		t.Fatal(err)
+	}
+	raw := 0
+	for _, r := range recs {
+		raw += len(r)
+	}
+	st, err := db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per record: a key length byte (0), a length byte and the record; the
+	// frame adds a count and a codec byte.
+	if got, want := st.Log["s"].Bytes, uint64(raw+2*len(recs)+2); got != want {
+		t.Fatalf("stored frame bytes: got %d; want %d (records %d bytes)", got, want, raw)
 	}
 }
 

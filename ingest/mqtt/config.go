@@ -133,8 +133,8 @@ func DefaultConfig() Config {
 		ReconnectBackoffMax: 30 * time.Second,       // long outages cost one attempt per ~30 s
 		RetryBackoffMin:     50 * time.Millisecond,  // a transient log error clears fast
 		RetryBackoffMax:     5 * time.Second,        // quota waits poll every 5 s at most
-		MaxInFlight:         8192,                   // ~1-2 MB of typical sensor payloads
-		BatchSize:           1024,                   // one group commit per 1024 messages at most
+		MaxInFlight:         16384,                  // ~2-3 MB of typical sensor payloads
+		BatchSize:           8192,                   // one group commit per 8192 messages at most
 		MaxBatchDelay:       20 * time.Millisecond,  // latency bound at low rates
 		DrainTimeout:        5 * time.Second,        // systemd's stop timeout is far larger
 	}

@@ -28,17 +28,18 @@
 // # Back-pressure
 //
 // Between paho and the Handler sits one bounded queue of Config.MaxInFlight
-// messages. Its overflow policy is to block, never to drop: paho runs each
-// message callback in a goroutine of its own (OrderMatters false), and when
-// the queue is full the callback waits for room (Status.Waiting counts
-// them). For QoS 1 this stops the flow at the broker: a waiting message is
-// not acknowledged, and the broker sends no more than its in-flight window
-// of unacknowledged messages (mosquitto's max_inflight_messages, 20 by
-// default), so memory stays bounded by MaxInFlight plus that window and the
-// rest waits at the broker. For QoS 0 there is no window: under sustained
-// back-pressure every further QoS 0 message holds a goroutine and its
-// payload until the Handler catches up. Note that paho keeps reading the
-// socket either way; what limits the flow is the broker's window.
+// messages. Its overflow policy is to block, never to drop: paho calls the
+// message callback on its one router goroutine (OrderMatters true, which
+// also saves a goroutine per message), and when the queue is full the
+// callback waits for room (Status.Waiting is then 1). paho then stops
+// reading the connection, so TCP pushes back to the broker, which keeps the
+// rest: memory stays bounded by MaxInFlight plus a batch, at QoS 0 too. For
+// QoS 1 the broker also sends no more than its in-flight window of
+// unacknowledged messages (mosquitto's max_inflight_messages, 20 by default).
+// While paho is not reading it does not see the broker's PINGRESP either: a
+// block longer than the keep-alive plus paho's ping timeout drops the
+// connection, the Source reconnects, and the QoS 1 messages it held come
+// back flagged DUP (the input log drops the copies).
 //
 // A Handler error that wraps ErrBackPressure (the log reached its disk
 // quota) makes the Source wait Config.RetryBackoffMax between attempts and

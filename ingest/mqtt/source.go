@@ -371,7 +371,7 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 		AddBroker(broker).
 		SetClientID(s.cfg.ClientID).
 		SetCleanSession(s.cfg.CleanSession).
-		SetOrderMatters(false).
+		SetOrderMatters(true).
 		SetAutoAckDisabled(true).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -395,8 +395,9 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 	return o
 }
 
-// onMessage runs in a goroutine of its own per message (paho with
-// OrderMatters false). It blocks while the queue is full.
+// onMessage runs on paho's router goroutine (OrderMatters true). It blocks
+// while the queue is full, which stops paho reading the connection (see
+// "Back-pressure" in the package doc).
 func (s *Source) onMessage(_ paho.Client, m paho.Message) {
 	s.received.Add(1)
 	dup := m.Duplicate()

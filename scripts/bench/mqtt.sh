@@ -5,19 +5,25 @@
 # alternating, at QoS 0 and QoS 1, through a mosquitto configured not to
 # drop queued messages. Last line:
 #   qos0_ratio=R0 qos1_ratio=R1 cpu_ratio=C peak_rss_mb=M
-# Usage: scripts/bench/mqtt.sh [--messages N]   (default 1000000)
+# Usage: scripts/bench/mqtt.sh [--messages N] [--qos 0|1]
+#   --messages: default 1000000; --qos: run only that QoS (no ratio line)
+# PROFILE_DIR=dir: enable edged's pprof endpoint and save a CPU profile of
+# the first PROFILE_SECONDS (default 10) of each edged run and a heap profile
+# at its end as dir/edged-qosQ.{cpu,heap}.pprof.
 set -euo pipefail
 messages=1000000
+only=
 while [ $# -gt 0 ]; do
   case $1 in
     --messages) messages=$2; shift 2 ;;
-    *) echo "usage: $0 [--messages N]" >&2; exit 2 ;;
+    --qos) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--messages N] [--qos 0|1]" >&2; exit 2 ;;
   esac
 done
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 mpid=; epid=
-trap 'kill -9 $mpid $epid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -9 $mpid $epid 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] && echo "work dir kept: $work" >&2 || rm -rf "$work"' EXIT
 cd "$root"
 go build -o "$work/edged" ./cmd/edged
 go build -o "$work/pub" ./scripts/bench/pub
@@ -49,9 +55,10 @@ bare() {
   local q=$1
   "$work/sub" --broker $broker --messages $messages --qos $q --id bare-$q > "$work/sub.out" 2> "$work/sub.err" & local spid=$!
   until grep -q ready "$work/sub.err" 2>/dev/null; do sleep 0.05; done
-  local ts=$(date +%s.%N)
+  local ts=$(date +%s.%N) m0=$(cpu_ticks $mpid)
   "$work/pub" --broker $broker --messages $messages --qos $q > /dev/null
   wait $spid || true
+  echo "bare QoS $q: mosquitto CPU s per million: $(cpu_per_million $(( $(cpu_ticks $mpid) - m0 )) $messages)" >&2
   read -r cnt secs cpu last < "$work/sub.out"
   [ "$cnt" = "$messages" ] || echo "warning: bare subscriber got $cnt of $messages at QoS $q" >&2
   # rate: from the publisher's start to the last message handled
@@ -100,12 +107,17 @@ YAML
 storage: {sync: always}
 mqtt: {brokers: [$broker], clientID: bench-edged-$q}
 YAML
+  [ -z "${PROFILE_DIR:-}" ] || echo "api: {pprof: true}" >> "$d/edged.yaml"
   "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api 2> "$d/edged.log" & epid=$!
   until curl -sf http://$api/api/v1/status 2>/dev/null | grep -Eq '"state": *"connected"'; do sleep 0.05; done
-  local c0=$(cpu_ticks $epid) w0=$(awk '/^write_bytes/{print $2}' /proc/$epid/io)
+  local c0=$(cpu_ticks $epid) w0=$(awk '/^write_bytes/{print $2}' /proc/$epid/io) m0=$(cpu_ticks $mpid)
   local t0=$(date +%s.%N)
   "$work/pub" --broker $broker --messages $messages --qos $q > /dev/null &
-  local ppid=$!
+  local ppid=$! prof=
+  if [ -n "${PROFILE_DIR:-}" ]; then
+    mkdir -p "$PROFILE_DIR"
+    curl -sf -o "$PROFILE_DIR/edged-qos$q.cpu.pprof" "http://$api/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}" & prof=$!
+  fi
   # rate: from the publisher's start to the last message in the durable log (polled every 20 ms)
   local t1= h=0 deadline=$((SECONDS + 900))
   while :; do
@@ -116,6 +128,7 @@ YAML
     sleep 0.02
   done
   wait $ppid
+  echo "edged QoS $q: mosquitto CPU s per million: $(cpu_per_million $(( $(cpu_ticks $mpid) - m0 )) $messages)" >&2
   # every window closed (the sentinel pushed the watermark an hour ahead)
   local sum=0
   for _ in $(seq 600); do
@@ -135,6 +148,11 @@ PY
   done
   local c1=$(cpu_ticks $epid) w1=$(awk '/^write_bytes/{print $2}' /proc/$epid/io)
   local hwm=$(awk '/^VmHWM/{print $2}' /proc/$epid/status)
+  if [ -n "$prof" ]; then
+    wait $prof || true
+    curl -sf -o "$PROFILE_DIR/edged-qos$q.heap.pprof" "http://$api/debug/pprof/heap" || true
+  fi
+  curl -sf http://$api/metrics | awk -v q=$q '/^edged_storage_bytes_written_by_kind_total/{split($1,a,"\""); printf "edged QoS %s: storage wrote %s: %.0f bytes\n", q, a[2], $2}' >&2 || true
   kill -TERM $epid; wait $epid || true; epid=
   if [ "$sum" != "$messages" ]; then echo "FAIL: edged window counts add up to $sum; sent $messages (QoS $q)" >&2; exit 1; fi
   echo "edged QoS $q: window outputs add up to $sum = messages sent" >&2
@@ -143,6 +161,14 @@ PY
   awk -v k=$hwm -v w=$((w1 - w0)) -v n=$messages 'BEGIN{printf " %.1f %.0f\n", k/1024, w*1e6/n}'
 }
 
+if [ -n "$only" ]; then
+  read -r b bc < <(bare $only)
+  echo "bare  QoS $only: $b msg/s, $bc CPU s per million"
+  read -r e ec rss wb < <(edged_run $only)
+  echo "edged QoS $only: $e msg/s, $ec CPU s per million, peak RSS $rss MB, $wb bytes written per million"
+  awk -v e=$e -v b=$b -v c=$ec -v bc=$bc 'BEGIN{printf "ratio=%.2f cpu_ratio=%.2f\n", e/b, c/bc}'
+  exit 0
+fi
 read -r b0 bc0 < <(bare 0)
 echo "bare  QoS 0: $b0 msg/s, $bc0 CPU s per million"
 read -r e0 ec0 rss0 wb0 < <(edged_run 0)
