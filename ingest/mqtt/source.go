@@ -427,6 +427,10 @@ func (s *Source) onMessage(_ paho.Client, m paho.Message) {
 	}
 }
 
+// fillPoll is how often handoff looks at the queue while it waits for a
+// batch to fill (up to Config.MaxBatchDelay).
+const fillPoll = 2 * time.Millisecond
+
 // handoff forms batches from the queue and hands them to the Handler,
 // acknowledging them after it accepted them. It returns when ctx ends, or
 // when drain is closed and the queue is empty.
@@ -435,6 +439,8 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 	raws := make([]paho.Message, 0, s.cfg.BatchSize)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	poll := time.NewTimer(time.Hour)
+	poll.Stop()
 	draining := false
 	add := func(p pending) {
 		batch = append(batch, p.m)
@@ -475,9 +481,12 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 			if draining || s.cfg.MaxBatchDelay <= 0 {
 				break
 			}
+			// Look again after fillPoll rather than waking for every message:
+			// at thousands of messages a second a wake-up per message costs
+			// more than the batch does.
+			poll.Reset(fillPoll)
 			select {
-			case p := <-s.q:
-				add(p)
+			case <-poll.C:
 			case <-timer.C:
 				break fill
 			case <-drain:
@@ -488,6 +497,7 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 		timer.Stop()
+		poll.Stop()
 
 		if !s.deliver(ctx, batch) {
 			return

@@ -147,6 +147,7 @@ PY
   done
   local c1=$(cpu_ticks $epid) w1=$(awk '/^write_bytes/{print $2}' /proc/$epid/io)
   local hwm=$(awk '/^VmHWM/{print $2}' /proc/$epid/status)
+  echo "edged QoS $q: at the end: $(awk '/^(VmRSS|RssAnon|RssFile|RssShmem)/{printf "%s %d MB  ", $1, $2/1024}' /proc/$epid/status)" >&2
   if [ -n "$prof" ]; then
     wait $prof || true
     curl -sf -o "$PROFILE_DIR/edged-qos$q.heap.pprof" "http://$api/debug/pprof/heap" || true
