@@ -53,7 +53,21 @@ type Executor struct {
 	curr       *node
 	// draining forces the watermark to EndOfTime (Drain).
 	draining bool
+	// chunked: every operator is ChunkSafe, so Feed may run data passes.
+	chunked bool
+	// fed counts the input records of the current epoch already processed by
+	// Feed; inEpoch says the epoch's outputs were reset (Feed or RunEpochAt).
+	fed     int
+	inEpoch bool
 }
+
+// ChunkSafe is implemented by operators whose outputs and state after an
+// epoch are the same whether the epoch's input reaches them in one data pass
+// or in several (Executor.Feed): per-record operators, and event-time windows
+// in append mode, which emit only when the watermark (fixed during an epoch)
+// passes a window. Operators whose outputs are per epoch (DStream batches,
+// update and complete modes) are not.
+type ChunkSafe interface{ ChunkSafe() bool }
 
 // Result is what one epoch produced. Its batches are reused by the next epoch.
 type Result struct {
@@ -101,6 +115,15 @@ func NewExecutor(p *Plan, opt Options) (*Executor, error) {
 	x.result.Outputs = make([]*Batch, len(p.sinks))
 	for i, n := range p.sinks {
 		x.result.Outputs[i] = NewBatch(n.schema)
+	}
+	x.chunked = true
+	for _, n := range p.nodes {
+		if n.source != nil || n.sink {
+			continue
+		}
+		if c, ok := n.op.(ChunkSafe); !ok || !c.ChunkSafe() {
+			x.chunked = false
+		}
 	}
 	if err := x.restore(); err != nil {
 		return nil, err
@@ -197,10 +220,9 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 		return nil, err
 	}
 	x.seq++
-	for _, o := range x.result.Outputs {
-		o.Reset(o.Schema)
-	}
-	inputs := 0
+	x.beginEpoch()
+	inputs := x.fed
+	x.fed, x.inEpoch = 0, false
 	for _, s := range x.plan.sources {
 		inputs += s.out.Len()
 	}
@@ -235,6 +257,57 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	}
 	x.result.Epoch, x.result.Time, x.result.Watermark = x.seq, t, x.wm
 	return &x.result, nil
+}
+
+// beginEpoch resets the outputs at the first pass of an epoch.
+func (x *Executor) beginEpoch() {
+	if !x.inEpoch {
+		for _, o := range x.result.Outputs {
+			o.Reset(o.Schema)
+		}
+		x.inEpoch = true
+	}
+}
+
+// Chunked reports whether Feed may be used: every operator of the plan is
+// ChunkSafe.
+func (x *Executor) Chunked() bool { return x.chunked }
+
+// Feed runs a data pass over the records now in the input batches, at
+// processing time t, and empties the batches: a caller decodes an epoch's
+// input a chunk at a time, so the epoch's memory is bounded by the chunk
+// rather than by the input rate times the interval. The next RunEpochAt
+// processes what is left, moves the watermark (over every record fed) and
+// commits; its Result holds the outputs of the fed chunks too. Results are
+// the same as with one RunEpochAt over all the records. Only for Chunked
+// plans. After an error the executor's operators may be ahead of the store:
+// build a new plan and executor from the last checkpoint.
+func (x *Executor) Feed(ctx context.Context, t int64) error {
+	if !x.chunked {
+		return fmt.Errorf("engine: pipeline %q: Feed on a plan with operators that are not ChunkSafe", x.plan.name)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range x.plan.sources {
+		n += s.out.Len()
+	}
+	if n == 0 {
+		return nil
+	}
+	x.beginEpoch()
+	x.advanceWatermark() // keeps each source's maximum; RunEpochAt applies it
+	ep := Epoch{Seq: x.seq + 1, Time: t, Interval: x.opt.Interval.Milliseconds(),
+		Watermark: x.wm, LateBound: x.wm, DeadLetter: x.deadLetter}
+	if err := x.pass(&ep); err != nil {
+		return err
+	}
+	x.fed += n
+	for _, s := range x.plan.sources {
+		s.out.Reset(s.schema)
+	}
+	return nil
 }
 
 // EndOfTime is the watermark of a drained pipeline: every event-time window is

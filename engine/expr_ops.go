@@ -353,3 +353,10 @@ next:
 	ep.Stats.add(len(b.Recs), out.Len())
 	return nil
 }
+
+// The expression operators work record by record: ChunkSafe.
+func (o *filterExprOp) ChunkSafe() bool  { return true }
+func (o *projectOp) ChunkSafe() bool     { return true }
+func (o *flatMapExprOp) ChunkSafe() bool { return true }
+func (o *keyByOp) ChunkSafe() bool       { return true }
+func (o *requireOp) ChunkSafe() bool     { return true }

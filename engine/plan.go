@@ -277,3 +277,9 @@ func (l *lazyOp) Open(in []*Schema) (*Schema, error) {
 func (l *lazyOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	return l.inner.Process(ep, in, out)
 }
+
+// ChunkSafe implements ChunkSafe for the built operator.
+func (l *lazyOp) ChunkSafe() bool {
+	c, ok := l.inner.(ChunkSafe)
+	return ok && c.ChunkSafe()
+}

@@ -140,3 +140,10 @@ func wantInputs(in []*Schema, n int) error {
 	}
 	return nil
 }
+
+// Per-record operators are ChunkSafe: a record's outputs do not depend on the
+// other records of its epoch.
+func (o *filterOp) ChunkSafe() bool  { return true }
+func (o *mapOp) ChunkSafe() bool     { return true }
+func (o *flatMapOp) ChunkSafe() bool { return true }
+func (unionOp) ChunkSafe() bool      { return true }

@@ -93,3 +93,6 @@ func (o *staticJoinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	ep.Stats.add(b.Len(), out.Len())
 	return nil
 }
+
+// ChunkSafe: each record is joined against the static table alone.
+func (o *staticJoinOp) ChunkSafe() bool { return true }

@@ -842,3 +842,8 @@ func (o *timeWinOp) QueryState(fn func(r *Record) bool) {
 		}
 	}
 }
+
+// ChunkSafe: in append mode a window is emitted once, when the watermark
+// passes it, and the watermark does not move during an epoch's data pass;
+// update and complete modes emit per epoch.
+func (o *timeWinOp) ChunkSafe() bool { return o.cfg.Mode == OutputAppend }

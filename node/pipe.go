@@ -266,6 +266,11 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 	defer p.mu.Unlock()
 	maxRecs := p.n.maxRecords()
 	decodeErrs := uint64(0)
+	// A plan whose operators allow it gets the epoch's input a chunk at a
+	// time (engine.Executor.Feed): memory is bounded by the chunk, not by
+	// the input rate times the interval.
+	chunked := p.x.Chunked()
+	fed := false
 	for _, s := range p.sources {
 		in := p.x.Input(s.name)
 		from := max(p.x.Position(s.name), 1)
@@ -306,12 +311,22 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 			for i := n0; i < in.Len(); i++ {
 				in.Recs[i].Origin = engine.Origin{Source: s.name, Offset: off}
 			}
+			if chunked && in.Len() >= feedChunk {
+				fed = true
+				return p.x.Feed(ctx, t)
+			}
 			return nil
 		})
 		if err != nil {
 			in.Reset(in.Schema)
+			err = fmt.Errorf("read log %q: %w", s.logName, err)
+			if fed {
+				// Operators processed part of the epoch: start over from the
+				// checkpoint.
+				return p.rebuild(err)
+			}
 			p.pendingDL = p.pendingDL[:0]
-			return fmt.Errorf("read log %q: %w", s.logName, err)
+			return err
 		}
 		p.x.SetPosition(s.name, next)
 		if ln := p.n.logNext(s.logName); ln > next {
@@ -321,24 +336,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 		}
 	}
 	if _, err := p.x.RunEpochAt(ctx, t); err != nil {
-		p.lastErr = err.Error()
-		// The executor did not commit: its operators' in-memory state may be
-		// ahead of the store. Rebuild them (a fresh plan: operators hold state)
-		// from the last checkpoint.
-		p.pendingDL = p.pendingDL[:0]
-		c, rerr := pipeline.Compile(p.c.Spec)
-		if rerr == nil {
-			p.c = c
-			var x *engine.Executor
-			if x, rerr = engine.NewExecutor(c.Plan, p.execOptions()); rerr == nil {
-				p.x = x
-			}
-		}
-		if rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		p.publish()
-		return err
+		return p.rebuild(err)
 	}
 	p.decodeErr += decodeErrs
 	p.lastTime = t
@@ -355,6 +353,32 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 		}
 	}
 	return nil
+}
+
+// feedChunk is how many decoded records an epoch hands to the executor at a
+// time when the plan is chunked (about 1.5 MB of records of a few fields).
+const feedChunk = 4096
+
+// rebuild handles an epoch that failed after the executor started on it: its
+// operators' in-memory state may be ahead of the store, so they are rebuilt
+// (a fresh plan: operators hold state) from the last checkpoint. It returns
+// err, joined with a rebuild error if any. Call it with mu held.
+func (p *pipe) rebuild(err error) error {
+	p.lastErr = err.Error()
+	p.pendingDL = p.pendingDL[:0]
+	c, rerr := pipeline.Compile(p.c.Spec)
+	if rerr == nil {
+		p.c = c
+		var x *engine.Executor
+		if x, rerr = engine.NewExecutor(c.Plan, p.execOptions()); rerr == nil {
+			p.x = x
+		}
+	}
+	if rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	p.publish()
+	return err
 }
 
 func (p *pipe) execOptions() engine.Options {

@@ -8,8 +8,8 @@
 # Usage: scripts/bench/mqtt.sh [--messages N] [--qos 0|1]
 #   --messages: default 1000000; --qos: run only that QoS (no ratio line)
 # PROFILE_DIR=dir: enable edged's pprof endpoint and save a CPU profile of
-# the first PROFILE_SECONDS (default 10) of each edged run and a heap profile
-# at its end as dir/edged-qosQ.{cpu,heap}.pprof.
+# the first PROFILE_SECONDS (default 10) of each edged run, a heap profile
+# right after it and one at the end as dir/edged-qosQ.{cpu,heap-mid,heap}.pprof.
 set -euo pipefail
 messages=1000000
 only=
@@ -118,7 +118,8 @@ YAML
   local ppid=$! prof=
   if [ -n "${PROFILE_DIR:-}" ]; then
     mkdir -p "$PROFILE_DIR"
-    curl -sf -o "$PROFILE_DIR/edged-qos$q.cpu.pprof" "http://$api/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}" & prof=$!
+    { curl -sf -o "$PROFILE_DIR/edged-qos$q.cpu.pprof" "http://$api/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}"
+      curl -sf -o "$PROFILE_DIR/edged-qos$q.heap-mid.pprof" "http://$api/debug/pprof/heap"; } & prof=$!
   fi
   # rate: from the publisher's start to the last message in the durable log
   # (polled every 50 ms in-process: a curl per poll would load the machine)
