@@ -110,8 +110,9 @@ type StorageConfig struct {
 	QuotaBytes int64 `yaml:"quotaBytes"`
 	// Compression of input-log frames: zstd, s2 or none. Empty means zstd.
 	Compression string `yaml:"compression"`
-	// DedupHorizon is how many recent dedup keys each input log remembers;
-	// negative disables deduplication.
+	// DedupHorizon is how many recent records of each MQTT-fed input log a
+	// message is compared with (topic and payload); negative disables
+	// deduplication.
 	DedupHorizon int `yaml:"dedupHorizon"`
 	// MaxDeadLetters bounds the dead-letter store.
 	MaxDeadLetters int `yaml:"maxDeadLetters"`

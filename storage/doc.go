@@ -18,6 +18,7 @@
 //	log/<source>          8-byte big-endian offset of a frame's first record -> frame bucket
 //	                      {'f' -> frame} (files written before: -> frame, still read)
 //	logmeta               <source> -> first, next, records, bytes (4 x uint64)
+//	                      [+ 0x01: the source deduplicates (AppendLogDedup)]
 //	state/<pipeline>/<partition>/<namespace>
 //	                      'k' + key -> value (the 'k' makes the engine's empty key storable)
 //	ckpt                  <pipeline> 0x00 <partition> -> epoch, watermark, input positions
@@ -28,7 +29,11 @@
 //
 // A log frame is the records of one source in one transaction: uvarint count,
 // a codec byte (raw, zstd, s2) and the body, which is per record uvarint key
-// length, dedup key, uvarint length, record. Offsets start at 1, so the
+// length, key, uvarint length, record. The key is empty: the dedup window is
+// a set of 128-bit hashes of the records themselves, kept in memory and
+// rebuilt at Open by hashing the last DedupHorizon records of each source
+// marked in logmeta, so deduplication costs no bytes on flash (frames written
+// before kept 16-byte keys there; they are skipped). Offsets start at 1, so the
 // engine's zero input position means "from the beginning". A frame that
 // cannot be decoded gives a *FrameError naming the source and the offset of
 // its first record; compressed frames decode to at most 32 MiB (larger groups

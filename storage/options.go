@@ -77,8 +77,9 @@ type Options struct {
 	// Compression is the codec of input-log frames. Zero is CompressZstd.
 	Compression Compression
 
-	// DedupHorizon is the number of most recent dedup keys remembered per source
-	// by AppendLogDedup. Zero means 65536; negative disables deduplication.
+	// DedupHorizon is how many of a source's most recent records
+	// AppendLogDedup compares with (as 128-bit hashes in memory, about 40
+	// bytes each). Zero means 65536; negative disables deduplication.
 	DedupHorizon int
 
 	// MaxDeadLetters bounds the dead-letter store: beyond it the oldest entries
