@@ -133,6 +133,11 @@ type EpochConfig struct {
 	// MaxRecords caps the input records one epoch reads per source; the rest
 	// wait for the next epoch (visible as input backlog). Zero means 65536.
 	MaxRecords int `yaml:"maxRecords"`
+	// FeedRecords is how many decoded records an epoch hands to the executor
+	// at a time, for pipelines whose operators all allow it (per-record steps
+	// and append-mode event-time windows; engine.ChunkSafe): it bounds an
+	// epoch's memory whatever the input rate. Zero means 4096.
+	FeedRecords int `yaml:"feedRecords"`
 	// Virtual, when set, runs epochs as fast as input is available with
 	// processing time epoch*interval instead of the clock (replay, tests and
 	// the crash harness): outputs then depend only on the input log.
@@ -342,6 +347,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sinks.Batch < 0 {
 		add("sinks.batch", "must not be negative")
+	}
+	if c.Epochs.FeedRecords < 0 {
+		add("epochs.feedRecords", "must not be negative")
 	}
 	if c.Epochs.MaxRecords < 0 {
 		add("epochs.maxRecords", "must not be negative")

@@ -269,7 +269,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 	// A plan whose operators allow it gets the epoch's input a chunk at a
 	// time (engine.Executor.Feed): memory is bounded by the chunk, not by
 	// the input rate times the interval.
-	chunked := p.x.Chunked()
+	chunked, feedRecs := p.x.Chunked(), p.n.feedRecords()
 	fed := false
 	for _, s := range p.sources {
 		in := p.x.Input(s.name)
@@ -311,7 +311,7 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 			for i := n0; i < in.Len(); i++ {
 				in.Recs[i].Origin = engine.Origin{Source: s.name, Offset: off}
 			}
-			if chunked && in.Len() >= feedChunk {
+			if chunked && in.Len() >= feedRecs {
 				fed = true
 				return p.x.Feed(ctx, t)
 			}
@@ -355,9 +355,15 @@ func (p *pipe) epoch(ctx context.Context, t int64) error {
 	return nil
 }
 
-// feedChunk is how many decoded records an epoch hands to the executor at a
-// time when the plan is chunked (about 1.5 MB of records of a few fields).
-const feedChunk = 4096
+// feedRecords is how many decoded records an epoch hands to the executor at
+// a time when the plan is chunked (4096: about 1.5 MB of records of a few
+// fields).
+func (n *Node) feedRecords() int {
+	if n.cfg.Epochs.FeedRecords > 0 {
+		return n.cfg.Epochs.FeedRecords
+	}
+	return 4096
+}
 
 // rebuild handles an epoch that failed after the executor started on it: its
 // operators' in-memory state may be ahead of the store, so they are rebuilt

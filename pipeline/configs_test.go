@@ -187,3 +187,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestChunkedPlans: which compiled pipelines the node may feed in chunks
+// (engine.ChunkSafe): the crash harness's events pipeline (filter, append
+// window) is, its DStream pipeline is not.
+func TestChunkedPlans(t *testing.T) {
+	for file, want := range map[string]bool{
+		"../scripts/chaos/pipeline-events.yaml": true,
+		"../scripts/chaos/pipeline.yaml":        false,
+	} {
+		s, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := engine.NewExecutor(c.Plan, engine.Options{Store: engine.NewMemStore()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := x.Chunked(); got != want {
+			t.Errorf("%s: Chunked() = %v; want %v", file, got, want)
+		}
+	}
+}

@@ -8,12 +8,18 @@
 # the same epochs. Last line: kills=K lost=L duplicated=D mismatched=M.
 #
 #   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]]
+#                          [--pipeline dstream|events]
+#
+# --pipeline events (file source) runs scripts/chaos/pipeline-events.yaml
+# instead: a filter and an append-mode event-time window, whose epochs the
+# node feeds to the executor in chunks of 300 records (epochs.feedRecords),
+# so kills also land between the chunks of an epoch.
 #
 # --source mqtt publishes the input through a real mosquitto at QoS 1 while
 # edged is killed (scripts/chaos/crash_mqtt.sh); --rate limits the
 # publisher (records/s; default unlimited).
 set -euo pipefail
-seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0
+seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0; pipeline=dstream
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2;;
@@ -21,15 +27,20 @@ while [ $# -gt 0 ]; do
     --records) records=$2; shift 2;;
     --source) source=$2; shift 2;;
     --rate) rate=$2; shift 2;;
-    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]]" >&2; exit 2;;
+    --pipeline) pipeline=$2; shift 2;;
+    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]] [--pipeline dstream|events]" >&2; exit 2;;
   esac
 done
+case "$pipeline" in
+  dstream|events) ;;
+  *) echo "$0: --pipeline must be dstream or events" >&2; exit 2;;
+esac
 case "$source" in
   file) ;;
   mqtt) exec bash "$(dirname "$0")/crash_mqtt.sh" --seed "$seed" --kills "$kills" --records "$records" --rate "$rate";;
   *) echo "$0: --source must be file or mqtt" >&2; exit 2;;
 esac
-echo "seed=$seed kills=$kills records=$records"
+echo "seed=$seed kills=$kills records=$records pipeline=$pipeline"
 RANDOM=$seed
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -38,11 +49,20 @@ trap 'rc=$?; kill -9 $pid 2>/dev/null || true; if [ $rc = 0 ]; then rm -rf "$wor
 pid=
 cd "$root"
 go build -o "$work/edged" ./cmd/edged
-go run ./scripts/chaos/gen -n "$records" -keys 1000 > "$work/input.jsonl"
-mkdir -p "$work/pipelines"; cp scripts/chaos/pipeline.yaml "$work/pipelines/"
+mkdir -p "$work/pipelines"
+if [ "$pipeline" = events ]; then
+  go run ./scripts/chaos/gen -n "$records" -keys 1000 -ts > "$work/input.jsonl"
+  cp scripts/chaos/pipeline-events.yaml "$work/pipelines/"
+  feed="epochs: {feedRecords: 300}"
+else
+  go run ./scripts/chaos/gen -n "$records" -keys 1000 > "$work/input.jsonl"
+  cp scripts/chaos/pipeline.yaml "$work/pipelines/"
+  feed=
+fi
 cat > "$work/edged.yaml" <<YAML
 storage: {sync: always}
 api: {listen: ""}
+$feed
 YAML
 total=$(wc -l < "$work/input.jsonl")
 
@@ -59,7 +79,13 @@ finished() {
   # every record is in an epoch: the totals sink has written the last epoch
   # (records/5000 epochs, rounded up), and nothing is left in the spool.
   local epochs=$(( (total + 1999) / 2000 ))
-  grep -q "\"_id\":\"chaos/0/$epochs/" "$out/tot.jsonl" 2>/dev/null || return 1
+  if [ "$pipeline" = events ]; then
+    # The window before the last (the watermark never passes the last one).
+    local last=$(( (total - 1) / 1000 * 1000 - 1000 ))
+    grep -q "\"window_start\":$last," "$out/win.jsonl" 2>/dev/null || return 1
+  else
+    grep -q "\"_id\":\"chaos/0/$epochs/" "$out/tot.jsonl" 2>/dev/null || return 1
+  fi
 }
 wait_finished() {
   local deadline=$(( SECONDS + 600 ))
