@@ -53,6 +53,9 @@ func (x *DB) spoolOutputs(tx *bolt.Tx, outs []engine.Output, now int64) error {
 			if b, err = sp.CreateBucketIfNotExists([]byte(o.Sink)); err != nil {
 				return fmt.Errorf("spool %q: %w", o.Sink, err)
 			}
+			// Keys are sequence numbers, appended in order: pack the leaves
+			// (bbolt's default of half-full pages doubles the pages written).
+			b.FillPercent = 1.0
 			sink = o.Sink
 			st = decodeSpoolMeta(meta.Get([]byte(sink)))
 		}
