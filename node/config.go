@@ -186,6 +186,10 @@ type MQTTConfig struct {
 	MaxInFlight int `yaml:"maxInFlight"`
 	// MaxBatchDelay is how long a batch waits to fill. Zero means 20ms.
 	MaxBatchDelay time.Duration `yaml:"maxBatchDelay"`
+	// MaxBatchDelayQoS0 is how long a batch of QoS 0 messages only waits to
+	// fill: the knob that bounds flash wear at low rates (one log commit per
+	// this long, at least). Zero means 1s, one epoch interval.
+	MaxBatchDelayQoS0 time.Duration `yaml:"maxBatchDelayQoS0"`
 }
 
 // MQTTTLSConfig holds the client-side TLS files.
@@ -395,8 +399,11 @@ func (c Config) Validate() error {
 		add("mqtt.maxInFlight", "must not be negative")
 	} else if c.MQTT.MaxInFlight > 0 && c.MQTT.MaxInFlight < max(c.MQTT.BatchSize, 1) {
 		add("mqtt.maxInFlight", "must be at least mqtt.batchSize (%d), got %d", c.MQTT.BatchSize, c.MQTT.MaxInFlight)
-	} else if c.MQTT.MaxInFlight == 0 && c.MQTT.BatchSize > 8192 {
-		add("mqtt.batchSize", "must be at most mqtt.maxInFlight (8192), got %d", c.MQTT.BatchSize)
+	} else if c.MQTT.MaxInFlight == 0 && c.MQTT.BatchSize > 16384 {
+		add("mqtt.batchSize", "must be at most mqtt.maxInFlight (16384), got %d", c.MQTT.BatchSize)
+	}
+	if c.MQTT.MaxBatchDelayQoS0 < 0 {
+		add("mqtt.maxBatchDelayQoS0", "must not be negative")
 	}
 	if c.MQTT.MaxBatchDelay < 0 {
 		add("mqtt.maxBatchDelay", "must not be negative")

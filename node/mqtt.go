@@ -125,6 +125,9 @@ func (n *Node) sourceConfig(subs []mqtt.Subscription) mqtt.Config {
 		c.MaxInFlight = mc.MaxInFlight
 	}
 	c.MaxInFlight = max(c.MaxInFlight, c.BatchSize)
+	if mc.MaxBatchDelayQoS0 > 0 {
+		c.MaxBatchDelayQoS0 = mc.MaxBatchDelayQoS0
+	}
 	if mc.MaxBatchDelay > 0 {
 		c.MaxBatchDelay = mc.MaxBatchDelay
 	}

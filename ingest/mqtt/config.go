@@ -80,6 +80,15 @@ type Config struct {
 	// batches, more fsyncs in the log).
 	MaxBatchDelay time.Duration `yaml:"max_batch_delay"`
 
+	// MaxBatchDelayQoS0 replaces MaxBatchDelay for a batch of QoS 0 messages
+	// only: nothing waits for their acknowledgement, so they can wait longer
+	// for a bigger group commit, which is what bounds flash wear at low
+	// rates (a commit writes a few 4 KiB pages however few messages it
+	// carries). A QoS 1 message joining the batch brings the deadline back
+	// to MaxBatchDelay. Zero means MaxBatchDelay. QoS 0 messages waiting in
+	// a batch are lost on a crash, as QoS 0 allows.
+	MaxBatchDelayQoS0 time.Duration `yaml:"max_batch_delay_qos0"`
+
 	// DrainTimeout bounds how long Run, once its context ends, keeps handing
 	// off and acknowledging the messages already queued before it
 	// disconnects. Zero disconnects at once: queued QoS 1 messages are then
@@ -136,6 +145,7 @@ func DefaultConfig() Config {
 		MaxInFlight:         16384,                  // ~2-3 MB of typical sensor payloads
 		BatchSize:           8192,                   // one group commit per 8192 messages at most
 		MaxBatchDelay:       20 * time.Millisecond,  // latency bound at low rates
+		MaxBatchDelayQoS0:   time.Second,            // one epoch interval: one log commit per second at low rates
 		DrainTimeout:        5 * time.Second,        // systemd's stop timeout is far larger
 	}
 }
@@ -209,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < c.BatchSize || c.MaxInFlight < 1 {
 		bad("max_in_flight", "must be at least batch_size (%d), got %d", c.BatchSize, c.MaxInFlight)
+	}
+	if c.MaxBatchDelayQoS0 < 0 {
+		bad("max_batch_delay_qos0", "must not be negative, got %v", c.MaxBatchDelayQoS0)
 	}
 	if c.MaxBatchDelay < 0 {
 		bad("max_batch_delay", "must not be negative, got %v", c.MaxBatchDelay)

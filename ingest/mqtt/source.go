@@ -169,6 +169,9 @@ func New(cfg Config, h Handler, opts ...Option) (*Source, error) {
 		subs: make(map[string]byte, len(cfg.Subscriptions)),
 	}
 	s.cfg.Brokers = append([]string(nil), cfg.Brokers...)
+	if s.cfg.MaxBatchDelayQoS0 == 0 {
+		s.cfg.MaxBatchDelayQoS0 = s.cfg.MaxBatchDelay
+	}
 	for _, sub := range cfg.Subscriptions {
 		s.subs[sub.Topic] = sub.QoS
 	}
@@ -437,17 +440,27 @@ const fillPoll = 2 * time.Millisecond
 func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 	batch := make([]Message, 0, s.cfg.BatchSize)
 	raws := make([]paho.Message, 0, s.cfg.BatchSize)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	poll := time.NewTimer(time.Hour)
 	poll.Stop()
 	draining := false
+	// The batch is handed off at deadline: MaxBatchDelay after its first
+	// message, or MaxBatchDelayQoS0 while it holds only QoS 0 messages
+	// (nothing waits for their acknowledgement, so they can wait for a
+	// bigger group commit: fewer flash writes).
+	var start, deadline time.Time
+	qos0 := false
 	add := func(p pending) {
 		batch = append(batch, p.m)
 		raws = append(raws, p.raw)
+		if qos0 && p.m.QoS > 0 {
+			qos0, deadline = false, start.Add(s.cfg.MaxBatchDelay)
+		}
 	}
 	for {
 		// Wait for the first message of a batch.
+		qos0 = true
+		start = time.Now()
+		deadline = start.Add(s.cfg.MaxBatchDelayQoS0)
 		if draining {
 			select {
 			case p := <-s.q:
@@ -466,9 +479,12 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 				return
 			}
 		}
-		// Fill it: take what is queued, then wait up to MaxBatchDelay.
-		if !draining && s.cfg.MaxBatchDelay > 0 {
-			timer.Reset(s.cfg.MaxBatchDelay)
+		// Fill it: take what is queued, then wait until the deadline.
+		start = time.Now()
+		if qos0 {
+			deadline = start.Add(s.cfg.MaxBatchDelayQoS0)
+		} else {
+			deadline = start.Add(s.cfg.MaxBatchDelay)
 		}
 	fill:
 		for len(batch) < s.cfg.BatchSize {
@@ -478,17 +494,16 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 				continue
 			default:
 			}
-			if draining || s.cfg.MaxBatchDelay <= 0 {
+			wait := time.Until(deadline)
+			if draining || wait <= 0 {
 				break
 			}
 			// Look again after fillPoll rather than waking for every message:
 			// at thousands of messages a second a wake-up per message costs
 			// more than the batch does.
-			poll.Reset(fillPoll)
+			poll.Reset(min(wait, fillPoll))
 			select {
 			case <-poll.C:
-			case <-timer.C:
-				break fill
 			case <-drain:
 				draining = true
 				break fill
@@ -496,7 +511,6 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 				return
 			}
 		}
-		timer.Stop()
 		poll.Stop()
 
 		if !s.deliver(ctx, batch) {

@@ -291,3 +291,40 @@ func resumeSource(t *testing.T, cfg Config, n int, timeout time.Duration) (*Sour
 	}
 	return s, dups
 }
+
+// TestSourceQoS0BatchesWaitLonger: a batch of QoS 0 messages only waits
+// MaxBatchDelayQoS0 (here an hour) for more messages, saving log commits; a
+// QoS 1 message joining it brings the hand-off back to MaxBatchDelay, so all
+// of them arrive in one batch, promptly.
+func TestSourceQoS0BatchesWaitLonger(t *testing.T) {
+	broker, _ := startBroker(t, BrokerConfig{})
+	var h collector
+	cfg := testConfig(broker, "src-qos0-delay", "sensors/#", 1)
+	cfg.MaxBatchDelay = 10 * time.Millisecond
+	cfg.MaxBatchDelayQoS0 = time.Hour
+	s, err := New(cfg, &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	waitConnected(t, s)
+	publish(t, broker, "sensors/zero", 0, 0, 3)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.Received != 3 {
+			return fmt.Errorf("received %d; want 3", st.Received)
+		}
+		return nil
+	})
+	publish(t, broker, "sensors/one", 1, 3, 1)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.HandedOff != 4 {
+			return fmt.Errorf("handed off %d; want 4", st.HandedOff)
+		}
+		return nil
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls != 1 {
+		t.Errorf("HandleBatch calls: %d; want 1 (the QoS 0 messages waited for the QoS 1 one)", h.calls)
+	}
+}
