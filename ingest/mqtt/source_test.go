@@ -300,7 +300,7 @@ func TestSourceQoS0BatchesWaitLonger(t *testing.T) {
 	broker, _ := startBroker(t, BrokerConfig{})
 	var h collector
 	cfg := testConfig(broker, "src-qos0-delay", "sensors/#", 1)
-	cfg.MaxBatchDelay = 10 * time.Millisecond
+	cfg.MaxBatchDelay = time.Millisecond
 	cfg.MaxBatchDelayQoS0 = time.Hour
 	s, err := New(cfg, &h)
 	if err != nil {
@@ -308,17 +308,20 @@ func TestSourceQoS0BatchesWaitLonger(t *testing.T) {
 	}
 	runSource(t, s)
 	waitConnected(t, s)
+	// Two publishers one after the other: far longer than MaxBatchDelay
+	// between the first QoS 0 message and the QoS 1 one.
 	publish(t, broker, "sensors/zero", 0, 0, 3)
+	publish(t, broker, "sensors/zero", 0, 3, 1)
 	eventually(t, 10*time.Second, func() error {
-		if st := s.Status(); st.Received != 3 {
-			return fmt.Errorf("received %d; want 3", st.Received)
+		if st := s.Status(); st.Received != 4 {
+			return fmt.Errorf("received %d; want 4", st.Received)
 		}
 		return nil
 	})
-	publish(t, broker, "sensors/one", 1, 3, 1)
+	publish(t, broker, "sensors/one", 1, 4, 1)
 	eventually(t, 10*time.Second, func() error {
-		if st := s.Status(); st.HandedOff != 4 {
-			return fmt.Errorf("handed off %d; want 4", st.HandedOff)
+		if st := s.Status(); st.HandedOff != 5 {
+			return fmt.Errorf("handed off %d; want 5", st.HandedOff)
 		}
 		return nil
 	})
