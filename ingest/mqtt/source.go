@@ -434,6 +434,20 @@ func (s *Source) onMessage(_ paho.Client, m paho.Message) {
 // batch to fill (up to Config.MaxBatchDelay).
 const fillPoll = 2 * time.Millisecond
 
+// stalled reports whether a batch holding QoS 1 messages stopped growing:
+// no message since last for ten times the batch's mean gap between messages
+// (and at least two polls). The broker then has likely sent its whole
+// in-flight window and waits for our acknowledgements, so waiting out
+// MaxBatchDelay would only idle; at a steady rate the gap stays near the
+// mean and the batch fills until MaxBatchDelay, one commit per delay.
+func stalled(start, last, now time.Time, n int) bool {
+	if n < 2 {
+		return false
+	}
+	gap := max(2*fillPoll, 10*last.Sub(start)/time.Duration(n-1))
+	return now.Sub(last) > gap
+}
+
 // handoff forms batches from the queue and hands them to the Handler,
 // acknowledging them after it accepted them. It returns when ctx ends, or
 // when drain is closed and the queue is empty.
@@ -486,16 +500,19 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 		} else {
 			deadline = start.Add(s.cfg.MaxBatchDelay)
 		}
+		last := start // when the batch last grew (at fillPoll resolution)
 	fill:
 		for len(batch) < s.cfg.BatchSize {
 			select {
 			case p := <-s.q:
 				add(p)
+				last = time.Now()
 				continue
 			default:
 			}
-			wait := time.Until(deadline)
-			if draining || wait <= 0 {
+			now := time.Now()
+			wait := deadline.Sub(now)
+			if draining || wait <= 0 || (!qos0 && stalled(start, last, now, len(batch))) {
 				break
 			}
 			// Look again after fillPoll rather than waking for every message:
