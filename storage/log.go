@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,6 +54,7 @@ type logSource struct {
 	txN      int
 	txRaw    []byte
 	txHashes []recHash // of the records in txRaw, for the dedup window
+	txSet    map[recHash]struct{} // txHashes as a set (when the source deduplicates)
 	txBytes  uint64    // raw record bytes appended
 	metaBuf  []byte    // encoded txSt, read by bbolt until the commit
 	frameBuf [2][]byte // frame buffers, alternating: bbolt reads one until its commit
@@ -166,6 +166,7 @@ func (x *DB) touch(name string) *logSource {
 		src.txN = 0
 		src.txRaw = src.txRaw[:0]
 		src.txHashes = src.txHashes[:0]
+		clear(src.txSet)
 		src.txBytes = 0
 		x.pending = append(x.pending, src)
 	}
@@ -182,21 +183,27 @@ func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 		if err := x.loadDedup(tx, src.name, w); err != nil {
 			return err
 		}
+		src.txSet = make(map[recHash]struct{}, len(src.txHashes))
 		for _, h := range src.txHashes {
 			w.add(h, x.opt.DedupHorizon)
+			src.txSet[h] = struct{}{}
 		}
 		src.dedup = w
+	}
+	if src.dedup != nil && src.txSet == nil {
+		src.txSet = make(map[recHash]struct{}, len(r.recs))
 	}
 	r.first = src.txFirst + uint64(src.txN)
 	r.drop = 0
 	for _, rec := range r.recs {
 		if src.dedup != nil {
 			h := x.hashRecord(rec)
-			if r.dedup && (src.dedup.has(h) || slices.Contains(src.txHashes, h)) {
+			if _, inTx := src.txSet[h]; r.dedup && (inTx || src.dedup.has(h)) {
 				r.drop++
 				continue
 			}
 			src.txHashes = append(src.txHashes, h)
+			src.txSet[h] = struct{}{}
 		}
 		// No dedup key is stored (length 0): the window is rebuilt from the
 		// records themselves.
