@@ -53,11 +53,11 @@ type logSource struct {
 	txFirst  uint64 // offset of the frame being built
 	txN      int
 	txRaw    []byte
-	txHashes []recHash // of the records in txRaw, for the dedup window
+	txHashes []recHash            // of the records in txRaw, for the dedup window
 	txSet    map[recHash]struct{} // txHashes as a set (when the source deduplicates)
-	txBytes  uint64    // raw record bytes appended
-	metaBuf  []byte    // encoded txSt, read by bbolt until the commit
-	frameBuf [2][]byte // frame buffers, alternating: bbolt reads one until its commit
+	txBytes  uint64               // raw record bytes appended
+	metaBuf  []byte               // encoded txSt, read by bbolt until the commit
+	frameBuf [2][]byte            // frame buffers, alternating: bbolt reads one until its commit
 	frameIdx int
 }
 
