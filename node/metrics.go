@@ -318,29 +318,14 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		if ds.RecordsAppended > 0 {
 			g("edged_storage_bytes_written_per_million_records", "Flash wear: bytes written per million input records since start (storage.group* settings trade latency for writes).", ds.BytesPerMillionRecords)
 		}
-		logs := make([]string, 0, len(ds.Log))
-		for k := range ds.Log {
-			logs = append(logs, k)
-		}
-		sort.Strings(logs)
-		for _, k := range logs {
+		for _, k := range slices.Sorted(maps.Keys(ds.Log)) {
 			g("edged_input_log_records", "Records retained in an input log.", float64(ds.Log[k].Records), "log", k)
 		}
-		sinks := make([]string, 0, len(ds.Spool))
-		for k := range ds.Spool {
-			sinks = append(sinks, k)
-		}
-		sort.Strings(sinks)
-		for _, k := range sinks {
+		for _, k := range slices.Sorted(maps.Keys(ds.Spool)) {
 			g("edged_sink_spool_depth", "Outputs spooled and not yet delivered.", float64(ds.Spool[k].Depth), "sink", k)
 			g("edged_sink_spool_bytes", "Bytes of spooled outputs.", float64(ds.Spool[k].Bytes), "sink", k)
 		}
-		dls := make([]string, 0, len(ds.DeadLettersByPipeline))
-		for k := range ds.DeadLettersByPipeline {
-			dls = append(dls, k)
-		}
-		sort.Strings(dls)
-		for _, k := range dls {
+		for _, k := range slices.Sorted(maps.Keys(ds.DeadLettersByPipeline)) {
 			g("edged_dead_letters", "Dead letters stored.", float64(ds.DeadLettersByPipeline[k]), "pipeline", k)
 		}
 		c("edged_dead_letters_dropped_total", "Oldest dead letters dropped by the store's bound.", float64(ds.DeadLettersDropped))

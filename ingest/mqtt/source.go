@@ -457,24 +457,21 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 	poll := time.NewTimer(time.Hour)
 	poll.Stop()
 	draining := false
-	// The batch is handed off at deadline: MaxBatchDelay after its first
-	// message, or MaxBatchDelayQoS0 while it holds only QoS 0 messages
-	// (nothing waits for their acknowledgement, so they can wait for a
-	// bigger group commit: fewer flash writes).
-	var start, deadline time.Time
+	// The batch is handed off MaxBatchDelay after its first message, or
+	// MaxBatchDelayQoS0 after it while it holds only QoS 0 messages (nothing
+	// waits for their acknowledgement, so they can wait for a bigger group
+	// commit: fewer flash writes).
 	qos0 := false
 	add := func(p pending) {
 		batch = append(batch, p.m)
 		raws = append(raws, p.raw)
-		if qos0 && p.m.QoS > 0 {
-			qos0, deadline = false, start.Add(s.cfg.MaxBatchDelay)
+		if p.m.QoS > 0 {
+			qos0 = false
 		}
 	}
 	for {
 		// Wait for the first message of a batch.
 		qos0 = true
-		start = time.Now()
-		deadline = start.Add(s.cfg.MaxBatchDelayQoS0)
 		if draining {
 			select {
 			case p := <-s.q:
@@ -494,12 +491,7 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 			}
 		}
 		// Fill it: take what is queued, then wait until the deadline.
-		start = time.Now()
-		if qos0 {
-			deadline = start.Add(s.cfg.MaxBatchDelayQoS0)
-		} else {
-			deadline = start.Add(s.cfg.MaxBatchDelay)
-		}
+		start := time.Now()
 		last := start // when the batch last grew (at fillPoll resolution)
 	fill:
 		for len(batch) < s.cfg.BatchSize {
@@ -511,7 +503,11 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 			default:
 			}
 			now := time.Now()
-			wait := deadline.Sub(now)
+			delay := s.cfg.MaxBatchDelay
+			if qos0 {
+				delay = s.cfg.MaxBatchDelayQoS0
+			}
+			wait := start.Add(delay).Sub(now)
 			if draining || wait <= 0 || (!qos0 && stalled(start, last, now, len(batch))) {
 				break
 			}
