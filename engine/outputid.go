@@ -39,7 +39,9 @@ func (id OutputID) AppendText(b []byte) []byte {
 }
 
 // String returns the text form "pipeline/partition/term/epoch/seq".
-func (id OutputID) String() string { return string(id.AppendText(make([]byte, 0, len(id.Pipeline)+32))) }
+func (id OutputID) String() string {
+	return string(id.AppendText(make([]byte, 0, len(id.Pipeline)+32)))
+}
 
 // Before reports whether id comes before o in one sink's delivery order
 // (same pipeline and partition): by term, then epoch, then sequence.

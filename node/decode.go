@@ -10,7 +10,6 @@ import (
 	"github.com/edgedio/edged/ingest/mqtt"
 )
 
-
 // fieldFill sets fields of decoded records by name: topic captures, and the
 // SenML and raw decoders' outputs. It recomputes Record.Key when a key field
 // was set.

@@ -83,12 +83,12 @@ type Node struct {
 	inputFile string
 	listener  net.Listener
 
-	db        *storage.DB
-	ready     atomic.Bool
-	stopping  atomic.Bool
-	runCtx    context.Context
-	filePipe  string // the pipeline whose first source reads the input file
-	apiAddr   atomic.Value // string
+	db       *storage.DB
+	ready    atomic.Bool
+	stopping atomic.Bool
+	runCtx   context.Context
+	filePipe string       // the pipeline whose first source reads the input file
+	apiAddr  atomic.Value // string
 
 	// mu guards pipes and sinks. swapMu serialises pipeline changes (apply,
 	// delete, reload); it is taken before mu.
