@@ -69,15 +69,6 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func buildEdged(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "edged")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // newEdged writes a config with the given mqtt section and the pipeline.
 func newEdged(t *testing.T, bin, mqttYAML string) *edgedProc {
 	t.Helper()
