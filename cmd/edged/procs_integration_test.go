@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -195,7 +196,8 @@ type reading struct {
 	Ver    float64 `json:"ver"`
 }
 
-// readings returns the rows of the file sink file (under data/out).
+// readings returns the complete rows of the file sink file (under
+// data/out).
 func (e *edgedProc) readings(t *testing.T, file string) []reading {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.data, "out", file))
@@ -204,6 +206,12 @@ func (e *edgedProc) readings(t *testing.T, file string) []reading {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A line being written is not complete yet: read up to the last newline.
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
 	}
 	var out []reading
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
