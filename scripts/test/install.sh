@@ -40,6 +40,7 @@ if [ "${1:-}" = "--check" ]; then
   command -v gcc >/dev/null || missing+=("gcc (the race detector needs cgo)")
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=("mosquitto")
   [ -n "$(find_versitygw)" ] || missing+=("versitygw")
+  command -v promtool >/dev/null || missing+=("promtool (Debian package prometheus)")
   if [ ${#missing[@]} -gt 0 ]; then
     {
       echo "make test needs real servers and tools that are missing here:"
