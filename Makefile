@@ -16,7 +16,7 @@ build: ## build bin/edged and bin/edgectl for this machine
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edged ./cmd/edged
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgectl ./cmd/edgectl
 
-test: lint depcheck test-check ## lint, dependency rules, then every test (with the real-server integration tests) under the race detector; fails when a server is missing (make test-deps)
+test: test-check lint depcheck ## lint, dependency rules, then every test (with the real-server integration tests) under the race detector; fails when a server is missing (make test-deps)
 	$(GO) test -race -count=1 -tags integration $(GOTESTFLAGS) $(PKGS)
 
 test-integration: test-check ## only the tests that need real servers (mosquitto, versitygw)
