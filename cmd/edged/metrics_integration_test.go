@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -33,7 +32,7 @@ func TestIntegrationMetricsPassPromtool(t *testing.T) {
 	for _, f := range []string{"one.jsonl", "two.jsonl"} {
 		eventually(t, 20*time.Second, func() error { return checkOnce(t, e.readings(t, f), 0, 50) })
 	}
-	resp, err := http.Get("http://" + e.api + "/metrics")
+	resp, err := apiClient.Get("http://" + e.api + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

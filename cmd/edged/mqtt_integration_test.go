@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,7 +114,7 @@ func (e *edgedProc) start(t *testing.T) {
 }
 
 func (e *edgedProc) get(path string, v any) error {
-	resp, err := http.Get("http://" + e.api + path)
+	resp, err := apiClient.Get("http://" + e.api + path)
 	if err != nil {
 		return err
 	}

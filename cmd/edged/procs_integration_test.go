@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,7 +178,7 @@ func (e *edgedProc) pipelineVersions(t *testing.T) map[string]string {
 // post sends an empty POST and returns the status code and body.
 func (e *edgedProc) post(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Post("http://"+e.api+path, "application/json", nil)
+	resp, err := apiClient.Post("http://"+e.api+path, "application/json", nil)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
