@@ -600,6 +600,15 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 		}
 		groups[p] = append(groups[p], d)
 	}
+	// Which pipelines run, read before s.mu: attachSinks holds n.mu while it
+	// takes s.mu, so taking n.mu under s.mu deadlocks (it did, at a restart
+	// with outputs left in the spool).
+	running := make(map[string]bool, len(order))
+	n.mu.RLock()
+	for _, p := range order {
+		_, running[p] = n.pipes[p]
+	}
+	n.mu.RUnlock()
 	var ack []string
 	var errs []error
 	s.mu.Lock()
@@ -607,10 +616,7 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 		g := groups[p]
 		w := s.writers[p]
 		if w == nil {
-			n.mu.RLock()
-			_, running := n.pipes[p]
-			n.mu.RUnlock()
-			if running {
+			if running[p] {
 				continue // its writer is being replaced
 			}
 			// The pipeline was deleted: nothing will deliver these.
