@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgedio/edged/ingest/mqtt"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -191,6 +192,10 @@ type MQTTConfig struct {
 	// fill: the knob that bounds flash wear at low rates (one log commit per
 	// this long, at least). Zero means 1s, one epoch interval.
 	MaxBatchDelayQoS0 time.Duration `yaml:"maxBatchDelayQoS0"`
+	// Broker holds the embedded broker's limits (packet size, clients,
+	// session expiry, queued and in-flight messages per client); zero
+	// fields mean their defaults.
+	Broker mqtt.BrokerLimits `yaml:"broker"`
 }
 
 // MQTTTLSConfig holds the client-side TLS files.
@@ -242,6 +247,7 @@ func DefaultConfig() Config {
 			BatchSize:     8192,                   // one group commit per 8192 messages at most
 			MaxInFlight:   16384,                  // ~2-3 MB of typical sensor payloads
 			MaxBatchDelay: 250 * time.Millisecond, // QoS 1: ~4 log commits/s at low rates (flash wear); stalls hand off sooner
+			Broker:        mqtt.DefaultBrokerLimits(),
 		},
 		Uplink: defaultUplink(),
 	}
@@ -408,6 +414,9 @@ func (c Config) Validate() error {
 	}
 	if c.MQTT.MaxBatchDelay < 0 {
 		add("mqtt.maxBatchDelay", "must not be negative")
+	}
+	if err := c.MQTT.Broker.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	uc := c.uplinkConfig()
 	if err := uc.Validate(); err != nil {
