@@ -131,9 +131,6 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	cfg.Limits.apply(caps)
 	caps.MaximumMessageExpiryInterval = 0 // never expire queued messages
-	if cfg.Handler != nil {
-		caps.MaximumQos = 1 // MQTT 5 clients are told; QoS 2 from 3.1.1 clients is still acknowledged durably (PUBREC)
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

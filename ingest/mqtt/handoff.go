@@ -237,6 +237,7 @@ func (h *handoff) run(ctx context.Context) {
 	msgs := make([]Message, 0, h.batch)
 	poll := time.NewTimer(time.Hour)
 	poll.Stop()
+	fails := 0 // consecutive refused batches
 	for {
 		qos0 := true
 		add := func(it item) {
@@ -290,13 +291,26 @@ func (h *handoff) run(ctx context.Context) {
 		msgs = msgs[:0]
 		if err == nil {
 			h.accepted(batch)
+			fails = 0
 		} else {
 			h.refused(batch, err)
+			fails++
 		}
 		clear(batch)
 		batch = batch[:0]
+		if fails > 0 {
+			// The disconnected clients reconnect and resend at once; pause
+			// (50 ms doubling to 5 s) so that a full disk does not become a
+			// reconnect storm.
+			if !sleepCtx(ctx, jitter(min(refusedBackoff<<min(fails-1, 7), 5*time.Second))) {
+				return
+			}
+		}
 	}
 }
+
+// refusedBackoff is the first pause after the Handler refused a batch.
+const refusedBackoff = 50 * time.Millisecond
 
 // stallGap is ten times the batch's mean gap between messages (zero for a
 // batch of one message).

@@ -127,6 +127,23 @@ func TestHandoffAcksOnlyAfterHandlerAccepted(t *testing.T) {
 	})
 }
 
+// A QoS 2 PUBLISH gets its PUBREC only after the Handler accepted it, and
+// the exchange completes (PUBREL, PUBCOMP).
+func TestHandoffQoS2RecOnlyAfterHandlerAccepted(t *testing.T) {
+	g := newGate()
+	url, _ := startHandoffBroker(t, g, BrokerLimits{})
+	pub := client(t, url, "pub2", true)
+	tok := pub.Publish("s/2", 2, false, "two")
+	if batch := g.next(t); len(batch) != 1 || batch[0].QoS != 2 {
+		t.Fatalf("Handler got %+v; want one QoS 2 message", batch)
+	}
+	if done(tok) {
+		t.Fatal("QoS 2 exchange completed before the Handler returned")
+	}
+	g.answer <- nil
+	waitTok(t, tok)
+}
+
 // When the Handler fails, nothing is acknowledged: the client is
 // disconnected, and its resend after reconnecting is accepted.
 func TestHandoffRefusedBatchDisconnectsWithoutAck(t *testing.T) {
