@@ -67,6 +67,7 @@ one() {
   done
   local out secs
   out=$("$work/devices" --broker "tcp://127.0.0.1:$port" -n "$messages" -devices "$2" -window "$window")
+  echo "$1 clients=$2: $out" >&2
   secs=$(sed -n 's/.* in \([0-9.]*\)s;.*/\1/p' <<< "$out")
   kill -TERM $epid; wait $epid || true; epid=
   rm -rf "$d"
