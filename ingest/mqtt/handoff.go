@@ -34,7 +34,7 @@ type HandoffStats struct {
 	// because MaxInFlightPerClient of its messages were awaiting the
 	// Handler (its connection is not read meanwhile).
 	InFlightWaits uint64
-	InFlight      int    // QoS 1/2 messages taken and not yet acknowledged
+	InFlight      int    // QoS 1/2 messages taken and not yet accepted by the Handler
 	LastError     string // the last Handler error, "" if none
 	// Failing is true while the last Handler call failed.
 	Failing bool
@@ -221,7 +221,6 @@ func (h *handoff) write(p *peer) {
 			} else {
 				h.acked.Add(1)
 			}
-			h.inflight.Add(-1)
 			<-p.slots
 		}
 	}
@@ -336,6 +335,7 @@ func (h *handoff) accepted(batch []item) {
 		if it.pk.FixedHeader.Qos == 2 {
 			ack.FixedHeader.Type = packets.Pubrec
 		}
+		h.inflight.Add(-1)
 		select {
 		case it.p.acks <- ack: // never blocks: the item holds one of the window's slots
 		default:
