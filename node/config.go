@@ -149,8 +149,10 @@ type EpochConfig struct {
 }
 
 // MQTTConfig is the MQTT section. With Brokers empty and Listen set, the
-// node runs the embedded broker (ingest/mqtt.Broker) on Listen and connects
-// its MQTT source and publisher to it; with Brokers set it connects to them.
+// node runs the embedded broker (ingest/mqtt.Broker) on Listen, which hands
+// messages to the input log in-process (QoS 1 acknowledged once durable),
+// and connects the mqtt sinks' publisher to it; with Brokers set it
+// connects its MQTT source and publisher to them.
 // With both empty, MQTT is off. The node subscribes to the union of the
 // topics of every loaded pipeline's sources (sources[].mqtt.topics).
 type MQTTConfig struct {
