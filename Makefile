@@ -61,7 +61,7 @@ lint: ## gofmt and go vet
 depcheck: ## enforce the package dependency rules of DESIGN.md
 	$(GO) test -count=1 ./internal/depcheck
 
-chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt, PIPELINE=dstream|events)
+chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt|embedded, PIPELINE=dstream|events)
 	bash scripts/chaos/crash.sh $(if $(SEED),--seed $(SEED)) $(if $(SOURCE),--source $(SOURCE)) $(if $(PIPELINE),--pipeline $(PIPELINE))
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
