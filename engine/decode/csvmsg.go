@@ -93,10 +93,11 @@ func csvCells[T text](p *plan, cells []T, cols []int, declared bool) *DecodeErro
 func headerCols[T text](p *plan, header []T, cols []int) ([]int, *DecodeError) {
 	have := make([]bool, len(p.names))
 	for c, cell := range header {
-		name := strings.TrimSpace(string(cell))
+		name := string(cell)
 		if c == 0 {
 			name = strings.TrimPrefix(name, "\ufeff")
 		}
+		name = strings.TrimSpace(name)
 		idx, ok := p.index[name]
 		if !ok {
 			cols = append(cols, -1)
