@@ -25,18 +25,25 @@ func (t *tmpl) Fields() []string {
 }
 
 func (t *tmpl) Match(topic string, fn func(name, value string)) bool {
-	parts := strings.Split(topic, "/")
-	if len(parts) != len(t.levels) {
-		return false
-	}
-	for i, l := range t.levels {
-		if !strings.HasPrefix(l, "{") && l != parts[i] {
-			return false
+	for pass := range 2 { // check, then capture; no allocation
+		rest, more := topic, true
+		for _, l := range t.levels {
+			if !more {
+				return false
+			}
+			var level string
+			level, rest, more = strings.Cut(rest, "/")
+			switch {
+			case !strings.HasPrefix(l, "{"):
+				if l != level {
+					return false
+				}
+			case pass == 1 && fn != nil:
+				fn(l[1:len(l)-1], level)
+			}
 		}
-	}
-	for i, l := range t.levels {
-		if strings.HasPrefix(l, "{") && fn != nil {
-			fn(strings.Trim(l, "{}"), parts[i])
+		if more {
+			return false
 		}
 	}
 	return true
@@ -136,7 +143,9 @@ func TestDecoderFormats(t *testing.T) {
 			want:    []rec{reading("a", "s1", 1000, 1)}},
 		{name: "csv header only", format: FormatCSV, payload: "site,sensor,ts,temp\n"},
 		{name: "topic captures fill fields and override the payload", format: FormatJSON,
-			cfg:     func(c *Config) { c.Topics = []TopicMatcher{newTmpl("other/{site}"), newTmpl("sensors/{site}/{sensor}/temp")} },
+			cfg: func(c *Config) {
+				c.Topics = []TopicMatcher{newTmpl("other/{site}"), newTmpl("sensors/{site}/{sensor}/temp")}
+			},
 			topic:   "sensors/hall/s1/temp",
 			payload: `{"sensor":"spoofed","ts":1000,"temp":1}`,
 			want:    []rec{reading("hall", "s1", 1000, 1)}},

@@ -171,9 +171,8 @@ func (d *msgDecoder) senmlObject(p []byte, i int, r *senmlRec) (int, *DecodeErro
 			}
 		}
 		if bit != 0 {
-			label := string(key) // error paths only
 			if r.seen&bit != 0 {
-				return i, &DecodeError{Offset: i, Field: label, Reason: "label appears twice in the record"}
+				return i, &DecodeError{Offset: i, Field: string(key), Reason: "label appears twice in the record"}
 			}
 			r.seen |= bit
 			if ni, ok := literal(p, i, "null"); ok {
@@ -183,22 +182,22 @@ func (d *msgDecoder) senmlObject(p []byte, i int, r *senmlRec) (int, *DecodeErro
 				switch {
 				case str != nil:
 					if i >= len(p) || p[i] != '"' {
-						return i, &DecodeError{Offset: i, Field: label, Reason: "want a JSON string, got " + jsonKind(p, i)}
+						return i, &DecodeError{Offset: i, Field: string(key), Reason: "want a JSON string, got " + jsonKind(p, i)}
 					}
 					v, ni, e := j.scanString(p, i)
 					if e != nil {
-						e.Field = label
+						e.Field = string(key)
 						return ni, e
 					}
 					*str = append((*str)[:0], v...)
 					i = ni
 				case num != nil:
 					if i >= len(p) || (p[i] != '-' && (p[i] < '0' || p[i] > '9')) {
-						return i, &DecodeError{Offset: i, Field: label, Reason: "want a JSON number, got " + jsonKind(p, i)}
+						return i, &DecodeError{Offset: i, Field: string(key), Reason: "want a JSON number, got " + jsonKind(p, i)}
 					}
 					f, ni, e := scanNumber(p, i)
 					if e != nil {
-						e.Field = label
+						e.Field = string(key)
 						return ni, e
 					}
 					*num, i = f, ni
@@ -208,7 +207,7 @@ func (d *msgDecoder) senmlObject(p []byte, i int, r *senmlRec) (int, *DecodeErro
 					} else if ni, ok := literal(p, i, "false"); ok {
 						r.vb, i = false, ni
 					} else {
-						return i, &DecodeError{Offset: i, Field: label, Reason: "want a JSON bool, got " + jsonKind(p, i)}
+						return i, &DecodeError{Offset: i, Field: string(key), Reason: "want a JSON bool, got " + jsonKind(p, i)}
 					}
 				}
 			}
