@@ -31,8 +31,10 @@ func SplitFile(data []byte, format string, fn func(line int, msg []byte) error) 
 					end = len(data)
 				}
 			}
-			if err := fn(line, trimEOL(data[i:end])); err != nil {
-				return err
+			if msg := trimEOL(data[i:end]); len(msg) > 0 {
+				if err := fn(line, msg); err != nil {
+					return err
+				}
 			}
 			line += bytes.Count(data[i:end], nl)
 			i = end
