@@ -208,7 +208,9 @@ func decodeFile(cfg decode.Config, opt BatchOptions, all *engine.Batch, onErr fu
 		}
 		cfg.Format, cfg.CSVColumns = format, nil
 	}
-	cfg.Topics = nil // files carry no topics
+	// cfg.Topics stay: a file's messages have no topic, so they capture
+	// nothing, and a field that only a topic gives is missing, as it is for a
+	// message on a topic no template matches.
 	data, err := io.ReadAll(opt.Input)
 	if err != nil {
 		return fmt.Errorf("read input: %w", err)

@@ -3,6 +3,7 @@ package decode
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/edgedio/edged/engine"
@@ -137,6 +138,9 @@ func (c Config) Validate() error {
 		if rawField(c.Schema) < 0 {
 			errs = append(errs, errors.New("decode: format: raw needs a string field to hold the payload (the field \"payload\", or any string field)"))
 		}
+		if c.TimeField != "" && !capturedAnywhere(c.Topics, c.TimeField) {
+			errs = append(errs, fmt.Errorf("decode: time_field: a raw payload has no event time; %q must be captured by a topic template", c.TimeField))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("decode: format: %q is not one of %s, %s, %s, %s", c.Format, FormatJSON, FormatCSV, FormatSenML, FormatRaw))
 	}
@@ -156,8 +160,20 @@ func (c Config) Validate() error {
 			}
 			seen[n] = true
 		}
-		if c.TimeField != "" && !seen[c.TimeField] && !capturedAnywhere(c.Topics, c.TimeField) {
-			errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the event-time field %q", c.TimeField))
+		// The fields a header row must name must be declared columns too.
+		for i := range c.Schema.Len() {
+			name := c.Schema.Field(i).Name
+			if seen[name] || capturedAnywhere(c.Topics, name) {
+				continue
+			}
+			switch {
+			case name == c.TimeField:
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the event-time field %q", name))
+			case slices.Contains(c.KeyFields, name):
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the key field %q", name))
+			case c.Strict:
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the field %q (strict)", name))
+			}
 		}
 	}
 	for i, t := range c.Topics {

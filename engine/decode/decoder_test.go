@@ -389,6 +389,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"csv columns", Config{Schema: s, Format: FormatCSV, TimeField: "ts", CSVColumns: []string{"n", "x", "n", SkipColumn}},
 			[]string{`csv.columns[1]: `, `csv.columns[2]: column "n" declared twice`, `no column holds the event-time field "ts"`}},
 		{"csv columns for json", Config{Schema: s, CSVColumns: []string{"n"}}, []string{"csv.columns: only for format csv"}},
+		{"csv columns without key or strict fields", Config{Schema: s, Format: FormatCSV, Strict: true, KeyFields: []string{"n"}, CSVColumns: []string{"-"}},
+			[]string{`no column holds the key field "n"`, `no column holds the field "ts" (strict)`}},
+		{"raw with an event time no topic gives", Config{Schema: engine.MustSchema(engine.Field{Name: "p", Kind: engine.KindString}, engine.Field{Name: "ts", Kind: engine.KindTime}), Format: FormatRaw, TimeField: "ts"},
+			[]string{`time_field: a raw payload has no event time; "ts" must be captured by a topic template`}},
 		{"topic captures an unknown field", Config{Schema: s, Topics: []TopicMatcher{newTmpl("a/{n}"), newTmpl("b/{dev}")}},
 			[]string{`mqtt.topics[1]: the template captures "dev", which is not a field of the source`}},
 	}
