@@ -45,6 +45,7 @@ func decoderCases() []decoderCase {
 		{"csv_columns8", cols, readingSchema, Input{Payload: csvRows(8, false)}},
 		{"senml", senmlConfig(), senmlSchema,
 			Input{Payload: []byte(`[{"bn":"urn:dev:ow:10e2073a01080063:","bt":1.320078429e+09,"n":"temperature","u":"Cel","v":27.2},{"n":"humidity","u":"%RH","v":80,"t":-1}]`), Received: received}},
+		{"senml_rfc8428_5.1.5", senmlConfig(), senmlSchema, Input{Payload: []byte(senmlSamples[4]), Received: received}},
 		{"raw", Config{Schema: engine.MustSchema(engine.Field{Name: "payload", Kind: engine.KindString}), Format: FormatRaw},
 			engine.MustSchema(engine.Field{Name: "payload", Kind: engine.KindString}), Input{Payload: []byte("ON")}},
 	}
