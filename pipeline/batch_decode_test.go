@@ -42,7 +42,7 @@ func daemonRecords(t *testing.T, c *Compiled, received int64, payloads ...string
 	b := engine.NewBatch(cfg.Schema)
 	bad := 0
 	for i, p := range payloads {
-		entry := decode.AppendEntry(nil, decode.Input{Payload: []byte(p), Topic: []byte("t/in"), Received: received})
+		entry := decode.AppendEntry(nil, received, "t/in", []byte(p))
 		in := decode.ParseEntry(entry)
 		in.Origin = engine.Origin{Source: "in", Offset: uint64(i + 1)}
 		if err := d.Decode(b, in); err != nil {

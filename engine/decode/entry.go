@@ -16,17 +16,18 @@ const (
 	entryV1Head = 1 + 8
 )
 
-// AppendEntry appends to dst the input-log entry of in: its receipt time,
-// topic and payload (in.Origin is not kept: the log position is the origin).
-// ParseEntry reads it back. Keeping the receipt time in the entry is what
-// makes decoding deterministic on replay: relative SenML times resolve the
-// same after a crash. It allocates nothing when dst has room.
-func AppendEntry(dst []byte, in Input) []byte {
+// AppendEntry appends to dst the input-log entry of a message: its receipt
+// time (unix ms), topic ("" when it has none) and payload. ParseEntry reads
+// it back as the Input to decode. Keeping the receipt time in the entry is
+// what makes decoding deterministic on replay: relative SenML times resolve
+// the same after a crash. It takes the topic as a string, as MQTT clients
+// deliver it, and allocates nothing when dst has room.
+func AppendEntry(dst []byte, received int64, topic string, payload []byte) []byte {
 	dst = append(dst, entryV1)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(in.Received))
-	dst = binary.AppendUvarint(dst, uint64(len(in.Topic)))
-	dst = append(dst, in.Topic...)
-	return append(dst, in.Payload...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(received))
+	dst = binary.AppendUvarint(dst, uint64(len(topic)))
+	dst = append(dst, topic...)
+	return append(dst, payload...)
 }
 
 // ParseEntry splits an input-log entry into an Input whose Payload and

@@ -62,11 +62,10 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	entry := decode.AppendEntry(nil, decode.Input{
-		Payload:  []byte(`[{"bn":"boiler/","n":"temp","v":71.5,"t":-2},{"n":"pressure","v":1.8}]`),
-		Topic:    []byte("senml/boiler-1"),
-		Received: 1700000000000,
-	})
+	// What ingest writes to the input log when the pack arrives...
+	entry := decode.AppendEntry(nil, 1700000000000, "senml/boiler-1",
+		[]byte(`[{"bn":"boiler/","n":"temp","v":71.5,"t":-2},{"n":"pressure","v":1.8}]`))
+	// ...and what an epoch, or a replay after a crash, decodes from it.
 	b := engine.NewBatch(schema)
 	if err := d.Decode(b, decode.ParseEntry(entry)); err != nil {
 		panic(err)

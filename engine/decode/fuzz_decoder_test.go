@@ -183,7 +183,7 @@ func FuzzParseEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte, topic string, recv int64) {
 		_ = ParseEntry(payload)
 		_ = EntryIdentity(payload)
-		in := ParseEntry(AppendEntry(nil, Input{Payload: payload, Topic: []byte(topic), Received: recv}))
+		in := ParseEntry(AppendEntry(nil, recv, topic, payload))
 		if string(in.Payload) != string(payload) || string(in.Topic) != topic || in.Received != recv {
 			t.Fatalf("got %+v; want payload %q topic %q received %d", in, payload, topic, recv)
 		}

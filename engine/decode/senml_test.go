@@ -115,7 +115,7 @@ func TestDecodeSenML(t *testing.T) {
 // restart replays the input log: the event times come from the receipt time
 // in the input, so they are the same whenever decoding happens.
 func TestDecodeSenMLReplayGivesTheSameTimes(t *testing.T) {
-	entry := AppendEntry(nil, Input{Payload: []byte(`[{"n":"a","v":1,"t":-2}]`), Topic: []byte("senml/a"), Received: received})
+	entry := AppendEntry(nil, received, "senml/a", []byte(`[{"n":"a","v":1,"t":-2}]`))
 	var times []int64
 	for range 2 {
 		d := mustNew(t, senmlConfig())
