@@ -224,3 +224,36 @@ func TestCompileDecoderConfig(t *testing.T) {
 		t.Errorf("got %v; want %q", err, want)
 	}
 }
+
+// TestCompiledDecoderCapturesWithMQTTTemplates decodes with the Config
+// Compile builds, whose topic templates are the daemon's own
+// (*mqtt.TopicTemplate): captures fill fields for every format, a shared
+// subscription's prefix is not part of the topic, a rest capture takes the
+// remaining levels.
+func TestCompiledDecoderCapturesWithMQTTTemplates(t *testing.T) {
+	fields := "      fields: [{name: site, type: string}, {name: sensor, type: string}, {name: ts, type: time}, {name: v, type: number}]\n      eventTime: ts\n      key: [site, sensor]\n"
+	topics := "      mqtt: {topics: [\"$share/g/a/{site}/{sensor}\", \"b/{site}/{sensor...}\"]}\n"
+	tests := []struct{ format, payload, topic, want, wantKey string }{
+		{"json", `{"ts":1000,"v":1,"site":"spoofed"}`, "a/hall/s1", `{"site":"hall","sensor":"s1","ts":1000,"v":1}`, "hall/s1"},
+		{"json", `{"ts":1000,"v":1}`, "b/yard/x/y", `{"site":"yard","sensor":"x/y","ts":1000,"v":1}`, "yard/x/y"},
+		{"csv", "ts,v\n1000,1\n", "a/hall/s1", `{"site":"hall","sensor":"s1","ts":1000,"v":1}`, "hall/s1"},
+	}
+	for _, tt := range tests {
+		c := passThrough(t, "      format: "+tt.format+"\n"+topics+fields)
+		cfg := c.Decoders["in"]
+		d, err := decode.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := engine.NewBatch(cfg.Schema)
+		if err := d.Decode(b, decode.ParseEntry(decode.AppendEntry(nil, 1, tt.topic, []byte(tt.payload)))); err != nil {
+			t.Fatalf("%s on %s: %v", tt.payload, tt.topic, err)
+		}
+		if got := string(decode.AppendJSON(nil, cfg.Schema, &b.Recs[0])); got != tt.want {
+			t.Errorf("%s on %s: got %s; want %s", tt.payload, tt.topic, got, tt.want)
+		}
+		if got := b.Recs[0].Key; got != tt.wantKey {
+			t.Errorf("got key %q; want %q, from the captured fields", got, tt.wantKey)
+		}
+	}
+}
