@@ -186,7 +186,7 @@ func TestSubscriptionsFollowPipelineChanges(t *testing.T) {
 		})
 	}
 	want("sensors/+/temp (qos 0)")
-	if _, err := tn.Apply("m2", []byte(strings.ReplaceAll(strings.ReplaceAll(testPipeline, "name: t1", "name: m2"), `{topics: ["sensors/+/temp"]}`, `{topics: ["lab/{room}/#"], qos: 1}`))); err != nil {
+	if _, err := tn.Apply("m2", []byte(strings.ReplaceAll(strings.ReplaceAll(testPipeline, "name: t1", "name: m2"), `{topics: ["sensors/+/temp"]}`, `{topics: ["lab/+/#"], qos: 1}`))); err != nil {
 		t.Fatal(err)
 	}
 	want("lab/+/# (qos 1),sensors/+/temp (qos 0)")
