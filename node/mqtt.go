@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/internal/topic"
 	"net"
 	"os"
 	"slices"
@@ -296,7 +297,7 @@ func (n *Node) anyRoutable(msgs []mqtt.Message) bool {
 	subs := n.subscriptions()
 	for i := range msgs {
 		for _, s := range subs {
-			if mqtt.MatchFilter(s.Topic, msgs[i].Topic) {
+			if topic.MatchFilter(s.Topic, msgs[i].Topic) {
 				return true
 			}
 		}

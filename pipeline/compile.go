@@ -3,13 +3,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/internal/topic"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
-	"github.com/edgedio/edged/ingest/mqtt"
 )
 
 // Compiled is a spec turned into an engine plan, with what is needed to feed
@@ -67,7 +67,7 @@ func Compile(s *Spec) (*Compiled, error) {
 		}
 		if src.MQTT != nil {
 			for j, t := range src.MQTT.Topics {
-				tt, err := mqtt.ParseTopicTemplate(t)
+				tt, err := topic.ParseTemplate(t)
 				if err != nil {
 					errs = append(errs, s.errAt(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "%v", err))
 					continue
