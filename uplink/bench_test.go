@@ -36,7 +36,7 @@ func benchEncode(b *testing.B, enc Encoder) {
 	b.ResetTimer()
 	for b.Loop() {
 		buf.Reset()
-		if _, err := enc.Encode(&buf, rows); err != nil {
+		if _, err := enc.Encode(&buf, nil, rows); err != nil {
 			b.Fatal(err)
 		}
 	}

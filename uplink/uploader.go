@@ -700,14 +700,14 @@ func (u *Uploader) enforceRetention(ctx context.Context, inflight *batch) bool {
 // upload encodes b, writes it with retries, and acknowledges it.
 func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, force *bool) {
 	var buf bytes.Buffer
-	bad, err := u.enc.Encode(&buf, b.rows)
+	bad, err := u.enc.Encode(&buf, nil, b.rows)
 	for err != nil { // an encoder failure on valid input: retry, never drop
 		u.fail(fmt.Errorf("uplink: encode %s: %w", b.key, err), b.key, 0)
 		if !u.sleep(ctx, u.backoff(1), waiters, force) {
 			return
 		}
 		buf.Reset()
-		bad, err = u.enc.Encode(&buf, b.rows)
+		bad, err = u.enc.Encode(&buf, nil, b.rows)
 	}
 	data := buf.Bytes()
 	if err := u.writeJournal(b); err != nil {
