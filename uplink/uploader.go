@@ -258,7 +258,7 @@ type batch struct {
 	first, last uint64
 	ids         []string // every id, bad rows included, for Ack
 	rows        []Row
-	n           int // entries (positions) read to cover the batch
+	n           int    // entries (positions) read to cover the batch
 	key         string // the first part's key: names the batch in the journal and status
 	raw         int64
 	parts       []part
