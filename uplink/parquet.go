@@ -120,7 +120,7 @@ func (e *ParquetEncoder) Ext() string { return "parquet" }
 // Encode implements Encoder.
 func (e *ParquetEncoder) Encode(w io.Writer, schema *Schema, rows []Row) ([]BadRow, error) {
 	if e.zenc == nil {
-		z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, err
 		}
@@ -158,11 +158,11 @@ func (e *ParquetEncoder) setColumns(schema *Schema, rows []Row) {
 	clear(e.byName)
 	e.cols = e.cols[:0]
 	add := func(c Column, anyText bool) {
-		if _, dup := e.byName[c.Name]; dup || c.Name == e.IDColumn && e.IDColumn != "" {
+		if _, dup := e.byName[c.Name]; dup {
 			return
 		}
 		e.byName[c.Name] = len(e.cols)
-		if len(e.cols) < cap(e.cols) {
+		if len(e.cols) < cap(e.cols) { // reuse the value buffers of the last batch
 			e.cols = e.cols[:len(e.cols)+1]
 			pc := &e.cols[len(e.cols)-1]
 			pc.Column, pc.anyText, pc.nulls = c, anyText, 0
@@ -171,6 +171,9 @@ func (e *ParquetEncoder) setColumns(schema *Schema, rows []Row) {
 		} else {
 			e.cols = append(e.cols, pqColumn{Column: c, anyText: anyText})
 		}
+	}
+	if e.IDColumn != "" {
+		e.byName[e.IDColumn] = -1 // the rows' members of that name are ignored
 	}
 	if schema != nil {
 		for _, c := range schema.cols {
@@ -182,8 +185,9 @@ func (e *ParquetEncoder) setColumns(schema *Schema, rows []Row) {
 		}
 	}
 	if e.IDColumn != "" {
-		e.byName[e.IDColumn] = -1 // the row's member of that name is ignored
-		e.cols = append(e.cols[:len(e.cols):len(e.cols)], pqColumn{Column: Column{Name: e.IDColumn, Type: TypeString}})
+		delete(e.byName, e.IDColumn)
+		add(Column{Name: e.IDColumn, Type: TypeString}, false)
+		e.byName[e.IDColumn] = -1
 	}
 	e.slot = slicesGrow(e.slot, len(e.cols))
 	e.cells = slicesGrow(e.cells, len(e.cols))
