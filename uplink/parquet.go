@@ -689,11 +689,7 @@ func (e *ParquetEncoder) schemaJSON(s *Schema) ([]byte, error) {
 			cols = append(cols, c.Column)
 		}
 	}
-	inferred, err := NewSchema(cols...)
-	if err != nil {
-		return nil, err
-	}
-	return inferred.MarshalJSON()
+	return (&Schema{cols: cols}).MarshalJSON() // inferred names need not be valid schema names ("")
 }
 
 // writeFooter appends FileMetaData, its length and the magic.
