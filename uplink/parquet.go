@@ -206,13 +206,8 @@ func inferColumns(rows []Row, idColumn string) []pqColumn {
 	kinds := map[string]int{}
 	var mask []uint8
 	for _, r := range rows {
-		_ = scanObject(r.Data, func(f field) {
-			if f.kind == kindNull || (idColumn != "" && string(f.name) == idColumn) {
-				if _, ok := kinds[string(f.name)]; !ok && f.kind == kindNull {
-					kinds[string(f.name)] = len(cols)
-					cols = append(cols, pqColumn{Column: Column{Name: string(f.name)}})
-					mask = append(mask, 0)
-				}
+		_ = scanObject(r.Data, func(f field) { // rows that are not objects are bad rows later
+			if idColumn != "" && string(f.name) == idColumn {
 				return
 			}
 			i, ok := kinds[string(f.name)]
@@ -222,7 +217,9 @@ func inferColumns(rows []Row, idColumn string) []pqColumn {
 				cols = append(cols, pqColumn{Column: Column{Name: string(f.name)}})
 				mask = append(mask, 0)
 			}
-			mask[i] |= 1 << f.kind
+			if f.kind != kindNull {
+				mask[i] |= 1 << f.kind
+			}
 		})
 	}
 	for i := range cols {
