@@ -6,6 +6,7 @@ import (
 	"github.com/edgedio/edged/internal/topic"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgedio/edged/engine"
@@ -39,11 +40,18 @@ func Compile(s *Spec) (*Compiled, error) {
 	for i, src := range s.Spec.Sources {
 		p := fmt.Sprintf("spec.sources[%d]", i)
 		fields := make([]engine.Field, len(src.Fields))
+		var ints []string // fields declared int/integer: numbers that must be integral
 		for j, f := range src.Fields {
 			k, _ := engine.ParseKind(f.Type)
 			fields[j] = engine.Field{Name: f.Name, Kind: k}
+			if t := strings.ToLower(f.Type); t == "int" || t == "integer" {
+				ints = append(ints, f.Name)
+			}
 		}
 		schema, err := engine.NewSchema(fields...)
+		if err == nil {
+			schema, err = schema.WithIntegers(ints...)
+		}
 		if err != nil {
 			errs = append(errs, s.errAt(p+".fields", "%v", err))
 			continue

@@ -131,3 +131,19 @@ func TestRunnerSeesOnlyInterfaces(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgedDoesNotLinkTestOnlyModules: edged writes Parquet with its own
+// small writer (package uplink); parquet-go (with google.golang.org/protobuf
+// and more, ~3 MB of the arm64 binary) is only an independent reader in
+// tests and must not be linked into cmd/edged, nor must the test kits.
+func TestEdgedDoesNotLinkTestOnlyModules(t *testing.T) {
+	for pkg, ds := range deps(t, "./cmd/edged") {
+		for _, d := range ds {
+			for _, banned := range []string{"github.com/parquet-go/", "google.golang.org/protobuf", module + "/uplink/s3test", module + "/uplink/webhdfstest"} {
+				if strings.HasPrefix(d, banned) {
+					t.Errorf("%s depends on %s: test-only code must not be linked into edged (binary size budget)", pkg, d)
+				}
+			}
+		}
+	}
+}
