@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -194,7 +195,9 @@ func (p *Poller) run(ctx context.Context, s *sensor) {
 		s.mu.Lock()
 		s.st.Errors++
 		first := s.st.State != "failing"
-		s.st.State, s.st.LastError, s.st.RetryIn = "failing", err.Error(), backoff
+		// periph's bmxx80 prefixes errors with the chip name, empty before
+		// the chip answered.
+		s.st.State, s.st.LastError, s.st.RetryIn = "failing", strings.TrimPrefix(err.Error(), ": "), backoff
 		s.mu.Unlock()
 		lvl := slog.LevelWarn
 		if !first {

@@ -400,9 +400,9 @@ func (b *OneWireBus) Tx(w, r []byte, _ onewire.Pullup) error {
 // Host serves emulated buses and pins by name. The zero value has none; add
 // them to the maps before use.
 type Host struct {
-	I2C     map[int]*I2CBus
-	SPI     map[string]*SPIPort // "BUS.CS"
-	OneWire map[string]*OneWireBus
+	I2C     map[int]i2c.BusCloser
+	SPI     map[string]spi.PortCloser // "BUS.CS"
+	OneWire map[string]onewire.BusCloser
 	Pins    map[string]gpio.PinIO
 	// Opens counts the successful opens (a sensor reopened after a failure
 	// opens again).
@@ -411,7 +411,7 @@ type Host struct {
 
 // NewHost returns an empty Host.
 func NewHost() *Host {
-	return &Host{I2C: map[int]*I2CBus{}, SPI: map[string]*SPIPort{}, OneWire: map[string]*OneWireBus{},
+	return &Host{I2C: map[int]i2c.BusCloser{}, SPI: map[string]spi.PortCloser{}, OneWire: map[string]onewire.BusCloser{},
 		Pins: map[string]gpio.PinIO{}}
 }
 
