@@ -130,8 +130,8 @@ func TestBMP280DatasheetExampleI2C(t *testing.T) {
 		{Addr: 0x77, W: []byte{0x88}, R: cal},          // dig_T1..dig_P9
 		// ctrl_meas sleep (osrs_t x1, osrs_p x4), config (t_sb 1 s), ctrl_meas again.
 		{Addr: 0x77, W: []byte{0xF4, 0x2C, 0xF5, 0xA0, 0xF4, 0x2C}},
-		{Addr: 0x77, W: []byte{0xF4, 0x2D}},          // forced mode: one measurement
-		{Addr: 0x77, W: []byte{0xF3}, R: []byte{0}},  // status: idle
+		{Addr: 0x77, W: []byte{0xF4, 0x2D}},         // forced mode: one measurement
+		{Addr: 0x77, W: []byte{0xF3}, R: []byte{0}}, // status: idle
 		// press 0x655AC0>>4 = 415148, temp 0x7EED00>>4 = 519888.
 		{Addr: 0x77, W: []byte{0xF7}, R: []byte{0x65, 0x5A, 0xC0, 0x7E, 0xED, 0x00}},
 	}}
@@ -259,7 +259,7 @@ func TestDS18B20DatasheetValues(t *testing.T) {
 		match := func(cmd byte) []byte { return append(append([]byte{0x55}, addr...), cmd) }
 		pb := &onewiretest.Playback{Ops: []onewiretest.IO{
 			{W: match(0xBE), R: ds18b20Spad(tc.raw), Pull: onewire.WeakPullup}, // New: read the configuration
-			{W: match(0x44), Pull: onewire.StrongPullup},                      // convert T, parasite power
+			{W: match(0x44), Pull: onewire.StrongPullup},                       // convert T, parasite power
 			{W: match(0xBE), R: ds18b20Spad(tc.raw), Pull: onewire.WeakPullup},
 		}}
 		h := bustest.NewHost()
