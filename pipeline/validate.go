@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/ingest/bus"
 )
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
@@ -124,11 +125,11 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	default:
 		add(p+".format", "unknown format %q (want json, csv, senml or raw)", src.Format)
 	}
-	if len(src.Fields) == 0 {
+	if len(src.Fields) == 0 && src.Bus == nil {
 		add(p+".fields", "a source needs at least one field")
 	}
 	kinds := map[string]engine.Kind{}
-	for j, f := range src.Fields {
+	for j, f := range src.fields() {
 		fp := fmt.Sprintf("%s.fields[%d]", p, j)
 		k, ok := engine.ParseKind(f.Type)
 		if !ok || k == engine.KindList {
@@ -173,7 +174,59 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 		if src.MQTT.QoS < 0 || src.MQTT.QoS > 1 {
 			add(p+".mqtt.qos", "must be 0 or 1")
 		}
+		for j, t := range src.MQTT.Topics {
+			if bus.Reserved(t) {
+				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for local-bus readings (declare the sensor with bus: instead)", bus.TopicPrefix)
+			}
+		}
 	}
+	if src.Bus != nil {
+		s.validateBus(p, src, add)
+	}
+}
+
+// validateBus checks the bus block of a source; the bus package names the
+// keys under it.
+func (s *Spec) validateBus(p string, src *Source, add func(string, string, ...any)) {
+	if src.MQTT != nil {
+		add(p+".bus", "a source reads mqtt or bus, not both")
+	}
+	switch src.Format {
+	case "", "json":
+	default:
+		add(p+".format", "a bus source's readings are json, not %s", src.Format)
+	}
+	err := src.Bus.Validate()
+	if err == nil {
+		return
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var ke *bus.KeyError
+		if errors.As(e, &ke) {
+			add(p+".bus."+ke.Key, "%s", ke.Msg)
+		} else {
+			add(p+".bus", "%v", e)
+		}
+	}
+}
+
+// fields returns the declared schema of the source, or for a bus source
+// without one the sensor's.
+func (src *Source) fields() []FieldSpec {
+	if len(src.Fields) > 0 || src.Bus == nil {
+		return src.Fields
+	}
+	var out []FieldSpec
+	for _, f := range src.Bus.Schema() {
+		out = append(out, FieldSpec{Name: f.Name, Type: f.Kind})
+	}
+	return out
 }
 
 // inputs returns the names the step reads from, as written.
