@@ -117,6 +117,8 @@ type Node struct {
 	fileDone       atomic.Bool
 	sinkDropped    atomic.Uint64
 	dlStored       atomic.Uint64
+
+	bus busState // local-bus sensors (bus.go)
 }
 
 // New returns a node for cfg, which must be valid.
@@ -223,6 +225,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.ready.Store(true)
+	n.startAllBus()
 	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
 
 	var inWG sync.WaitGroup
@@ -257,6 +260,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("draining")
 	stopSrc()
 	<-srcDone
+	n.stopAllBus()
 	n.stopping.Store(true)
 	n.ready.Store(false)
 	cancel()
@@ -435,6 +439,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 		return err
 	}
 	n.launch(p)
+	n.startBus(p)
 	n.subsChanged()
 	n.log.Info("pipeline started", "pipeline", name, "epoch", p.x.Epoch())
 	return nil
@@ -455,6 +460,7 @@ func (n *Node) remove(name string) bool {
 	if p == nil {
 		return false
 	}
+	n.stopBus(name)
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)

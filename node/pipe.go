@@ -122,6 +122,9 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte) (*pipe, error) {
 				}
 			}
 		}
+		if t := busTemplate(p.name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
+		}
 		cfg := c.Decoders[src.Name]
 		ps.fields = newFieldFill(cfg)
 		switch src.Format {
