@@ -430,3 +430,27 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		}
 	}
 }
+
+// CheckBuses calls check with the bus block of every bus source and returns
+// its errors located like Validate's (a *bus.KeyError is placed at its key
+// under the source's bus block). `edged check` uses it to reject a bus that
+// does not exist on this machine.
+func (s *Spec) CheckBuses(check func(*bus.Config) error) error {
+	var errs []error
+	for i := range s.Spec.Sources {
+		src := &s.Spec.Sources[i]
+		if src.Bus == nil {
+			continue
+		}
+		p := fmt.Sprintf("spec.sources[%d].bus", i)
+		if err := check(src.Bus); err != nil {
+			var ke *bus.KeyError
+			if errors.As(err, &ke) {
+				errs = append(errs, s.errAt(p+"."+ke.Key, "%s", ke.Msg))
+			} else {
+				errs = append(errs, s.errAt(p, "%v", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

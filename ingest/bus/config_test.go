@@ -136,3 +136,12 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("got %v; want %s", got, want)
 	}
 }
+
+func TestDevicesAt(t *testing.T) {
+	if got := strings.Join(DevicesAt(0x76), " "); got != "bme280 bmp280" {
+		t.Errorf("0x76: got %q", got)
+	}
+	if got := DevicesAt(0x10); len(got) != 0 {
+		t.Errorf("0x10: got %q; want none", got)
+	}
+}

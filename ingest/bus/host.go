@@ -36,8 +36,8 @@ type Inventory struct {
 	SPI     []string `json:"spi"`     // "BUS.CS"
 	OneWire []string `json:"onewire"` // bus names
 	GPIO    int      `json:"gpioPins"`
-	// Problems are the drivers that failed to initialize (permissions,
-	// missing kernel modules), one line each.
+	// Problems are the drivers that found nothing or failed to initialize
+	// (no such bus, permissions, missing kernel modules), one line each.
 	Problems []string `json:"problems,omitempty"`
 }
 

@@ -43,7 +43,7 @@ func (h *periphHost) init() {
 			h.inv.Problems = append(h.inv.Problems, err.Error())
 		}
 		if st != nil {
-			for _, f := range st.Failed {
+			for _, f := range append(st.Failed, st.Skipped...) {
 				h.inv.Problems = append(h.inv.Problems, fmt.Sprintf("%s: %v", f.D, f.Err))
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -341,5 +342,17 @@ func TestADS1115Emulated(t *testing.T) {
 		got, _ := poll(t, h, bus.Config{Device: "ads1115", I2C: &bus.I2C{Bus: "1"}, Channel: &ch, Gain: tc.gain, Interval: time.Hour}, 1)
 		fs, _ := bus.GainRange(tc.gain)
 		near(t, "voltage", num(t, got[0], "voltage"), tc.want, fs/32768)
+	}
+}
+
+func TestScanI2C(t *testing.T) {
+	b := bustest.NewI2CBus("i2c-1")
+	b.Attach(0x48, bustest.NewADS1115([4]float64{}))
+	gone := bustest.NewBMx280(true, bustest.DatasheetCalibration, 0, 0, 0)
+	gone.Unplug()
+	b.Attach(0x76, gone)
+	b.Attach(0x77, bustest.NewBMx280(false, bustest.DatasheetCalibration, 0, 0, 0))
+	if got := bus.ScanI2C(b); !slices.Equal(got, []int{0x48, 0x77}) {
+		t.Fatalf("got %#x; want [0x48 0x77]", got)
 	}
 }

@@ -92,8 +92,12 @@ func (b *I2CBus) Tx(addr uint16, w, r []byte) error {
 	if d == nil || !d.Present() {
 		return fmt.Errorf("%s addr %#x: %w", b.Name, addr, ErrNACK)
 	}
-	if len(r) > 0 && len(w) == 1 {
-		d.ReadRegs(w[0], r)
+	if len(r) > 0 && len(w) <= 1 {
+		reg := byte(0)
+		if len(w) == 1 {
+			reg = w[0]
+		}
+		d.ReadRegs(reg, r)
 		return nil
 	}
 	if len(r) > 0 {
@@ -287,22 +291,25 @@ func (d *ADS1115) WriteRegs(w []byte) {
 // fullScale is the datasheet's table 3 (PGA bits 11:9 -> FSR in volts).
 var fullScale = [8]float64{6.144, 4.096, 2.048, 1.024, 0.512, 0.256, 0.256, 0.256}
 
-// ReadRegs implements RegDevice.
+// ReadRegs implements RegDevice: register 0x00 is the conversion, any
+// other the config.
 func (d *ADS1115) ReadRegs(reg byte, r []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if reg != 0x00 || len(r) < 2 {
-		binary.BigEndian.PutUint16(r, d.config)
-		return
+	var b [2]byte
+	if reg != 0x00 {
+		binary.BigEndian.PutUint16(b[:], d.config)
+	} else {
+		mux := (d.config >> 12) & 7
+		var v float64
+		if mux >= 4 {
+			v = d.volts[mux-4]
+		}
+		code := int64(v / fullScale[(d.config>>9)&7] * 32768)
+		code = max(min(code, 32767), -32768)
+		binary.BigEndian.PutUint16(b[:], uint16(int16(code)))
 	}
-	mux := (d.config >> 12) & 7
-	var v float64
-	if mux >= 4 {
-		v = d.volts[mux-4]
-	}
-	code := int64(v / fullScale[(d.config>>9)&7] * 32768)
-	code = max(min(code, 32767), -32768)
-	binary.BigEndian.PutUint16(r, uint16(int16(code)))
+	copy(r, b[:])
 }
 
 // DS18B20 is an emulated DS18B20 at a 64-bit ROM address.
