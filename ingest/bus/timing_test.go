@@ -1,3 +1,5 @@
+//go:build !nobus
+
 package bus_test
 
 import (
