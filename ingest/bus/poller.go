@@ -77,8 +77,17 @@ type SensorStatus struct {
 	// LastError is the last open or read error, while failing.
 	LastError string `json:"lastError,omitempty"`
 	// RetryIn is the current backoff, while failing.
-	RetryIn time.Duration `json:"retryIn,omitempty"`
+	RetryIn Duration `json:"retryIn,omitempty"`
 }
+
+// Duration is a time.Duration that reads as text in JSON ("1m0s").
+type Duration time.Duration
+
+// MarshalText formats d as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// String formats d as time.Duration.String does.
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // Poller reads a set of sensors, each on its own interval, and hands the
 // readings to a Handler.
@@ -197,7 +206,7 @@ func (p *Poller) run(ctx context.Context, s *sensor) {
 		first := s.st.State != "failing"
 		// periph's bmxx80 prefixes errors with the chip name, empty before
 		// the chip answered.
-		s.st.State, s.st.LastError, s.st.RetryIn = "failing", strings.TrimPrefix(err.Error(), ": "), backoff
+		s.st.State, s.st.LastError, s.st.RetryIn = "failing", strings.TrimPrefix(err.Error(), ": "), Duration(backoff)
 		s.mu.Unlock()
 		lvl := slog.LevelWarn
 		if !first {

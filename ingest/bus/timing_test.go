@@ -92,7 +92,7 @@ func TestBackoffAndResume(t *testing.T) {
 			t.Errorf("open attempts at %v s; want %v (backoff 1 s doubling up to 1 min)", got, want)
 		}
 		st := p.Status()
-		if st[0].State != "failing" || st[0].Errors != 9 || st[0].RetryIn != time.Minute || !strings.Contains(st[0].LastError, "NACK") {
+		if st[0].State != "failing" || st[0].Errors != 9 || st[0].RetryIn != bus.Duration(time.Minute) || !strings.Contains(st[0].LastError, "NACK") {
 			t.Errorf("flaky status %+v; want failing, 9 errors, retry in 1m, a NACK", st[0])
 		}
 		if st[1].State != "ok" || st[1].Reads != 19 {
