@@ -196,6 +196,9 @@ func (s *Spec) validateBus(p string, src *Source, add func(string, string, ...an
 	default:
 		add(p+".format", "a bus source's readings are json, not %s", src.Format)
 	}
+	if src.TimeFormat != "" && src.TimeFormat != "unix_ms" {
+		add(p+".timeFormat", "a bus source's time is unix_ms, not %s", src.TimeFormat)
+	}
 	err := src.Bus.Validate()
 	if err == nil {
 		return
