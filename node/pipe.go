@@ -77,6 +77,9 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 				ps.subs = append(ps.subs, tt.Filter())
 			}
 		}
+		if t := busTemplate(p.name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
+		}
 		d, err := decode.New(c.Decoders[src.Name])
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)

@@ -39,9 +39,10 @@ func Compile(s *Spec) (*Compiled, error) {
 	var last engine.Stream
 	for i, src := range s.Spec.Sources {
 		p := fmt.Sprintf("spec.sources[%d]", i)
-		fields := make([]engine.Field, len(src.Fields))
+		decl := src.fields()
+		fields := make([]engine.Field, len(decl))
 		var ints []string // fields declared int/integer: numbers that must be integral
-		for j, f := range src.Fields {
+		for j, f := range decl {
 			k, _ := engine.ParseKind(f.Type)
 			fields[j] = engine.Field{Name: f.Name, Kind: k}
 			if t := strings.ToLower(f.Type); t == "int" || t == "integer" {

@@ -3,7 +3,8 @@
 //	edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
 //	edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
 //	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
-//	edged check PIPELINE.yaml...
+//	edged check [--offline] PIPELINE.yaml...
+//	edged probe [-i2c N|all] [-json]
 //	edged version
 //
 // run starts the daemon (see package node). With no config file it runs on
@@ -13,6 +14,10 @@
 // $XDG_STATE_HOME/edged (~/.local/state/edged), else ./edged-data. SIGTERM and
 // SIGINT drain (the running epochs finish, sinks deliver what is spooled,
 // storage closes); SIGHUP reloads the pipelines directory.
+//
+// check validates and compiles pipeline files; unless --offline, the buses
+// their bus sources name must exist on this machine. probe lists this
+// machine's buses and scans I2C buses for device addresses.
 //
 // batch runs a pipeline over a recorded file with the same plan the daemon runs
 // over a stream, so a pipeline can be tested on yesterday's data before it is
@@ -31,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgedio/edged/ingest/bus"
 	"github.com/edgedio/edged/internal/version"
 	"github.com/edgedio/edged/pipeline"
 )
@@ -46,7 +52,8 @@ const usage = `usage:
   edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
   edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
   edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
-  edged check PIPELINE.yaml...
+  edged check [--offline] PIPELINE.yaml...
+  edged probe [-i2c N|all] [-json]
   edged version
 `
 
@@ -64,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBatch(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "edged", version.Version)
 		return 0
@@ -83,14 +92,27 @@ func load(file string) (*pipeline.Compiled, error) {
 	return pipeline.Compile(spec)
 }
 
-func runCheck(files []string, stdout, stderr io.Writer) int {
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	offline := fs.Bool("offline", false, "do not check that the buses of bus sources exist on this machine")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	files := fs.Args()
 	if len(files) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	code := 0
 	for _, f := range files {
-		if _, err := load(f); err != nil {
+		c, err := load(f)
+		if err == nil && !*offline {
+			if err = c.Spec.CheckBuses(func(bc *bus.Config) error { return bus.CheckHost(busHost(), bc) }); err != nil {
+				err = fmt.Errorf("%w\n(edged check --offline skips this machine's buses)", err)
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			code = 1
 			continue
