@@ -37,7 +37,8 @@ func (n *Node) startAPI(done chan<- error) (*http.Server, error) {
 		}
 	}
 	n.apiAddr.Store(l.Addr().String())
-	srv := &http.Server{Handler: n.Handler(), ErrorLog: nil}
+	srv := &http.Server{Handler: guardLoopback(l.Addr(), n.Handler()), ErrorLog: nil}
+	hardenServer(srv)
 	go func() {
 		var err error
 		if n.cfg.API.TLSCert != "" {
