@@ -117,6 +117,8 @@ type Node struct {
 	fileDone       atomic.Bool
 	sinkDropped    atomic.Uint64
 	dlStored       atomic.Uint64
+
+	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
 }
 
 // New returns a node for cfg, which must be valid.
