@@ -43,8 +43,19 @@ type NodeInfo struct {
 	RecordsPerSec float64 `json:"recordsPerSec"`
 	// Rates are per pipeline, over the last samples (absent until two
 	// samples exist).
-	Rates  map[string]PipelineRates `json:"rates"`
-	Status Status                   `json:"status"`
+	Rates map[string]PipelineRates `json:"rates"`
+	// Totals are per pipeline, counted since the running version of the
+	// pipeline started (an apply starts them again), after its last epoch.
+	Totals map[string]PipelineTotals `json:"totals"`
+	Status Status                    `json:"status"`
+}
+
+// PipelineTotals are a pipeline's counters since its running version started.
+type PipelineTotals struct {
+	In      uint64 `json:"in"`      // records entering its first step
+	Out     uint64 `json:"out"`     // records its steps emitted
+	Late    uint64 `json:"late"`    // records dropped as late
+	Invalid uint64 `json:"invalid"` // decode errors and records steps rejected
 }
 
 // PipelineRates are a pipeline's rates between two samples.
@@ -118,27 +129,7 @@ func (n *Node) sampleIfDue() {
 func (n *Node) sampleHistory(now time.Time) {
 	s := histSample{t: now, pipes: map[string]pipeCounters{},
 		point: HistoryPoint{TimeMs: now.UnixMilli(), Pipelines: map[string]PipelineRates{}}}
-	ms := n.clock.Now().UnixMilli()
-	for _, p := range n.sortedPipes() {
-		sn := p.snapshot()
-		var c pipeCounters
-		for i, st := range sn.stats {
-			if i == 0 {
-				c.in = st.In
-			}
-			c.out += st.Out
-			c.late += st.Late
-			c.invalid += st.Invalid
-		}
-		c.invalid += sn.decodeErr
-		if sn.lastTime > 0 {
-			c.lag = float64(ms-sn.lastTime) / 1000
-		}
-		for _, b := range sn.backlog {
-			c.backlog += b
-		}
-		s.pipes[p.name] = c
-	}
+	s.pipes = n.pipeCounters()
 	if n.db != nil {
 		if ds, err := n.db.Stats(); err == nil {
 			for _, sp := range ds.Spool {
@@ -173,6 +164,33 @@ func (n *Node) sampleHistory(now time.Time) {
 	}
 }
 
+// pipeCounters returns every pipeline's counters after its last epoch.
+func (n *Node) pipeCounters() map[string]pipeCounters {
+	out := map[string]pipeCounters{}
+	ms := n.clock.Now().UnixMilli()
+	for _, p := range n.sortedPipes() {
+		sn := p.snapshot()
+		var c pipeCounters
+		for i, st := range sn.stats {
+			if i == 0 {
+				c.in = st.In
+			}
+			c.out += st.Out
+			c.late += st.Late
+			c.invalid += st.Invalid
+		}
+		c.invalid += sn.decodeErr
+		if sn.lastTime > 0 {
+			c.lag = float64(ms-sn.lastTime) / 1000
+		}
+		for _, b := range sn.backlog {
+			c.backlog += b
+		}
+		out[p.name] = c
+	}
+	return out
+}
+
 func rate(now, before uint64, dt float64) float64 {
 	if now < before {
 		return 0
@@ -200,7 +218,10 @@ func (n *Node) Info() (NodeInfo, error) {
 	now := time.Now()
 	info := NodeInfo{APIVersion: APIVersion, Version: version.Version, Hostname: host,
 		StartedAt: processStart.UTC(), UptimeSeconds: now.Sub(processStart).Seconds(),
-		Rates: map[string]PipelineRates{}}
+		Rates: map[string]PipelineRates{}, Totals: map[string]PipelineTotals{}}
+	for name, c := range n.pipeCounters() {
+		info.Totals[name] = PipelineTotals{In: c.in, Out: c.out, Late: c.late, Invalid: c.invalid}
+	}
 	if h := n.history(); len(h) > 0 {
 		last := h[len(h)-1]
 		for name, r := range last.Pipelines {

@@ -24,6 +24,10 @@ type nodeInfo struct {
 	Partitions    int                      `json:"partitions"`
 	RecordsPerSec float64                  `json:"recordsPerSec"`
 	Rates         map[string]pipelineRates `json:"rates"`
+	Totals        map[string]struct {
+		In      uint64 `json:"in"`
+		Invalid uint64 `json:"invalid"`
+	} `json:"totals"`
 	Status        nodeStatus               `json:"status"`
 }
 

@@ -198,15 +198,15 @@ func cmdRollout(ctx context.Context, g *globals, args []string) int {
 func watchCanary(ctx context.Context, g *globals, c *client, name string, d, poll time.Duration, maxRatio, minRecords float64) canaryVerdict {
 	var v canaryVerdict
 	deadline := time.Now().Add(d)
-	last := time.Now()
 	misses := 0
+	// The node's totals count from the start of the version it runs (the
+	// apply replaced the pipeline before it answered): they are the
+	// canary's own.
 	for {
 		rctx, cancel := context.WithTimeout(ctx, g.timeout)
 		info, err := fetchInfo(rctx, c)
 		cancel()
 		now := time.Now()
-		dt := now.Sub(last).Seconds()
-		last = now
 		if err != nil {
 			if misses++; misses >= 3 {
 				v.Reason = "stopped answering: " + err.Error()
@@ -228,9 +228,8 @@ func watchCanary(ctx context.Context, g *globals, c *client, name string, d, pol
 				v.Reason = "last epoch failed: " + oneLine(p.LastError)
 				return v
 			}
-			r := info.Rates[name]
-			v.Records += r.InPerSec * dt
-			v.Errors += r.InvalidPerSec * dt
+			tot := info.Totals[name]
+			v.Records, v.Errors = float64(tot.In), float64(tot.Invalid)
 			if total := v.Records + v.Errors; total > 0 && v.Errors/total > maxRatio && v.Errors >= 1 {
 				v.Reason = fmt.Sprintf("%.1f%% of records dead-lettered (%.0f of %.0f; limit %.1f%%)",
 					100*v.Errors/total, v.Errors, total, 100*maxRatio)
