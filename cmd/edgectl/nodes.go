@@ -28,7 +28,7 @@ type nodeInfo struct {
 		In      uint64 `json:"in"`
 		Invalid uint64 `json:"invalid"`
 	} `json:"totals"`
-	Status        nodeStatus               `json:"status"`
+	Status nodeStatus `json:"status"`
 }
 
 type pipelineRates struct {
