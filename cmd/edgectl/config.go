@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -239,15 +240,26 @@ func cmdConfig(g *globals, args []string) int {
 	fs := g.flagSet("config "+sub, configUsage)
 	var site, nodeURL, nodeN, token, ca string
 	if sub == "set-context" {
-		fs.StringVar(&site, "site", "", "add the node to this `site`")
-		fs.StringVar(&nodeURL, "node", "", "node API `URL` to add")
 		fs.StringVar(&nodeN, "node-name", "", "the node's `name` (default: host:port of its URL)")
-		fs.StringVar(&token, "token", "", "bearer `token` (of the node, or the context's default)")
 		fs.StringVar(&ca, "ca", "", "CA `file` (PEM) (of the node, or the context's default)")
 	}
 	pos, code := g.parse(fs, args[1:])
 	if code >= 0 {
 		return code
+	}
+	// set-context reads the shared --site, --node and --token flags (the
+	// token only when given explicitly, not from $EDGED_TOKEN).
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "token" {
+			token = g.token
+		}
+	})
+	site = g.site
+	if len(g.nodes) > 1 {
+		return g.fail(exitUsage, "config set-context: one --node at a time")
+	}
+	if len(g.nodes) == 1 {
+		nodeURL = g.nodes[0]
 	}
 	path := configPath(g.configFlag)
 	cfg, _, err := loadConfig(path)

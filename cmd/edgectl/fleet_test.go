@@ -214,7 +214,7 @@ func TestFleetCommandsAgainstRealEdged(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status: exit %d", code)
 	}
-	mustContain(t, "status", out, "node:       n0", "PIPELINE", "temps", "partitions: no mesh")
+	mustContain(t, "status", out, "node:         n0", "PIPELINE", "temps", "partitions:   no mesh")
 	code, out, _ = c("top", "--iterations", "2", "--interval", "10ms")
 	if code != exitOK || strings.Count(out, "edgectl top") != 2 {
 		t.Fatalf("top: exit %d, %q", code, out)

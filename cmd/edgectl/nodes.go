@@ -154,10 +154,10 @@ func diskCell(used, quota int64) string {
 
 // writeNodes prints the nodes table, 80 columns wide for typical values.
 func writeNodes(w io.Writer, rows []nodeRow) {
-	tw := newTable(w, "NODE", "VERSION", "UP", "PIPES", "REC/S", "LAG", "SPOOL", "UPLINK", "DISK", "PARTS")
+	tw := newTable(w, "NODE", "VERSION", "UP", "PIPE", "REC/S", "LAG", "SPOOL", "UPLINK", "DISK", "PART")
 	for _, r := range rows {
 		if r.Error != "" {
-			tw.row(trunc(r.Node, 18), "-", "-", "-", "-", "-", "-", "-", "-", "-")
+			tw.row(trunc(r.Node, 16), "-", "-", "-", "-", "-", "-", "-", "-", "-")
 			continue
 		}
 		parts := "-"
@@ -168,7 +168,7 @@ func writeNodes(w io.Writer, rows []nodeRow) {
 		if r.Conditions > 0 {
 			name += " (!)"
 		}
-		tw.row(trunc(name, 18), trunc(r.Version, 10), fmtAge(r.UptimeSeconds), fmt.Sprint(r.Pipelines),
+		tw.row(trunc(name, 16), trunc(r.Version, 9), fmtAge(r.UptimeSeconds), fmt.Sprint(r.Pipelines),
 			fmtRate(r.RecordsPerSec), fmtAge(r.MaxLagSeconds), fmt.Sprint(r.SpoolDepth), r.Uplink,
 			diskCell(r.DiskUsedBytes, r.DiskQuota), parts)
 	}
@@ -268,13 +268,13 @@ func cmdStatus(ctx context.Context, g *globals, args []string) int {
 
 func writeStatus(w io.Writer, t target, info nodeInfo) {
 	st := info.Status
-	fmt.Fprintf(w, "node:       %s (%s)\n", t.Name, t.URL)
-	fmt.Fprintf(w, "host:       %s, edged %s, up %s\n", info.Hostname, info.Version, fmtAge(info.UptimeSeconds))
+	fmt.Fprintf(w, "node:         %s (%s)\n", t.Name, t.URL)
+	fmt.Fprintf(w, "host:         %s, edged %s, up %s\n", info.Hostname, info.Version, fmtAge(info.UptimeSeconds))
 	ready := "ready"
 	if !st.Ready {
 		ready = "NOT READY"
 	}
-	fmt.Fprintf(w, "state:      %s, %s records/s\n", ready, fmtRate(info.RecordsPerSec))
+	fmt.Fprintf(w, "state:        %s, %s records/s\n", ready, fmtRate(info.RecordsPerSec))
 	disk := humanBytes(uint64(max(st.Storage.UsedBytes, 0))) + " used, no quota"
 	if st.Storage.QuotaBytes > 0 {
 		disk = fmt.Sprintf("%s of %s (%s)", humanBytes(uint64(st.Storage.UsedBytes)), humanBytes(uint64(st.Storage.QuotaBytes)),
@@ -283,12 +283,12 @@ func writeStatus(w io.Writer, t target, info nodeInfo) {
 			disk += " QUOTA REACHED: input back-pressured"
 		}
 	}
-	fmt.Fprintf(w, "disk:       %s\n", disk)
-	fmt.Fprintf(w, "deadletters: %d stored\n", st.Storage.DeadLetters)
+	fmt.Fprintf(w, "disk:         %s\n", disk)
+	fmt.Fprintf(w, "dead letters: %d stored\n", st.Storage.DeadLetters)
 	if info.Mesh {
-		fmt.Fprintf(w, "partitions: %d held\n", info.Partitions)
+		fmt.Fprintf(w, "partitions:   %d held\n", info.Partitions)
 	} else {
-		fmt.Fprintf(w, "partitions: no mesh on this node (it holds every partition)\n")
+		fmt.Fprintf(w, "partitions:   no mesh on this node (it holds every partition)\n")
 	}
 	fmt.Fprintln(w)
 	tw := newTable(w, "PIPELINE", "VERSION", "EPOCH", "IN/S", "LATE/S", "INVALID/S", "LAG", "BACKLOG", "STATE")
