@@ -107,6 +107,7 @@ function render(info, hist, dls) {
   const pct = s.quotaBytes > 0 ? Math.min(100, 100 * s.usedBytes / s.quotaBytes) : 0;
   const bar = el("div", { class: "bar" + (s.quotaExceeded ? " full" : "") }, el("div", {}));
   bar.firstChild.style.width = pct.toFixed(1) + "%";
+  bar.hidden = !(s.quotaBytes > 0);
   disk.replaceChildren(
     el("div", {}, s.quotaBytes > 0
       ? `${fmtBytes(s.usedBytes)} of ${fmtBytes(s.quotaBytes)} used (${pct.toFixed(0)}%)` + (s.quotaExceeded ? " — quota reached, input back-pressured" : "")
@@ -138,7 +139,7 @@ function render(info, hist, dls) {
   const list = (dls.deadLetters || []).slice(-10).reverse();
   document.getElementById("dl-total").textContent = `(${fmtNum(s.deadLetters)} stored; latest ${list.length})`;
   fill("deadletters", list.map(d => el("tr", {},
-    el("td", { class: "num" }, d.id), el("td", {}, d.time), el("td", {}, d.pipeline),
+    el("td", { class: "num" }, d.id), el("td", { title: d.time }, (d.time || "").replace(/^.*T/, "").replace(/Z$/, "")), el("td", {}, d.pipeline),
     el("td", {}, d.source || d.step || "–"), el("td", { class: "wrap" }, d.reason),
     el("td", { class: "wrap muted" }, el("code", {}, (d.payload || ("base64:" + (d.payloadBase64 || ""))).slice(0, 160))))),
     "no dead letters", 6);
