@@ -91,7 +91,7 @@ func dir(p string) string {
 func TestEdgectlTalksToTheAPIOnly(t *testing.T) {
 	for pkg, ds := range deps(t, "./cmd/edgectl/...") {
 		for _, d := range ds {
-			for _, banned := range []string{"/engine", "/storage", "/mesh", "/ingest", "/uplink"} {
+			for _, banned := range []string{"/engine", "/storage", "/mesh", "/ingest", "/uplink", "/node", "/pipeline", "/runner", "/sink"} {
 				if strings.HasPrefix(d, module+banned) {
 					t.Errorf("%s imports %s: edgectl speaks the node API and must not link %s", pkg, d, banned[1:])
 				}
