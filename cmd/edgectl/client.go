@@ -350,6 +350,9 @@ func transportMessage(ctx context.Context, u string, err error) string {
 		return fmt.Sprintf("no answer in time (%s)", u)
 	case errors.Is(ctx.Err(), context.Canceled):
 		return "interrupted"
+	case errors.As(err, new(x509.UnknownAuthorityError)), errors.As(err, new(x509.HostnameError)),
+		errors.As(err, new(*tls.CertificateVerificationError)):
+		return fmt.Sprintf("%s: %v (set the context's or node's ca to the CA file that signed the node's certificate)", u, errors.Unwrap(err))
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return fmt.Sprintf("unreachable (%s): %v", u, oe.Err)
 	}
