@@ -40,6 +40,8 @@ var (
 	reHeader   = regexp.MustCompile(`<span id="node">[^<]*· ([0-9.]+k?) records/s</span>`)
 	rePipeRows = regexp.MustCompile(`(?s)<table id="pipelines">.*?</table>`)
 	reSinks    = regexp.MustCompile(`(?s)<table id="sinks">.*?</table>`)
+	// "(116 stored; latest 10)" ... the first row's id.
+	reDeadLetters = regexp.MustCompile(`(?s)\((\d+) stored; latest \d+\).*?<table id="deadletters">.*?<tbody><tr><td class="num">(\d+)</td>`)
 )
 
 // TestDashboardInChromium loads the dashboard of a live edged under
@@ -64,6 +66,17 @@ func TestDashboardInChromium(t *testing.T) {
 			if !strings.Contains(dom, want) {
 				return fmt.Errorf("page lacks %q", want)
 			}
+		}
+		// The dead letters shown are the newest: the first row's id is at
+		// least the number stored (ids count from 1, none dropped here).
+		m = reDeadLetters.FindStringSubmatch(dom)
+		if m == nil {
+			return fmt.Errorf("no dead-letter rows yet")
+		}
+		stored, _ := strconv.Atoi(m[1])
+		newest, _ := strconv.Atoi(m[2])
+		if stored == 0 || newest < stored {
+			return fmt.Errorf("dead letters: %d stored, newest shown %d; want the newest first", stored, newest)
 		}
 		first = rePipeRows.FindString(dom) + reSinks.FindString(dom)
 		return nil

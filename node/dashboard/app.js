@@ -145,9 +145,30 @@ function render(info, hist, dls) {
     "no dead letters", 6);
 }
 
+// The API lists dead letters oldest first after an id: the page follows the
+// newest ones incrementally and keeps the last 10. When the stored count
+// drops (replayed, or dropped by the store's bound) it starts over.
+let dlAfter = 0, dlLatest = [], dlCounts = {}, dlTotal = 0;
+async function deadLetters(total) {
+  if (total < dlTotal) { dlAfter = 0; dlLatest = []; }
+  dlTotal = total;
+  for (let page = 0; page < 50; page++) {
+    const r = await api(`/api/v1/deadletters?limit=1000&after=${dlAfter}`);
+    const list = r.deadLetters || [];
+    dlCounts = r.counts || {};
+    if (list.length) {
+      dlAfter = list[list.length - 1].id;
+      dlLatest = dlLatest.concat(list).slice(-10);
+    }
+    if (list.length < 1000) break;
+  }
+  return { deadLetters: dlLatest, counts: dlCounts };
+}
+
 async function tick() {
   try {
-    const [info, hist, dls] = await Promise.all([api("/api/v1/info"), api("/api/v1/history"), api("/api/v1/deadletters?limit=1000")]);
+    const [info, hist] = await Promise.all([api("/api/v1/info"), api("/api/v1/history")]);
+    const dls = await deadLetters(info.status.storage.deadLetters || 0);
     document.getElementById("login").hidden = true;
     document.getElementById("main").hidden = false;
     render(info, hist, dls);
