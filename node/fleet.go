@@ -144,7 +144,7 @@ func (n *Node) sampleHistory(now time.Time) {
 	if k := len(n.dash.samples); k > 0 {
 		prev := n.dash.samples[k-1]
 		dt := now.Sub(prev.t).Seconds()
-		if dt <= 0 {
+		if dt < histInterval.Seconds()/2 { // a request raced the ticker: keep rates smooth
 			return
 		}
 		for name, c := range s.pipes {

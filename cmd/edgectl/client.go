@@ -45,6 +45,9 @@ type globals struct {
 	output      string
 	timeout     time.Duration
 	parallel    int
+
+	clientsMu sync.Mutex
+	clients   map[string]*client // by node URL, reused across refreshes (top)
 }
 
 // stringList is a repeatable, comma-separated flag.
@@ -361,6 +364,25 @@ func transportMessage(ctx context.Context, u string, err error) string {
 
 type timeoutKey struct{}
 
+// client returns the client of a node, reusing its connections.
+func (g *globals) client(t target) (*client, error) {
+	g.clientsMu.Lock()
+	defer g.clientsMu.Unlock()
+	key := t.URL + "\x00" + t.Token + "\x00" + t.CA
+	if c, ok := g.clients[key]; ok {
+		return c, nil
+	}
+	c, err := newClient(t)
+	if err != nil {
+		return nil, err
+	}
+	if g.clients == nil {
+		g.clients = map[string]*client{}
+	}
+	g.clients[key] = c
+	return c, nil
+}
+
 // result is one node's answer in a fan-out.
 type result[T any] struct {
 	t   target
@@ -384,7 +406,7 @@ func fanOut[T any](ctx context.Context, g *globals, ts []target, fn func(ctx con
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			start := time.Now()
-			c, err := newClient(t)
+			c, err := g.client(t)
 			if err == nil {
 				cctx, cancel := context.WithTimeout(context.WithValue(ctx, timeoutKey{}, g.timeout), g.timeout)
 				res[i].v, err = fn(cctx, c)

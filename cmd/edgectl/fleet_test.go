@@ -190,6 +190,10 @@ func TestFleetCommandsAgainstRealEdged(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &q); err != nil || code != exitOK || len(q.Rows) != 2 {
 		t.Fatalf("query --where: exit %d, %q; want one row per node", code, out)
 	}
+	code, _, errs = c("query", "temps")
+	if code != exitUsage || !strings.Contains(errs, "--step: required; the steps of temps: sane, counts") {
+		t.Fatalf("query without --step: exit %d, %q", code, errs)
+	}
 	code, _, errs = c("query", "temps", "--step", "nope")
 	if code != exitFailed || !strings.Contains(errs, "node n0:") || !strings.Contains(errs, "nope") {
 		t.Fatalf("query of an unknown step: exit %d, %q", code, errs)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 const queryUsage = `usage: edgectl query PIPELINE --step NAME [--where EXPR] [--limit N] [node selection flags]
@@ -37,12 +39,15 @@ func cmdQuery(ctx context.Context, g *globals, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	if len(pos) != 1 || *step == "" {
-		return g.fail(exitUsage, "want PIPELINE and --step NAME")
+	if len(pos) != 1 {
+		return g.fail(exitUsage, "want one PIPELINE")
 	}
 	ts, err := g.resolve(false)
 	if err != nil {
 		return g.fail(exitUsage, "%v", err)
+	}
+	if *step == "" {
+		return g.fail(exitUsage, "--step: required; %s", stepHint(ctx, g, ts[0], pos[0]))
 	}
 	q := url.Values{"pipeline": {pos[0]}, "step": {*step}, "limit": {strconv.Itoa(*limit)}}
 	if *where != "" {
@@ -364,4 +369,31 @@ func cmdDrain(ctx context.Context, g *globals, args []string) int {
 	}
 	fmt.Fprintf(g.stdout, "%s: drained\n", r.t.Name)
 	return exitOK
+}
+
+// stepHint names the steps of a pipeline as the first node runs it.
+func stepHint(ctx context.Context, g *globals, t target, name string) string {
+	c, err := g.client(t)
+	if err != nil {
+		return "see edgectl get " + name + " -o yaml"
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	doc, err := currentDoc(ctx, c, name)
+	if err != nil || doc == nil {
+		return fmt.Sprintf("and node %s runs no pipeline %q", t.Name, name)
+	}
+	var spec struct {
+		Spec struct {
+			Steps []struct {
+				Name string `yaml:"name"`
+			} `yaml:"steps"`
+		} `yaml:"spec"`
+	}
+	yaml.Unmarshal(doc, &spec)
+	var names []string
+	for _, s := range spec.Spec.Steps {
+		names = append(names, s.Name)
+	}
+	return fmt.Sprintf("the steps of %s: %s", name, strings.Join(names, ", "))
 }
