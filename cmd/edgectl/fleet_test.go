@@ -206,6 +206,15 @@ func TestFleetCommandsAgainstRealEdged(t *testing.T) {
 		return nil
 	})
 
+	code, _, errs = c("deadletters", "replay", "--pipeline", "temps")
+	if code != exitUsage || !strings.Contains(errs, "say which with --node, --site or --all") {
+		t.Fatalf("replay without a node selection: exit %d, %q", code, errs)
+	}
+	code, out, errs = c("deadletters", "replay", "--pipeline", "temps", "--node", "n0", "--limit", "5")
+	if code != exitOK || !strings.Contains(out, "n0: 5 replayed, 0 skipped") {
+		t.Fatalf("deadletters replay: exit %d, stdout %q, stderr %q; want 5 replayed", code, out, errs)
+	}
+
 	code, out, _ = c("partitions")
 	if code != exitOK || strings.Count(out, "no mesh on this node") != 2 {
 		t.Fatalf("partitions: exit %d, %q", code, out)
