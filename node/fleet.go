@@ -169,21 +169,21 @@ func (n *Node) pipeCounters() map[string]pipeCounters {
 	out := map[string]pipeCounters{}
 	ms := n.clock.Now().UnixMilli()
 	for _, p := range n.sortedPipes() {
-		sn := p.snapshot()
+		st := p.r.Status() // never waits for a running epoch
 		var c pipeCounters
-		for i, st := range sn.stats {
+		for i, s := range st.Steps {
 			if i == 0 {
-				c.in = st.In
+				c.in = s.In
 			}
-			c.out += st.Out
-			c.late += st.Late
-			c.invalid += st.Invalid
+			c.out += s.Out
+			c.late += s.Late
+			c.invalid += s.Invalid
 		}
-		c.invalid += sn.decodeErr
-		if sn.lastTime > 0 {
-			c.lag = float64(ms-sn.lastTime) / 1000
+		c.invalid += st.DecodeErrors
+		if st.LastTime > 0 {
+			c.lag = float64(ms-st.LastTime) / 1000
 		}
-		for _, b := range sn.backlog {
+		for _, b := range st.Backlog {
 			c.backlog += b
 		}
 		out[p.name] = c
