@@ -132,3 +132,22 @@ func TestContextCAFile(t *testing.T) {
 		t.Fatalf("without the CA: exit %d, %q; want 1 and one line about the certificate", code, errs)
 	}
 }
+
+func TestDeadLettersTableGolden(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/deadletters" || r.URL.Query().Get("pipeline") != "etl" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"deadLetters":[
+{"id":41,"pipeline":"etl","source":"readings","reason":"decode: byte 43: unexpected end of input, want ',' or '}'","time":"2026-12-06T17:41:13.001Z","payload":"{\"sensor\":\"s-0001\""},
+{"id":42,"pipeline":"etl","step":"complete","reason":"require: temp is missing","time":"2026-12-06T17:41:14.250Z","payloadBase64":"AAEC"}],
+"counts":{"etl":2}}`)
+	}))
+	defer srv.Close()
+	code, out, errs := ectl(t, "deadletters", "list", "--pipeline", "etl", "--node", srv.URL)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "deadletters.golden", out)
+}

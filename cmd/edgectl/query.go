@@ -259,7 +259,14 @@ func cmdDeadLetters(ctx context.Context, g *globals, args []string) int {
 		emit(g.stdout, g.output, out)
 		return code
 	}
-	tw := newTable(g.stdout, "NODE", "ID", "TIME", "PIPELINE", "FROM", "REASON", "PAYLOAD")
+	// 80 columns: the payload is in -o json|yaml; the node column only
+	// when several nodes answer.
+	many := len(ts) > 1
+	hdr := []string{"ID", "TIME", "PIPELINE", "FROM", "REASON"}
+	if many {
+		hdr = append([]string{"NODE"}, hdr...)
+	}
+	tw := newTable(g.stdout, hdr...)
 	n := 0
 	for _, r := range res {
 		for _, d := range r.v.DeadLetters {
@@ -268,12 +275,15 @@ func cmdDeadLetters(ctx context.Context, g *globals, args []string) int {
 			if from == "" {
 				from = d.Step
 			}
-			payload := d.Payload
-			if d.PayloadBase64 != "" {
-				payload = "base64:" + d.PayloadBase64
+			tm := d.Time
+			if len(tm) >= 19 {
+				tm = tm[11:19]
 			}
-			tw.row(trunc(r.t.Name, 14), fmt.Sprint(d.ID), strings.TrimSuffix(d.Time[min(11, len(d.Time)):], "Z"), d.Pipeline,
-				orDash(from), trunc(oneLine(d.Reason), 36), trunc(payload, 24))
+			row := []string{fmt.Sprint(d.ID), tm, trunc(d.Pipeline, 12), trunc(orDash(from), 10), trunc(oneLine(d.Reason), 38)}
+			if many {
+				row = append([]string{trunc(r.t.Name, 10)}, row...)
+			}
+			tw.row(row...)
 		}
 	}
 	if n == 0 {
