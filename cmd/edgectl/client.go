@@ -75,7 +75,7 @@ func (g *globals) flagSet(name, usage string) *flag.FlagSet {
 	}
 	fs.StringVar(&g.configFlag, "config", "", "config `file` (default $EDGECTL_CONFIG, else ~/.config/edgectl/config.yaml)")
 	fs.StringVar(&g.contextFlag, "context", "", "use this `context` of the config file instead of the current one")
-	fs.Var(&g.nodes, "node", "target this node: a `name` of the context or a URL (repeatable, comma-separated)")
+	fs.Var(&g.nodes, "node", "target this node: a `name` of the context or a URL (repeatable)")
 	fs.Var(&g.nodes, "api", "same as --node `URL` (env EDGED_API)")
 	fs.StringVar(&g.site, "site", "", "target the nodes of this `site`")
 	fs.BoolVar(&g.all, "all", false, "target every node of the context")

@@ -222,7 +222,8 @@ func saveConfig(path string, c *fileConfig) error {
 const configUsage = `usage: edgectl config get-contexts
        edgectl config current-context
        edgectl config use-context NAME
-       edgectl config set-context NAME [--site SITE] --node URL [--node-name N] [--token T] [--ca FILE]
+       edgectl config set-context NAME [--site SITE] --node URL [--node-name N]
+                                       [--token T] [--ca FILE]
        edgectl config view
 
 The config file is --config, else $EDGECTL_CONFIG, else

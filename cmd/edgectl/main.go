@@ -22,7 +22,7 @@ import (
 const usage = `usage: edgectl COMMAND [flags]
 
 fleet:
-  nodes         every node: version, uptime, pipelines, records/s, lag, spool, uplink, disk
+  nodes         every node: version, uptime, pipelines, rec/s, lag, spool, disk
   status [NODE] one node in detail, with its conditions
   top           nodes and pipelines, refreshed live
   partitions    partition owners (with the mesh)
@@ -47,7 +47,7 @@ Nodes: --context C (else the config's current context), --node NAME|URL,
 --site S, --all. Without a config file: $EDGED_API or http://127.0.0.1:8080.
 Output: -o table|json|yaml. Per-node timeout: --timeout (default 5s).
 Exit status: 0 ok, 1 failed, 2 bad flags/config/input file, 3 partial (some
-nodes failed; the others answered). "edgectl COMMAND -h" shows a command's flags.
+nodes failed; the others answered). "edgectl COMMAND -h": a command's flags.
 `
 
 // commands maps each fleet command to its function.

@@ -175,7 +175,7 @@ func writeNodes(w io.Writer, rows []nodeRow) {
 	tw.flush()
 }
 
-const nodesUsage = `usage: edgectl nodes [--context C] [--site S | --node N... | --all] [-o table|json|yaml]
+const nodesUsage = `usage: edgectl nodes [--context C] [--site S | --node N... | --all] [-o FORMAT]
 
 Asks every targeted node at once (each under --timeout) for its version,
 uptime, pipelines, records/s, worst epoch lag, spooled outputs, uplink state,

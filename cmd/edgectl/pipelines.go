@@ -453,7 +453,7 @@ func cmdGet(ctx context.Context, g *globals, args []string) int {
 		if r.LastError != "" {
 			state = "FAILING"
 		}
-		tw.row(trunc(r.Node, 18), r.Name, trunc(orDash(r.Version), 10), fmt.Sprint(r.Epoch), fmtRate(r.Rates.InPerSec),
+		tw.row(trunc(r.Node, 14), r.Name, trunc(orDash(r.Version), 10), fmt.Sprint(r.Epoch), fmtRate(r.Rates.InPerSec),
 			fmtAge(r.LagSeconds), fmt.Sprint(backlog), state)
 	}
 	tw.flush()

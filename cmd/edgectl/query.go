@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const queryUsage = `usage: edgectl query PIPELINE --step NAME [--where EXPR] [--limit N] [node selection flags]
+const queryUsage = `usage: edgectl query PIPELINE --step NAME [--where EXPR] [--limit N] [flags]
 
 Reads the live state of a step (open windows, per-key aggregates) on every
 targeted node, each from a consistent snapshot between two epochs, and
@@ -152,8 +152,8 @@ func lessCell(a, b string) bool {
 	return a < b
 }
 
-const deadlettersUsage = `usage: edgectl deadletters list [--pipeline P] [--step S] [--limit N] [node selection flags]
-       edgectl deadletters replay [--pipeline P] [--id N...] [--limit N] [node selection flags]
+const deadlettersUsage = `usage: edgectl deadletters list [--pipeline P] [--step S] [--limit N] [flags]
+       edgectl deadletters replay [--pipeline P] [--id N...] [--limit N] [flags]
 
 list shows dead letters (payloads that did not decode, records steps
 rejected) with their reason; replay feeds them back into their source's input

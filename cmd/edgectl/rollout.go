@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-const rolloutUsage = `usage: edgectl rollout -f FILE [--canary NODE] [--watch 30s] [--max-error-ratio 0.01]
-                       [--min-records 0] [node selection flags]
+const rolloutUsage = `usage: edgectl rollout -f FILE [--canary NODE] [--watch 30s]
+         [--max-error-ratio 0.01] [--min-records 0] [node selection flags]
 
 Rolls one pipeline out to many nodes (sites):
   1. every targeted node validates the file (nothing changes if one rejects it);
