@@ -103,3 +103,18 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	t.Logf("dashboard screenshot: %s", shot)
 }
+
+// TestDashboardAsksForTheToken: on a node with a token, the page shows the
+// token form and no data (the data calls answer 401 without the token).
+func TestDashboardAsksForTheToken(t *testing.T) {
+	n := startEdged(t, "dash-token", map[string]string{"temps": tempsV1})
+	dom := chromium(t, n.URL+"/", "--dump-dom")
+	for _, want := range []string{`<form id="login">`, "needs a token", `<main id="main" hidden="">`} {
+		if !strings.Contains(dom, want) {
+			t.Fatalf("page lacks %q:\n%.3000s", want, dom)
+		}
+	}
+	if strings.Contains(dom, "<td>temps</td>") {
+		t.Fatal("the page shows pipeline data without the token")
+	}
+}
