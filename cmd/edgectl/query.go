@@ -105,7 +105,9 @@ func cmdQuery(ctx context.Context, g *globals, args []string) int {
 		return code
 	}
 	if len(rows) == 0 {
-		fmt.Fprintln(g.stdout, "no rows")
+		if code != exitFailed {
+			fmt.Fprintln(g.stdout, "no rows")
+		}
 		return code
 	}
 	hdr := []string{"NODE"}
@@ -287,7 +289,9 @@ func cmdDeadLetters(ctx context.Context, g *globals, args []string) int {
 		}
 	}
 	if n == 0 {
-		fmt.Fprintln(g.stdout, "no dead letters")
+		if code != exitFailed {
+			fmt.Fprintln(g.stdout, "no dead letters")
+		}
 		return code
 	}
 	tw.flush()
