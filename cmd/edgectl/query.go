@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -297,6 +298,10 @@ func cmdDeadLetters(ctx context.Context, g *globals, args []string) int {
 	tw.flush()
 	return code
 }
+
+// errNoMesh is a node's answer when it is not part of a mesh (the
+// partition and drain endpoints do not exist there).
+var errNoMesh = errors.New("no mesh on this node")
 
 const partitionsUsage = `usage: edgectl partitions [node selection flags]
 

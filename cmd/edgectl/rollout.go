@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -251,5 +250,3 @@ func watchCanary(ctx context.Context, g *globals, c *client, name string, d, pol
 	}
 	return v
 }
-
-var errNoMesh = errors.New("no mesh on this node")
