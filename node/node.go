@@ -121,7 +121,8 @@ type Node struct {
 	truncating     atomic.Bool
 	lastTruncate   atomic.Int64 // unix ms
 
-	bus busState // local-bus sensors (bus.go)
+	bus  busState  // local-bus sensors (bus.go)
+	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
 }
 
 // maybeTruncate truncates the input logs behind the slowest pipeline that
