@@ -317,8 +317,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	return old == nil, nil
 }
 
-// Delete stops a pipeline and removes its file. Its stored state stays in the
-// database (applying it again resumes from it).
+// Delete stops a pipeline and removes its file. Its sinks deliver what it
+// spooled first; then its state, checkpoints and input positions are freed
+// (applying it again before that resumes from them).
 func (n *Node) Delete(name string) (bool, error) {
 	if !n.Ready() {
 		return false, ErrNotReady

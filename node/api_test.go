@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -262,5 +263,27 @@ func TestAPIDeadLettersListAndReplay(t *testing.T) {
 	code, body = do(t, "GET", srv.URL+"/api/v1/deadletters?limit=0", "", "")
 	if code != 400 || !strings.Contains(body, "parameter limit") {
 		t.Errorf("bad limit: got %d %s; want 400 naming limit", code, body)
+	}
+}
+
+// Apply is atomic: a version whose sink cannot open (here a path outside
+// the directories sinks may write to) is refused with a 4xx-class error
+// naming the sink, and the running version keeps running and producing.
+func TestApplyWithABadSinkKeepsTheOldVersion(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), map[string]string{"t1": testPipeline})
+	tn := startNode(t, cfg, newFakeClock(t0))
+	bad := strings.Replace(testPipeline, "path: clean.jsonl", "path: /etc/edged-should-not-write.jsonl", 1)
+	_, err := tn.Apply("t1", []byte(bad))
+	var ae *ApplyError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `sink "clean"`) || !strings.Contains(err.Error(), "allowedDirs") {
+		t.Fatalf("apply: got %v; want an ApplyError naming sink clean and sinks.allowedDirs", err)
+	}
+	if err := tn.Ingest(context.Background(), []Message{msg("sensors/a/temp", `{"sensor":"a","temp":5}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "t1")
+	waitLines(t, filepath.Join(cfg.outputDir(), "clean.jsonl"), 1)
+	if _, err := os.Stat("/etc/edged-should-not-write.jsonl"); err == nil {
+		t.Error("the refused version wrote its file")
 	}
 }

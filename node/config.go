@@ -127,6 +127,11 @@ type SinksConfig struct {
 	// Batch is how many spooled outputs a sink delivers per round. Zero means
 	// 1024.
 	Batch int `yaml:"batch"`
+	// AllowedDirs are directories, besides outputDir and dataDir, where
+	// file sinks may write. Pipelines come in through the API (without a
+	// token on loopback), so a file sink may not name any path it likes.
+	// Empty means only outputDir and dataDir.
+	AllowedDirs []string `yaml:"allowedDirs"`
 }
 
 // EpochConfig tunes the executor loops.

@@ -467,7 +467,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 	// (a bad path) must not stop the running version.
 	writers, err := n.openWriters(name, c.Spec)
 	if err != nil {
-		return err
+		return &ApplyError{Err: err}
 	}
 	if old != nil {
 		old.stop()
@@ -627,7 +627,11 @@ func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, st
 	case "log":
 		return &logSink{log: n.log, pipeline: pipelineName, sink: sk.Name}, "log", nil
 	case "file":
-		w, err := openFileSink(sinkFilePath(n.cfg.outputDir(), pipelineName, sk), n.cfg.Sinks.FileMaxBytes)
+		path := sinkFilePath(n.cfg.outputDir(), pipelineName, sk)
+		if err := confine(path, append([]string{n.cfg.outputDir(), n.cfg.DataDir}, n.cfg.Sinks.AllowedDirs...)...); err != nil {
+			return nil, "", err
+		}
+		w, err := openFileSink(path, n.cfg.Sinks.FileMaxBytes)
 		return w, "file", err
 	case "mqtt":
 		topic, err := parseSinkTopic(strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic))

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -367,9 +368,29 @@ func sinkFilePath(outputDir, p string, sk *pipeline.Sink) string {
 	return filepath.Join(outputDir, sk.Path)
 }
 
-// spoolSink drains one spool bucket (a plan sink name; sinks of several
-// pipelines with the same name share it) and routes each output to its
-// pipeline's writer by the pipeline prefix of its id.
+// confine checks that a file sink's path is inside one of the directories
+// edged may write to, and says which they are when it is not.
+func confine(path string, dirs ...string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		ad, err := filepath.Abs(d)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(ad, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("path %q is outside the directories file sinks may write to (%s); add its directory to sinks.allowedDirs in the node config", path, strings.Join(slices.DeleteFunc(slices.Clone(dirs), func(s string) bool { return s == "" }), ", "))
+}
+
+// spoolSink drains the spool of one pipeline's sink into its writer.
 type spoolSink struct {
 	name     string // its spool: SinkName(pipeline, sink)
 	pipeline string
