@@ -106,8 +106,14 @@ type StorageConfig struct {
 	// GroupMaxDelay is how long a group commit waits for more appends: the
 	// knob trading ingest latency for fewer fsyncs (flash wear).
 	GroupMaxDelay time.Duration `yaml:"groupMaxDelay"`
-	// QuotaBytes is the disk quota of the database file; at the quota ingest is
-	// back-pressured. Zero means none.
+	// QuotaBytes is one disk budget for everything edged writes: the
+	// database (input log, state, spool, dead letters), file-sink files with
+	// their rotations and a local uplink directory. At the budget, input is
+	// back-pressured (QoS 1 messages are not acknowledged and come again; the
+	// broker keeps them) until sinks and the uplink free space. Zero means the
+	// default: what edged stores when it starts plus half the free space of
+	// dataDir's file system, so a dead uplink can never fill the gateway's
+	// disk. -1 means no budget.
 	QuotaBytes int64 `yaml:"quotaBytes"`
 	// Compression of input-log frames: zstd, s2 or none. Empty means zstd.
 	Compression string `yaml:"compression"`
@@ -357,8 +363,8 @@ func (c Config) Validate() error {
 	if c.Storage.GroupMaxDelay < 0 {
 		add("storage.groupMaxDelay", "must not be negative")
 	}
-	if c.Storage.QuotaBytes < 0 {
-		add("storage.quotaBytes", "must not be negative")
+	if c.Storage.QuotaBytes < -1 {
+		add("storage.quotaBytes", "must be a number of bytes, 0 (the default budget) or -1 (none)")
 	}
 	if c.Storage.MaxDeadLetters < 0 {
 		add("storage.maxDeadLetters", "must not be negative")
@@ -472,7 +478,7 @@ func (c Config) StorageOptions(log *slog.Logger) storage.Options {
 	if c.Storage.GroupMaxDelay > 0 {
 		o.GroupMaxDelay = c.Storage.GroupMaxDelay
 	}
-	o.QuotaBytes = c.Storage.QuotaBytes
+	o.QuotaBytes = max(c.Storage.QuotaBytes, 0) // the default (0) is computed at start: Node.Run
 	switch c.Storage.Compression {
 	case "s2":
 		o.Compression = storage.CompressS2

@@ -120,6 +120,8 @@ type Node struct {
 	dlStored       atomic.Uint64
 	truncating     atomic.Bool
 	lastTruncate   atomic.Int64 // unix ms
+	externalBytes  atomic.Int64 // file sinks and local uplink bytes in the budget
+	uplinkFull     atomic.Value // string: an uplink sink back-pressuring, or
 
 	bus  busState  // local-bus sensors (bus.go)
 	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
@@ -190,7 +192,12 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("dataDir: %w", err)
 	}
-	db, err := storage.Open(filepath.Join(n.cfg.DataDir, "edged.db"), n.cfg.StorageOptions(n.log))
+	so := n.cfg.StorageOptions(n.log)
+	if n.cfg.Storage.QuotaBytes == 0 {
+		so.QuotaBytes = defaultQuota(n.cfg.DataDir)
+		n.log.Info("disk budget", "bytes", so.QuotaBytes, "why", "storage.quotaBytes unset: what edged stores now plus half the free space")
+	}
+	db, err := storage.Open(filepath.Join(n.cfg.DataDir, "edged.db"), so)
 	if err != nil {
 		return err
 	}
@@ -261,6 +268,8 @@ func (n *Node) Run(ctx context.Context) error {
 		stopMQTTBroker()
 		return err
 	}
+	n.refreshBudget()
+	go n.runBudget(runCtx)
 	if err := n.resumeRetiring(); err != nil {
 		n.log.Warn("resume retiring sinks", "err", err)
 	}
@@ -777,6 +786,11 @@ func (n *Node) setLogNext(name string, last uint64) {
 func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if !n.ready.Load() || n.stopping.Load() {
 		return ErrNotReady
+	}
+	if err := n.budgetErr(); err != nil {
+		n.backpressure.Store(true)
+		n.ingestErrors.Add(1)
+		return fmt.Errorf("ingest: %w", err)
 	}
 	// One pass routes every message and frames it into an arena (offsets
 	// first, slices once the arena stopped growing). The scratch is reused

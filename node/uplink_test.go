@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/edgedio/edged/storage"
 	"io/fs"
 	"net/http/httptest"
 	"os"
@@ -10,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -171,4 +175,95 @@ func TestSinksOfTwoPipelinesWithOneNameStayApart(t *testing.T) {
 	if got := strings.Join(names, " "); got != "up1/cloud=uplink up2/cloud=file" {
 		t.Errorf("sinks: got %s; want up1/cloud=uplink up2/cloud=file", got)
 	}
+}
+
+// budgetNode runs up1 with a local uplink whose directory cannot be created
+// (a file is in the way) and a one-byte spool quota under retention.
+func budgetNode(t *testing.T, retention string) (*testNode, string, Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"up1": uplinkPipeline})
+	cfg.Uplink.Format = "jsonl"
+	cfg.Uplink.SpoolQuota = 1
+	cfg.Uplink.Retention = retention
+	cfg.Uplink.BackoffMin, cfg.Uplink.BackoffMax = 50*time.Millisecond, 100*time.Millisecond
+	blocker := filepath.Join(dir, "uplink")
+	if err := os.WriteFile(blocker, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startNode(t, cfg, newFakeClock(t0)), blocker, cfg
+}
+
+// An uplink sink with retention backpressure whose spool passes its quota
+// stops Ingest (nothing acknowledged, so the broker keeps the messages),
+// and Ingest accepts again within seconds of the target coming back; every
+// output arrives, once.
+func TestUplinkBackpressureStopsIngestUntilItDrains(t *testing.T) {
+	tn, blocker, _ := budgetNode(t, "backpressure")
+	ctx := context.Background()
+	if err := tn.Ingest(ctx, []Message{msg("sensors/a/temp", `{"sensor":"a","temp":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "up1")
+	want := []string{"a1"}
+	n := 1
+	eventually(t, 10*time.Second, func() error {
+		n++
+		err := tn.Ingest(ctx, []Message{msg("sensors/a/temp", fmt.Sprintf(`{"sensor":"a","temp":%d}`, 100+n))})
+		if err == nil {
+			want = append(want, fmt.Sprint("a", 100+n)) // accepted before the budget saw the spool: it must arrive
+		}
+		if !errors.Is(err, storage.ErrQuotaExceeded) || !strings.Contains(err.Error(), "up1/cloud") {
+			return fmt.Errorf("ingest while the uplink is down and over quota: got %v; want back-pressure naming up1/cloud", err)
+		}
+		return nil
+	})
+	st, _ := tn.Status()
+	if !st.Ingest.Backpressure {
+		t.Error("status: ingest not reported back-pressured")
+	}
+	os.Remove(blocker) // the target comes back
+	eventually(t, 10*time.Second, func() error {
+		return tn.Ingest(ctx, []Message{msg("sensors/b/temp", `{"sensor":"b","temp":3}`)})
+	})
+	want = append(want, "b3")
+	sort.Strings(want)
+	tn.epoch(t, "up1")
+	eventually(t, 10*time.Second, func() error {
+		var got []string
+		for _, rows := range readUplinkDir(t, filepath.Join(tn.cfg.DataDir, "uplink")) {
+			for _, r := range rows {
+				got = append(got, fmt.Sprint(r["sensor"], r["temp"]))
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			return fmt.Errorf("uploaded %v; want %v (what Ingest accepted, each once; the refused readings were never acknowledged)", got, want)
+		}
+		return nil
+	})
+}
+
+// Under drop-oldest the spool is cut back to its quota instead, and every
+// output is either uploaded or counted as dropped.
+func TestUplinkDropOldestCountsWhatItDrops(t *testing.T) {
+	tn, blocker, _ := budgetNode(t, "drop-oldest")
+	ctx := context.Background()
+	for i := range 5 {
+		if err := tn.Ingest(ctx, []Message{msg("sensors/a/temp", fmt.Sprintf(`{"sensor":"a","temp":%d}`, i))}); err != nil {
+			t.Fatalf("ingest %d under drop-oldest: %v", i, err)
+		}
+		tn.epoch(t, "up1")
+	}
+	os.Remove(blocker)
+	eventually(t, 10*time.Second, func() error {
+		us := tn.UplinkStatus()["up1/cloud"]
+		if us.SpoolDepth != 0 || us.DroppedRows+us.Rows != 5 {
+			return fmt.Errorf("uploaded %d + dropped %d, spool %d; want 5 and an empty spool", us.Rows, us.DroppedRows, us.SpoolDepth)
+		}
+		if us.DroppedRows == 0 {
+			return fmt.Errorf("nothing dropped with a one-byte quota")
+		}
+		return nil
+	})
 }

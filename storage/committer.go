@@ -163,7 +163,7 @@ func (x *DB) commitTx(group []*request) error {
 	err := x.bdb.Update(func(tx *bolt.Tx) error {
 		over := false
 		if x.opt.QuotaBytes > 0 {
-			over = x.usedBytes(tx) >= x.opt.QuotaBytes
+			over = x.usedBytes(tx)+x.external.Load() >= x.opt.QuotaBytes
 			x.quotaHit.Store(over)
 		}
 		for _, r := range group {

@@ -79,6 +79,7 @@ type DB struct {
 	appendedRaw  atomic.Uint64
 	dedupDropped atomic.Uint64
 	quotaHit     atomic.Bool
+	external     atomic.Int64 // bytes outside the database counted against the quota
 }
 
 // Open opens (creating if needed) the database file at path. An existing file
@@ -194,6 +195,12 @@ func (x *DB) Close() error {
 	})
 	return err
 }
+
+// SetExternalBytes sets how many bytes edged keeps outside the database
+// (file-sink files, a local uplink directory): they count against
+// Options.QuotaBytes with the database's own, so the quota is one budget
+// for everything edged writes. The next group commit applies it.
+func (x *DB) SetExternalBytes(n int64) { x.external.Store(max(n, 0)) }
 
 // Path returns the database file's path.
 func (x *DB) Path() string { return x.path }

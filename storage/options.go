@@ -51,8 +51,9 @@ type Options struct {
 	// negative is invalid.
 	GroupMaxDelay time.Duration
 
-	// QuotaBytes is the disk quota of the database file in bytes, counted as the
-	// file size minus free pages. When it is reached AppendLog returns
+	// QuotaBytes is the disk quota in bytes: the database file's size minus
+	// its free pages, plus the bytes set with DB.SetExternalBytes (what edged
+	// keeps in files outside the database). When it is reached AppendLog returns
 	// ErrQuotaExceeded; epoch commits, acknowledgements and truncations still
 	// proceed so that the backlog can drain. Zero means no quota.
 	QuotaBytes int64

@@ -162,7 +162,7 @@ func TestIntegrationDuckDBReadsUplinkedParquet(t *testing.T) {
 			tempSum += temp
 			temps++
 		}
-		raw = append(raw, Row{ID: fmt.Sprintf("raw/0/%d/%d", epoch, i%100), Data: []byte(obj + "}")})
+		raw = append(raw, Row{ID: fmt.Sprintf("raw/0/1/%d/%d", epoch, i%100), Data: []byte(obj + "}")})
 		perHour[time.UnixMilli(ts).UTC().Format("2006-01-02 15")]++
 	}
 	uplinkTo(t, rawDir, "raw", rawSchema, 100, raw)
@@ -178,7 +178,7 @@ func TestIntegrationDuckDBReadsUplinkedParquet(t *testing.T) {
 		ws := t0 + int64(m)*60_000
 		for s := 0; s < 20; s++ {
 			n := int64(5 + (m+s)%7)
-			win = append(win, Row{ID: fmt.Sprintf("win/0/%d/%d", m+1, s),
+			win = append(win, Row{ID: fmt.Sprintf("win/0/1/%d/%d", m+1, s),
 				Data: fmt.Appendf(nil, `{"sensor":"s-%02d","window_start":%d,"window_end":%d,"n":%d,"avg_temp":%g}`, s, ws, ws+60_000, n, 20+float64(s)/4)})
 			nPerWindow[ws] += n
 			nPerHour[time.UnixMilli(ws).UTC().Format("2006-01-02 15:04:05")[:13]] += n

@@ -487,6 +487,9 @@ func (u *Uploader) next(replay *journal, force bool) (*batch, time.Duration, err
 		}
 		groups := map[group]bool{}
 		now := u.now()
+		// A spool past its quota under backpressure holds input back: upload
+		// what is there without waiting for MaxAge.
+		force := force || u.pressing()
 		seen := make(map[string]time.Time, len(u.seen))
 		var due time.Duration = u.cfg.MaxAge
 		var ready *batch
@@ -695,6 +698,20 @@ func (u *Uploader) deadLetterIDs(es []entry) error {
 	u.st.DeadLetters += uint64(len(ids))
 	u.mu.Unlock()
 	return nil
+}
+
+// pressing reports whether the spool is over its quota under backpressure
+// retention (input is held back until it drains).
+func (u *Uploader) pressing() bool {
+	if u.cfg.Retention != RetentionBackpressure || u.cfg.SpoolQuota <= 0 {
+		return false
+	}
+	ss, ok := u.spool.(SpoolStatser)
+	if !ok {
+		return false
+	}
+	s, err := ss.Stats()
+	return err == nil && s.Bytes > uint64(u.cfg.SpoolQuota)
 }
 
 // overQuota reports whether drop-oldest retention must drop now.

@@ -85,7 +85,7 @@ func (e *uplinkEdged) uplinkStatus() (rows, objects, depth uint64, err error) {
 	if err := (&edgedProc{api: e.api}).get("/api/v1/uplink/status", &st); err != nil {
 		return 0, 0, 0, err
 	}
-	c := st["cloud"]
+	c := st["hotup/cloud"] // sinks are named pipeline/sink
 	return c.Rows, c.Objects, c.Depth, nil
 }
 
