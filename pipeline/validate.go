@@ -30,6 +30,9 @@ func (s *Spec) Validate() error {
 	if s.Spec.Interval < 0 {
 		add("spec.interval", "must not be negative")
 	}
+	if d := s.Spec.IdleTimeout; d != nil && *d < 0 {
+		add("spec.idleTimeout", "must not be negative (0s turns the idle rule off)")
+	}
 
 	defined := map[string]string{} // name -> kind (source, step)
 	define := func(path, name, kind string) {
@@ -159,6 +162,14 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 		}
 		if *src.Watermark < 0 {
 			add(p+".watermark", "must not be negative")
+		}
+	}
+	if d := src.IdleTimeout; d != nil {
+		if *d < 0 {
+			add(p+".idleTimeout", "must not be negative (0s turns the idle rule off)")
+		}
+		if src.Watermark == nil {
+			add(p+".idleTimeout", "an idle timeout needs a watermark")
 		}
 	}
 	for j, k := range src.Key {
