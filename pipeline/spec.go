@@ -43,8 +43,8 @@ type PipelineSpec struct {
 	// A source's own idleTimeout overrides it.
 	IdleTimeout *time.Duration `yaml:"idleTimeout"`
 	Sources     []Source       `yaml:"sources"`
-	Steps    []Step        `yaml:"steps"`
-	Sinks    []Sink        `yaml:"sinks"`
+	Steps       []Step         `yaml:"steps"`
+	Sinks       []Sink         `yaml:"sinks"`
 }
 
 // Source declares an input and how its payloads decode into records.
