@@ -147,8 +147,8 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	if src.EventTime != "" {
 		if k, ok := kinds[src.EventTime]; !ok {
 			add(p+".eventTime", "%q is not a field of the source", src.EventTime)
-		} else if k != engine.KindTime && k != engine.KindNumber {
-			add(p+".eventTime", "field %q is a %s; event time needs a time or number field", src.EventTime, k)
+		} else if k != engine.KindTime {
+			add(p+".eventTime", "field %q is of type %s; the event time needs a field of type time (read as timeFormat: unix_ms, unix_s or rfc3339)", src.EventTime, k)
 		}
 	}
 	switch src.TimeFormat {
