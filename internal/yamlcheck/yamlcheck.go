@@ -217,7 +217,16 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if t.Kind() == reflect.String {
 			return
 		}
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		tagOK := true
+		switch t.Kind() {
+		case reflect.Bool:
+			tagOK = n.Tag == "!!bool"
+		case reflect.Float32, reflect.Float64:
+			tagOK = n.Tag == "!!int" || n.Tag == "!!float"
+		default:
+			tagOK = n.Tag == "!!int"
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil || !tagOK {
 			c.add(n, path, "%q is not %s", n.Value, kindName(t.Kind()))
 		}
 	}
