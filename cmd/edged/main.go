@@ -23,7 +23,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -64,6 +63,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "version":
+		c := newCommand("version", "version", "Prints the version of edged.")
+		if code, ok := c.parse(args[1:], stdout, stderr); !ok {
+			return code
+		}
 		fmt.Fprintln(stdout, "edged", version.Version)
 		return 0
 	case "help", "-h", "--help":
@@ -74,17 +77,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// load parses, validates and compiles a pipeline file, reporting every
+// problem at once.
 func load(file string) (*pipeline.Compiled, error) {
-	spec, err := pipeline.Load(file)
-	if err != nil {
-		return nil, err
-	}
-	return pipeline.Compile(spec)
+	return pipeline.LoadAndCompile(file)
 }
 
-func runCheck(files []string, stdout, stderr io.Writer) int {
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("check", "check PIPELINE.yaml...",
+		"Parses, validates and compiles each pipeline file and reports every problem of a file at once,\neach as FILE:LINE: key.path: message.")
+	if code, ok := c.parse(args, stdout, stderr); !ok {
+		return code
+	}
+	files := c.fs.Args()
 	if len(files) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "edged check: no pipeline file given (see edged check --help)")
 		return 2
 	}
 	code := 0
@@ -100,24 +107,25 @@ func runCheck(files []string, stdout, stderr io.Writer) int {
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := newCommand("batch", "batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]",
+		"Runs a pipeline over a recorded file with the plan the daemon runs over a stream.")
+	fs := cmd.fs
 	file := fs.String("f", "", "pipeline spec `file` (YAML)")
 	input := fs.String("input", "", "recorded input `file` (JSON Lines or CSV); - for stdin")
 	format := fs.String("format", "", "input format: jsonl or csv (default: from the file extension)")
 	output := fs.String("output", "", "output `file` (JSON Lines); default stdout")
 	dead := fs.String("dead-letter", "", "write rejected input and records to this `file` (JSON Lines)")
 	source := fs.String("source", "", "the pipeline source the input feeds (default: the first)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
+		return code
 	}
 	if *file == "" || *input == "" {
-		fmt.Fprintln(stderr, "edged batch: -f and --input are required")
+		fmt.Fprintln(stderr, "edged batch: -f and --input are required (see edged batch --help)")
 		return 2
 	}
 	c, err := load(*file)
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		fmt.Fprintf(stderr, "edged batch: %v\n", err)
 		return 1
 	}
 	in := io.Reader(os.Stdin)
