@@ -512,6 +512,7 @@ func (x *Executor) pass(ep *Epoch) error {
 		switch {
 		case n.source != nil:
 			n.stats.In += uint64(len(n.out.Recs))
+			n.stats.Out += uint64(len(n.out.Recs))
 		case n.sink:
 			// Sinks run after every step (below), so a step's output is complete
 			// and no later step reads a batch a sink took.
@@ -531,6 +532,7 @@ func (x *Executor) pass(ep *Epoch) error {
 		src := n.inputs[0]
 		dst := x.result.Outputs[i]
 		n.stats.In += uint64(len(src.out.Recs))
+		n.stats.Out += uint64(len(src.out.Recs))
 		if dst.Len() == 0 && src.consumers == 1 && src.source == nil {
 			// The sink is the step's only reader: take its batch instead of
 			// copying it, and give the step the empty one to fill next time.
