@@ -66,7 +66,7 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, simUsage)
-		fs.PrintDefaults()
+		printSimFlags(stderr, fs)
 	}
 	var (
 		qos      int
@@ -165,6 +165,22 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 		o.clientID = fmt.Sprintf("edgectl-sim-%d", os.Getpid())
 	}
 	return o, errors.Join(errs...)
+}
+
+// printSimFlags lists the flags as --name (the form the README uses).
+func printSimFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // brokerURL turns host:port or scheme://host:port into a paho broker URL.
