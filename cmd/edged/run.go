@@ -160,7 +160,9 @@ func checkPipelines(cfg node.Config, stdout, stderr io.Writer) int {
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, "pipelines")
 	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	// Only the default directory is seeded; a configured one must exist
+	// (LoadPipelines below says so).
+	if _, err := os.Stat(dir); cfg.PipelinesDir == "" && errors.Is(err, fs.ErrNotExist) {
 		files, _ := fs.Glob(configs.Pipelines, "pipelines/*.yaml")
 		var errs []error
 		for _, f := range files {
