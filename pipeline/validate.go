@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
@@ -110,7 +113,8 @@ func (s *Spec) Validate() error {
 				add(p+".qos", "must be 0 or 1")
 			}
 		default:
-			add(p+".type", "unknown sink type %q (want stdout, file, mqtt or uplink)", sk.Type)
+			add(p+".type", "unknown sink type %q%s (want stdout, file, mqtt or uplink)", sk.Type,
+				didYouMean(sk.Type, []string{"stdout", "file", "mqtt", "uplink"}))
 		}
 		switch sk.Format {
 		case "", "jsonl", "csv":
@@ -313,7 +317,12 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		case "count":
 			positive(p+".window.count", w.Count > 0)
 		default:
-			add(p+".window.type", "unknown window type %q (want tumbling, sliding, session or count)", w.Type)
+			if w.Type == "" {
+				add(p+".window.type", "required: tumbling, sliding, session or count")
+			} else {
+				add(p+".window.type", "unknown window type %q%s (want tumbling, sliding, session or count)", w.Type,
+					didYouMean(w.Type, []string{"tumbling", "sliding", "session", "count"}))
+			}
 		}
 		if w.Lateness < 0 {
 			add(p+".window.lateness", "must not be negative")
@@ -373,10 +382,9 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if d.Slide < 0 {
 			add(p+".dstreamWindow.slide", "must not be negative")
 		}
-		switch d.Op {
-		case "window", "countByWindow", "countByValueAndWindow", "groupByKeyAndWindow", "reduceByWindow", "reduceByKeyAndWindow":
-		default:
-			add(p+".dstreamWindow.op", "unknown op %q", d.Op)
+		ops := []string{"window", "countByWindow", "countByValueAndWindow", "groupByKeyAndWindow", "reduceByWindow", "reduceByKeyAndWindow"}
+		if !slices.Contains(ops, d.Op) {
+			add(p+".dstreamWindow.op", "unknown op %q%s (want %s)", d.Op, didYouMean(d.Op, ops), strings.Join(ops, ", "))
 		}
 	case "updateStateByKey":
 		u := st.UpdateState
@@ -387,4 +395,13 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 			add(p+".updateStateByKey.expireAfter", "must not be negative")
 		}
 	}
+}
+
+// didYouMean returns ` (did you mean "x"?)` for the option nearest to got, or
+// "" when none is near.
+func didYouMean(got string, options []string) string {
+	if s := yamlcheck.Suggest(got, options); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
 }
