@@ -445,12 +445,12 @@ type QueryResult struct {
 func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	res := &QueryResult{Pipeline: p.name, Step: step, Epoch: p.x.Epoch(), Rows: []json.RawMessage{}}
+	res := &QueryResult{Pipeline: p.name, Step: step, Epoch: p.x.Epoch(), Columns: []string{}, Rows: []json.RawMessage{}}
 	var expr *engine.Expr
 	var ferr error
 	var buf []byte
 	err := p.x.Query(step, func(s *engine.Schema, r *engine.Record) bool {
-		if res.Columns == nil {
+		if len(res.Columns) == 0 {
 			for _, f := range s.Fields() {
 				res.Columns = append(res.Columns, f.Name)
 			}

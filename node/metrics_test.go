@@ -187,3 +187,17 @@ func TestGrafanaDashboardNamesOnlyExistingMetrics(t *testing.T) {
 		t.Fatalf("checked %d metric names; the dashboard should show at least 20", checked)
 	}
 }
+
+// TestQueryOfEmptyStateHasEmptyColumnList: a step without state yet answers
+// "columns": [] (not null), so clients can iterate it.
+func TestQueryOfEmptyStateHasEmptyColumnList(t *testing.T) {
+	tn := startNode(t, testConfig(t, t.TempDir(), map[string]string{"t1": testPipeline}), newFakeClock(t0))
+	res, err := tn.pipeByName("t1").query("totals", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	if !strings.Contains(string(b), `"columns":[]`) || !strings.Contains(string(b), `"rows":[]`) {
+		t.Errorf("got %s; want empty column and row lists", b)
+	}
+}
