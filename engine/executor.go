@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -21,6 +20,10 @@ type Options struct {
 	Clock Clock
 	// Partition is the partition of the pipeline this executor runs.
 	Partition int
+	// Term is the ownership term of the partition, carried by every output
+	// id (OutputID). Zero means 1: a single gateway always holds its
+	// partitions under term 1.
+	Term uint64
 	// Interval is the batch interval, reported to operators as Epoch.Interval.
 	// Zero means one second.
 	Interval time.Duration
@@ -587,16 +590,16 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 		x.saveIdle(c)
 	}
 	if x.opt.Encode != nil {
-		seq := 0
 		x.encBuf = x.encBuf[:0]
 		for i, n := range x.plan.sinks {
 			b := x.result.Outputs[i]
+			// Numbered per sink: the j-th output of every sink fed by the
+			// same step has the same id.
 			for j := range b.Recs {
 				start := len(x.encBuf)
 				x.encBuf = x.opt.Encode(x.encBuf, b.Schema, &b.Recs[j])
-				c.Outputs = append(c.Outputs, Output{Sink: n.name, ID: x.OutputID(seq),
+				c.Outputs = append(c.Outputs, Output{Sink: n.name, ID: x.OutputID(j),
 					Data: x.encBuf[start:len(x.encBuf):len(x.encBuf)]})
-				seq++
 			}
 		}
 	}
@@ -611,18 +614,17 @@ func (x *Executor) outputCount() int {
 	return n
 }
 
-// OutputID returns the deterministic id of the seq-th output of the current
-// epoch: pipeline/partition/epoch/seq.
+// OutputID returns the deterministic id of the seq-th output of one sink in
+// the current epoch (see OutputID).
 func (x *Executor) OutputID(seq int) string {
-	b := make([]byte, 0, len(x.plan.name)+32)
-	b = append(b, x.plan.name...)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, int64(x.opt.Partition), 10)
-	b = append(b, '/')
-	b = strconv.AppendUint(b, x.seq, 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, int64(seq), 10)
-	return string(b)
+	return OutputID{Pipeline: x.plan.name, Partition: x.opt.Partition, Term: x.term(), Epoch: x.seq, Seq: seq}.String()
+}
+
+func (x *Executor) term() uint64 {
+	if x.opt.Term == 0 {
+		return 1
+	}
+	return x.opt.Term
 }
 
 // StepStats are the counters of one step, for metrics.

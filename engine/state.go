@@ -15,8 +15,8 @@ type StateOp struct {
 	Delete    bool
 }
 
-// Output is one record produced by an epoch for a sink. ID is deterministic:
-// pipeline/partition/epoch/sequence, so a replayed epoch produces the same IDs and
+// Output is one record produced by an epoch for a sink. ID is the text form
+// of a deterministic OutputID, so a replayed epoch produces the same IDs and
 // downstream writes are idempotent.
 type Output struct {
 	Sink string
@@ -38,6 +38,26 @@ type Commit struct {
 	State []StateOp
 	// Outputs are written to the output spool in the same transaction.
 	Outputs []Output
+	// DeadLetters are the records the epoch rejected (undecodable input,
+	// records an operator refused), stored in the same transaction so that
+	// a crash neither loses nor doubles them.
+	DeadLetters []DeadLetter
+}
+
+// DeadLetter is an input message or record that a pipeline rejected, with
+// the reason. Input dead letters (Step empty) name the input log and offset
+// they came from: the store keeps one dead letter per logged message and
+// lists every pipeline that rejected it.
+type DeadLetter struct {
+	Pipeline string
+	Source   string // the pipeline's source, for input dead letters
+	Step     string // the step that rejected a record; empty for input
+	Log      string // input log of the message ("" for operator dead letters)
+	Offset   uint64 // its offset in Log
+	Topic    string // the MQTT topic the message came on, if any
+	Payload  []byte // the bytes received (input) or the record as JSON (step)
+	Reason   string
+	Time     int64 // unix ms, when it was rejected
 }
 
 // Checkpoint is the last committed epoch of a pipeline partition.

@@ -165,23 +165,27 @@ type PipelineInfo struct {
 	Sources     []string          `json:"sources"`
 	Sinks       []string          `json:"sinks"`
 	LastError   string            `json:"lastError,omitempty"`
+	// Partitions is how many partitions the pipeline is split into;
+	// PartitionsHeld how many of them this node runs.
+	Partitions     int `json:"partitions"`
+	PartitionsHeld int `json:"partitionsHeld"`
 }
 
 func (n *Node) pipeInfo(p *pipe) PipelineInfo {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	st := p.r.Status() // never waits for a running epoch
 	pi := PipelineInfo{Name: p.name, File: p.file, Version: p.spec.Metadata.Version,
-		Interval: p.c.Interval.String(), Epoch: p.x.Epoch(), EpochTime: p.lastTime,
-		Backlog: map[string]uint64{}, DecodeError: p.decodeErr, DeadLetters: p.opDL,
-		Sources: p.c.Plan.Sources(), Sinks: p.c.Plan.Sinks(), LastError: p.lastErr}
-	if wm := p.x.Watermark(); wm != engine.NoWatermark {
+		Interval: p.c.Interval.String(), Epoch: st.Epoch, EpochTime: st.LastTime,
+		Backlog: map[string]uint64{}, DecodeError: st.DecodeErrors, DeadLetters: st.OperatorRejects,
+		Sources: p.c.Plan.Sources(), Sinks: p.c.Plan.Sinks(), LastError: st.LastError,
+		Partitions: st.Partitions, PartitionsHeld: len(st.Held)}
+	if wm := st.Watermark; wm != engine.NoWatermark {
 		pi.Watermark = &wm
 	}
-	if p.lastTime > 0 {
-		pi.LagSeconds = float64(n.clock.Now().UnixMilli()-p.lastTime) / 1000
+	if st.LastTime > 0 {
+		pi.LagSeconds = float64(n.clock.Now().UnixMilli()-st.LastTime) / 1000
 	}
 	for _, s := range p.sources {
-		pi.Backlog[s.name] = s.backlog
+		pi.Backlog[s.name] = st.Backlog[s.log]
 	}
 	return pi
 }
@@ -443,13 +447,11 @@ type QueryResult struct {
 // query reads the rows of a step's state under the pipe's lock, so the answer
 // is the state after one whole epoch.
 func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	res := &QueryResult{Pipeline: p.name, Step: step, Epoch: p.x.Epoch(), Columns: []string{}, Rows: []json.RawMessage{}}
+	res := &QueryResult{Pipeline: p.name, Step: step, Columns: []string{}, Rows: []json.RawMessage{}}
 	var expr *engine.Expr
 	var ferr error
 	var buf []byte
-	err := p.x.Query(step, func(s *engine.Schema, r *engine.Record) bool {
+	epoch, err := p.r.Query(step, func(s *engine.Schema, r *engine.Record) bool {
 		if len(res.Columns) == 0 {
 			for _, f := range s.Fields() {
 				res.Columns = append(res.Columns, f.Name)
@@ -477,6 +479,7 @@ func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
 	if ferr != nil {
 		return nil, fmt.Errorf("parameter filter: %w", ferr)
 	}
+	res.Epoch = epoch
 	return res, nil
 }
 

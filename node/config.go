@@ -141,9 +141,12 @@ type EpochConfig struct {
 	// processing time epoch*interval instead of the clock (replay, tests and
 	// the crash harness): outputs then depend only on the input log.
 	Virtual bool `yaml:"virtual"`
-	// RetainEpochs is how many epochs pass between truncations of the
-	// consumed input log. Zero means 60.
-	RetainEpochs int `yaml:"retainEpochs"`
+	// Partitions is how many partitions a partitionable pipeline (every
+	// stateful step grouped by the source key) is split into, each with its
+	// own executor and state; records go to a partition by a stable hash of
+	// their key. Other pipelines run as one partition. Zero means 8.
+	// Changing it for a pipeline that has state starts that state afresh.
+	Partitions int `yaml:"partitions"`
 }
 
 // MQTTConfig is the MQTT section. With Brokers empty and Listen set, the
@@ -232,8 +235,8 @@ func DefaultConfig() Config {
 			Batch:        1024,     // one fsync per 1024 delivered lines at most
 		},
 		Epochs: EpochConfig{
-			MaxRecords:   65536, // bounds an epoch's memory after an outage
-			RetainEpochs: 60,    // truncate the consumed log about once a minute at 1s epochs
+			MaxRecords: 65536, // bounds an epoch's memory; a larger backlog runs further epochs at once
+			Partitions: 8,     // parallel executors per keyed pipeline (2-4 cores on a Pi), few state buckets
 		},
 		MQTT: MQTTConfig{
 			Listen:        ":1883",                // the embedded broker, reachable from sensors on the LAN
@@ -444,8 +447,8 @@ func (c Config) Validate() error {
 	if c.Epochs.MaxRecords < 0 {
 		add("epochs.maxRecords", "must not be negative")
 	}
-	if c.Epochs.RetainEpochs < 0 {
-		add("epochs.retainEpochs", "must not be negative")
+	if c.Epochs.Partitions < 0 || c.Epochs.Partitions > 1024 {
+		add("epochs.partitions", "must be 0 (8) to 1024")
 	}
 	for i, b := range c.MQTT.Brokers {
 		u, err := url.Parse(b)

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,35 +9,6 @@ import (
 	"github.com/edgedio/edged/engine/decode"
 	"github.com/edgedio/edged/ingest/mqtt"
 )
-
-// topicFrame marks an input-log entry that carries its MQTT topic:
-// 0x00, uvarint(len(topic)), topic, payload. Ingest writes every MQTT message
-// so (the topic feeds captured fields, and makes the entry, and so the log's
-// dedup, tell equal payloads on different topics apart); entries of input
-// files and replayed dead letters are the bare payload (JSON, CSV and SenML
-// text never start with a NUL byte).
-const topicFrame = 0x00
-
-// frameTopic appends the framed entry of (topic, payload) to dst.
-func frameTopic(dst []byte, topic string, payload []byte) []byte {
-	dst = append(dst, topicFrame)
-	dst = binary.AppendUvarint(dst, uint64(len(topic)))
-	dst = append(dst, topic...)
-	return append(dst, payload...)
-}
-
-// unframeTopic splits a framed entry; framed is false for a bare payload.
-func unframeTopic(rec []byte) (topic, payload []byte, framed bool) {
-	if len(rec) == 0 || rec[0] != topicFrame {
-		return nil, rec, false
-	}
-	l, k := binary.Uvarint(rec[1:])
-	if k <= 0 || uint64(len(rec)-1-k) < l {
-		return nil, rec, false
-	}
-	start := 1 + k
-	return rec[start : start+int(l)], rec[start+int(l):], true
-}
 
 // fieldFill sets fields of decoded records by name: topic captures, and the
 // SenML and raw decoders' outputs. It recomputes Record.Key when a key field

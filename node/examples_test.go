@@ -11,7 +11,7 @@ import (
 // stepStats returns a step's counters after the pipeline's last epoch.
 func stepStats(t *testing.T, tn *testNode, pipeline, step string) (in, out, unmatched uint64) {
 	t.Helper()
-	for _, s := range tn.pipeByName(pipeline).snapshot().stats {
+	for _, s := range tn.pipeByName(pipeline).r.Status().Steps {
 		if s.Step == step {
 			return s.In, s.Out, s.Unmatched
 		}

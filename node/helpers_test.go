@@ -187,14 +187,9 @@ func (tn *testNode) epoch(t *testing.T, p string) {
 		return nil
 	})
 	pp := tn.pipeByName(p)
-	pp.mu.Lock()
-	before := pp.epochs
-	pp.mu.Unlock()
 	tn.clock.set(next)
 	eventually(t, 10*time.Second, func() error {
-		pp.mu.Lock()
-		defer pp.mu.Unlock()
-		if pp.epochs == before {
+		if pp.r.Status().LastTime < next.UnixMilli() {
 			return fmt.Errorf("pipeline %s: no epoch at %v", p, next)
 		}
 		return nil

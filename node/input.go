@@ -23,17 +23,12 @@ const inputChunk = 4096
 // position is durable in the same transaction as the lines themselves.
 func (n *Node) runInputFile(ctx context.Context) error {
 	n.mu.RLock()
-	var first *pipe
-	for _, p := range n.pipes {
-		if first == nil || p.name < first.name {
-			first = p
-		}
-	}
+	first := n.pipes[n.filePipe]
 	n.mu.RUnlock()
 	if first == nil || len(first.sources) == 0 {
 		return errors.New("no pipeline to feed")
 	}
-	logName := first.sources[0].logName
+	logName := LogFile
 	f, err := os.Open(n.inputFile)
 	if err != nil {
 		return err

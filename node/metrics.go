@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -32,42 +33,45 @@ func (n *Node) ReplayDeadLetters(ctx context.Context, f storage.DeadLetterFilter
 		want[id] = true
 	}
 	reasons := map[string]int{}
-	byLog := map[string][][]byte{}
-	idsByLog := map[string][]uint64{}
+	recs := map[string][][]byte{}
+	var del []uint64
 	for _, d := range dls {
 		if len(want) > 0 && !want[d.ID] {
 			continue
 		}
-		p := n.pipeByName(d.Pipeline)
-		switch {
-		case d.Source == "":
+		if d.Step != "" {
 			reasons["rejected by a step (not replayable into a source)"]++
-		case p == nil:
+			continue
+		}
+		// The message goes back to every pipeline that rejected it, and to
+		// no other: each has a replay log of its own, read like its input.
+		replayed := 0
+		for _, name := range d.Pipelines {
+			if n.pipeByName(name) == nil {
+				continue
+			}
+			var e []byte
+			if d.Log == LogFile && d.Topic == "" {
+				e = append(e, d.Payload...)
+			} else {
+				e = runner.AppendEntry(nil, d.Topic, d.Payload)
+			}
+			recs[ReplayLog(name)] = append(recs[ReplayLog(name)], e)
+			replayed++
+		}
+		if replayed == 0 {
 			reasons["pipeline no longer exists"]++
-		default:
-			found := false
-			for _, s := range p.sources {
-				if s.name == d.Source {
-					byLog[s.logName] = append(byLog[s.logName], d.Payload)
-					idsByLog[s.logName] = append(idsByLog[s.logName], d.ID)
-					found = true
-				}
-			}
-			if !found {
-				reasons["source no longer exists"]++
-			}
+			continue
 		}
+		del = append(del, d.ID)
 	}
-	for log, recs := range byLog {
-		// No dedup key: the original copy is in the log already.
-		_, last, err := n.db.AppendLog(ctx, log, recs)
-		if err != nil {
-			return res, fmt.Errorf("replay into %q: %w", log, err)
-		}
-		n.setLogNext(log, last)
-		k, err := n.db.DeleteDeadLetters(context.WithoutCancel(ctx), idsByLog[log]...)
+	if len(del) > 0 {
+		k, last, err := n.db.ReplayDeadLetters(ctx, recs, del)
 		if err != nil {
 			return res, err
+		}
+		for lg, off := range last {
+			n.setLogNext(lg, off)
 		}
 		res.Replayed += k
 	}
@@ -139,7 +143,7 @@ func (n *Node) Status() (Status, error) {
 		if pi.LastError != "" {
 			st.Conditions = append(st.Conditions, fmt.Sprintf("pipeline %s: last epoch failed: %s", pi.Name, pi.LastError))
 		}
-		for _, s := range p.snapshot().stats {
+		for _, s := range p.r.Status().Steps {
 			if s.Unmatched > 0 {
 				st.Conditions = append(st.Conditions, fmt.Sprintf("pipeline %s: step %s dropped %d records whose key has no row in its table (an inner join; add the keys to the table, or set enrich.left: true to keep them)", pi.Name, s.Step, s.Unmatched))
 			}
@@ -293,24 +297,23 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	var steps []stepRow
 	now := n.clock.Now().UnixMilli()
 	for _, p := range n.sortedPipes() {
-		sn := p.snapshot() // never waits for a running epoch
-		g("edged_pipeline_epoch", "Last committed epoch.", float64(sn.epoch), "pipeline", p.name)
+		sn := p.r.Status() // never waits for a running epoch
+		g("edged_pipeline_epoch", "Last committed epoch.", float64(sn.Epoch), "pipeline", p.name)
 		lag := 0.0
-		if sn.lastTime > 0 {
-			lag = float64(now-sn.lastTime) / 1000
+		if sn.LastTime > 0 {
+			lag = float64(now-sn.LastTime) / 1000
 		}
 		g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran (0 before the first).", lag, "pipeline", p.name)
-		if wm := sn.watermark; wm != engine.NoWatermark && wm != engine.EndOfTime {
+		if wm := sn.Watermark; wm != engine.NoWatermark && wm != engine.EndOfTime {
 			g("edged_pipeline_watermark_seconds", "Event-time watermark (unix seconds).", float64(wm)/1000, "pipeline", p.name)
 		}
-		for i, s := range p.sources {
-			if i < len(sn.backlog) {
-				g("edged_pipeline_input_backlog_records", "Input-log records after the committed position.", float64(sn.backlog[i]), "pipeline", p.name, "source", s.name)
-			}
+		g("edged_pipeline_partitions_held", "Partitions of the pipeline this node runs.", float64(len(sn.Held)), "pipeline", p.name)
+		for _, s := range p.sources {
+			g("edged_pipeline_input_backlog_records", "Input-log records after the committed position.", float64(sn.Backlog[s.log]), "pipeline", p.name, "source", s.name)
 		}
-		c("edged_pipeline_decode_errors_total", "Payloads that did not decode (dead-lettered).", float64(sn.decodeErr), "pipeline", p.name)
-		g("edged_pipeline_healthy", "0 when the last epoch failed.", b2f(sn.lastErr == ""), "pipeline", p.name)
-		for _, s := range sn.stats {
+		c("edged_pipeline_decode_errors_total", "Payloads that did not decode (dead-lettered).", float64(sn.DecodeErrors), "pipeline", p.name)
+		g("edged_pipeline_healthy", "0 when the last epoch failed.", b2f(sn.LastError == ""), "pipeline", p.name)
+		for _, s := range sn.Steps {
 			steps = append(steps, stepRow{p.name, s})
 		}
 	}
@@ -365,8 +368,9 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		}
 		for _, p := range n.sortedPipes() {
 			for _, s := range p.sources {
-				logs[s.logName] = true
+				logs[s.log] = true
 			}
+			logs[ReplayLog(p.name)] = true
 		}
 		for _, k := range slices.Sorted(maps.Keys(logs)) {
 			g("edged_input_log_records", "Records retained in an input log.", float64(ds.Log[k].Records), "log", k)

@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgedio/edged/ingest/mqtt"
+	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/storage"
 )
 
@@ -247,15 +248,15 @@ func TestSinkTopicRender(t *testing.T) {
 }
 
 func TestFrameTopicRoundTrip(t *testing.T) {
-	rec := frameTopic(nil, "a/b", []byte(`{"x":1}`))
-	topic, payload, ok := unframeTopic(rec)
+	rec := runner.AppendEntry(nil, "a/b", []byte(`{"x":1}`))
+	topic, payload, ok := runner.SplitEntry(rec)
 	if !ok || string(topic) != "a/b" || string(payload) != `{"x":1}` {
 		t.Errorf("got %q %q %v; want a/b {\"x\":1} true", topic, payload, ok)
 	}
-	if _, p, ok := unframeTopic([]byte(`{"x":1}`)); ok || string(p) != `{"x":1}` {
+	if _, p, ok := runner.SplitEntry([]byte(`{"x":1}`)); ok || string(p) != `{"x":1}` {
 		t.Errorf("bare payload: got framed %v; want the payload as is", ok)
 	}
-	if _, _, ok := unframeTopic([]byte{0, 200}); ok {
+	if _, _, ok := runner.SplitEntry([]byte{0, 200}); ok {
 		t.Error("truncated frame: got framed; want bare")
 	}
 }

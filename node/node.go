@@ -20,6 +20,7 @@ import (
 	"github.com/edgedio/edged/configs"
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/pipeline"
+	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/storage"
 )
 
@@ -82,12 +83,12 @@ type Node struct {
 	inputFile string
 	listener  net.Listener
 
-	db        *storage.DB
-	ready     atomic.Bool
-	stopping  atomic.Bool
-	runCtx    context.Context
-	inputWake chan struct{}
-	apiAddr   atomic.Value // string
+	db       *storage.DB
+	ready    atomic.Bool
+	stopping atomic.Bool
+	runCtx   context.Context
+	filePipe string       // the pipeline whose first source reads the input file
+	apiAddr  atomic.Value // string
 
 	// mu guards pipes and sinks. swapMu serialises pipeline changes (apply,
 	// delete, reload); it is taken before mu.
@@ -117,6 +118,37 @@ type Node struct {
 	fileDone       atomic.Bool
 	sinkDropped    atomic.Uint64
 	dlStored       atomic.Uint64
+	truncating     atomic.Bool
+	lastTruncate   atomic.Int64 // unix ms
+}
+
+// maybeTruncate truncates the input logs behind the slowest pipeline that
+// reads each, at most once a second, in the background. A log is never
+// truncated past a committed position of any running pipeline.
+func (n *Node) maybeTruncate() {
+	now := time.Now().UnixMilli()
+	if now-n.lastTruncate.Load() < 1000 || !n.truncating.CompareAndSwap(false, true) {
+		return
+	}
+	n.lastTruncate.Store(now)
+	low := map[string]uint64{}
+	n.mu.RLock()
+	for _, p := range n.pipes {
+		for lg, pos := range p.r.Status().Position {
+			if v, ok := low[lg]; !ok || pos < v {
+				low[lg] = pos
+			}
+		}
+	}
+	n.mu.RUnlock()
+	go func() {
+		defer n.truncating.Store(false)
+		for lg, pos := range low {
+			if err := n.db.TruncateLog(context.Background(), lg, pos); err != nil {
+				n.log.Warn("truncate input log", "log", lg, "err", err)
+			}
+		}
+	}()
 }
 
 // New returns a node for cfg, which must be valid.
@@ -125,8 +157,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, clock: engine.SystemClock{}, stdout: os.Stdout,
-		pipes: map[string]*pipe{}, sinks: map[string]*spoolSink{}, uploaders: map[string]*upSink{}, nextOff: map[string]uint64{},
-		inputWake: make(chan struct{}, 1)}
+		pipes: map[string]*pipe{}, sinks: map[string]*spoolSink{}, uploaders: map[string]*upSink{}, nextOff: map[string]uint64{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -172,6 +203,11 @@ func (n *Node) Run(ctx context.Context) error {
 	specs, err := n.loadDir()
 	if err != nil {
 		return err
+	}
+	for _, ld := range specs {
+		if name := ld.c.Plan.Name(); n.filePipe == "" || name < n.filePipe {
+			n.filePipe = name
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -406,18 +442,27 @@ func compile(file string, raw []byte) (*pipeline.Compiled, error) {
 }
 
 // start creates (restoring from the last checkpoint) and starts the pipe of
-// c, replacing a running pipe of the same name at its epoch boundary. If the
-// new plan cannot be restored, the old pipe keeps running.
+// c, replacing a running pipe of the same name at its epoch boundary. The
+// new version is built and its sinks are opened before the old one stops:
+// if anything fails, the old one keeps running and the error names the
+// problem.
 func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 	name := c.Plan.Name()
 	n.mu.RLock()
 	old := n.pipes[name]
 	n.mu.RUnlock()
+	// Open the new version's sink writers first: a sink that cannot open
+	// (a bad path) must not stop the running version.
+	writers, err := n.openWriters(name, c.Spec)
+	if err != nil {
+		return err
+	}
 	if old != nil {
 		old.stop()
 	}
-	p, err := newPipe(n, c, raw)
+	p, err := newPipe(n, c, raw, n.inputFile != "" && name == n.filePipe)
 	if err != nil {
+		closeWriters(writers)
 		if old != nil {
 			n.launch(old)
 		}
@@ -427,19 +472,19 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 	n.mu.Lock()
 	n.pipes[name] = p
 	n.mu.Unlock()
-	if err := n.attachSinks(p); err != nil {
+	if err := n.attachSinks(p, writers); err != nil {
 		return err
 	}
 	n.launch(p)
 	n.subsChanged()
-	n.log.Info("pipeline started", "pipeline", name, "epoch", p.x.Epoch())
+	n.log.Info("pipeline started", "pipeline", name, "epoch", p.r.Epoch(), "partitions", p.r.Partitions())
 	return nil
 }
 
 func (n *Node) launch(p *pipe) {
 	ctx, cancel := context.WithCancel(n.runCtx)
 	p.cancel, p.done = cancel, make(chan struct{})
-	go p.run(ctx)
+	go p.run(ctx, n)
 }
 
 // remove stops and forgets a pipeline. Its spooled outputs that are not yet
@@ -470,9 +515,46 @@ func (n *Node) remove(name string) bool {
 	return true
 }
 
-// attachSinks opens the writers of p's sinks and starts the spool loops of
-// sinks not seen before.
-func (n *Node) attachSinks(p *pipe) error {
+// openedWriter is a sink writer opened for a pipeline version before it
+// replaces the running one.
+type openedWriter struct {
+	w    sinkWriter
+	kind string
+}
+
+// openWriters opens the writers of every non-uplink sink of spec. On error
+// nothing stays open and every sink at fault is named.
+func (n *Node) openWriters(name string, spec *pipeline.Spec) (map[string]openedWriter, error) {
+	out := map[string]openedWriter{}
+	var errs []error
+	for i := range spec.Spec.Sinks {
+		sk := &spec.Spec.Sinks[i]
+		if sk.Type == "uplink" {
+			continue
+		}
+		w, kind, err := n.newWriter(name, sk)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", name, sk.Name, err))
+			continue
+		}
+		out[sk.Name] = openedWriter{w, kind}
+	}
+	if err := errors.Join(errs...); err != nil {
+		closeWriters(out)
+		return nil, err
+	}
+	return out, nil
+}
+
+func closeWriters(ws map[string]openedWriter) {
+	for _, w := range ws {
+		w.w.close()
+	}
+}
+
+// attachSinks installs the opened writers of p's sinks and starts the spool
+// loops of sinks not seen before.
+func (n *Node) attachSinks(p *pipe, writers map[string]openedWriter) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, s := range n.uploaders {
@@ -487,13 +569,13 @@ func (n *Node) attachSinks(p *pipe) error {
 			}
 			continue
 		}
-		if n.uploaders[sk.Name] != nil {
-			errs = append(errs, fmt.Errorf("pipeline %q sink %q: the name is used by a sink of type uplink of another pipeline; give this %s sink another name", p.name, sk.Name, sk.Type))
+		ow, ok := writers[sk.Name]
+		if !ok {
 			continue
 		}
-		w, kind, err := n.newWriter(p.name, sk)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pipeline %q sink %q: %w", p.name, sk.Name, err))
+		if n.uploaders[sk.Name] != nil {
+			ow.w.close()
+			errs = append(errs, fmt.Errorf("pipeline %q sink %q: the name is used by a sink of type uplink of another pipeline; give this %s sink another name", p.name, sk.Name, sk.Type))
 			continue
 		}
 		s := n.sinks[sk.Name]
@@ -508,7 +590,7 @@ func (n *Node) attachSinks(p *pipe) error {
 		if old := s.writers[p.name]; old != nil {
 			old.close()
 		}
-		s.writers[p.name], s.kinds[p.name] = w, kind
+		s.writers[p.name], s.kinds[p.name] = ow.w, ow.kind
 		s.mu.Unlock()
 		s.notify()
 	}
@@ -636,7 +718,8 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	return len(ds), errors.Join(errs...)
 }
 
-// epochDone wakes the sinks of p after a commit.
+// epochDone wakes the sinks of p after a commit, and truncates the input
+// logs behind the slowest pipeline at most once a second.
 func (n *Node) epochDone(p *pipe) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -648,6 +731,7 @@ func (n *Node) epochDone(p *pipe) {
 			s.u.Notify()
 		}
 	}
+	n.maybeTruncate()
 }
 
 // logNext returns the offset the next record appended to an input log gets.
@@ -666,47 +750,22 @@ func (n *Node) setLogNext(name string, last uint64) {
 		n.nextOff[name] = last + 1
 	}
 	n.nextMu.Unlock()
-	select {
-	case n.inputWake <- struct{}{}:
-	default:
+	n.mu.RLock()
+	for _, p := range n.pipes {
+		p.r.Notify()
 	}
+	n.mu.RUnlock()
 }
 
-// putDeadLetters stores dead letters concurrently, so that they share group
-// commits instead of paying one fsync each.
-func (n *Node) putDeadLetters(ctx context.Context, dls []storage.DeadLetter) error {
-	if len(dls) == 0 {
-		return nil
-	}
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for i := range dls {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(d storage.DeadLetter) {
-			defer func() { <-sem; wg.Done() }()
-			if err := n.db.PutDeadLetter(ctx, d); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}(dls[i])
-	}
-	wg.Wait()
-	n.dlStored.Add(uint64(len(dls) - len(errs)))
-	return errors.Join(errs...)
-}
-
-// Ingest appends msgs durably to the input log of every pipeline source whose
-// topic filters match each message's topic. Each entry is the message's topic
-// and payload (frameTopic); an entry equal to one among the log's recent
-// entries is dropped as a redelivered copy (storage.AppendLogDedup). It
-// returns nil only once every message is durable, so the caller may then
-// acknowledge them; an error means none should be acknowledged (some may be
-// logged: their redelivery is dropped by the dedup). At the disk quota it
-// returns an error wrapping storage.ErrQuotaExceeded: stop reading and
+// Ingest appends msgs durably to the input log: every message that some
+// pipeline source subscribes to is logged once (its topic and payload,
+// runner.AppendEntry), however many pipelines read it; each pipeline keeps
+// its own position. An entry equal to one among the log's recent entries is
+// dropped as a redelivered copy (storage.AppendLogDedup). It returns nil
+// only once every message is durable, so the caller may then acknowledge
+// them; an error means none should be acknowledged (some may be logged:
+// their redelivery is dropped by the dedup). At the disk quota it returns
+// an error wrapping storage.ErrQuotaExceeded: stop reading and
 // acknowledging, retry later. Messages no source subscribes to are counted
 // and dropped. Safe for concurrent use.
 func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
@@ -725,46 +784,30 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 		if m.Duplicate {
 			n.ingestDup.Add(1)
 		}
-		routed := false
-		for _, p := range n.pipes {
-			for _, s := range p.sources {
-				if !s.matches(m.Topic) {
-					continue
-				}
-				routed = true
-				g := sc.group(s.logName)
-				off := len(sc.arena)
-				sc.arena = frameTopic(sc.arena, m.Topic, m.Payload)
-				sc.spans = append(sc.spans, ingestSpan{g, off, len(sc.arena)})
-			}
-		}
-		if !routed {
+		if !n.routed(m.Topic) {
 			n.ingestUnrouted.Add(1)
+			continue
 		}
+		off := len(sc.arena)
+		sc.arena = runner.AppendEntry(sc.arena, m.Topic, m.Payload)
+		sc.spans = append(sc.spans, ingestSpan{off, len(sc.arena)})
 	}
 	n.mu.RUnlock()
 	n.ingestMsgs.Add(uint64(len(msgs)))
 	for _, sp := range sc.spans {
-		g := &sc.groups[sp.g]
-		g.recs = append(g.recs, sc.arena[sp.off:sp.end:sp.end])
+		sc.recs = append(sc.recs, sc.arena[sp.off:sp.end:sp.end])
 	}
 	var err error
-	switch len(sc.groups) {
-	case 0:
-	case 1: // the common case: no goroutine
-		err = n.appendGroup(ctx, &sc.groups[0])
-	default:
-		var wg sync.WaitGroup
-		errs := make([]error, len(sc.groups))
-		for i := range sc.groups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = n.appendGroup(ctx, &sc.groups[i])
-			}()
+	if len(sc.recs) > 0 {
+		var last uint64
+		var dropped int
+		_, last, dropped, err = n.db.AppendLogDedup(ctx, LogMQTT, sc.recs)
+		if err == nil {
+			n.ingestDropped.Add(uint64(dropped))
+			n.setLogNext(LogMQTT, last)
+		} else {
+			err = fmt.Errorf("ingest: %w", err)
 		}
-		wg.Wait()
-		err = errors.Join(errs...)
 	}
 	n.backpressure.Store(errors.Is(err, storage.ErrQuotaExceeded))
 	if err != nil {
@@ -773,19 +816,26 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	return err
 }
 
-// ingestGroup is what one Ingest call appends to one input log.
-type ingestGroup struct {
-	name string
-	recs [][]byte
+// routed reports whether some source of a loaded pipeline reads messages
+// on topic. n.mu is held.
+func (n *Node) routed(topic string) bool {
+	for _, p := range n.pipes {
+		for _, s := range p.sources {
+			if s.log == LogMQTT && s.matches(topic) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
-type ingestSpan struct{ g, off, end int }
+type ingestSpan struct{ off, end int }
 
 // ingestBuf is Ingest's reusable scratch.
 type ingestBuf struct {
-	groups []ingestGroup
-	spans  []ingestSpan
-	arena  []byte
+	recs  [][]byte
+	spans []ingestSpan
+	arena []byte
 }
 
 // maxIngestScratch is the largest arena kept for reuse; a rare huge batch
@@ -794,41 +844,11 @@ const maxIngestScratch = 4 << 20
 
 var ingestScratch = sync.Pool{New: func() any { return new(ingestBuf) }}
 
-// group returns the index of the group of log name, adding it.
-func (b *ingestBuf) group(name string) int {
-	for i := range b.groups {
-		if b.groups[i].name == name {
-			return i
-		}
-	}
-	if len(b.groups) < cap(b.groups) {
-		b.groups = b.groups[:len(b.groups)+1]
-		g := &b.groups[len(b.groups)-1]
-		g.name, g.recs = name, g.recs[:0]
-	} else {
-		b.groups = append(b.groups, ingestGroup{name: name})
-	}
-	return len(b.groups) - 1
-}
-
 func (b *ingestBuf) release() {
 	if cap(b.arena) > maxIngestScratch {
 		return
 	}
-	for i := range b.groups {
-		clear(b.groups[i].recs)
-		b.groups[i].recs = b.groups[i].recs[:0]
-	}
-	b.groups, b.spans, b.arena = b.groups[:0], b.spans[:0], b.arena[:0]
+	clear(b.recs)
+	b.recs, b.spans, b.arena = b.recs[:0], b.spans[:0], b.arena[:0]
 	ingestScratch.Put(b)
-}
-
-func (n *Node) appendGroup(ctx context.Context, g *ingestGroup) error {
-	_, last, dropped, err := n.db.AppendLogDedup(ctx, g.name, g.recs)
-	if err != nil {
-		return fmt.Errorf("ingest into %q: %w", g.name, err)
-	}
-	n.ingestDropped.Add(uint64(dropped))
-	n.setLogNext(g.name, last)
-	return nil
 }

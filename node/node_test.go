@@ -33,7 +33,7 @@ func TestIngestEpochsFileSinkAndDeadLetters(t *testing.T) {
 	tn.epoch(t, "t1")
 
 	clean := waitLines(t, filepath.Join(dir, "out", "clean.jsonl"), 3)
-	if got, want := fmt.Sprint(ids(clean)), "[t1/0/1/0 t1/0/1/1 t1/0/1/2]"; got != want {
+	if got, want := fmt.Sprint(ids(clean)), "[t1/0/1/1/0 t1/0/1/1/1 t1/0/1/1/2]"; got != want {
 		t.Errorf("clean ids: got %s; want %s", got, want)
 	}
 	sums := waitLines(t, filepath.Join(dir, "out", "sums.jsonl"), 2)
@@ -85,7 +85,7 @@ func TestRestartContinuesWithoutLossOrDuplication(t *testing.T) {
 	tn.stop(t)
 
 	tn2 := startNode(t, cfg, clock)
-	if e := tn2.pipeByName("t1").x.Epoch(); e != 3 {
+	if e := tn2.pipeByName("t1").r.Epoch(); e != 3 {
 		t.Fatalf("restored epoch: got %d; want 3", e)
 	}
 	// A redelivery of a message logged before the restart is dropped.
@@ -94,13 +94,13 @@ func TestRestartContinuesWithoutLossOrDuplication(t *testing.T) {
 	}
 	tn2.epoch(t, "t1")
 	clean := waitLines(t, filepath.Join(dir, "out", "clean.jsonl"), 5)
-	if got, want := strings.Join(ids(clean), " "), "t1/0/1/0 t1/0/2/0 t1/0/3/0 t1/0/4/0 t1/0/4/1"; got != want {
+	if got, want := strings.Join(ids(clean), " "), "t1/0/1/1/0 t1/0/1/2/0 t1/0/1/3/0 t1/0/1/4/0 t1/0/1/4/1"; got != want {
 		t.Errorf("clean ids after restart: got %s; want %s", got, want)
 	}
 	sums := waitLines(t, filepath.Join(dir, "out", "sums.jsonl"), 5)
 	last := map[string]float64{}
 	for _, l := range sums {
-		if strings.HasPrefix(l["_id"].(string), "t1/0/4/") {
+		if strings.HasPrefix(l["_id"].(string), "t1/0/1/4/") {
 			last[l["sensor"].(string)] = l["state"].(float64)
 		}
 	}
@@ -171,7 +171,7 @@ func TestIngestDedupsOnTopicAndPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ds.Log[LogName("t1", "readings")].Records; got != 2 {
+	if got := ds.Log[LogMQTT].Records; got != 2 {
 		t.Errorf("log records: got %d; want 2 (one per topic)", got)
 	}
 }

@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"github.com/edgedio/edged/engine"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,28 +66,6 @@ func withID(dst []byte, id string, data []byte) []byte {
 	return dst
 }
 
-// outputSeq parses the epoch and sequence of an output id
-// pipeline/partition/epoch/seq.
-func outputSeq(id string) (epoch, seq uint64, ok bool) {
-	parts := strings.Split(id, "/")
-	if len(parts) != 4 {
-		return 0, 0, false
-	}
-	e, err1 := strconv.ParseUint(parts[2], 10, 64)
-	s, err2 := strconv.ParseUint(parts[3], 10, 64)
-	return e, s, err1 == nil && err2 == nil
-}
-
-// idAfter reports whether id a comes after id b in delivery order.
-func idAfter(a, b string) bool {
-	ea, sa, ok1 := outputSeq(a)
-	eb, sb, ok2 := outputSeq(b)
-	if !ok1 || !ok2 {
-		return a != b
-	}
-	return ea > eb || (ea == eb && sa > sb)
-}
-
 // writerSink writes JSON lines to an io.Writer (stdout).
 type writerSink struct {
 	mu  *sync.Mutex // shared by every sink writing to the same writer
@@ -140,39 +120,46 @@ func (s *mqttSink) close() error { return nil }
 // fileSink appends JSON lines with "_id" to one file, rotated by size. The
 // file is fsynced before deliver returns, so an acknowledged output is on
 // disk. A crash between the fsync and the spool acknowledgement re-delivers
-// outputs already written: fileSink remembers the last id it wrote (read back
-// from the file's last line on open) and skips outputs at or before it, which
-// makes re-delivery idempotent because the spool delivers in commit order.
+// outputs already written: fileSink remembers, per pipeline and partition,
+// the last output id it wrote (read back from the file's tail on open) and
+// skips outputs at or before it. The spool delivers each partition's outputs
+// in order, so this makes re-delivery idempotent, also when several
+// pipelines or partitions write one file. A write that fails (a full disk)
+// is cut off again, so the file never keeps a torn line.
 type fileSink struct {
 	path     string
 	maxBytes int64
 	f        *os.File
 	size     int64
-	lastID   string
+	last     map[string]engine.OutputID // by pipeline/partition
 	buf      []byte
 }
+
+// tailScan is how much of a file's end open reads to learn the last ids:
+// more than one delivery batch of lines.
+const tailScan = 4 << 20
 
 func openFileSink(path string, maxBytes int64) (*fileSink, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("file sink %q: %w", path, err)
 	}
-	s := &fileSink{path: path, maxBytes: maxBytes}
+	s := &fileSink{path: path, maxBytes: maxBytes, last: map[string]engine.OutputID{}}
 	if err := trimTornLine(path); err != nil {
 		return nil, fmt.Errorf("file sink %q: %w", path, err)
 	}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
-	s.lastID = lastLineID(path)
-	if s.lastID == "" {
-		// The current file may have just been rotated: look at the newest
-		// rotated file.
-		if olds := rotated(path); len(olds) > 0 {
-			s.lastID = lastLineID(olds[len(olds)-1])
-		}
+	// The current file may have just been rotated: read the newest rotated
+	// file first, then the current one.
+	if olds := rotated(path); len(olds) > 0 {
+		scanIDs(olds[len(olds)-1], s.last)
 	}
+	scanIDs(path, s.last)
 	return s, nil
 }
+
+func partKey(id engine.OutputID) string { return id.Pipeline + "/" + strconv.Itoa(id.Partition) }
 
 func (s *fileSink) open() error {
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -236,32 +223,48 @@ func rotSeq(p string) int {
 	return n
 }
 
-// lastLineID returns the "_id" of the last complete line of a file. A torn
-// last line (crash mid-write) is ignored: its output is re-delivered.
-func lastLineID(path string) string {
+// scanIDs records in last the highest output id per pipeline/partition
+// among the complete lines of the last tailScan bytes of a file.
+func scanIDs(path string, last map[string]engine.OutputID) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil || st.Size() == 0 {
-		return ""
+		return
 	}
-	const tail = 64 << 10
-	off := max(st.Size()-tail, 0)
+	off := max(st.Size()-tailScan, 0)
 	buf := make([]byte, st.Size()-off)
 	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
-		return ""
+		return
 	}
-	end := bytes.LastIndexByte(buf, '\n')
-	if end < 0 {
-		return ""
+	if off > 0 { // the first line is partial
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			buf = buf[i+1:]
+		}
 	}
-	line := buf[bytes.LastIndexByte(buf[:end], '\n')+1 : end]
+	for len(buf) > 0 {
+		end := bytes.IndexByte(buf, '\n')
+		if end < 0 {
+			return // a torn last line
+		}
+		if id, ok := lineID(buf[:end]); ok {
+			k := partKey(id)
+			if old, seen := last[k]; !seen || old.Before(id) {
+				last[k] = id
+			}
+		}
+		buf = buf[end+1:]
+	}
+}
+
+// lineID parses the "_id" a line starts with.
+func lineID(line []byte) (engine.OutputID, bool) {
 	const pfx = `{"_id":`
 	if !bytes.HasPrefix(line, []byte(pfx)) {
-		return ""
+		return engine.OutputID{}, false
 	}
 	q := line[len(pfx):]
 	for i := 1; i < len(q); i++ {
@@ -270,26 +273,38 @@ func lastLineID(path string) string {
 			continue
 		}
 		if q[i] == '"' {
-			id, err := strconv.Unquote(string(q[:i+1]))
+			s, err := strconv.Unquote(string(q[:i+1]))
 			if err != nil {
-				return ""
+				return engine.OutputID{}, false
 			}
-			return id
+			id, err := engine.ParseOutputID(s)
+			return id, err == nil
 		}
 	}
-	return ""
+	return engine.OutputID{}, false
 }
 
 func (s *fileSink) deliver(_ context.Context, ds []delivery) error {
 	s.buf = s.buf[:0]
-	last := s.lastID
+	var wrote map[string]engine.OutputID
 	for _, d := range ds {
-		if last != "" && !idAfter(d.id, last) {
-			continue // written before a crash; acknowledged now
+		id, err := engine.ParseOutputID(d.id)
+		if err == nil {
+			k := partKey(id)
+			last, seen := s.last[k]
+			if w, ok := wrote[k]; ok {
+				last, seen = w, true
+			}
+			if seen && !last.Before(id) {
+				continue // written before a crash; acknowledged now
+			}
+			if wrote == nil {
+				wrote = map[string]engine.OutputID{}
+			}
+			wrote[k] = id
 		}
 		s.buf = withID(s.buf, d.id, d.data)
 		s.buf = append(s.buf, '\n')
-		last = d.id
 	}
 	if len(s.buf) == 0 {
 		return nil
@@ -299,15 +314,26 @@ func (s *fileSink) deliver(_ context.Context, ds []delivery) error {
 			return err
 		}
 	}
-	if _, err := s.f.Write(s.buf); err != nil {
-		return fmt.Errorf("file sink %q: %w", s.path, err)
-	}
-	if err := s.f.Sync(); err != nil {
+	if err := s.write(); err != nil {
+		// Cut off what part of the write reached the file (a full disk):
+		// the outputs stay in the spool and are written whole later.
+		if terr := os.Truncate(s.path, s.size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("undo the partial write: %w", terr))
+		}
 		return fmt.Errorf("file sink %q: %w", s.path, err)
 	}
 	s.size += int64(len(s.buf))
-	s.lastID = last
+	for k, id := range wrote {
+		s.last[k] = id
+	}
 	return nil
+}
+
+func (s *fileSink) write() error {
+	if _, err := s.f.Write(s.buf); err != nil {
+		return err
+	}
+	return s.f.Sync()
 }
 
 // rotate renames the current file to path.N (N one more than the newest) and

@@ -14,27 +14,27 @@ func TestFileSinkSkipsRedeliveredAndTornLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.deliver(ctx, []delivery{{"p/0/1/0", []byte(`{"a":1}`)}, {"p/0/1/1", []byte(`{"a":2}`)}}); err != nil {
+	if err := s.deliver(ctx, []delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}, {"p/0/1/1/1", []byte(`{"a":2}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
-	// A crash mid-write leaves a torn line; the spool re-delivers from p/0/1/1.
+	// A crash mid-write leaves a torn line; the spool re-delivers from p/0/1/1/1.
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(`{"_id":"p/0/2/0","a"`)
+	f.WriteString(`{"_id":"p/0/1/2/0","a"`)
 	f.Close()
 	s, err = openFileSink(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.deliver(ctx, []delivery{{"p/0/1/1", []byte(`{"a":2}`)}, {"p/0/2/0", []byte(`{"a":3}`)}, {"p/0/10/0", []byte(`{}`)}}); err != nil {
+	if err := s.deliver(ctx, []delivery{{"p/0/1/1/1", []byte(`{"a":2}`)}, {"p/0/1/2/0", []byte(`{"a":3}`)}, {"p/0/1/10/0", []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
 	b, _ := os.ReadFile(path)
-	want := `{"_id":"p/0/1/0","a":1}
-{"_id":"p/0/1/1","a":2}
-{"_id":"p/0/2/0","a":3}
-{"_id":"p/0/10/0"}
+	want := `{"_id":"p/0/1/1/0","a":1}
+{"_id":"p/0/1/1/1","a":2}
+{"_id":"p/0/1/2/0","a":3}
+{"_id":"p/0/1/10/0"}
 `
 	if string(b) != want {
 		t.Errorf("file: got\n%s; want\n%s", b, want)
@@ -47,7 +47,7 @@ func TestFileSinkRotates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, id := range []string{"p/0/1/0", "p/0/2/0", "p/0/3/0"} {
+	for i, id := range []string{"p/0/1/1/0", "p/0/1/2/0", "p/0/1/3/0"} {
 		if err := s.deliver(context.Background(), []delivery{{id, []byte(`{"value":12345}`)}}); err != nil {
 			t.Fatalf("deliver %d: %v", i, err)
 		}
@@ -59,8 +59,71 @@ func TestFileSinkRotates(t *testing.T) {
 	// Reopening an empty current file finds the last id in the newest rotated file.
 	os.WriteFile(path, nil, 0o644)
 	s, _ = openFileSink(path, 40)
-	if s.lastID != "p/0/2/0" && s.lastID != "p/0/3/0" {
-		t.Errorf("last id after rotation: got %q", s.lastID)
+	if got := s.last["p/0"].String(); got != "p/0/1/2/0" && got != "p/0/1/3/0" {
+		t.Errorf("last id after rotation: got %q", got)
 	}
 	s.close()
+}
+
+// Two pipelines (or partitions) writing one file: an output of one is not
+// skipped because the other's ids are higher (the old check compared epoch
+// and sequence only, and lost outputs).
+func TestFileSinkKeepsOutputsOfSeveralWritersApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.jsonl")
+	s, err := openFileSink(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ds := []delivery{{"a/0/1/9/0", []byte(`{"x":1}`)}, {"b/0/1/2/0", []byte(`{"x":2}`)}, {"a/3/1/1/0", []byte(`{"x":3}`)}}
+	if err := s.deliver(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	// After a restart the same batch comes again (not acknowledged), then more.
+	s, err = openFileSink(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.deliver(ctx, append(ds, delivery{"b/0/1/3/0", []byte(`{"x":4}`)})); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	got := readLines(t, path)
+	if len(got) != 4 {
+		t.Fatalf("lines: got %d (%v); want 4, each output once", len(got), got)
+	}
+}
+
+// A write that fails half way (a full disk) leaves nothing of itself.
+func TestFileSinkUndoesAFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.jsonl")
+	s, err := openFileSink(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.deliver(ctx, []delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a partial write: bytes past the known size, as a write that
+	// failed with ENOSPC leaves them, then a failing write.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"_id":"p/0/1/2/0","a"`)
+	f.Close()
+	good := s.f
+	s.f, _ = os.Open(path) // read-only: the next write fails
+	if err := s.deliver(ctx, []delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err == nil {
+		t.Fatal("deliver on a failing file: got nil error")
+	}
+	s.f.Close()
+	s.f = good
+	if err := s.deliver(ctx, []delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	b, _ := os.ReadFile(path)
+	if want := "{\"_id\":\"p/0/1/1/0\",\"a\":1}\n{\"_id\":\"p/0/1/2/0\",\"a\":2}\n"; string(b) != want {
+		t.Errorf("file: got %q; want %q", b, want)
+	}
 }

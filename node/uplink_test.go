@@ -98,7 +98,7 @@ func TestUplinkSinkUploadsToLocalDirByDefaultAndReports(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	if want := []string{"up1/0/1/0 a", "up1/0/1/1 c"}; strings.Join(got, ",") != strings.Join(want, ",") {
+	if want := []string{"up1/0/1/1/0 a", "up1/0/1/1/1 c"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("uploaded rows: got %v; want %v", got, want)
 	}
 

@@ -182,6 +182,7 @@ func (x *DB) commitTx(group []*request) error {
 				return err
 			}
 		}
+		x.txTime = time.Now().UnixMilli()
 		return x.writeFrames(tx)
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/engine"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -138,8 +139,11 @@ func TestCrashRecovery(t *testing.T) {
 	raw := spoolAll(t, db, "raw")
 	perEpoch := make([]int, cp.Epoch)
 	for _, s := range raw {
-		parts := strings.Split(s.id, "/")
-		e, _ := strconv.ParseUint(parts[2], 10, 64)
+		id, err := engine.ParseOutputID(s.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := id.Epoch
 		if e < 1 || e > cp.Epoch {
 			t.Fatalf("spooled output %s of epoch %d; checkpoint is at epoch %d", s.id, e, cp.Epoch)
 		}

@@ -40,9 +40,10 @@ const formatMagic = "edged-storage/1"
 // for concurrent use. Writes go through one committer goroutine that groups
 // them into shared transactions (see doc.go, "Group commit").
 type DB struct {
-	path string
-	opt  Options
-	log  *slog.Logger
+	txTime int64 // append time of the frames of the transaction being built (committer only)
+	path   string
+	opt    Options
+	log    *slog.Logger
 
 	// mu guards bdb against the swap done by Compact and against Close: readers
 	// hold it shared for the length of their read transaction. The committer is

@@ -27,6 +27,9 @@ const maxCompressedFrame = 32 << 20
 // layout".
 var frameKey = []byte{'f'}
 
+// frameTimeKey holds a frame's append time (8 bytes, unix ms) beside it.
+var frameTimeKey = []byte{'t'}
+
 // FrameError is returned for an input-log frame that cannot be decoded. It
 // names the source and the offset of the frame's first record.
 type FrameError struct {

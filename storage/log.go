@@ -243,6 +243,11 @@ func (x *DB) writeFrames(tx *bolt.Tx) error {
 				fb.FillPercent = 1.0
 				err = fb.Put(frameKey, frame)
 			}
+			if err == nil {
+				// The append time: decoders that resolve relative times
+				// (SenML) use it, so a replay gives the same event times.
+				err = fb.Put(frameTimeKey, be64(nil, uint64(x.txTime)))
+			}
 			if err != nil {
 				return fmt.Errorf("storage: log %q frame %d: %w", src.name, src.txFirst, err)
 			}
@@ -295,6 +300,13 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &
 // the call. Records before the first retained one (TruncateLog) are skipped.
 // An error of fn stops the read and is returned.
 func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, rec []byte) error) error {
+	return x.ReadLogEntries(source, from, max, func(off uint64, _ int64, rec []byte) error { return fn(off, rec) })
+}
+
+// ReadLogEntries is ReadLog that also gives each record's append time (unix
+// ms: when the group commit that logged it ran; 0 for records logged by
+// versions that did not keep it).
+func (x *DB) ReadLogEntries(source string, from uint64, max int, fn func(off uint64, appended int64, rec []byte) error) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
@@ -315,12 +327,18 @@ func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, re
 		n := 0
 		for ; k != nil; k, v = c.Next() {
 			first := binary.BigEndian.Uint64(k)
+			var at int64
+			if v == nil {
+				if t := b.Bucket(k).Get(frameTimeKey); len(t) == 8 {
+					at = int64(binary.BigEndian.Uint64(t))
+				}
+			}
 			_, err := x.codec.readFrame(source, first, frameValue(b, k, v), bp, func(i int, _, rec []byte) error {
 				off := first + uint64(i)
 				if off < from {
 					return nil
 				}
-				if err := fn(off, rec); err != nil {
+				if err := fn(off, at, rec); err != nil {
 					return err
 				}
 				n++

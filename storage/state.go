@@ -96,6 +96,33 @@ func (x *DB) Commit(ctx context.Context, c *engine.Commit) error {
 	return nil
 }
 
+// CommitAll applies the commits of one epoch of a pipeline (one per
+// partition that changed something, and the pipeline's own position record)
+// in ONE transaction, with their dead letters, and fsyncs before returning:
+// after a crash either the whole epoch is there or none of it. Each commit
+// is checked and applied as Commit would. It does not retain cs.
+func (x *DB) CommitAll(ctx context.Context, cs []*engine.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
+		for _, c := range cs {
+			if err := x.applyCommit(tx, c, now); err != nil {
+				return fmt.Errorf("pipeline %q partition %d epoch %d: %w", c.Pipeline, c.Partition, c.Epoch, err)
+			}
+		}
+		return nil
+	}}
+	if err := x.submit(r); err != nil {
+		return fmt.Errorf("storage: commit pipeline %q epoch: %w", cs[0].Pipeline, err)
+	}
+	return nil
+}
+
 // stable copies b into the transaction arena: bbolt reads the slices given to
 // Put until the transaction commits, so they must outlive the caller's buffers.
 func (x *DB) stable(parts ...[]byte) []byte {
@@ -169,6 +196,15 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit, now int64) error {
 	}
 	if err := ck.Put(key, encodeCheckpoint(nil, c.Epoch, c.Watermark, c.Input)); err != nil {
 		return err
+	}
+	for i := range c.DeadLetters {
+		d := &c.DeadLetters[i]
+		err := x.putDeadLetter(tx, DeadLetter{Pipeline: d.Pipeline, Source: d.Source, Step: d.Step,
+			Topic: d.Topic, Log: d.Log, Offset: d.Offset, Payload: d.Payload, Reason: d.Reason,
+			Time: time.UnixMilli(d.Time)})
+		if err != nil {
+			return fmt.Errorf("dead letter: %w", err)
+		}
 	}
 	return x.spoolOutputs(tx, c.Outputs, now)
 }

@@ -19,7 +19,7 @@ func aggregateRows(n int) ([]Row, int) {
 		w := int64(1700000000000) + int64(i/100)*60000
 		avg := 15 + float64(rng.IntN(150))/10
 		rows[i] = Row{
-			ID: fmt.Sprintf("agg/%d/%d/%d", s%4, i/100, i%100),
+			ID: fmt.Sprintf("agg/%d/1/%d/%d", s%4, i/100, i%100),
 			Data: fmt.Appendf(nil, `{"sensor":"s-%04d","window_start":%d,"window_end":%d,"n":%d,"avg_temp":%.1f,"max_temp":%.1f}`,
 				s, w, w+60000, 6+rng.IntN(7), avg, avg+float64(rng.IntN(40))/10),
 		}

@@ -84,7 +84,7 @@ func jsonlWant(t testing.TB, rows []Row, idCol string) []map[string]any {
 func mkRows(pipeline string, part int, epoch uint64, data ...string) []Row {
 	var rs []Row
 	for i, d := range data {
-		rs = append(rs, Row{ID: fmt.Sprintf("%s/%d/%d/%d", pipeline, part, epoch, i), Data: []byte(d)})
+		rs = append(rs, Row{ID: fmt.Sprintf("%s/%d/1/%d/%d", pipeline, part, epoch, i), Data: []byte(d)})
 	}
 	return rs
 }

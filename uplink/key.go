@@ -1,45 +1,18 @@
 package uplink
 
 import (
-	"errors"
+	"github.com/edgedio/edged/engine"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// OutputID is a parsed output id "pipeline/partition/epoch/seq" (the
-// engine's Executor.OutputID). The pipeline name may itself contain '/': the
-// last three fields are numbers.
-type OutputID struct {
-	Pipeline  string
-	Partition int
-	Epoch     uint64
-	Seq       int
-}
+// OutputID is a parsed output id (engine.OutputID:
+// pipeline/partition/term/epoch/seq).
+type OutputID = engine.OutputID
 
-// ParseOutputID parses an output id.
-func ParseOutputID(id string) (OutputID, error) {
-	var o OutputID
-	rest := id
-	var f [3]string
-	for i := 2; i >= 0; i-- {
-		j := strings.LastIndexByte(rest, '/')
-		if j < 0 {
-			return o, errors.New("output id: want pipeline/partition/epoch/seq")
-		}
-		f[i], rest = rest[j+1:], rest[:j]
-	}
-	if rest == "" {
-		return o, errors.New("output id: empty pipeline")
-	}
-	p, err1 := strconv.Atoi(f[0])
-	e, err2 := strconv.ParseUint(f[1], 10, 64)
-	s, err3 := strconv.Atoi(f[2])
-	if err := errors.Join(err1, err2, err3); err != nil || p < 0 || s < 0 {
-		return o, errors.New("output id: partition, epoch and seq must be non-negative integers")
-	}
-	return OutputID{Pipeline: rest, Partition: p, Epoch: e, Seq: s}, nil
-}
+// ParseOutputID parses an output id (engine.ParseOutputID).
+func ParseOutputID(id string) (OutputID, error) { return engine.ParseOutputID(id) }
 
 // HiveDefaultPartition is the partition value used when a batch's first row
 // has no usable time field (Hive's name for a null partition value).

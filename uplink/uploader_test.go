@@ -98,7 +98,7 @@ func epochRows(pipeline string, part int, e uint64, n int) []Row {
 	var rs []Row
 	for i := 0; i < n; i++ {
 		rs = append(rs, Row{
-			ID:   fmt.Sprintf("%s/%d/%d/%d", pipeline, part, e, i),
+			ID:   fmt.Sprintf("%s/%d/1/%d/%d", pipeline, part, e, i),
 			Data: fmt.Appendf(nil, `{"sensor":"s-%d","window_start":%d,"n":%d,"avg":%d.5}`, i, 1700000000000+int64(e)*60000, i, e),
 		})
 	}
@@ -471,7 +471,7 @@ func TestUploaderDeadLettersRowsThatDoNotFit(t *testing.T) {
 	sp := &memSpool{}
 	good := epochRows("agg", 0, 1, 2)
 	sp.add(good...)
-	sp.add(Row{ID: "agg/0/1/2", Data: []byte(`not json`)}, Row{ID: "no-id", Data: []byte(`{"a":1}`)})
+	sp.add(Row{ID: "agg/0/1/1/2", Data: []byte(`not json`)}, Row{ID: "no-id", Data: []byte(`{"a":1}`)})
 	var mu sync.Mutex
 	dl := map[string]string{}
 	u, _ := startUploader(t, cfg, sp, Options{DeadLetter: func(id string, data []byte, reason string) error {
@@ -483,7 +483,7 @@ func TestUploaderDeadLettersRowsThatDoNotFit(t *testing.T) {
 	flush(t, u)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(dl) != 2 || dl["agg/0/1/2"] == "" || dl["no-id"] == "" {
+	if len(dl) != 2 || dl["agg/0/1/1/2"] == "" || dl["no-id"] == "" {
 		t.Fatalf("dead letters = %v; want agg/0/1/2 and no-id with reasons", dl)
 	}
 	if sp.len() != 0 || u.Status().DeadLetters != 2 {
@@ -547,10 +547,10 @@ func TestObjectKey(t *testing.T) {
 		want OutputID
 		ok   bool
 	}{
-		{"agg/1/22/3", OutputID{"agg", 1, 22, 3}, true},
-		{"a/b/1/22/3", OutputID{"a/b", 1, 22, 3}, true},
-		{"1/22/3", OutputID{}, false},
-		{"agg/x/22/3", OutputID{}, false},
+		{"agg/1/1/22/3", OutputID{Pipeline: "agg", Partition: 1, Term: 1, Epoch: 22, Seq: 3}, true},
+		{"a/b/1/2/22/3", OutputID{Pipeline: "a/b", Partition: 1, Term: 2, Epoch: 22, Seq: 3}, true},
+		{"1/1/22/3", OutputID{}, false},
+		{"agg/x/1/22/3", OutputID{}, false},
 	} {
 		got, err := ParseOutputID(tc.id)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {

@@ -180,7 +180,7 @@ func checkBucket(t *testing.T, srv *s3test.Server, bucket, refFile string, want 
 	if len(ref) != want || len(rows) != want {
 		t.Fatalf("rows: %d in the bucket, %d from the file sink; want %d", len(rows), len(ref), want)
 	}
-	epoch := func(id string) string { return strings.Join(strings.Split(id, "/")[:3], "/") }
+	epoch := func(id string) string { return strings.Join(strings.Split(id, "/")[:4], "/") }
 	for _, l := range ref {
 		got := bySeq[l["seq"].(float64)]
 		if got == nil {

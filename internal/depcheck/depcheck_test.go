@@ -111,3 +111,23 @@ func TestEngineHasNoIOModule(t *testing.T) {
 		}
 	}
 }
+
+// The runner gets its log, store, clock and ownership as interfaces: it
+// never links the node, storage, ingest, the mesh or the uplink, nor the
+// modules behind them.
+func TestRunnerSeesOnlyInterfaces(t *testing.T) {
+	for pkg, ds := range deps(t, "./runner/...") {
+		for _, d := range ds {
+			for _, banned := range []string{"/node", "/storage", "/ingest", "/mesh", "/uplink", "/sink"} {
+				if strings.HasPrefix(d, module+banned) {
+					t.Errorf("%s imports %s: the runner takes what it needs as interfaces", pkg, d)
+				}
+			}
+			for _, bad := range []string{"bbolt", "memberlist", "paho", "mochi", "minio"} {
+				if strings.Contains(d, bad) {
+					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+}

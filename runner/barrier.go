@@ -1,0 +1,117 @@
+package runner
+
+import (
+	"context"
+	"sync"
+
+	"github.com/edgedio/edged/engine"
+)
+
+// barrier gathers the commits of one epoch's partitions, which run
+// concurrently, and commits them in one transaction. Every partition
+// arrives exactly once: from its executor's Commit (and then waits for the
+// outcome), or after RunEpochAt returned without committing (an idle
+// partition, or a failure). The last to arrive commits: the pipeline's
+// record (position, epoch, dead letters) and every partition's commit,
+// unless one partition failed, in which case nothing is committed and every
+// partition's Commit returns the error.
+type barrier struct {
+	r      *Runner
+	n      int
+	newPos map[string]uint64
+
+	mu      sync.Mutex
+	arrived int
+	commits []*engine.Commit
+	failed  error
+	done    chan struct{}
+	err     error
+}
+
+// arrive records a partition's outcome; c is its commit (nil if it did not
+// commit) and fail its error. A partition that commits waits for the
+// outcome and returns it.
+func (b *barrier) arrive(ctx context.Context, c *engine.Commit, fail error) error {
+	b.mu.Lock()
+	if c != nil {
+		b.commits = append(b.commits, c)
+	}
+	if fail != nil && b.failed == nil {
+		b.failed = fail
+	}
+	b.arrived++
+	last := b.arrived == b.n
+	b.mu.Unlock()
+	if last {
+		if b.failed != nil {
+			b.err = b.failed
+		} else {
+			b.err = b.commit(ctx)
+		}
+		close(b.done)
+	}
+	if c == nil {
+		return nil
+	}
+	<-b.done
+	return b.err
+}
+
+// commit writes the epoch: the pipeline's record first, then the
+// partitions' commits (standbys' outputs dropped). An epoch that changed
+// nothing at all writes nothing.
+func (b *barrier) commit(ctx context.Context) error {
+	r := b.r
+	r.dlMu.Lock()
+	dls := r.dls
+	r.dls = nil
+	r.dlMu.Unlock()
+	moved := false
+	for lg, v := range b.newPos {
+		if r.pos[lg] != v {
+			moved = true
+		}
+	}
+	if !moved && len(dls) == 0 && len(b.commits) == 0 {
+		return nil
+	}
+	pc := &r.pcommit
+	*pc = engine.Commit{Pipeline: r.name, Partition: PipelinePartition, Epoch: r.epoch + 1,
+		Watermark: engine.NoWatermark, Input: b.newPos, DeadLetters: dls}
+	cs := make([]*engine.Commit, 0, 1+len(b.commits))
+	cs = append(cs, pc)
+	for _, c := range b.commits {
+		if p := r.byID[c.Partition]; p != nil && !p.claim.Emit {
+			c.Outputs = c.Outputs[:0]
+		}
+		cs = append(cs, c)
+	}
+	if err := r.cfg.Store.CommitAll(ctx, cs); err != nil {
+		return err
+	}
+	r.epoch++
+	return nil
+}
+
+// partStore is one partition executor's engine.StateStore: reads go to the
+// Store, the commit joins the epoch's barrier.
+type partStore struct {
+	r       *Runner
+	p       *part
+	b       *barrier // of the running epoch
+	arrived bool
+	fed     bool // the executor was fed part of the running epoch
+}
+
+func (s *partStore) Commit(ctx context.Context, c *engine.Commit) error {
+	s.arrived = true
+	return s.b.arrive(ctx, c, nil)
+}
+
+func (s *partStore) LastCheckpoint(pipeline string, partition int) (engine.Checkpoint, error) {
+	return s.r.cfg.Store.LastCheckpoint(pipeline, partition)
+}
+
+func (s *partStore) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
+	return s.r.cfg.Store.Scan(pipeline, partition, namespace, fn)
+}

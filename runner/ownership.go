@@ -1,0 +1,42 @@
+package runner
+
+// Claim is one partition of a pipeline that this node holds.
+type Claim struct {
+	Partition int
+	// Term is the ownership term: it grows with every change of the
+	// partition's owner and is carried by every output id, so that after a
+	// network partition the result of the highest term wins.
+	Term uint64
+	// Emit is set for the owner; a standby (Emit false) processes the same
+	// input and keeps its state current but its outputs are dropped.
+	Emit bool
+}
+
+// Ownership says which partitions of a pipeline this node holds. Claims is
+// called by the runner at the start of every epoch, from the runner's
+// goroutine; implementations must be safe for concurrent use by several
+// runners and must not block for long (answer from memory). The returned
+// slice is not retained past the next call; partitions outside [0, n) are
+// ignored.
+type Ownership interface {
+	Claims(pipeline string, n int) []Claim
+}
+
+// OwnershipFunc adapts a function to Ownership.
+type OwnershipFunc func(pipeline string, n int) []Claim
+
+// Claims calls f.
+func (f OwnershipFunc) Claims(pipeline string, n int) []Claim { return f(pipeline, n) }
+
+// SingleNode is the Ownership of a gateway on its own: every partition,
+// term 1, emitting.
+type SingleNode struct{}
+
+// Claims returns every partition of the pipeline.
+func (SingleNode) Claims(_ string, n int) []Claim {
+	cs := make([]Claim, n)
+	for i := range cs {
+		cs[i] = Claim{Partition: i, Term: 1, Emit: true}
+	}
+	return cs
+}
