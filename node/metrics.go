@@ -113,12 +113,14 @@ type StorageStatus struct {
 
 // SinkStatus is one spool and its delivery.
 type SinkStatus struct {
-	Name      string            `json:"name"`
-	Types     map[string]string `json:"types"` // pipeline -> sink type
-	Depth     uint64            `json:"spoolDepth"`
-	Delivered uint64            `json:"delivered"`
-	Errors    uint64            `json:"errors"`
-	LastError string            `json:"lastError,omitempty"`
+	Name      string `json:"name"` // pipeline/sink
+	Pipeline  string `json:"pipeline"`
+	Sink      string `json:"sink"`
+	Type      string `json:"type"`
+	Depth     uint64 `json:"spoolDepth"`
+	Delivered uint64 `json:"delivered"`
+	Errors    uint64 `json:"errors"`
+	LastError string `json:"lastError,omitempty"`
 }
 
 // IngestStatus counts Ingest and the input file.
@@ -159,13 +161,8 @@ func (n *Node) Status() (Status, error) {
 	n.mu.RLock()
 	for _, s := range n.sinks {
 		s.mu.Lock()
-		ss := SinkStatus{Name: s.name, Types: map[string]string{}, Depth: ds.Spool[s.name].Depth,
+		ss := SinkStatus{Name: s.name, Pipeline: s.pipeline, Sink: s.sink, Type: s.kind, Depth: ds.Spool[s.name].Depth,
 			Delivered: s.sent, Errors: s.errs, LastError: s.lastErr}
-		for p, k := range s.kinds {
-			if _, ok := s.writers[p]; ok {
-				ss.Types[p] = k
-			}
-		}
 		s.mu.Unlock()
 		st.Sinks = append(st.Sinks, ss)
 		if ss.LastError != "" {
@@ -414,9 +411,9 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	for _, k := range names {
 		s := n.sinks[k]
 		s.mu.Lock()
-		c("edged_sink_delivered_total", "Outputs delivered by a sink.", float64(s.sent), "sink", k)
-		c("edged_sink_errors_total", "Failed delivery rounds of a sink.", float64(s.errs), "sink", k)
-		g("edged_sink_failing", "1 while the last delivery of a sink failed.", b2f(s.lastErr != ""), "sink", k)
+		c("edged_sink_delivered_total", "Outputs delivered by a sink.", float64(s.sent), "pipeline", s.pipeline, "sink", s.sink)
+		c("edged_sink_errors_total", "Failed delivery rounds of a sink.", float64(s.errs), "pipeline", s.pipeline, "sink", s.sink)
+		g("edged_sink_failing", "1 while the last delivery of a sink failed.", b2f(s.lastErr != ""), "pipeline", s.pipeline, "sink", s.sink)
 		s.mu.Unlock()
 	}
 	n.mu.RUnlock()

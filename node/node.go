@@ -258,6 +258,9 @@ func (n *Node) Run(ctx context.Context) error {
 		stopMQTTBroker()
 		return err
 	}
+	if err := n.resumeRetiring(); err != nil {
+		n.log.Warn("resume retiring sinks", "err", err)
+	}
 	n.ready.Store(true)
 	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
 
@@ -338,8 +341,8 @@ func (n *Node) stopAll() {
 			}
 		}
 		s.mu.Lock()
-		for _, w := range s.writers {
-			w.close()
+		if s.w != nil {
+			s.w.close()
 		}
 		s.mu.Unlock()
 	}
@@ -499,18 +502,8 @@ func (n *Node) remove(name string) bool {
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)
-	for _, s := range n.uploaders {
-		delete(s.pipes, name)
-	}
-	for _, s := range n.sinks {
-		s.mu.Lock()
-		if w := s.writers[name]; w != nil {
-			w.close()
-			delete(s.writers, name)
-		}
-		s.mu.Unlock()
-	}
 	n.mu.Unlock()
+	n.retire(p)
 	n.subsChanged()
 	return true
 }
@@ -557,9 +550,6 @@ func closeWriters(ws map[string]openedWriter) {
 func (n *Node) attachSinks(p *pipe, writers map[string]openedWriter) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, s := range n.uploaders {
-		delete(s.pipes, p.name) // re-added below if p still has the sink
-	}
 	var errs []error
 	for i := range p.spec.Spec.Sinks {
 		sk := &p.spec.Spec.Sinks[i]
@@ -573,28 +563,50 @@ func (n *Node) attachSinks(p *pipe, writers map[string]openedWriter) error {
 		if !ok {
 			continue
 		}
-		if n.uploaders[sk.Name] != nil {
-			ow.w.close()
-			errs = append(errs, fmt.Errorf("pipeline %q sink %q: the name is used by a sink of type uplink of another pipeline; give this %s sink another name", p.name, sk.Name, sk.Type))
-			continue
+		n.startSpoolSink(p.name, sk.Name, ow.w, ow.kind)
+	}
+	// Sinks the new version no longer has keep delivering what was spooled
+	// for them, then go.
+	for name, s := range n.sinks {
+		if s.pipeline == p.name && !p.hasSink(s.sink, false) {
+			n.retireSink(s)
+			delete(n.sinks, name)
 		}
-		s := n.sinks[sk.Name]
-		if s == nil {
-			s = &spoolSink{name: sk.Name, wake: make(chan struct{}, 1),
-				writers: map[string]sinkWriter{}, kinds: map[string]string{}}
-			n.sinks[sk.Name] = s
-			n.sinkWG.Add(1)
-			go n.runSink(n.runCtx, s)
-		}
-		s.mu.Lock()
-		if old := s.writers[p.name]; old != nil {
-			old.close()
-		}
-		s.writers[p.name], s.kinds[p.name] = ow.w, ow.kind
-		s.mu.Unlock()
-		s.notify()
 	}
 	return errors.Join(errs...)
+}
+
+// startSpoolSink installs w as the writer of a pipeline's sink, starting
+// its delivery loop when it is new. n.mu is held.
+func (n *Node) startSpoolSink(pipeline, sink string, w sinkWriter, kind string) *spoolSink {
+	name := SinkName(pipeline, sink)
+	s := n.sinks[name]
+	if s == nil {
+		ctx, cancel := context.WithCancel(n.runCtx)
+		s = &spoolSink{name: name, pipeline: pipeline, sink: sink, wake: make(chan struct{}, 1), cancel: cancel}
+		n.sinks[name] = s
+		n.sinkWG.Add(1)
+		go n.runSink(ctx, s)
+	}
+	s.mu.Lock()
+	if s.w != nil {
+		s.w.close()
+	}
+	s.w, s.kind = w, kind
+	s.mu.Unlock()
+	s.notify()
+	return s
+}
+
+// hasSink reports whether p's spec has a sink of that name (of type uplink
+// when uplink is set, of another type otherwise).
+func (p *pipe) hasSink(name string, uplink bool) bool {
+	for i := range p.spec.Spec.Sinks {
+		if sk := &p.spec.Spec.Sinks[i]; sk.Name == name && (sk.Type == "uplink") == uplink {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, string, error) {
@@ -668,46 +680,24 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
-	// Group by pipeline (the id's first segment), keeping order.
-	var order []string
-	groups := map[string][]delivery{}
-	for _, d := range ds {
-		p, _, _ := strings.Cut(d.id, "/")
-		if _, ok := groups[p]; !ok {
-			order = append(order, p)
-		}
-		groups[p] = append(groups[p], d)
-	}
 	var ack []string
 	var errs []error
 	s.mu.Lock()
-	for _, p := range order {
-		g := groups[p]
-		w := s.writers[p]
-		if w == nil {
-			n.mu.RLock()
-			_, running := n.pipes[p]
-			n.mu.RUnlock()
-			if running {
-				continue // its writer is being replaced
-			}
-			// The pipeline was deleted: nothing will deliver these.
-			n.sinkDropped.Add(uint64(len(g)))
-			n.log.Warn("dropping spooled outputs of a deleted pipeline", "pipeline", p, "sink", s.name, "outputs", len(g))
-		} else if err := w.deliver(ctx, g); err != nil {
+	switch w := s.w; {
+	case w == nil:
+		// Its pipeline's new version is replacing the writer.
+	default:
+		if err := w.deliver(ctx, ds); err != nil {
 			errs = append(errs, err)
 			s.errs++
 			s.lastErr = err.Error()
-			continue
-		} else {
-			s.sent += uint64(len(g))
+			break
 		}
-		for _, d := range g {
+		s.sent += uint64(len(ds))
+		s.lastErr = ""
+		for _, d := range ds {
 			ack = append(ack, d.id)
 		}
-	}
-	if len(errs) == 0 {
-		s.lastErr = ""
 	}
 	s.mu.Unlock()
 	if len(ack) > 0 {
@@ -724,10 +714,11 @@ func (n *Node) epochDone(p *pipe) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	for i := range p.spec.Spec.Sinks {
-		if s := n.sinks[p.spec.Spec.Sinks[i].Name]; s != nil {
+		name := SinkName(p.name, p.spec.Spec.Sinks[i].Name)
+		if s := n.sinks[name]; s != nil {
 			s.notify()
 		}
-		if s := n.uploaders[p.spec.Spec.Sinks[i].Name]; s != nil {
+		if s := n.uploaders[name]; s != nil {
 			s.u.Notify()
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/runner"
 	"io"
 	"os"
 	"path/filepath"
@@ -370,16 +371,23 @@ func sinkFilePath(outputDir, p string, sk *pipeline.Sink) string {
 // pipelines with the same name share it) and routes each output to its
 // pipeline's writer by the pipeline prefix of its id.
 type spoolSink struct {
-	name string
-	wake chan struct{}
+	name     string // its spool: SinkName(pipeline, sink)
+	pipeline string
+	sink     string
+	wake     chan struct{}
+	cancel   context.CancelFunc // ends its delivery loop
 
 	mu      sync.Mutex
-	writers map[string]sinkWriter // by pipeline
-	kinds   map[string]string
+	w       sinkWriter // nil while the pipeline's new version replaces it
+	kind    string
 	lastErr string
 	sent    uint64
 	errs    uint64
 }
+
+// SinkName is how a pipeline's sink is named in storage (its spool), status
+// and logs: "pipeline/sink". Two pipelines' sinks never share a spool.
+func SinkName(pipeline, sink string) string { return runner.SpoolName(pipeline, sink) }
 
 func (s *spoolSink) notify() {
 	select {

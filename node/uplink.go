@@ -13,13 +13,13 @@ import (
 	"github.com/edgedio/edged/uplink"
 )
 
-// upSink is the uploader of one spool whose sinks are of type uplink (one
-// per sink name; sinks of several pipelines with the same name share it,
-// and the uploader keys objects by pipeline).
+// upSink is the uploader of one pipeline's sink of type uplink.
 type upSink struct {
-	name  string
-	u     *uplink.Uploader
-	pipes map[string]bool // pipelines with an uplink sink of this name
+	name     string // SinkName(pipeline, sink): its spool
+	pipeline string
+	sink     string
+	u        *uplink.Uploader
+	cancel   context.CancelFunc // ends its Run
 }
 
 // defaultNodeName is the uplink node name when uplink.node is not set: the
@@ -75,21 +75,18 @@ func (n *Node) nodeSpool(sink string) uplink.SpoolFuncs {
 	}
 }
 
-// attachUplink registers pipeline p's uplink sink name, starting its
-// uploader when it is the first. n.mu is held.
-func (n *Node) attachUplink(pipelineName, sink string) error {
-	if _, ok := n.sinks[sink]; ok {
-		return fmt.Errorf("sink name %q is used by another pipeline with a type other than uplink; uplink sinks need a spool of their own", sink)
-	}
+// attachUplink starts the uploader of pipeline p's uplink sink unless it
+// runs already. n.mu is held.
+func (n *Node) attachUplink(pipelineName, sinkName string) error {
+	sink := SinkName(pipelineName, sinkName)
 	if s := n.uploaders[sink]; s != nil {
-		s.pipes[pipelineName] = true
 		s.u.Notify()
 		return nil
 	}
 	cfg := n.cfg.uplinkConfig()
-	cfg.JournalDir = filepath.Join(cfg.JournalDir, sink)
+	cfg.JournalDir = filepath.Join(cfg.JournalDir, pipelineName, sinkName)
 	u, err := uplink.New(cfg, n.nodeSpool(sink), uplink.Options{
-		Logger: n.log.With("sink", sink),
+		Logger: n.log.With("pipeline", pipelineName, "sink", sinkName),
 		DeadLetter: func(id string, data []byte, reason string) error {
 			p, _, _ := strings.Cut(id, "/")
 			err := n.db.PutDeadLetter(context.Background(), storage.DeadLetter{Pipeline: p,
@@ -104,12 +101,14 @@ func (n *Node) attachUplink(pipelineName, sink string) error {
 	if err != nil {
 		return err
 	}
-	s := &upSink{name: sink, u: u, pipes: map[string]bool{pipelineName: true}}
+	s := &upSink{name: sink, pipeline: pipelineName, sink: sinkName, u: u}
 	n.uploaders[sink] = s
+	ctx, cancel := context.WithCancel(n.upCtx)
+	s.cancel = cancel
 	n.upWG.Add(1)
 	go func() {
 		defer n.upWG.Done()
-		u.Run(n.upCtx)
+		u.Run(ctx)
 	}()
 	n.log.Info("uplink started", "sink", sink, "target", cfg.Target, "format", cfg.Format)
 	return nil
@@ -154,17 +153,12 @@ func uplinkFailing(st uplink.Status) bool {
 func (n *Node) uplinkSinkStatus(st *Status) {
 	n.mu.RLock()
 	type row struct {
-		name  string
-		u     *uplink.Uploader
-		types map[string]string
+		name, pipeline, sink string
+		u                    *uplink.Uploader
 	}
 	var rows []row
 	for k, s := range n.uploaders {
-		types := map[string]string{}
-		for p := range s.pipes {
-			types[p] = "uplink"
-		}
-		rows = append(rows, row{k, s.u, types})
+		rows = append(rows, row{k, s.pipeline, s.sink, s.u})
 	}
 	n.mu.RUnlock()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
@@ -172,7 +166,7 @@ func (n *Node) uplinkSinkStatus(st *Status) {
 	for _, r := range rows {
 		us := r.u.Status()
 		st.Uplink[r.name] = us
-		ss := SinkStatus{Name: r.name, Types: r.types, Depth: us.SpoolDepth, Delivered: us.Rows, Errors: us.Failures}
+		ss := SinkStatus{Name: r.name, Pipeline: r.pipeline, Sink: r.sink, Type: "uplink", Depth: us.SpoolDepth, Delivered: us.Rows, Errors: us.Failures}
 		if uplinkFailing(us) {
 			ss.LastError = us.LastError
 			st.Conditions = append(st.Conditions, fmt.Sprintf("uplink %s: upload failing (%s; %d outputs spooled, oldest %v): %s",
@@ -193,32 +187,40 @@ func (n *Node) writeUplinkMetrics(g, c func(name, help string, v float64, labels
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	for _, k := range names {
-		s := us[k]
-		if s.SpoolKnown {
-			g("edged_uplink_spool_depth", "Outputs spooled for an uplink and not yet uploaded.", float64(s.SpoolDepth), "sink", k)
-			g("edged_uplink_spool_bytes", "Bytes of outputs spooled for an uplink.", float64(s.SpoolBytes), "sink", k)
-			g("edged_uplink_spool_age_seconds", "Age of the oldest output spooled for an uplink (0: empty).", s.SpoolAge.Seconds(), "sink", k)
+	for _, name := range names {
+		s := us[name]
+		// The labels: pipeline and sink (the status key is pipeline/sink).
+		pl, sk, _ := strings.Cut(name, "/")
+		g := func(n, h string, v float64, l ...string) {
+			g(n, h, v, append([]string{"pipeline", pl, "sink", sk}, l...)...)
 		}
-		g("edged_uplink_over_quota", "1 while the uplink spool is above uplink.spool_quota.", b2f(s.OverQuota), "sink", k)
+		c := func(n, h string, v float64, l ...string) {
+			c(n, h, v, append([]string{"pipeline", pl, "sink", sk}, l...)...)
+		}
+		if s.SpoolKnown {
+			g("edged_uplink_spool_depth", "Outputs spooled for an uplink and not yet uploaded.", float64(s.SpoolDepth))
+			g("edged_uplink_spool_bytes", "Bytes of outputs spooled for an uplink.", float64(s.SpoolBytes))
+			g("edged_uplink_spool_age_seconds", "Age of the oldest output spooled for an uplink (0: empty).", s.SpoolAge.Seconds())
+		}
+		g("edged_uplink_over_quota", "1 while the uplink spool is above uplink.spool_quota.", b2f(s.OverQuota))
 		if !s.LastSuccess.IsZero() {
-			g("edged_uplink_last_success_timestamp_seconds", "Unix time of the last confirmed upload.", float64(s.LastSuccess.UnixMilli())/1000, "sink", k)
+			g("edged_uplink_last_success_timestamp_seconds", "Unix time of the last confirmed upload.", float64(s.LastSuccess.UnixMilli())/1000)
 		}
 		if !s.LastErrorAt.IsZero() {
-			g("edged_uplink_last_error_timestamp_seconds", "Unix time of the last failed upload attempt.", float64(s.LastErrorAt.UnixMilli())/1000, "sink", k)
+			g("edged_uplink_last_error_timestamp_seconds", "Unix time of the last failed upload attempt.", float64(s.LastErrorAt.UnixMilli())/1000)
 		}
 		kind := string(s.LastErrorKind)
 		if kind == "" {
 			kind = "none"
 		}
-		g("edged_uplink_failing", "1 while the last upload attempt failed; kind is the last error's kind.", b2f(uplinkFailing(s)), "sink", k, "kind", kind)
-		c("edged_uplink_failures_total", "Failed upload attempts.", float64(s.Failures), "sink", k)
-		c("edged_uplink_objects_total", "Objects confirmed by the uplink target.", float64(s.Objects), "sink", k)
-		c("edged_uplink_rows_total", "Rows uploaded.", float64(s.Rows), "sink", k)
-		c("edged_uplink_bytes_uploaded_total", "Encoded bytes confirmed by the uplink target.", float64(s.BytesUploaded), "sink", k)
-		c("edged_uplink_bytes_raw_total", "JSON bytes of the uploaded rows (before encoding).", float64(s.BytesRaw), "sink", k)
-		g("edged_uplink_compression_ratio", "Raw JSON bytes per uploaded byte.", s.Compression, "sink", k)
-		c("edged_uplink_dropped_rows_total", "Rows dropped by uplink.retention drop-oldest.", float64(s.DroppedRows), "sink", k)
-		c("edged_uplink_dead_letters_total", "Rows the uplink could not encode (dead-lettered).", float64(s.DeadLetters), "sink", k)
+		g("edged_uplink_failing", "1 while the last upload attempt failed; kind is the last error's kind.", b2f(uplinkFailing(s)), "kind", kind)
+		c("edged_uplink_failures_total", "Failed upload attempts.", float64(s.Failures))
+		c("edged_uplink_objects_total", "Objects confirmed by the uplink target.", float64(s.Objects))
+		c("edged_uplink_rows_total", "Rows uploaded.", float64(s.Rows))
+		c("edged_uplink_bytes_uploaded_total", "Encoded bytes confirmed by the uplink target.", float64(s.BytesUploaded))
+		c("edged_uplink_bytes_raw_total", "JSON bytes of the uploaded rows (before encoding).", float64(s.BytesRaw))
+		g("edged_uplink_compression_ratio", "Raw JSON bytes per uploaded byte.", s.Compression)
+		c("edged_uplink_dropped_rows_total", "Rows dropped by uplink.retention drop-oldest.", float64(s.DroppedRows))
+		c("edged_uplink_dead_letters_total", "Rows the uplink could not encode (dead-lettered).", float64(s.DeadLetters))
 	}
 }

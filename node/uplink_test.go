@@ -83,8 +83,8 @@ func TestUplinkSinkUploadsToLocalDirByDefaultAndReports(t *testing.T) {
 	if code, _ := do(t, "POST", srv.URL+"/api/v1/uplink/flush", "", ""); code != 401 {
 		t.Errorf("flush without token: got %d; want 401", code)
 	}
-	code, body := do(t, "POST", srv.URL+"/api/v1/uplink/flush?sink=cloud&timeout=10s", "tok", "")
-	if code != 200 || !strings.Contains(body, `"cloud"`) {
+	code, body := do(t, "POST", srv.URL+"/api/v1/uplink/flush?sink=up1/cloud&timeout=10s", "tok", "")
+	if code != 200 || !strings.Contains(body, `"up1/cloud"`) {
 		t.Fatalf("flush: got %d %s; want 200 naming cloud", code, body)
 	}
 	objs := readUplinkDir(t, filepath.Join(dir, "uplink"))
@@ -110,17 +110,17 @@ func TestUplinkSinkUploadsToLocalDirByDefaultAndReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if us, ok := st.Uplink["cloud"]; !ok || us.Rows != 2 || us.Objects != 1 || us.Target != "local" {
+	if us, ok := st.Uplink["up1/cloud"]; !ok || us.Rows != 2 || us.Objects != 1 || us.Target != "local" {
 		t.Errorf("status.uplink[cloud]: got %+v; want 2 rows in 1 object to local", st.Uplink)
 	}
-	if len(st.Sinks) != 1 || st.Sinks[0].Types["up1"] != "uplink" || st.Sinks[0].Delivered != 2 {
+	if len(st.Sinks) != 1 || st.Sinks[0].Type != "uplink" || st.Sinks[0].Name != "up1/cloud" || st.Sinks[0].Delivered != 2 {
 		t.Errorf("status.sinks: got %+v; want cloud (uplink) with 2 delivered", st.Sinks)
 	}
 	_, metrics := do(t, "GET", srv.URL+"/metrics", "tok", "")
-	for _, want := range []string{`edged_uplink_rows_total{sink="cloud"} 2`, `edged_uplink_objects_total{sink="cloud"} 1`,
-		`edged_uplink_spool_depth{sink="cloud"} 0`, `edged_uplink_last_success_timestamp_seconds{sink="cloud"}`,
-		`edged_uplink_compression_ratio{sink="cloud"}`, `edged_uplink_dropped_rows_total{sink="cloud"} 0`,
-		`edged_uplink_failing{sink="cloud",kind="none"} 0`, `edged_uplink_bytes_uploaded_total{sink="cloud"}`} {
+	for _, want := range []string{`edged_uplink_rows_total{pipeline="up1",sink="cloud"} 2`, `edged_uplink_objects_total{pipeline="up1",sink="cloud"} 1`,
+		`edged_uplink_spool_depth{pipeline="up1",sink="cloud"} 0`, `edged_uplink_last_success_timestamp_seconds{pipeline="up1",sink="cloud"}`,
+		`edged_uplink_compression_ratio{pipeline="up1",sink="cloud"}`, `edged_uplink_dropped_rows_total{pipeline="up1",sink="cloud"} 0`,
+		`edged_uplink_failing{pipeline="up1",sink="cloud",kind="none"} 0`, `edged_uplink_bytes_uploaded_total{pipeline="up1",sink="cloud"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -154,15 +154,21 @@ func TestConfigUplinkSectionIsStrictAndValidated(t *testing.T) {
 	}
 }
 
-func TestUplinkSinkNameCannotBeSharedWithOtherTypes(t *testing.T) {
+// Sinks are named by pipeline and sink: two pipelines may each have a sink
+// "cloud" (of different types), and each keeps its own spool and status.
+func TestSinksOfTwoPipelinesWithOneNameStayApart(t *testing.T) {
 	other := strings.NewReplacer("up1", "up2", "type: uplink", "type: file, path: x.jsonl").Replace(uplinkPipeline)
 	cfg := testConfig(t, t.TempDir(), map[string]string{"up1": uplinkPipeline, "up2": other})
-	n, err := New(cfg, WithClock(newFakeClock(t0)))
+	tn := startNode(t, cfg, newFakeClock(t0))
+	st, err := tn.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = n.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), `sink "cloud"`) {
-		t.Errorf("Run: got %v; want an error naming sink cloud", err)
+	var names []string
+	for _, s := range st.Sinks {
+		names = append(names, s.Name+"="+s.Type)
+	}
+	if got := strings.Join(names, " "); got != "up1/cloud=uplink up2/cloud=file" {
+		t.Errorf("sinks: got %s; want up1/cloud=uplink up2/cloud=file", got)
 	}
 }

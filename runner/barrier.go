@@ -84,6 +84,12 @@ func (b *barrier) commit(ctx context.Context) error {
 		if p := r.byID[c.Partition]; p != nil && !p.claim.Emit {
 			c.Outputs = c.Outputs[:0]
 		}
+		for i := range c.Outputs {
+			o := &c.Outputs[i]
+			if n, ok := r.spools[o.Sink]; ok {
+				o.Sink = n
+			}
+		}
 		cs = append(cs, c)
 	}
 	if err := r.cfg.Store.CommitAll(ctx, cs); err != nil {

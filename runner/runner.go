@@ -82,6 +82,10 @@ type Store interface {
 	CommitAll(ctx context.Context, cs []*engine.Commit) error
 }
 
+// SpoolName is the spool (and the name in status, metrics and logs) of a
+// pipeline's sink: "pipeline/sink". Outputs of an epoch go to it.
+func SpoolName(pipeline, sink string) string { return pipeline + "/" + sink }
+
 // PipelinePartition is the checkpoint partition under which the runner keeps
 // the pipeline's own record: its epoch count and its input positions.
 const PipelinePartition = -1
@@ -133,7 +137,8 @@ type Runner struct {
 	interval int64 // ms
 	nparts   int
 	procTime bool
-	logs     []string // distinct logs read, in source order
+	logs     []string          // distinct logs read, in source order
+	spools   map[string]string // sink -> its spool, SpoolName(pipeline, sink)
 	clock    engine.Clock
 	log      *slog.Logger
 	wake     chan struct{}
@@ -193,6 +198,10 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if r.cfg.FeedRecords <= 0 {
 		r.cfg.FeedRecords = 4096
+	}
+	r.spools = map[string]string{}
+	for _, sk := range c.Plan.Sinks() {
+		r.spools[sk] = SpoolName(r.name, sk)
 	}
 	r.nparts = 1
 	if Partitionable(c.Spec) {

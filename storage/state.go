@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -272,6 +273,48 @@ func (s *Snapshot) Scan(pipeline string, partition int, namespace string, fn fun
 		}
 		if err := fn(k[1:len(k):len(k)], v[:len(v):len(v)]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// DeletePipeline frees what a deleted pipeline keeps: the checkpoints of
+// all its partitions (and of the pipeline itself, so its input positions),
+// its operator state and the entries of its own input logs (logs, e.g. its
+// dead-letter replay log). The shared input log and the spool are not
+// touched: the caller deletes a pipeline once its sinks drained their spools.
+func (x *DB) DeletePipeline(ctx context.Context, pipeline string, logs ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
+		ck := tx.Bucket(bktCkpt)
+		prefix := append([]byte(pipeline), 0)
+		c := ck.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		if st := tx.Bucket(bktState); st.Bucket([]byte(pipeline)) != nil {
+			if err := st.DeleteBucket([]byte(pipeline)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	if err := x.submit(r); err != nil {
+		return fmt.Errorf("storage: delete pipeline %q: %w", pipeline, err)
+	}
+	for _, lg := range logs {
+		st, err := x.Stats()
+		if err != nil {
+			return err
+		}
+		if ls, ok := st.Log[lg]; ok && ls.Records > 0 {
+			if err := x.TruncateLog(ctx, lg, ls.Next); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -84,7 +84,7 @@ finished() {
     local last=$(( (total - 1) / 1000 * 1000 - 1000 ))
     grep -q "\"window_start\":$last," "$out/win.jsonl" 2>/dev/null || return 1
   else
-    grep -q "\"_id\":\"chaos/0/$epochs/" "$out/tot.jsonl" 2>/dev/null || return 1
+    grep -q "\"_id\":\"chaos/0/1/$epochs/" "$out/tot.jsonl" 2>/dev/null || return 1
   fi
 }
 wait_finished() {
