@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-integration test-race test-short conformance bench bench-engine bench-e2e fuzz lint depcheck cross test-arm chaos clean help
+.PHONY: all build test test-integration test-race test-short test-deps test-check conformance bench bench-engine bench-e2e fuzz lint depcheck cross test-arm chaos clean help
 
 all: build
 
@@ -16,14 +16,23 @@ build: ## build bin/edged and bin/edgectl for this machine
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edged ./cmd/edged
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edgectl ./cmd/edgectl
 
-test: lint depcheck ## lint, dependency rules, then every test (with the real-broker integration tests) under the race detector
+test: test-check lint depcheck ## lint, dependency rules, then every test (with the real-server integration tests) under the race detector; fails when a server is missing (make test-deps)
 	$(GO) test -race -count=1 -tags integration $(GOTESTFLAGS) $(PKGS)
 
-test-integration: ## only the tests that need real servers (mosquitto)
+test-integration: test-check ## only the tests that need real servers (mosquitto, versitygw)
 	$(GO) test -race -count=1 -tags integration -run Integration $(GOTESTFLAGS) $(PKGS)
 
-test-short: ## tests without the race detector
-	$(GO) test -count=1 $(PKGS)
+test-short: ## quick: no race detector, no integration tests; tests needing real servers or the built binary skip (-short), saying so
+	$(GO) test -short -count=1 $(GOTESTFLAGS) $(PKGS)
+	@echo "make test-short: integration tests and real-server tests were not run; make test runs them"
+
+test-deps: ## install what make test needs (mosquitto, versitygw, ...; scripts/test/install.sh, needs root for apt)
+	bash scripts/test/install.sh
+
+# test-check stops make test early, with the install command, when a server
+# the tests start is missing (the tests themselves fail the same way).
+test-check:
+	@bash scripts/test/install.sh --check
 
 conformance: ## the Spark conformance vectors (CONFORMANCE_VECTORS=file to replace them)
 	$(GO) test -count=1 ./engine/conformance -run 'TestSparkVectors' -v
@@ -52,7 +61,7 @@ lint: ## gofmt and go vet
 depcheck: ## enforce the package dependency rules of DESIGN.md
 	$(GO) test -count=1 ./internal/depcheck
 
-chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt, PIPELINE=dstream|events)
+chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt|embedded, PIPELINE=dstream|events)
 	bash scripts/chaos/crash.sh $(if $(SEED),--seed $(SEED)) $(if $(SOURCE),--source $(SOURCE)) $(if $(PIPELINE),--pipeline $(PIPELINE))
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgedio/edged/ingest/mqtt"
 	"github.com/edgedio/edged/internal/yamlcheck"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
@@ -150,8 +151,10 @@ type EpochConfig struct {
 }
 
 // MQTTConfig is the MQTT section. With Brokers empty and Listen set, the
-// node runs the embedded broker (ingest/mqtt.Broker) on Listen and connects
-// its MQTT source and publisher to it; with Brokers set it connects to them.
+// node runs the embedded broker (ingest/mqtt.Broker) on Listen, which hands
+// messages to the input log in-process (QoS 1 acknowledged once durable),
+// and connects the mqtt sinks' publisher to it; with Brokers set it
+// connects its MQTT source and publisher to them.
 // With both empty, MQTT is off. The node subscribes to the union of the
 // topics of every loaded pipeline's sources (sources[].mqtt.topics).
 type MQTTConfig struct {
@@ -193,6 +196,10 @@ type MQTTConfig struct {
 	// fill: the knob that bounds flash wear at low rates (one log commit per
 	// this long, at least). Zero means 1s, one epoch interval.
 	MaxBatchDelayQoS0 time.Duration `yaml:"maxBatchDelayQoS0"`
+	// Broker holds the embedded broker's limits (packet size, clients,
+	// session expiry, queued and in-flight messages per client); zero
+	// fields mean their defaults.
+	Broker mqtt.BrokerLimits `yaml:"broker"`
 }
 
 // MQTTTLSConfig holds the client-side TLS files.
@@ -244,6 +251,7 @@ func DefaultConfig() Config {
 			BatchSize:     8192,                   // one group commit per 8192 messages at most
 			MaxInFlight:   16384,                  // ~2-3 MB of typical sensor payloads
 			MaxBatchDelay: 250 * time.Millisecond, // QoS 1: ~4 log commits/s at low rates (flash wear); stalls hand off sooner
+			Broker:        mqtt.DefaultBrokerLimits(),
 		},
 		Uplink: defaultUplink(),
 	}
@@ -496,6 +504,9 @@ func (c Config) Validate() error {
 	}
 	if c.MQTT.MaxBatchDelay < 0 {
 		add("mqtt.maxBatchDelay", "must not be negative")
+	}
+	if err := c.MQTT.Broker.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	uc := c.uplinkConfig()
 	if err := uc.Validate(); err != nil {

@@ -20,6 +20,10 @@ func TestConfigExampleAndStrictDecoding(t *testing.T) {
 		{"duration", "storage:\n  groupMaxDelay: 5ms\n", nil},
 		{"tls pair", "api:\n  tlsCert: a.pem\n", []string{"api.tlsCert"}},
 		{"broker url", "mqtt:\n  brokers: [localhost]\n", []string{"mqtt.brokers[0]"}},
+		{"broker limits", "mqtt:\n  broker: {maxPacketSize: 2097152, maxClients: 50, sessionExpiry: 1h, maxQueuedPerClient: 1000, maxInFlightPerClient: 256}\n", nil},
+		{"bad broker limits", "mqtt:\n  broker: {maxClients: -1, sessionExpiry: 10ms, maxInFlightPerClient: 70000}\n",
+			[]string{"mqtt.broker.maxClients", "mqtt.broker.sessionExpiry", "mqtt.broker.maxInFlightPerClient"}},
+		{"unknown broker key", "mqtt:\n  broker: {maxClient: 5}\n", []string{"c.yaml:2", "maxClient"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

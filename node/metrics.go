@@ -427,7 +427,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	g("edged_ingest_accepting", "1 while Ingest accepts input (ready, not back-pressured, not stopping).",
 		b2f(n.Ready() && !n.stopping.Load() && !n.backpressure.Load()))
 	if ms := n.MQTTStatus(); ms.Mode != "off" {
-		for _, state := range []string{"connected", "connecting", "disconnected", "idle"} {
+		for _, state := range []string{"connected", "connecting", "disconnected", "idle", "listening"} {
 			g("edged_mqtt_connection_state", "1 for the MQTT source's current connection state (idle: no pipeline subscribes).", b2f(ms.State == state), "state", state)
 		}
 		g("edged_mqtt_connected", "1 while the MQTT source is connected and subscribed.", b2f(ms.State == "connected"))
@@ -441,6 +441,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		if ms.Mode == "embedded" {
 			g("edged_mqtt_embedded_broker_up", "1 while the embedded broker listens.", b2f(ms.BrokerError == ""))
 			c("edged_mqtt_embedded_broker_dropped_total", "Messages the embedded broker dropped (a client's queue full).", float64(ms.BrokerDropped))
+			ms.writeBrokerMetrics(g, c)
 		}
 	}
 	if n.inputFile != "" {

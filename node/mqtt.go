@@ -24,6 +24,11 @@ type mqttState struct {
 	tlsInsec bool     // connecting to our own embedded TLS listener
 	broker   *mqtt.Broker
 	brokErr  string // the embedded broker could not start
+	// serve opens the embedded broker to clients (closed by runMQTT, once
+	// the pipelines run: a message acknowledged before they are loaded
+	// could not be routed to their logs).
+	serve     chan struct{}
+	serveOnce sync.Once
 
 	changed chan struct{} // subscriptions may have changed
 
@@ -63,6 +68,12 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 		bc.TLS = mqtt.BrokerTLSConfig{CertFile: n.cfg.MQTT.ListenTLS.CertFile,
 			KeyFile: n.cfg.MQTT.ListenTLS.KeyFile, ClientCAFile: n.cfg.MQTT.ListenTLS.ClientCAFile}
 		bc.Logger = n.log.With("component", "mqtt-broker")
+		bc.Limits = n.cfg.MQTT.Broker
+		// QoS 1 is acknowledged only once in the input log: the broker hands
+		// every client's messages to Ingest in shared group commits.
+		bc.Handler = mqtt.HandlerFunc(n.handleBroker)
+		sc := n.sourceConfig(nil)
+		bc.BatchSize, bc.MaxBatchDelay, bc.MaxBatchDelayQoS0 = sc.BatchSize, sc.MaxBatchDelay, sc.MaxBatchDelayQoS0
 		b, err := mqtt.NewBroker(bc)
 		if err != nil {
 			m.brokErr = err.Error()
@@ -73,10 +84,16 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 			if bc.TLS.CertFile != "" {
 				scheme, m.tlsInsec = "ssl", true
 			}
+			// Only the mqtt sinks' publisher connects over loopback.
 			m.brokers = []string{scheme + "://" + loopbackAddr(b.Addr())}
+			m.serve = make(chan struct{})
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				select {
+				case <-m.serve:
+				case <-ctx.Done(): // Run then closes the bound listener at once
+				}
 				if err := b.Run(ctx); err != nil {
 					n.log.Error("embedded MQTT broker", "err", err)
 				}
@@ -177,6 +194,11 @@ func (n *Node) subsChanged() {
 // persistent session keeps what arrives in between.
 func (n *Node) runMQTT(ctx context.Context) {
 	m := n.mq
+	if m.broker != nil {
+		// Embedded: the broker hands messages to Ingest itself; no Source.
+		m.serveOnce.Do(func() { close(m.serve) })
+		return
+	}
 	if len(m.brokers) == 0 {
 		return
 	}
@@ -253,6 +275,35 @@ func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
 	return backPressure(err)
 }
 
+// handleBroker is the embedded broker's Handler: it hands a batch of every
+// client's messages to Ingest, which returns once it is durable; the broker
+// then acknowledges the QoS 1 ones. On an error (full disk quota, node
+// stopping) the broker acknowledges nothing and disconnects the publishers
+// so that they resend. While the node stops, messages that no pipeline reads
+// (e.g. the mqtt sinks' own outputs) are accepted without Ingest, so that
+// sinks can still deliver.
+func (n *Node) handleBroker(ctx context.Context, msgs []mqtt.Message) error {
+	err := n.handleMQTT(ctx, msgs)
+	if errors.Is(err, ErrNotReady) && !n.anyRoutable(msgs) {
+		return nil
+	}
+	return err
+}
+
+// anyRoutable reports whether a loaded pipeline subscribes to the topic of
+// one of msgs.
+func (n *Node) anyRoutable(msgs []mqtt.Message) bool {
+	subs := n.subscriptions()
+	for i := range msgs {
+		for _, s := range subs {
+			if mqtt.MatchFilter(s.Topic, msgs[i].Topic) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // backPressure maps the input log's quota error to mqtt.ErrBackPressure, so
 // that the Source waits instead of retrying fast.
 func backPressure(err error) error {
@@ -287,6 +338,33 @@ type MQTTStatus struct {
 	// BrokerDropped counts messages the embedded broker dropped (a client's
 	// queue full).
 	BrokerDropped int64 `json:"brokerDropped,omitempty"`
+	// Embedded is the embedded broker's hand-off and limits (mode
+	// "embedded" only).
+	Embedded *EmbeddedBrokerStatus `json:"embedded,omitempty"`
+}
+
+// EmbeddedBrokerStatus is the embedded broker's part of the MQTT status:
+// its clients, the limits hit (mqtt.broker.*) and the hand-off of its
+// messages to the input log.
+type EmbeddedBrokerStatus struct {
+	Clients int64 `json:"clients"`
+	// RefusedClients: CONNECTs refused at mqtt.broker.maxClients.
+	RefusedClients uint64 `json:"refusedClients"`
+	// OversizedPackets: clients disconnected for a packet over
+	// mqtt.broker.maxPacketSize.
+	OversizedPackets uint64 `json:"oversizedPackets"`
+	// ExpiredSessions: sessions removed after mqtt.broker.sessionExpiry.
+	ExpiredSessions uint64 `json:"expiredSessions"`
+	// InFlightWaits: PUBLISHes that waited because a client had
+	// mqtt.broker.maxInFlightPerClient messages awaiting the log.
+	InFlightWaits uint64 `json:"inFlightWaits"`
+	// HandoffFailures: batches the input log refused; their QoS 1
+	// publishers were disconnected unacknowledged (Disconnected) and
+	// resend, their QoS 0 messages were lost (LostQoS0).
+	HandoffFailures uint64 `json:"handoffFailures"`
+	Disconnected    uint64 `json:"disconnected"`
+	LostQoS0        uint64 `json:"lostQoS0"`
+	Batches         uint64 `json:"batches"`
 }
 
 // MQTTStatus returns the state of the MQTT source and embedded broker.
@@ -302,7 +380,20 @@ func (n *Node) MQTTStatus() MQTTStatus {
 		st.BrokerError = m.brokErr
 		if m.broker != nil {
 			st.Listen = m.broker.Addr()
-			st.BrokerDropped = m.broker.Dropped()
+			bs := m.broker.Stats()
+			h := bs.Handoff
+			st.BrokerDropped = bs.Dropped
+			st.State = "listening"
+			st.Received, st.Redelivered, st.HandedOff, st.Acked = h.Received, h.Redelivered, h.HandedOff, h.Acked
+			st.InFlight, st.BackPressured, st.LastError = h.InFlight, h.Failing, h.LastError
+			st.Embedded = &EmbeddedBrokerStatus{Clients: bs.Clients, RefusedClients: bs.RefusedClients,
+				OversizedPackets: bs.OversizedPackets, ExpiredSessions: bs.ExpiredSessions,
+				InFlightWaits: h.InFlightWaits, HandoffFailures: h.Failures, Disconnected: h.Disconnected,
+				LostQoS0: h.LostQoS0, Batches: h.Batches}
+			for _, s := range n.subscriptions() {
+				st.Subscriptions = append(st.Subscriptions, fmt.Sprintf("%s (qos %d)", s.Topic, s.QoS))
+			}
+			return st
 		}
 	}
 	st.Brokers = m.brokers
@@ -342,8 +433,39 @@ func (st MQTTStatus) conditions() []string {
 		}
 		out = append(out, msg)
 	}
-	if st.BackPressured {
+	if st.BackPressured && st.Embedded != nil {
+		out = append(out, "mqtt: the input log refuses messages; publishers are disconnected unacknowledged and resend: "+st.LastError)
+	} else if st.BackPressured {
 		out = append(out, "mqtt: hand-off to the input log refused, retrying: "+st.LastError)
 	}
+	if e := st.Embedded; e != nil {
+		if e.RefusedClients > 0 {
+			out = append(out, fmt.Sprintf("mqtt: %d client connections refused at mqtt.broker.maxClients", e.RefusedClients))
+		}
+		if e.OversizedPackets > 0 {
+			out = append(out, fmt.Sprintf("mqtt: %d clients disconnected for a packet over mqtt.broker.maxPacketSize", e.OversizedPackets))
+		}
+		if st.BrokerDropped > 0 {
+			out = append(out, fmt.Sprintf("mqtt: the embedded broker dropped %d messages to slow or offline subscribers (mqtt.broker.maxQueuedPerClient, maxPendingWrites)", st.BrokerDropped))
+		}
+	}
 	return out
+}
+
+// writeBrokerMetrics writes the embedded broker's metrics (limits hit and
+// hand-off).
+func (st MQTTStatus) writeBrokerMetrics(g, c func(name, help string, v float64, labels ...string)) {
+	e := st.Embedded
+	if e == nil {
+		return
+	}
+	g("edged_mqtt_broker_clients", "Clients connected to the embedded broker.", float64(e.Clients))
+	c("edged_mqtt_broker_refused_clients_total", "Connections refused at mqtt.broker.maxClients.", float64(e.RefusedClients))
+	c("edged_mqtt_broker_oversized_packets_total", "Clients disconnected for a packet over mqtt.broker.maxPacketSize.", float64(e.OversizedPackets))
+	c("edged_mqtt_broker_expired_sessions_total", "Sessions removed after mqtt.broker.sessionExpiry.", float64(e.ExpiredSessions))
+	c("edged_mqtt_broker_in_flight_waits_total", "PUBLISHes that waited at mqtt.broker.maxInFlightPerClient.", float64(e.InFlightWaits))
+	c("edged_mqtt_broker_handoff_batches_total", "Batches of the embedded broker made durable in the input log (group commits).", float64(e.Batches))
+	c("edged_mqtt_broker_handoff_failures_total", "Batches the input log refused (nothing acknowledged).", float64(e.HandoffFailures))
+	c("edged_mqtt_broker_disconnected_total", "Publishers disconnected unacknowledged because the input log refused their messages.", float64(e.Disconnected))
+	c("edged_mqtt_broker_lost_qos0_total", "QoS 0 messages lost in batches the input log refused.", float64(e.LostQoS0))
 }

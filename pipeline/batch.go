@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -13,10 +14,19 @@ import (
 
 // BatchOptions configure RunBatch.
 type BatchOptions struct {
-	// Input holds the recorded records of Source.
+	// Input holds the recorded messages of Source.
 	Input io.Reader
-	// Format is jsonl (default) or csv.
+	// Format is the input's format: json (JSON Lines: one object or array
+	// per line; "jsonl" is the same), csv (rows after a header row, or in
+	// the order the source's csv.columns declares), senml (one SenML pack
+	// per line) or raw (one payload per line). Empty means the source's
+	// format. Each message decodes exactly as the daemon decodes a message
+	// of that format (decode.New).
 	Format string
+	// Received is the receipt time of every input message, unix ms: SenML
+	// relative times count from it. Zero: a relative SenML time is a dead
+	// letter (the file does not say when its messages were received).
+	Received int64
 	// Source names the source the input feeds; empty means the first source.
 	Source string
 	// Output receives every output record as one JSON object per line. When the
@@ -30,18 +40,18 @@ type BatchOptions struct {
 	EpochRecords int
 }
 
-// DeadLetter is an input line or a record that could not be processed.
+// DeadLetter is an input message or a record that could not be processed.
 type DeadLetter struct {
 	Step   string // "" for a decode failure, else the step that rejected it
-	Line   int    // input line, for decode failures
-	Raw    []byte // the input line, or the record as JSON
+	Line   int    // input line the message starts on, for decode failures
+	Raw    []byte // the input message (a line, a CSV row), or the record as JSON
 	Reason error
 }
 
 // BatchStats summarize a batch run.
 type BatchStats struct {
 	Records     int // records decoded
-	Invalid     int // input lines that did not decode
+	Invalid     int // input messages that did not decode
 	Epochs      int
 	Outputs     int
 	DeadLetters int // records rejected by steps
@@ -69,17 +79,8 @@ func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, e
 			opt.DeadLetter(DeadLetter{Line: line, Raw: append([]byte(nil), raw...), Reason: err})
 		}
 	}
-	var err error
-	switch opt.Format {
-	case "", "jsonl", "json":
-		err = decode.DecodeLines(opt.Input, cfg, all, onErr)
-	case "csv":
-		err = decode.DecodeCSV(opt.Input, cfg, all, onErr)
-	default:
-		return st, fmt.Errorf("unknown input format %q (want jsonl or csv)", opt.Format)
-	}
-	if err != nil {
-		return st, fmt.Errorf("read input: %w", err)
+	if err := decodeFile(cfg, opt, all, onErr); err != nil {
+		return st, err
 	}
 	st.Records = all.Len()
 	hasTime := cfg.TimeField != ""
@@ -184,6 +185,69 @@ func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, e
 		return st, err
 	}
 	return st, w.Flush()
+}
+
+// decodeFile decodes the whole input with the decoder the daemon uses for
+// the format: the file is split into messages (decode.SplitFile) and each
+// one decodes as one MQTT payload would. A CSV file in header mode has its
+// header once, at the top: its rows then decode in the header's column order.
+func decodeFile(cfg decode.Config, opt BatchOptions, all *engine.Batch, onErr func(int, []byte, error)) error {
+	format := opt.Format
+	switch format {
+	case "":
+		format = cfg.Format
+	case "jsonl":
+		format = decode.FormatJSON
+	}
+	if format == "" {
+		format = decode.FormatJSON
+	}
+	if format != cfg.Format {
+		if format != decode.FormatJSON && format != decode.FormatCSV && format != decode.FormatSenML && format != decode.FormatRaw {
+			return fmt.Errorf("unknown input format %q (want json, csv, senml or raw)", opt.Format)
+		}
+		cfg.Format, cfg.CSVColumns = format, nil
+	}
+	// cfg.Topics stay: a file's messages have no topic, so they capture
+	// nothing, and a field that only a topic gives is missing, as it is for a
+	// message on a topic no template matches.
+	data, err := io.ReadAll(opt.Input)
+	if err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	var d decode.Decoder
+	header := format == decode.FormatCSV && len(cfg.CSVColumns) == 0
+	if !header {
+		if d, err = decode.New(cfg); err != nil {
+			return err
+		}
+	}
+	return decode.SplitFile(data, format, func(line int, msg []byte) error {
+		if header {
+			header = false
+			hc, err := cfg.WithCSVHeader(msg)
+			if err == nil {
+				d, err = decode.New(hc)
+			}
+			var de *decode.DecodeError
+			if errors.As(err, &de) {
+				de.Line = line
+			}
+			if err != nil {
+				return fmt.Errorf("read input: %w", err)
+			}
+			return nil
+		}
+		err := d.Decode(all, decode.Input{Payload: msg, Received: opt.Received})
+		if err != nil {
+			var de *decode.DecodeError
+			if errors.As(err, &de) {
+				de.Line = line
+			}
+			onErr(line, msg, err)
+		}
+		return nil
+	})
 }
 
 // maxQuietEpochs bounds the empty epochs batch mode runs for a gap in the input.

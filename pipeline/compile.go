@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
+	"github.com/edgedio/edged/ingest/mqtt"
 )
 
 // Compiled is a spec turned into an engine plan, with what is needed to feed
@@ -16,7 +17,8 @@ import (
 type Compiled struct {
 	Spec *Spec
 	Plan *engine.Plan
-	// Decoders holds the decoder configuration of each source, by name.
+	// Decoders holds the decoder configuration of each source, by name:
+	// format, CSV columns and topic templates included, ready for decode.New.
 	Decoders map[string]decode.Config
 	// Interval is the epoch interval.
 	Interval time.Duration
@@ -62,6 +64,28 @@ func Compile(s *Spec) (*Compiled, error) {
 		cfg.TimeField, cfg.KeyFields, cfg.Strict = src.EventTime, src.Key, src.Strict
 		if src.TimeFormat != "" {
 			cfg.TimeFormat = src.TimeFormat
+		}
+		cfg.Format = decode.FormatJSON
+		if src.Format != "" {
+			cfg.Format = src.Format
+		}
+		if cfg.Format == decode.FormatCSV && !src.CSV.HasHeader() {
+			cfg.CSVColumns = src.CSV.Columns
+			if len(cfg.CSVColumns) == 0 {
+				for _, f := range src.Fields {
+					cfg.CSVColumns = append(cfg.CSVColumns, f.Name)
+				}
+			}
+		}
+		if src.MQTT != nil {
+			for j, t := range src.MQTT.Topics {
+				tt, err := mqtt.ParseTopicTemplate(t)
+				if err != nil {
+					errs = append(errs, s.errAt(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "%v", err))
+					continue
+				}
+				cfg.Topics = append(cfg.Topics, tt)
+			}
 		}
 		if err := cfg.Validate(); err != nil {
 			errs = append(errs, s.errAt(p, "%v", err))

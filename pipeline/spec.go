@@ -50,11 +50,16 @@ type PipelineSpec struct {
 // Source declares an input and how its payloads decode into records.
 type Source struct {
 	Name string `yaml:"name"`
-	// Format is the payload format: json (default), csv (one row with a
-	// header), senml (RFC 8428: fields named name, unit, value and sum take
-	// each SenML record's resolved values, eventTime its time) or raw (the
-	// whole payload as text in the field "payload", or the first string field).
+	// Format is the payload format: json (default: an object, or an array of
+	// objects), csv (rows after a header row, or in the order csv.columns
+	// declares), senml (RFC 8428: fields named name, unit, value and sum take
+	// each SenML record's resolved values, eventTime its time; relative times
+	// count from when the message was received) or raw (the whole payload as
+	// text in the field "payload", or the first string field).
 	Format string `yaml:"format"`
+	// CSV says how csv payloads lay out their columns. Nil: every payload
+	// starts with a header row.
+	CSV *CSVFormat `yaml:"csv"`
 	// Fields is the record schema, in order.
 	Fields []FieldSpec `yaml:"fields"`
 	// EventTime names the field holding the event time. Empty: no event time.
@@ -74,6 +79,20 @@ type Source struct {
 	// files instead).
 	MQTT *MQTTSource `yaml:"mqtt"`
 }
+
+// CSVFormat is the column layout of a csv source.
+type CSVFormat struct {
+	// Header says whether every payload (and a batch input file) starts with
+	// a header row naming its columns. Nil means true.
+	Header *bool `yaml:"header"`
+	// Columns, with header: false, lists the columns of every row in order:
+	// field names, or "-" for a column to ignore. Empty means the source's
+	// fields in the order they are declared.
+	Columns []string `yaml:"columns"`
+}
+
+// HasHeader reports whether rows follow a header row (the default).
+func (c *CSVFormat) HasHeader() bool { return c == nil || c.Header == nil || *c.Header }
 
 // MQTTSource is the MQTT subscription of a source. Topics are filters or
 // templates: "sensors/{site}/{sensor}/temp" subscribes to

@@ -134,6 +134,9 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	if len(src.Fields) == 0 {
 		add(p+".fields", "a source needs at least one field")
 	}
+	if src.CSV != nil && src.Format != "csv" {
+		add(p+".csv", "only for format csv")
+	}
 	kinds := map[string]engine.Kind{}
 	for j, f := range src.Fields {
 		fp := fmt.Sprintf("%s.fields[%d]", p, j)
@@ -179,6 +182,23 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	for j, k := range src.Key {
 		if _, ok := kinds[k]; !ok {
 			add(fmt.Sprintf("%s.key[%d]", p, j), "%q is not a field of the source", k)
+		}
+	}
+	if c := src.CSV; c != nil && len(c.Columns) > 0 {
+		if c.HasHeader() {
+			add(p+".csv.columns", "only with header: false (a header row names the columns)")
+		}
+		seen := map[string]bool{}
+		for j, col := range c.Columns {
+			cp := fmt.Sprintf("%s.csv.columns[%d]", p, j)
+			switch _, ok := kinds[col]; {
+			case col == "-":
+			case !ok:
+				add(cp, "%q is not a field of the source (use \"-\" for a column to ignore)", col)
+			case seen[col]:
+				add(cp, "column %q declared twice", col)
+			}
+			seen[col] = true
 		}
 	}
 	if src.MQTT != nil {

@@ -39,6 +39,11 @@ spec:
 // eventually polls until fn returns nil (see testkit.Eventually).
 var eventually = testkit.Eventually
 
+// apiClient is how tests call edged's API: a node that accepts a request
+// and never answers is an error after 10s, not a test that hangs until the
+// go test timeout.
+var apiClient = &http.Client{Timeout: 10 * time.Second}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -108,7 +113,7 @@ func TestEndToEndRunWithInputFile(t *testing.T) {
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		eventually(t, 15*time.Second, func() error {
-			resp, err := http.Get("http://" + addr + "/readyz")
+			resp, err := apiClient.Get("http://" + addr + "/readyz")
 			if err != nil {
 				return err
 			}
@@ -135,7 +140,7 @@ func TestEndToEndRunWithInputFile(t *testing.T) {
 	}
 	settled := func(addr string) {
 		eventually(t, 20*time.Second, func() error {
-			resp, err := http.Get("http://" + addr + "/api/v1/status")
+			resp, err := apiClient.Get("http://" + addr + "/api/v1/status")
 			if err != nil {
 				return err
 			}
@@ -186,7 +191,7 @@ func TestEndToEndRunWithInputFile(t *testing.T) {
 	cmd, addr, stderr := start()
 	settled(addr)
 	check()
-	resp, err := http.Get("http://" + addr + "/api/v1/deadletters?pipeline=e2e")
+	resp, err := apiClient.Get("http://" + addr + "/api/v1/deadletters?pipeline=e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +203,7 @@ func TestEndToEndRunWithInputFile(t *testing.T) {
 	if len(dl.DeadLetters) != 1 || dl.DeadLetters[0].Payload != "this is not json" {
 		t.Errorf("dead letters: got %+v; want the bad line", dl.DeadLetters)
 	}
-	resp, err = http.Get("http://" + addr + "/metrics")
+	resp, err = apiClient.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/edgedio/edged/internal/version"
 	"github.com/edgedio/edged/pipeline"
@@ -111,8 +112,9 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"Runs a pipeline over a recorded file with the plan the daemon runs over a stream.")
 	fs := cmd.fs
 	file := fs.String("f", "", "pipeline spec `file` (YAML)")
-	input := fs.String("input", "", "recorded input `file` (JSON Lines or CSV); - for stdin")
-	format := fs.String("format", "", "input format: jsonl or csv (default: from the file extension)")
+	input := fs.String("input", "", "recorded input `file` (JSON Lines, CSV, SenML or raw lines); - for stdin")
+	format := fs.String("format", "", "input format: json (JSON Lines), csv, senml (a pack per line) or raw (a payload per line) (default: the source's format; csv for a .csv file)")
+	received := fs.String("received", "", "RFC 3339 `time` the input's messages were received; SenML relative times count from it")
 	output := fs.String("output", "", "output `file` (JSON Lines); default stdout")
 	dead := fs.String("dead-letter", "", "write rejected input and records to this `file` (JSON Lines)")
 	source := fs.String("source", "", "the pipeline source the input feeds (default: the first)")
@@ -138,11 +140,17 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer f.Close()
 		in = f
 	}
-	if *format == "" {
-		*format = "jsonl"
-		if len(*input) > 4 && (*input)[len(*input)-4:] == ".csv" {
-			*format = "csv"
+	if *format == "" && len(*input) > 4 && (*input)[len(*input)-4:] == ".csv" {
+		*format = "csv"
+	}
+	var receivedMs int64
+	if *received != "" {
+		t, err := time.Parse(time.RFC3339Nano, *received)
+		if err != nil {
+			fmt.Fprintf(stderr, "edged batch: --received: want an RFC 3339 time, got %q\n", *received)
+			return 2
 		}
+		receivedMs = t.UnixMilli()
 	}
 	out := stdout
 	if *output != "" {
@@ -166,7 +174,7 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	enc := json.NewEncoder(dlw)
 	st, err := pipeline.RunBatch(ctx, c, pipeline.BatchOptions{
-		Input: in, Format: *format, Source: *source, Output: out,
+		Input: in, Format: *format, Source: *source, Output: out, Received: receivedMs,
 		DeadLetter: func(dl pipeline.DeadLetter) {
 			if dlw == nil {
 				return

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,15 +68,6 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func buildEdged(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "edged")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // newEdged writes a config with the given mqtt section and the pipeline.
 func newEdged(t *testing.T, bin, mqttYAML string) *edgedProc {
 	t.Helper()
@@ -116,7 +106,8 @@ func (e *edgedProc) start(t *testing.T) {
 		if err := e.get("/api/v1/status", &st); err != nil {
 			return err
 		}
-		if !st.Ready || st.MQTT.State != "connected" {
+		// "listening": the embedded broker, which needs no connection.
+		if !st.Ready || (st.MQTT.State != "connected" && st.MQTT.State != "listening") {
 			return fmt.Errorf("ready %v, mqtt %s\n%s", st.Ready, st.MQTT.State, e.stderr)
 		}
 		return nil
@@ -124,7 +115,7 @@ func (e *edgedProc) start(t *testing.T) {
 }
 
 func (e *edgedProc) get(path string, v any) error {
-	resp, err := http.Get("http://" + e.api + path)
+	resp, err := apiClient.Get("http://" + e.api + path)
 	if err != nil {
 		return err
 	}

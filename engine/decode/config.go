@@ -3,6 +3,7 @@ package decode
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/edgedio/edged/engine"
@@ -15,6 +16,28 @@ const (
 	TimeUnixS   = "unix_s"  // numbers are unix seconds, possibly fractional
 	TimeRFC3339 = "rfc3339" // values are RFC 3339 strings; numbers still read as unix ms
 )
+
+// Payload formats accepted in Config.Format.
+const (
+	FormatJSON  = "json"  // a JSON object, or an array of objects (the default)
+	FormatCSV   = "csv"   // CSV rows, after a header row or in Config.CSVColumns order
+	FormatSenML = "senml" // an RFC 8428 SenML JSON pack
+	FormatRaw   = "raw"   // the whole payload as text in one string field
+)
+
+// SkipColumn in Config.CSVColumns marks a column that is read and ignored.
+const SkipColumn = "-"
+
+// TopicMatcher is a topic template that captures fields from an MQTT topic;
+// *mqtt.TopicTemplate implements it. Implementations must be safe for
+// concurrent use and must not retain fn.
+type TopicMatcher interface {
+	// Match reports whether topic matches and then calls fn once per
+	// captured field with its name and the text of the topic it captured.
+	Match(topic string, fn func(name, value string)) bool
+	// Fields returns the names of the captured fields.
+	Fields() []string
+}
 
 // DefaultMaxLineBytes is the longest JSON line DecodeLines accepts when
 // Config.MaxLineBytes is zero.
@@ -44,9 +67,24 @@ type Config struct {
 	// unknown keys are ignored and missing fields are null. CSV columns that
 	// are not in the schema are always ignored.
 	Strict bool
-	// MaxLineBytes bounds one line of JSON Lines input; a longer line is
-	// reported as bad and skipped. Zero means DefaultMaxLineBytes.
+	// MaxLineBytes bounds one line of JSON Lines input (a longer line is
+	// reported as bad and skipped) and one raw payload. Zero means
+	// DefaultMaxLineBytes.
 	MaxLineBytes int
+	// Format is the payload format New decodes: FormatJSON, FormatCSV,
+	// FormatSenML or FormatRaw. Empty means FormatJSON. NewJSON and NewCSV
+	// ignore it.
+	Format string
+	// CSVColumns, for FormatCSV, declares the columns of every row in order
+	// (a field name, or SkipColumn for a column to ignore): payloads then
+	// hold data rows only. Empty means the first row of every payload is a
+	// header naming the columns.
+	CSVColumns []string
+	// Topics are the topic templates of the source, tried in order; the
+	// first that matches a message's topic fills the fields it captures,
+	// overriding the payload's values, for every format. A message without a
+	// topic, or whose topic none matches, gets no captures. Nil: none.
+	Topics []TopicMatcher
 }
 
 // DefaultConfig returns a Config for schema s with the defaults spelled out.
@@ -61,7 +99,7 @@ func DefaultConfig(s *engine.Schema) Config {
 
 // Validate reports every problem with the Config at once, each naming the
 // configuration key at fault (schema, time_field, time_format, key_fields,
-// max_line_bytes). It does not modify c.
+// max_line_bytes, format, csv.columns, mqtt.topics). It does not modify c.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Schema == nil {
@@ -94,10 +132,87 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("decode: key_fields[%d]: %w", i, unknownField(c.Schema, k)))
 		}
 	}
+	switch c.Format {
+	case "", FormatJSON, FormatCSV, FormatSenML:
+	case FormatRaw:
+		if rawField(c.Schema) < 0 {
+			errs = append(errs, errors.New("decode: format: raw needs a string field to hold the payload (the field \"payload\", or any string field)"))
+		}
+		if c.TimeField != "" && !capturedAnywhere(c.Topics, c.TimeField) {
+			errs = append(errs, fmt.Errorf("decode: time_field: a raw payload has no event time; %q must be captured by a topic template", c.TimeField))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("decode: format: %q is not one of %s, %s, %s, %s", c.Format, FormatJSON, FormatCSV, FormatSenML, FormatRaw))
+	}
+	if len(c.CSVColumns) > 0 {
+		if c.Format != FormatCSV {
+			errs = append(errs, errors.New("decode: csv.columns: only for format csv"))
+		}
+		seen := map[string]bool{}
+		for i, n := range c.CSVColumns {
+			if n == SkipColumn {
+				continue
+			}
+			if _, ok := c.Schema.Index(n); !ok {
+				errs = append(errs, fmt.Errorf("decode: csv.columns[%d]: %w", i, unknownField(c.Schema, n)))
+			} else if seen[n] {
+				errs = append(errs, fmt.Errorf("decode: csv.columns[%d]: column %q declared twice", i, n))
+			}
+			seen[n] = true
+		}
+		// The fields a header row must name must be declared columns too.
+		for i := range c.Schema.Len() {
+			name := c.Schema.Field(i).Name
+			if seen[name] || capturedAnywhere(c.Topics, name) {
+				continue
+			}
+			switch {
+			case name == c.TimeField:
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the event-time field %q", name))
+			case slices.Contains(c.KeyFields, name):
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the key field %q", name))
+			case c.Strict:
+				errs = append(errs, fmt.Errorf("decode: csv.columns: no column holds the field %q (strict)", name))
+			}
+		}
+	}
+	for i, t := range c.Topics {
+		for _, f := range t.Fields() {
+			if _, ok := c.Schema.Index(f); !ok {
+				errs = append(errs, fmt.Errorf("decode: mqtt.topics[%d]: the template captures %q, which is not a field of the source", i, f))
+			}
+		}
+	}
 	if c.MaxLineBytes < 0 {
 		errs = append(errs, errors.New("decode: max_line_bytes: "+strconv.Itoa(c.MaxLineBytes)+" is negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// capturedAnywhere reports whether a template of ts captures field.
+func capturedAnywhere(ts []TopicMatcher, field string) bool {
+	for _, t := range ts {
+		for _, f := range t.Fields() {
+			if f == field {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// rawField returns the field a raw payload goes to: "payload" when it is a
+// string field, else the first string field; -1 if there is none.
+func rawField(s *engine.Schema) int {
+	if i, ok := s.Index("payload"); ok && s.Field(i).Kind == engine.KindString {
+		return i
+	}
+	for i := range s.Len() {
+		if s.Field(i).Kind == engine.KindString {
+			return i
+		}
+	}
+	return -1
 }
 
 func unknownField(s *engine.Schema, name string) error {

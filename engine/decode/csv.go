@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/edgedio/edged/engine"
 )
@@ -67,38 +66,9 @@ func (d *CSVDecoder) Decode(r io.Reader, dst *engine.Batch, onErr func(line int,
 	if err != nil {
 		return csvErr(err)
 	}
-	cols := make([]int, len(header)) // column -> field index, -1 if ignored
-	have := make([]bool, len(p.names))
-	for c, name := range header {
-		if c == 0 {
-			name = strings.TrimPrefix(name, "\ufeff")
-		}
-		name = strings.TrimSpace(name)
-		idx, ok := p.index[name]
-		if !ok {
-			cols[c] = -1
-			continue
-		}
-		if have[idx] {
-			return &DecodeError{Line: 1, Offset: -1, Field: name, Reason: "column appears twice in the header"}
-		}
-		have[idx], cols[c] = true, idx
-	}
-	required := func(idx int) bool {
-		if p.strict || idx == p.timeIdx {
-			return true
-		}
-		for _, k := range p.keyIdx {
-			if k == idx {
-				return true
-			}
-		}
-		return false
-	}
-	for idx, ok := range have {
-		if !ok && required(idx) {
-			return &DecodeError{Line: 1, Offset: -1, Field: p.names[idx], Reason: "missing column in the header (have " + strings.Join(header, ", ") + ")"}
-		}
+	cols, derr := headerCols(p, header, nil)
+	if derr != nil {
+		return derr
 	}
 	for {
 		row, err := cr.Read()
@@ -116,10 +86,11 @@ func (d *CSVDecoder) Decode(r io.Reader, dst *engine.Batch, onErr func(line int,
 			line = derr.Line
 		} else {
 			line, _ = cr.FieldPos(0)
-			derr = d.row(row, cols)
+			if derr = csvCells(p, row, cols, false); derr == nil {
+				derr = p.commit(dst)
+			}
 		}
 		if derr == nil {
-			p.commit(dst)
 			continue
 		}
 		derr.Line = line
@@ -139,27 +110,6 @@ func (d *CSVDecoder) Decode(r io.Reader, dst *engine.Batch, onErr func(line int,
 		}
 		onErr(line, raw, derr)
 	}
-}
-
-// row converts one CSV row into d.p.vals.
-func (d *CSVDecoder) row(row []string, cols []int) *DecodeError {
-	p := d.p
-	clear(p.vals)
-	if len(row) != len(cols) {
-		return &DecodeError{Offset: -1, Reason: "row has " + strconv.Itoa(len(row)) + " columns; header has " + strconv.Itoa(len(cols))}
-	}
-	for c, cell := range row {
-		idx := cols[c]
-		if idx < 0 || cell == "" {
-			continue
-		}
-		v, reason := fromText(p, idx, cell)
-		if reason != "" {
-			return &DecodeError{Offset: -1, Field: p.names[idx], Reason: reason}
-		}
-		p.vals[idx] = v
-	}
-	return nil
 }
 
 func csvErr(err error) *DecodeError {

@@ -2,14 +2,55 @@
 // source, and records back into bytes. Operators downstream never re-parse
 // and never see map[string]any.
 //
-// # Decoding
+// # Decoding messages
 //
-// A Config names the target schema, the event-time field and its unit, the
-// key fields and whether decoding is strict. NewJSON and NewCSV validate it
-// and resolve field names to positions once. JSONDecoder.Decode appends one
-// record per JSON object; JSONDecoder.DecodeLines and CSVDecoder.Decode read
-// JSON Lines and CSV files and pass bad lines to a dead-letter callback while
-// they go on with the rest.
+// A Config names the target schema, the payload format, the event-time field
+// and its unit, the key fields, whether decoding is strict, the CSV column
+// layout and the topic templates of the source. New validates it, resolves
+// field names to positions once and returns the source's Decoder; the daemon
+// and edged batch both decode through it, so they read the same formats the
+// same way:
+//
+//	json   an object (one record) or an array of objects (one per element)
+//	csv    rows after a header row in every payload, or, with CSVColumns,
+//	       rows in the declared column order (no header)
+//	senml  an RFC 8428 pack: the fields named name, unit, value and sum take
+//	       each record's resolved values, the event-time field its time;
+//	       relative times count from Input.Received
+//	raw    the whole payload as text in the field "payload" (or the first
+//	       string field)
+//
+// Decoder.Decode takes one message as an Input: payload, MQTT topic and
+// receipt time. The first topic template that matches the topic fills the
+// fields it captures, overriding the payload's, for every format. A message
+// decodes whole or not at all, so that it is one dead letter, replayable as
+// is.
+//
+// # Valid records
+//
+// A record the pipeline reads its event time from must have it: a missing,
+// null or empty event-time field is an error wrapping ErrNoEventTime (the
+// record would otherwise sit at 1970). Text must be valid UTF-8 (a JSON \u
+// escape must not be half a surrogate pair): an error wrapping
+// ErrInvalidUTF8, never a silent U+FFFD. Both name the field.
+//
+// # Input-log entries
+//
+// AppendEntry writes what the input log keeps of a message (receipt time,
+// topic, payload) and ParseEntry reads it back as the Input to decode, so
+// that decoding the log after a crash gives the same records as the first
+// time. EntryIdentity is the part that identifies a message for duplicate
+// detection (without the receipt time).
+//
+// # Files
+//
+// SplitFile cuts a recorded file into the messages Decode takes (lines, or
+// CSV rows) and Config.WithCSVHeader turns a file's header row into declared
+// columns: this is how edged batch reads its input. The older file readers,
+// JSONDecoder.DecodeLines and CSVDecoder.Decode, read JSON Lines and CSV
+// with a header from an io.Reader and pass bad lines to a dead-letter
+// callback while they go on with the rest; JSONDecoder.Decode decodes one
+// object.
 //
 // The JSON decoder is a hand-written single-pass scanner over flat objects.
 // Keys not in the schema are skipped, nested values included (or rejected
@@ -25,8 +66,9 @@
 //
 // # Errors
 //
-// Bad input gives a *DecodeError that names the line (for files), the byte
-// offset and the field at fault, for example
+// Bad input gives a *DecodeError that names the line (for files), the record
+// (for a message of several), the byte offset and the field at fault, for
+// example
 // `decode: field "temp": want number, got string "abc"`. A record is appended
 // only when all of it decoded: on error the batch is unchanged. The decoders
 // never panic, whatever the input; they are fuzzed.
@@ -42,6 +84,10 @@
 // sensor ids cost nothing after the first time. When the table is full it is
 // emptied, which bounds its memory while still serving the ids of a steady
 // fleet. Longer strings are allocated per record.
+//
+// The same holds for every format of New: CSV rows are split in place (a
+// header row equal to the previous payload's is not resolved again) and
+// SenML packs are scanned by the same scanner as JSON.
 //
 // Decoders hold this scratch state, so one decoder must not be used by two
 // goroutines at once; create one per source partition.

@@ -69,7 +69,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		{engine.String("tab\there \"quoted\" \\ \u2028 😀 \x00"), engine.Time(-1), engine.Number(-0.1), engine.Number(1.7976931348623157e308), engine.Bool(false)},
 		{engine.String(""), engine.Time(0), engine.Number(5e-324), engine.Number(123456789012345678), engine.Null},
 	}
-	d := mustJSON(t, sensorConfig())
+	d := mustJSON(t, untimedConfig())
 	b := engine.NewBatch(sensorSchema)
 	for _, vals := range records {
 		in := &engine.Record{Vals: vals}
@@ -96,7 +96,7 @@ func TestCSVRoundTrip(t *testing.T) {
 		buf = AppendCSV(buf, sensorSchema, &engine.Record{Vals: vals})
 	}
 	b := engine.NewBatch(sensorSchema)
-	if err := DecodeCSV(bytes.NewReader(buf), sensorConfig(), b, nil); err != nil {
+	if err := DecodeCSV(bytes.NewReader(buf), untimedConfig(), b, nil); err != nil {
 		t.Fatalf("DecodeCSV(%s): %v", buf, err)
 	}
 	if b.Len() != len(records) {

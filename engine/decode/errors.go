@@ -1,8 +1,23 @@
 package decode
 
 import (
+	"errors"
 	"strconv"
 	"unicode/utf8"
+)
+
+// Sentinel errors wrapped by a *DecodeError whose record is invalid although
+// the payload parsed; test for them with errors.Is (for example to count dead
+// letters by reason).
+var (
+	// ErrNoEventTime: the pipeline declares an event-time field and the
+	// record has none (the field is missing, null or an empty CSV cell). Such
+	// a record is rejected instead of being placed at 1970.
+	ErrNoEventTime = errors.New("no event time")
+	// ErrInvalidUTF8: a string in the payload (or a topic capture) is not
+	// valid UTF-8, or a JSON \u escape is a lone surrogate. The text is
+	// rejected, never rewritten with replacement characters.
+	ErrInvalidUTF8 = errors.New("invalid UTF-8")
 )
 
 // DecodeError describes why a payload, a line or a CSV row did not decode. It
@@ -12,6 +27,11 @@ type DecodeError struct {
 	// Line is the 1-based line of the bad record in DecodeLines and CSV input
 	// (the row's first line for a multi-line CSV record); 0 for Decode.
 	Line int
+	// Index is the 1-based position of the bad record in a message that
+	// holds several (an element of a JSON array, a record of a SenML pack, a
+	// data row of a CSV payload); 0 when the message as a whole is at fault
+	// or holds one record.
+	Index int
 	// Offset is the 0-based byte offset in the payload (or line) where the
 	// problem was found; -1 when unknown (CSV).
 	Offset int
@@ -20,7 +40,13 @@ type DecodeError struct {
 	Field string
 	// Reason says what is wrong, e.g. `want number, got string "abc"`.
 	Reason string
+	// Err is ErrNoEventTime or ErrInvalidUTF8 when the error is one of
+	// those cases, else nil. Unwrap returns it.
+	Err error
 }
+
+// Unwrap returns e.Err, so errors.Is(err, ErrNoEventTime) works.
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Error returns a message such as
 // `decode: field "temp": want number, got string "abc"` or
@@ -31,6 +57,11 @@ func (e *DecodeError) Error() string {
 	if e.Line > 0 {
 		b = append(b, "line "...)
 		b = strconv.AppendInt(b, int64(e.Line), 10)
+		b = append(b, ": "...)
+	}
+	if e.Index > 0 {
+		b = append(b, "record "...)
+		b = strconv.AppendInt(b, int64(e.Index), 10)
 		b = append(b, ": "...)
 	}
 	if e.Field != "" {

@@ -22,6 +22,13 @@ func sensorConfig() Config {
 	return Config{Schema: sensorSchema, TimeField: "ts", KeyFields: []string{"sensor"}}
 }
 
+// untimedConfig is sensorConfig for a pipeline without event time.
+func untimedConfig() Config {
+	cfg := sensorConfig()
+	cfg.TimeField = ""
+	return cfg
+}
+
 func mustJSON(t testing.TB, cfg Config) *JSONDecoder {
 	t.Helper()
 	d, err := NewJSON(cfg)

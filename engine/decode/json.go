@@ -43,7 +43,9 @@ func (d *JSONDecoder) Decode(payload []byte, dst *engine.Batch) error {
 	if e := d.decode(payload); e != nil {
 		return e
 	}
-	d.p.commit(dst)
+	if e := d.p.commit(dst); e != nil {
+		return e
+	}
 	return nil
 }
 
@@ -67,46 +69,108 @@ func unexpected(p []byte, i int, want string) *DecodeError {
 	return &DecodeError{Offset: i, Reason: r}
 }
 
-// decode fills d.p.vals from p.
+// decode fills d.p.vals from p, which must hold exactly one object.
 func (d *JSONDecoder) decode(p []byte) *DecodeError {
-	pl := d.p
-	clear(pl.vals)
-	clear(d.seen)
 	i := skipWS(p, 0)
 	if i >= len(p) || p[i] != '{' {
 		return unexpected(p, i, "'{'")
 	}
+	i, e := d.object(p, i)
+	if e != nil {
+		return e
+	}
+	if i = skipWS(p, i); i < len(p) {
+		return unexpected(p, i, "end of input after the object")
+	}
+	return nil
+}
+
+// decodeMessage appends the records of p, one JSON object or an array of
+// objects, to dst. On error dst may hold some of them: the caller truncates.
+func (d *JSONDecoder) decodeMessage(p []byte, dst *engine.Batch) *DecodeError {
+	i := skipWS(p, 0)
+	var e *DecodeError
+	switch {
+	case i < len(p) && p[i] == '{':
+		if i, e = d.object(p, i); e != nil {
+			return e
+		}
+		if e = d.p.commit(dst); e != nil {
+			return e
+		}
+	case i < len(p) && p[i] == '[':
+		i = skipWS(p, i+1)
+		if i < len(p) && p[i] == ']' {
+			i++
+			break
+		}
+		for n := 1; ; n++ {
+			if i >= len(p) || p[i] != '{' {
+				e = unexpected(p, i, "'{' (an array element must be an object)")
+			} else if i, e = d.object(p, i); e == nil {
+				e = d.p.commit(dst)
+			}
+			if e != nil {
+				e.Index = n
+				return e
+			}
+			i = skipWS(p, i)
+			if i < len(p) && p[i] == ',' {
+				i = skipWS(p, i+1)
+				continue
+			}
+			if i < len(p) && p[i] == ']' {
+				i++
+				break
+			}
+			return unexpected(p, i, "',' or ']'")
+		}
+	default:
+		return unexpected(p, i, "'{' or '['")
+	}
+	if i = skipWS(p, i); i < len(p) {
+		return unexpected(p, i, "end of input after the JSON value")
+	}
+	return nil
+}
+
+// object decodes the object at p[i] (a '{') into d.p.vals and returns the
+// offset after it.
+func (d *JSONDecoder) object(p []byte, i int) (int, *DecodeError) {
+	pl := d.p
+	clear(pl.vals)
+	clear(d.seen)
 	i = skipWS(p, i+1)
 	if i < len(p) && p[i] == '}' {
 		i++
 	} else {
 		for {
 			if i >= len(p) || p[i] != '"' {
-				return unexpected(p, i, "string key")
+				return i, unexpected(p, i, "string key")
 			}
 			key, ni, e := d.scanString(p, i)
 			if e != nil {
-				return e
+				return ni, e
 			}
 			i = skipWS(p, ni)
 			if i >= len(p) || p[i] != ':' {
-				return unexpected(p, i, "':'")
+				return i, unexpected(p, i, "':'")
 			}
 			i = skipWS(p, i+1)
 			if idx, ok := pl.index[string(key)]; ok {
 				if d.seen[idx] {
-					return pl.fieldErr(i, idx, "duplicate key")
+					return i, pl.fieldErr(i, idx, "duplicate key")
 				}
 				d.seen[idx] = true
 				if i, e = d.value(p, i, idx); e != nil {
-					return e
+					return i, e
 				}
 			} else {
 				if pl.strict {
-					return &DecodeError{Offset: i, Field: string(key), Reason: "unknown field (strict)"}
+					return i, &DecodeError{Offset: i, Field: string(key), Reason: "unknown field (strict)"}
 				}
 				if i, e = d.skipValue(p, i, 0); e != nil {
-					return e
+					return i, e
 				}
 			}
 			i = skipWS(p, i)
@@ -118,20 +182,17 @@ func (d *JSONDecoder) decode(p []byte) *DecodeError {
 				i++
 				break
 			}
-			return unexpected(p, i, "',' or '}'")
+			return i, unexpected(p, i, "',' or '}'")
 		}
-	}
-	if i = skipWS(p, i); i < len(p) {
-		return unexpected(p, i, "end of input after the object")
 	}
 	if pl.strict {
 		for idx, ok := range d.seen {
 			if !ok {
-				return pl.fieldErr(len(p), idx, "missing (strict)")
+				return i, pl.fieldErr(i, idx, "missing (strict)")
 			}
 		}
 	}
-	return nil
+	return i, nil
 }
 
 // value decodes the JSON value at p[i] into field idx and returns the offset
@@ -146,6 +207,9 @@ func (d *JSONDecoder) value(p []byte, i, idx int) (int, *DecodeError) {
 	case c == '"':
 		s, ni, e := d.scanString(p, i)
 		if e != nil {
+			if e.Err == ErrInvalidUTF8 {
+				e.Field = pl.names[idx]
+			}
 			return ni, e
 		}
 		v, reason := fromText(pl, idx, s)
@@ -356,7 +420,8 @@ func scanNumber(p []byte, i int) (float64, int, *DecodeError) {
 // scanString reads the JSON string starting at the quote p[i] and returns its
 // unescaped content, which aliases p when the string has no escapes and
 // d.buf otherwise, and the offset after the closing quote. Invalid UTF-8 and
-// lone surrogates become U+FFFD, as with encoding/json.
+// a \u escape of a lone surrogate are errors wrapping ErrInvalidUTF8: text
+// is never silently rewritten.
 func (d *JSONDecoder) scanString(p []byte, i int) ([]byte, int, *DecodeError) {
 	start := i + 1
 	j := start
@@ -415,12 +480,13 @@ func (d *JSONDecoder) scanString(p []byte, i int) ([]byte, int, *DecodeError) {
 					if j+1 < len(p) && p[j] == '\\' && p[j+1] == 'u' {
 						r2, ok = hex4(p, j+2)
 					}
-					if dr := utf16.DecodeRune(r, r2); ok && dr != utf8.RuneError {
-						r = dr
-						j += 6
-					} else {
-						r = utf8.RuneError
+					dr := utf16.DecodeRune(r, r2)
+					if !ok || dr == utf8.RuneError {
+						return nil, j - 6, &DecodeError{Offset: j - 6, Err: ErrInvalidUTF8,
+							Reason: "\\u escape " + quoteSample(p[j-6:j]) + " is half of a UTF-16 surrogate pair"}
 					}
+					r = dr
+					j += 6
 				}
 				buf = utf8.AppendRune(buf, r)
 				continue
@@ -434,10 +500,9 @@ func (d *JSONDecoder) scanString(p []byte, i int) ([]byte, int, *DecodeError) {
 		default:
 			r, size := utf8.DecodeRune(p[j:])
 			if r == utf8.RuneError && size == 1 {
-				buf = utf8.AppendRune(buf, utf8.RuneError)
-			} else {
-				buf = append(buf, p[j:j+size]...)
+				return nil, j, &DecodeError{Offset: j, Err: ErrInvalidUTF8, Reason: invalidUTF8}
 			}
+			buf = append(buf, p[j:j+size]...)
 			j += size
 		}
 	}

@@ -55,16 +55,10 @@ func TestDecodeJSONValues(t *testing.T) {
 			wantKey: "a\"b\\c/d\n\t\r\b\f\u00e9\u20ac\U0001F600",
 		},
 		{
-			name:    "lone surrogates become U+FFFD",
-			in:      `{"sensor":"\ud800x\udc00\ud800\u0041"}`,
-			want:    []engine.Value{engine.String("\ufffdx\ufffd\ufffdA"), null, null, null, null},
-			wantKey: "\ufffdx\ufffd\ufffdA",
-		},
-		{
-			name:    "invalid UTF-8 becomes U+FFFD, valid UTF-8 kept",
-			in:      "{\"sensor\":\"k\xffü\"}",
-			want:    []engine.Value{engine.String("k\ufffdü"), null, null, null, null},
-			wantKey: "k\ufffdü",
+			name:    "valid UTF-8 kept",
+			in:      "{\"sensor\":\"kü東\U0001F600\"}",
+			want:    []engine.Value{engine.String("kü東\U0001F600"), null, null, null, null},
+			wantKey: "kü東\U0001F600",
 		},
 		{
 			name: "escaped key matches the field",
@@ -143,6 +137,9 @@ func TestDecodeJSONValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := sensorConfig()
+			if tt.wantT == 0 {
+				cfg.TimeField = "" // records without a time need a pipeline without event time
+			}
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
@@ -207,6 +204,15 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{"bad unicode escape", false, `{"sensor":"\u12g4"}`, "", 11, `invalid \u escape`},
 		{"bad nested value in unknown key", false, `{"x":[1,}`, "", 8, `unexpected '}', want a value`},
 		{"mismatched nesting in unknown key", false, `{"x":[1}`, "", 7, `want ',' or ']'`},
+		{"lone surrogate", false, `{"sensor":"x\ud800y"}`, "sensor", 12, `decode: field "sensor": \u escape "\\ud800" is half of a UTF-16 surrogate pair`},
+		{"reversed surrogate pair", false, `{"sensor":"\udc00\ud800"}`, "sensor", 11, `half of a UTF-16 surrogate pair`},
+		{"invalid UTF-8 in a field", false, "{\"sensor\":\"k\xffü\"}", "sensor", 12, `decode: field "sensor": text is not valid UTF-8`},
+		{"invalid UTF-8 after an escape", false, "{\"sensor\":\"\\n\xc3\"}", "sensor", 13, `text is not valid UTF-8`},
+		{"overlong UTF-8", false, "{\"sensor\":\"\xc0\xaf\"}", "sensor", 11, `text is not valid UTF-8`},
+		{"UTF-8 encoded surrogate", false, "{\"sensor\":\"\xed\xa0\x80\"}", "sensor", 11, `text is not valid UTF-8`},
+		{"invalid UTF-8 in a skipped key", false, "{\"x\xff\":1}", "", 3, `text is not valid UTF-8`},
+		{"missing event time", false, `{"sensor":"a","temp":1}`, "ts", -1, `decode: field "ts": no event time`},
+		{"null event time", false, `{"sensor":"a","ts":null}`, "ts", -1, `no event time`},
 		{"too deep", false, `{"x":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, "", 5 + maxDepth, `nesting deeper than 256`},
 	}
 	for _, tt := range tests {
@@ -237,7 +243,7 @@ func TestDecodeJSONErrors(t *testing.T) {
 }
 
 func TestDecodeJSONErrorLeavesBatchUntouched(t *testing.T) {
-	d := mustJSON(t, sensorConfig())
+	d := mustJSON(t, untimedConfig())
 	b := engine.NewBatch(sensorSchema)
 	if err := d.Decode([]byte(`{"sensor":"a","temp":1}`), b); err != nil {
 		t.Fatal(err)
@@ -259,7 +265,7 @@ func TestDecodeJSONErrorLeavesBatchUntouched(t *testing.T) {
 }
 
 func TestDecodeJSONBatchSchemaMismatch(t *testing.T) {
-	d := mustJSON(t, sensorConfig())
+	d := mustJSON(t, untimedConfig())
 	other := engine.MustSchema(engine.Field{Name: "x", Kind: engine.KindNumber})
 	if err := d.Decode([]byte(`{}`), engine.NewBatch(other)); err == nil {
 		t.Fatal("got nil error for a batch of another schema; want one")

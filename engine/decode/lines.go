@@ -65,7 +65,7 @@ func (d *JSONDecoder) DecodeLines(r io.Reader, dst *engine.Batch, onErr func(lin
 				break
 			}
 			if derr = d.decode(payload); derr == nil {
-				d.p.commit(dst)
+				derr = d.p.commit(dst)
 			}
 		}
 		if derr != nil {

@@ -59,7 +59,7 @@ func TestDecodeLinesContinuesAfterBadLine(t *testing.T) {
 func TestDecodeLinesNilOnErrStops(t *testing.T) {
 	in := "{\"temp\":1}\n{\"temp\":x}\n{\"temp\":3}\n"
 	b := engine.NewBatch(sensorSchema)
-	err := DecodeLines(strings.NewReader(in), sensorConfig(), b, nil)
+	err := DecodeLines(strings.NewReader(in), untimedConfig(), b, nil)
 	if de := asDecodeError(t, err); de.Line != 2 {
 		t.Errorf("got line %d; want 2", de.Line)
 	}
@@ -69,7 +69,7 @@ func TestDecodeLinesNilOnErrStops(t *testing.T) {
 }
 
 func TestDecodeLinesLongLines(t *testing.T) {
-	cfg := sensorConfig()
+	cfg := untimedConfig()
 	cfg.MaxLineBytes = 100 << 10
 	long := `{"sensor":"` + strings.Repeat("x", 90<<10) + `"}`
 	tooLong := `{"sensor":"` + strings.Repeat("y", 200<<10) + `"}`
@@ -94,7 +94,7 @@ func TestDecodeLinesReadError(t *testing.T) {
 	boom := errors.New("boom")
 	r := io.MultiReader(strings.NewReader("{\"temp\":1}\n"), iotest.ErrReader(boom))
 	b := engine.NewBatch(sensorSchema)
-	if err := DecodeLines(r, sensorConfig(), b, func(int, []byte, error) {}); !errors.Is(err, boom) {
+	if err := DecodeLines(r, untimedConfig(), b, func(int, []byte, error) {}); !errors.Is(err, boom) {
 		t.Errorf("got %v; want %v", err, boom)
 	}
 	if b.Len() != 1 {

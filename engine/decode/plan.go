@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgedio/edged/engine"
 )
@@ -23,13 +24,24 @@ type plan struct {
 	index   map[string]int
 	timeIdx int // -1 when there is no time field
 	keyIdx  []int
-	unitMs  float64 // milliseconds per numeric time unit
-	strict  bool
-	maxLine int
+	// captured marks the fields a topic template captures.
+	captured []bool
+	unitMs   float64 // milliseconds per numeric time unit
+	strict   bool
+	maxLine  int
 
 	vals   []engine.Value // scratch record, appended to the batch once valid
 	keyBuf []byte
 	intern interner
+	// caps are the values a topic template captured for the current
+	// message; commit lays them over vals.
+	caps []capture
+}
+
+// capture is one field value taken from a message's topic.
+type capture struct {
+	idx int
+	v   engine.Value
 }
 
 func newPlan(cfg Config) (*plan, error) {
@@ -62,6 +74,14 @@ func newPlan(cfg Config) (*plan, error) {
 	for _, k := range cfg.KeyFields {
 		p.keyIdx = append(p.keyIdx, p.index[k])
 	}
+	p.captured = make([]bool, s.Len())
+	for _, t := range cfg.Topics {
+		for _, f := range t.Fields() {
+			if i, ok := p.index[f]; ok {
+				p.captured[i] = true
+			}
+		}
+	}
 	if cfg.TimeFormat == TimeUnixS {
 		p.unitMs = 1000
 	}
@@ -84,10 +104,19 @@ func (p *plan) checkBatch(dst *engine.Batch) error {
 	return nil
 }
 
-// commit appends the scratch record to dst, filling Record.Time and Record.Key.
-func (p *plan) commit(dst *engine.Batch) {
+// commit appends the scratch record to dst, filling Record.Time and
+// Record.Key, after laying the topic captures over it. A record without its
+// event time is not appended: the error wraps ErrNoEventTime.
+func (p *plan) commit(dst *engine.Batch) *DecodeError {
+	for _, c := range p.caps {
+		p.vals[c.idx] = c.v
+	}
 	var t int64
-	if p.timeIdx >= 0 && p.vals[p.timeIdx].Kind == engine.KindTime {
+	if p.timeIdx >= 0 {
+		if p.vals[p.timeIdx].Kind != engine.KindTime {
+			return &DecodeError{Offset: -1, Field: p.names[p.timeIdx], Err: ErrNoEventTime,
+				Reason: "no event time: the field is missing or empty, and the pipeline reads its event time from it"}
+		}
 		t = int64(p.vals[p.timeIdx].Num)
 	}
 	var key string
@@ -106,12 +135,20 @@ func (p *plan) commit(dst *engine.Batch) {
 	}
 	r := dst.Append()
 	copy(r.Vals, p.vals)
-	r.Time, r.Key = t, key
+	r.Time, r.Key, r.Origin = t, key, engine.Origin{}
+	return nil
+}
+
+// truncate drops the records dst holds after its first n, clearing them so
+// that a later Append does not inherit their time, key or origin.
+func truncate(dst *engine.Batch, n int) {
+	clear(dst.Recs[n:])
+	dst.Recs = dst.Recs[:n]
 }
 
 // fieldErr returns a DecodeError for field i.
 func (p *plan) fieldErr(off, i int, reason string) *DecodeError {
-	return &DecodeError{Offset: off, Field: p.names[i], Reason: reason}
+	return &DecodeError{Offset: off, Field: p.names[i], Reason: reason, Err: reasonErr(reason)}
 }
 
 // fromText converts the text s (an unescaped JSON string or a CSV cell) into a
@@ -119,6 +156,9 @@ func (p *plan) fieldErr(off, i int, reason string) *DecodeError {
 func fromText[T text](p *plan, i int, s T) (engine.Value, string) {
 	switch p.kinds[i] {
 	case engine.KindString:
+		if !validUTF8(s) {
+			return engine.Null, invalidUTF8
+		}
 		return engine.String(internGet(&p.intern, s)), ""
 	case engine.KindNumber:
 		if f, ok := parseNumberText(s); ok {
@@ -134,6 +174,59 @@ func fromText[T text](p *plan, i int, s T) (engine.Value, string) {
 		return timeFromText(p, s)
 	}
 	return engine.Null, "BUG: field kind " + p.kinds[i].String()
+}
+
+// invalidUTF8 is the reason given for a string that is not valid UTF-8.
+const invalidUTF8 = "text is not valid UTF-8"
+
+// reasonErr returns ErrInvalidUTF8 for the invalidUTF8 reason, else nil.
+func reasonErr(reason string) error {
+	if reason == invalidUTF8 {
+		return ErrInvalidUTF8
+	}
+	return nil
+}
+
+// validUTF8 reports whether s is valid UTF-8 (no surrogates, no overlong
+// forms), as utf8.Valid does, for either text type without a conversion.
+func validUTF8[T text](s T) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		var n int
+		lo, hi := byte(0x80), byte(0xBF) // range of the second byte
+		switch {
+		case c >= 0xC2 && c <= 0xDF:
+			n = 2
+		case c == 0xE0:
+			n, lo = 3, 0xA0
+		case c == 0xED:
+			n, hi = 3, 0x9F
+		case c >= 0xE1 && c <= 0xEF:
+			n = 3
+		case c == 0xF0:
+			n, lo = 4, 0x90
+		case c >= 0xF1 && c <= 0xF3:
+			n = 4
+		case c == 0xF4:
+			n, hi = 4, 0x8F
+		default:
+			return false
+		}
+		if i+n > len(s) || s[i+1] < lo || s[i+1] > hi {
+			return false
+		}
+		for k := 2; k < n; k++ {
+			if s[i+k] < 0x80 || s[i+k] > 0xBF {
+				return false
+			}
+		}
+		i += n
+	}
+	return true
 }
 
 // timeFromText reads a time from a numeric string (in the configured unit) or
@@ -234,4 +327,22 @@ func internGet[T text](in *interner, b T) string {
 	s := string(b)
 	in.m[s] = s
 	return s
+}
+
+// required reports whether field idx must have a CSV column: every field
+// when strict, else the time and key fields; a field a topic template
+// captures never is.
+func (p *plan) required(idx int) bool {
+	if p.captured[idx] {
+		return false
+	}
+	if p.strict || idx == p.timeIdx {
+		return true
+	}
+	for _, k := range p.keyIdx {
+		if k == idx {
+			return true
+		}
+	}
+	return false
 }

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"sync/atomic"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -36,18 +36,23 @@ type BrokerConfig struct {
 	// TLS, when CertFile is set, makes the listener TLS-only.
 	TLS BrokerTLSConfig `yaml:"tls"`
 
-	// MaxQueuedPerClient caps the QoS 1 messages the broker keeps for one
-	// persistent client (sent and unacknowledged, or queued while it is
-	// offline). Zero means the largest the broker supports, 65535: it
-	// assigns an MQTT packet id when it queues a message and ids are 16-bit.
-	// Past the cap, messages are dropped and counted (Broker.Dropped).
-	MaxQueuedPerClient int `yaml:"max_queued_per_client"`
+	// Limits bound what clients may use of the broker.
+	Limits BrokerLimits `yaml:",inline"`
 
-	// MaxPendingWrites is the per-client write queue, in packets. When a
-	// subscriber reads slower than publishers publish for longer than this
-	// queue covers, the broker drops messages for it (counted by Dropped).
-	// Each client costs 8 bytes per slot. Zero means 16384.
-	MaxPendingWrites int `yaml:"max_pending_writes"`
+	// Handler, when set, makes the broker acknowledge a QoS 1 (or 2)
+	// PUBLISH only after the Handler accepted it (see "Durable
+	// acknowledgement" in the package doc): messages of all clients are
+	// handed to it in batches, and delivered to the broker's subscribers
+	// once accepted. Nil means a plain broker that acknowledges on arrival.
+	Handler Handler `yaml:"-"`
+
+	// BatchSize, MaxBatchDelay and MaxBatchDelayQoS0 shape the Handler's
+	// batches as the Source's fields of the same names do (Config). Zero
+	// BatchSize means 8192; zero MaxBatchDelay hands off what is queued at
+	// once; zero MaxBatchDelayQoS0 means MaxBatchDelay.
+	BatchSize         int           `yaml:"-"`
+	MaxBatchDelay     time.Duration `yaml:"-"`
+	MaxBatchDelayQoS0 time.Duration `yaml:"-"`
 
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -66,9 +71,8 @@ type BrokerTLSConfig struct {
 // DefaultBrokerConfig returns the embedded broker's defaults.
 func DefaultBrokerConfig() BrokerConfig {
 	return BrokerConfig{
-		Address:            ":1883", // all interfaces: sensors on the LAN publish to the gateway
-		MaxQueuedPerClient: 0,       // the most the broker can hold: never drop for a short outage
-		MaxPendingWrites:   0,       // 16384
+		Address: ":1883",               // all interfaces: sensors on the LAN publish to the gateway
+		Limits:  DefaultBrokerLimits(), // see BrokerLimits
 	}
 }
 
@@ -93,11 +97,14 @@ func (c *BrokerConfig) Validate() error {
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		bad("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
 	}
-	if c.MaxQueuedPerClient < 0 || c.MaxQueuedPerClient > math.MaxUint16 {
-		bad("max_queued_per_client", "must be 0 (65535) to 65535, got %d", c.MaxQueuedPerClient)
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.MaxPendingWrites < 0 || c.MaxPendingWrites > math.MaxInt32 {
-		bad("max_pending_writes", "must not be negative, got %d", c.MaxPendingWrites)
+	if c.BatchSize < 0 {
+		bad("batch_size", "must not be negative, got %d", c.BatchSize)
+	}
+	if c.MaxBatchDelay < 0 || c.MaxBatchDelayQoS0 < 0 {
+		bad("max_batch_delay", "must not be negative")
 	}
 	return errors.Join(errs...)
 }
@@ -107,10 +114,12 @@ func (c *BrokerConfig) Validate() error {
 // persistent sessions and shared subscriptions; it keeps sessions in memory
 // only, so its queued messages do not survive a restart of the process.
 type Broker struct {
-	srv  *mochi.Server
-	tcp  *listeners.TCP
-	ran  atomic.Bool
-	addr string
+	srv    *mochi.Server
+	tcp    *listeners.TCP
+	ran    atomic.Bool
+	addr   string
+	limits *limitsHook
+	hand   *handoff // nil without a Handler
 }
 
 // NewBroker validates cfg and binds the listen address (so Addr is known
@@ -120,14 +129,7 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumInflight = math.MaxUint16
-	if cfg.MaxQueuedPerClient > 0 {
-		caps.MaximumInflight = uint16(cfg.MaxQueuedPerClient)
-	}
-	caps.MaximumClientWritesPending = 16384
-	if cfg.MaxPendingWrites > 0 {
-		caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
-	}
+	cfg.Limits.apply(caps)
 	caps.MaximumMessageExpiryInterval = 0 // never expire queued messages
 	log := cfg.Logger
 	if log == nil {
@@ -141,6 +143,17 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth hook: %w", err)
 	}
+	b := &Broker{srv: srv, limits: &limitsHook{maxClients: caps.MaximumClients}}
+	b.limits.srv.Store(srv)
+	if err := srv.AddHook(b.limits, nil); err != nil {
+		return nil, fmt.Errorf("broker: limits hook: %w", err)
+	}
+	if cfg.Handler != nil {
+		b.hand = newHandoff(srv, cfg, log)
+		if err := srv.AddHook(b.hand, nil); err != nil {
+			return nil, fmt.Errorf("broker: hand-off hook: %w", err)
+		}
+	}
 	lc := listeners.Config{Type: listeners.TypeTCP, ID: "edged-tcp", Address: cfg.Address}
 	if lc.Address == "" {
 		lc.Address = ":1883"
@@ -152,11 +165,12 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		}
 		lc.TLSConfig = t
 	}
-	tcp := listeners.NewTCP(lc)
-	if err := srv.AddListener(tcp); err != nil {
+	b.tcp = listeners.NewTCP(lc)
+	if err := srv.AddListener(b.tcp); err != nil {
 		return nil, fmt.Errorf("broker.address: listen %s: %w", lc.Address, err)
 	}
-	return &Broker{srv: srv, tcp: tcp, addr: tcp.Address()}, nil
+	b.addr = b.tcp.Address()
+	return b, nil
 }
 
 func brokerTLS(c BrokerTLSConfig) (*tls.Config, error) {
@@ -189,17 +203,56 @@ func (b *Broker) Dropped() int64 {
 	return atomic.LoadInt64(&b.srv.Info.InflightDropped) + atomic.LoadInt64(&b.srv.Info.MessagesDropped)
 }
 
+// Stats returns the broker's limit counters and hand-off counters. Safe for
+// concurrent use.
+func (b *Broker) Stats() BrokerStats {
+	st := BrokerStats{
+		Clients:          atomic.LoadInt64(&b.srv.Info.ClientsConnected),
+		RefusedClients:   b.limits.refused.Load(),
+		OversizedPackets: b.limits.oversized.Load(),
+		ExpiredSessions:  b.limits.expiredSession.Load(),
+		Dropped:          b.Dropped(),
+	}
+	if b.hand != nil {
+		st.Handoff = b.hand.stats()
+	}
+	return st
+}
+
 // Run serves until ctx ends, then closes the listener and all client
-// connections and returns nil. A Broker runs once; it cannot be restarted.
+// connections and returns nil. With a Handler, it also runs the hand-off;
+// messages not yet accepted by the Handler when ctx ends are not
+// acknowledged (QoS 1/2 publishers resend them after reconnecting; QoS 0
+// ones are lost). A Broker runs once; it cannot be restarted.
 func (b *Broker) Run(ctx context.Context) error {
 	if !b.ran.CompareAndSwap(false, true) {
 		return errors.New("broker: Run called twice")
 	}
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	done := make(chan struct{})
+	if b.hand != nil {
+		go func() {
+			defer close(done)
+			b.hand.run(hctx)
+		}()
+	} else {
+		close(done)
+	}
+	stop := func() {
+		hcancel()
+		<-done
+		if b.hand != nil {
+			close(b.hand.stopped) // hooks waiting for the batcher give up
+		}
+	}
 	if err := b.srv.Serve(); err != nil {
+		stop()
 		_ = b.srv.Close()
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	<-ctx.Done()
+	stop()
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("broker: close: %w", err)
 	}

@@ -83,7 +83,7 @@ func TestBrokerConfigValidate(t *testing.T) {
 		{"password alone", BrokerConfig{Password: "p"}, "broker.password:"},
 		{"key alone", BrokerConfig{TLS: BrokerTLSConfig{KeyFile: "k"}}, "broker.tls:"},
 		{"client ca without cert", BrokerConfig{TLS: BrokerTLSConfig{ClientCAFile: "ca"}}, "broker.tls.client_ca_file:"},
-		{"queue too big", BrokerConfig{MaxQueuedPerClient: 70000}, "broker.max_queued_per_client:"},
+		{"queue too big", BrokerConfig{Limits: BrokerLimits{MaxQueuedPerClient: 70000}}, "mqtt.broker.maxQueuedPerClient:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -108,14 +108,43 @@
 // authentication and no TLS. Anyone on the LAN can then publish readings
 // to the gateway and subscribe to every topic on it. Set
 // BrokerConfig.Username/Password, BrokerConfig.TLS, or an address such as
-// "127.0.0.1:1883" to restrict it. It keeps up to 65,535 QoS 1 messages per
-// persistent client (the most it can: it assigns a 16-bit packet id when it
-// queues), with no expiry; past that, or when a subscriber's write queue
-// (MaxPendingWrites) overflows, it drops and counts (Broker.Dropped).
-// Sessions live in memory: the embedded broker's queue does not survive a
-// restart of edged, which matters little because edged is then down too
-// and publishers hold their own unacknowledged QoS 1 messages.
+// "127.0.0.1:1883" to restrict it. BrokerLimits bound packet size, clients,
+// session expiry, queued messages per subscriber (up to 65,535, the most a
+// 16-bit packet id allows, by default) and in-flight messages per
+// publisher; each is counted when hit (Broker.Stats). Sessions live in
+// memory: the embedded broker's queue does not survive a restart of edged,
+// which matters little because edged is then down too and publishers hold
+// their own unacknowledged QoS 1 messages.
 //
+// # Durable acknowledgement
+//
+// With BrokerConfig.Handler set, the broker is a write-ahead hand-off
+// rather than a relay. A hook sees every PUBLISH from a network client
+// before mochi would acknowledge it:
+//
+//   - QoS 1 (and 2) messages are queued for one batcher goroutine and
+//     rejected for mochi, which therefore neither acknowledges nor delivers
+//     them. The batcher hands the messages of all clients to the Handler in
+//     batches (one group commit for many clients); once it returns nil, it
+//     queues each message's PUBACK (PUBREC) to its client's own writer
+//     goroutine and delivers the message to the broker's subscribers. A
+//     client that does not read its connection thus blocks only its own
+//     acknowledgements; mochi's keepalive deadline ends such a connection
+//     (a client with keepalive 0 keeps its goroutines until TCP gives up).
+//   - A client has at most MaxInFlightPerClient messages waiting; at the
+//     limit the hook waits, so the broker stops reading that client's
+//     connection (TCP back-pressure) until acknowledgements free room.
+//   - When the Handler returns an error, nothing of the batch is
+//     acknowledged: every client with a QoS 1 message in it is
+//     disconnected, so that it resends after reconnecting, and its QoS 0
+//     messages are lost. Both are counted (HandoffStats).
+//   - QoS 0 messages are queued for the Handler without waiting for it and
+//     delivered to subscribers at once: at most once, as QoS 0 promises.
+//
+// Messages still queued when the broker stops are not acknowledged.
+// Redelivered copies reach the Handler again; dropping them is its job
+// (edged's input log does so by topic and payload hash).
+
 // # Topic templates
 //
 // ParseTopicTemplate("sensors/{site}/{sensor}/temp") gives the subscription

@@ -174,3 +174,32 @@ func (t *TopicTemplate) match(topic string, fn func(name, value string)) bool {
 	}
 	return !more
 }
+
+// MatchFilter reports whether topic matches the subscription filter f ('+'
+// one level, '#' the rest; "$share/GROUP/" prefixes are ignored; a topic
+// starting with '$' matches no filter starting with a wildcard).
+func MatchFilter(f, topic string) bool {
+	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+		if _, filter, ok := strings.Cut(rest, "/"); ok {
+			f = filter
+		}
+	}
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(f, "+") || strings.HasPrefix(f, "#")) {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(f, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			// "a/#" also matches "a".
+			return fmore == tmore || (fmore && frest == "#")
+		}
+		f, topic = frest, trest
+	}
+}

@@ -94,3 +94,30 @@ func BenchmarkTopicTemplateMatch(b *testing.B) {
 		tt.Match("sensors/berlin/s17/temp", fn)
 	}
 }
+
+func TestMatchFilter(t *testing.T) {
+	tests := []struct {
+		f, topic string
+		want     bool
+	}{
+		{"a/b", "a/b", true},
+		{"a/b", "a/c", false},
+		{"a/+", "a/b", true},
+		{"a/+", "a/b/c", false},
+		{"a/#", "a/b/c", true},
+		{"a/#", "a", true},
+		{"#", "x/y", true},
+		{"#", "$SYS/x", false},
+		{"+/x", "$SYS/x", false},
+		{"a/+/c", "a/b/c", true},
+		{"a/+/c", "a/b/d", false},
+		{"$share/g/a/+", "a/b", true},
+		{"a/b/c", "a/b", false},
+		{"a", "a/b", false},
+	}
+	for _, tt := range tests {
+		if got := MatchFilter(tt.f, tt.topic); got != tt.want {
+			t.Errorf("MatchFilter(%q, %q) = %v; want %v", tt.f, tt.topic, got, tt.want)
+		}
+	}
+}

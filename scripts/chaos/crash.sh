@@ -7,7 +7,7 @@
 # number of records each (--virtual-time --epoch-records), so both runs cut
 # the same epochs. Last line: kills=K lost=L duplicated=D mismatched=M.
 #
-#   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]]
+#   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N] [--source file|mqtt|embedded [--rate R]]
 #                          [--pipeline dstream|events]
 #
 # --pipeline events (file source) runs scripts/chaos/pipeline-events.yaml
@@ -18,6 +18,10 @@
 # --source mqtt publishes the input through a real mosquitto at QoS 1 while
 # edged is killed (scripts/chaos/crash_mqtt.sh); --rate limits the
 # publisher (records/s; default unlimited).
+#
+# --source embedded has 20 device clients publish the same input at QoS 1 to
+# edged's own embedded broker, resending what was not acknowledged after
+# each kill (scripts/chaos/crash_embedded.sh).
 set -euo pipefail
 seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0; pipeline=dstream
 while [ $# -gt 0 ]; do
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
     --source) source=$2; shift 2;;
     --rate) rate=$2; shift 2;;
     --pipeline) pipeline=$2; shift 2;;
-    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt [--rate R]] [--pipeline dstream|events]" >&2; exit 2;;
+    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt|embedded [--rate R]] [--pipeline dstream|events]" >&2; exit 2;;
   esac
 done
 case "$pipeline" in
@@ -38,7 +42,8 @@ esac
 case "$source" in
   file) ;;
   mqtt) exec bash "$(dirname "$0")/crash_mqtt.sh" --seed "$seed" --kills "$kills" --records "$records" --rate "$rate";;
-  *) echo "$0: --source must be file or mqtt" >&2; exit 2;;
+  embedded) exec bash "$(dirname "$0")/crash_embedded.sh" --seed "$seed" --kills "$kills" --records "$records" --rate "$rate";;
+  *) echo "$0: --source must be file, mqtt or embedded" >&2; exit 2;;
 esac
 echo "seed=$seed kills=$kills records=$records pipeline=$pipeline"
 RANDOM=$seed
