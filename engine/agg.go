@@ -100,6 +100,7 @@ type aggPlan struct {
 	field []int // input position, -1 for count of rows
 	q     []float64
 	kinds []Kind // output kinds
+	ints  []bool // output is integral (counts; min, max, sum, first, last of an integer field)
 	names []string
 	aux   bool  // some aggregate needs accAux (M2, first/last, sketch)
 	nums  []int // input positions that numeric aggregates read
@@ -168,6 +169,14 @@ func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
 		p.field = append(p.field, idx)
 		p.q = append(p.q, s.Q)
 		p.kinds = append(p.kinds, kind)
+		// Counts are integers; so are min, max, sum, first and last of an
+		// integer field.
+		isInt := f == AggCount
+		switch f {
+		case AggMin, AggMax, AggSum, AggFirst, AggLast:
+			isInt = idx >= 0 && in.Integer(idx)
+		}
+		p.ints = append(p.ints, isInt)
 		p.names = append(p.names, as)
 		switch f {
 		case AggFirst, AggLast, AggPercentile, AggStddev, AggStddevPop:

@@ -109,23 +109,30 @@ func (o *projectOp) Open(in []*Schema) (*Schema, error) {
 		return nil, err
 	}
 	var fields []Field
+	var ints []bool
 	if o.extend {
 		fields = in[0].Fields()
+		for j := range fields {
+			ints = append(ints, in[0].Integer(j))
+		}
 		o.keep = true
 	}
 	o.ecols = o.ecols[:0]
 	for i, c := range o.cols {
 		f := Field{Name: c.Name, Kind: es[i].Kind()}
+		// A plain reference to an integer field stays an integer.
+		isInt := es[i].node.plain && in[0].Integer(es[i].node.fieldIdx)
 		pos := -1
 		if o.extend {
 			if j, ok := in[0].Index(c.Name); ok {
 				pos = j
-				fields[j] = f
+				fields[j], ints[j] = f, isInt
 			}
 		}
 		if pos < 0 {
 			pos = len(fields)
 			fields = append(fields, f)
+			ints = append(ints, isInt)
 		}
 		o.ecols = append(o.ecols, compiledCol{out: pos, set: es[i].node.setf()})
 	}
@@ -133,8 +140,8 @@ func (o *projectOp) Open(in []*Schema) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s = s
-	return s, nil
+	o.s = s.withInts(ints)
+	return o.s, nil
 }
 
 func (o *projectOp) Process(ep *Epoch, in []*Batch, out *Batch) error {

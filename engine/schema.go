@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +18,7 @@ type Field struct {
 type Schema struct {
 	fields []Field
 	index  map[string]int
+	ints   []bool // ints[i]: field i holds integral numbers (see Integer); nil: none
 }
 
 // NewSchema returns a schema with the given fields. Duplicate names are an error.
@@ -39,6 +41,42 @@ func MustSchema(fields ...Field) *Schema {
 	s, err := NewSchema(fields...)
 	if err != nil {
 		panic("BUG: " + err.Error())
+	}
+	return s
+}
+
+// Integer reports whether field i is a number field whose values are
+// always integral: a count, or a field declared with type int (and what
+// passes such a field on unchanged: a plain reference, min, max, sum, first,
+// last). Values are still KindNumber; sinks that have integer types (the
+// uplink's Parquet INT64) use the mark to write the field as an integer.
+func (s *Schema) Integer(i int) bool { return i >= 0 && i < len(s.ints) && s.ints[i] }
+
+// WithIntegers returns a copy of s in which the named fields are marked
+// integral (see Integer); the marks of s are kept. Each name must be a
+// number field of s.
+func (s *Schema) WithIntegers(names ...string) (*Schema, error) {
+	ints := make([]bool, len(s.fields))
+	copy(ints, s.ints)
+	for _, n := range names {
+		i, err := s.Lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		if k := s.fields[i].Kind; k != KindNumber {
+			return nil, fmt.Errorf("field %q is %s; only a number field can be an integer", n, k)
+		}
+		ints[i] = true
+	}
+	c := *s
+	c.ints = ints
+	return &c, nil
+}
+
+// withInts sets the integer marks of a schema being built (not yet shared).
+func (s *Schema) withInts(ints []bool) *Schema {
+	if slices.Contains(ints, true) {
+		s.ints = ints
 	}
 	return s
 }

@@ -242,13 +242,20 @@ func (g *grouping) openGrouping(in *Schema, keys []string, aggs []AggSpec, bound
 	if g.plan, err = resolveAggs(aggs, in); err != nil {
 		return err
 	}
+	ints := make([]bool, 0, len(fields)+len(bounds)+len(g.plan.names))
+	for _, k := range g.keyIdx {
+		ints = append(ints, in.Integer(k))
+	}
 	fields = append(fields, bounds...)
+	ints = append(ints, make([]bool, len(bounds))...)
 	for i, n := range g.plan.names {
 		fields = append(fields, Field{n, g.plan.kinds[i]})
 	}
+	ints = append(ints, g.plan.ints...)
 	if g.out, err = NewSchema(fields...); err != nil {
 		return fmt.Errorf("output fields: %w", err)
 	}
+	g.out.withInts(ints)
 	g.dict = newGroupDictFor(in, g.keyIdx)
 	return nil
 }

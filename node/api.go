@@ -37,7 +37,9 @@ func (n *Node) startAPI(done chan<- error) (*http.Server, error) {
 		}
 	}
 	n.apiAddr.Store(l.Addr().String())
-	srv := &http.Server{Handler: n.Handler(), ErrorLog: nil}
+	go n.runHistory(n.runCtx) // the dashboard's rates (fleet.go)
+	srv := &http.Server{Handler: guardLoopback(l.Addr(), n.Handler()), ErrorLog: nil}
+	hardenServer(srv)
 	go func() {
 		var err error
 		if n.cfg.API.TLSCert != "" {
@@ -95,6 +97,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
+	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", auth(pprof.Cmdline))

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/ingest/bus"
 	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
@@ -92,6 +93,8 @@ type Status struct {
 	Sinks     []SinkStatus   `json:"sinks"`
 	Ingest    IngestStatus   `json:"ingest"`
 	MQTT      MQTTStatus     `json:"mqtt"`
+	// Bus is the state of every local-bus sensor (bus.go).
+	Bus []bus.SensorStatus `json:"bus,omitempty"`
 	// Uplink is the status of the uploader of each sink of type uplink.
 	Uplink map[string]uplink.Status `json:"uplink"`
 	// Conditions are human-readable status lines about anything abnormal.
@@ -178,6 +181,7 @@ func (n *Node) Status() (Status, error) {
 		InputFileLines: n.fileLines.Load(), InputFileDone: n.fileDone.Load()}
 	st.MQTT = n.MQTTStatus()
 	st.Conditions = append(st.Conditions, st.MQTT.conditions()...)
+	n.busStatus(&st)
 	if st.Ingest.Backpressure {
 		st.Conditions = append(st.Conditions, fmt.Sprintf("back-pressure: disk quota reached (%d of %d bytes used): input is not acknowledged until sinks drain the spool and the log is truncated", ds.UsedBytes, ds.QuotaBytes))
 	}
@@ -444,6 +448,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 			ms.writeBrokerMetrics(g, c)
 		}
 	}
+	n.writeBusMetrics(g, c)
 	if n.inputFile != "" {
 		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
 		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))

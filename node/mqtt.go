@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/internal/topic"
 	"net"
 	"os"
 	"slices"
@@ -267,6 +268,9 @@ func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
 	m := n.mq
 	buf := m.handler[:0]
 	for i := range msgs {
+		if n.mqttReserved(msgs[i].Topic) {
+			continue // only local-bus sensors write $bus/ topics
+		}
 		buf = append(buf, Message{Topic: msgs[i].Topic, Payload: msgs[i].Payload, Duplicate: msgs[i].Duplicate})
 	}
 	m.handler = buf
@@ -296,7 +300,7 @@ func (n *Node) anyRoutable(msgs []mqtt.Message) bool {
 	subs := n.subscriptions()
 	for i := range msgs {
 		for _, s := range subs {
-			if mqtt.MatchFilter(s.Topic, msgs[i].Topic) {
+			if topic.MatchFilter(s.Topic, msgs[i].Topic) {
 				return true
 			}
 		}

@@ -120,6 +120,9 @@ type Node struct {
 	dlStored       atomic.Uint64
 	truncating     atomic.Bool
 	lastTruncate   atomic.Int64 // unix ms
+
+	bus  busState  // local-bus sensors (bus.go)
+	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
 }
 
 // maybeTruncate truncates the input logs behind the slowest pipeline that
@@ -262,6 +265,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Warn("resume retiring sinks", "err", err)
 	}
 	n.ready.Store(true)
+	n.startAllBus()
 	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
 
 	var inWG sync.WaitGroup
@@ -296,6 +300,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("draining")
 	stopSrc()
 	<-srcDone
+	n.stopAllBus()
 	n.stopping.Store(true)
 	n.ready.Store(false)
 	cancel()
@@ -479,6 +484,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 		return err
 	}
 	n.launch(p)
+	n.startBus(p)
 	n.subsChanged()
 	n.log.Info("pipeline started", "pipeline", name, "epoch", p.r.Epoch(), "partitions", p.r.Partitions())
 	return nil
@@ -499,6 +505,7 @@ func (n *Node) remove(name string) bool {
 	if p == nil {
 		return false
 	}
+	n.stopBus(name)
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)

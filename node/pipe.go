@@ -1,14 +1,12 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"time"
+	"github.com/edgedio/edged/internal/topic"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
-	"github.com/edgedio/edged/ingest/mqtt"
 	"github.com/edgedio/edged/pipeline"
 	"github.com/edgedio/edged/runner"
 )
@@ -48,18 +46,11 @@ type pipe struct {
 type pipeSource struct {
 	name  string
 	log   string // the input log it reads
-	tmpls []*mqtt.TopicTemplate
+	tmpls []*topic.Template
 	subs  []string // subscription filters of tmpls
 	qos   byte
-	// needTopic: a template captures fields, which decoding fills from the
-	// topic logged with every payload.
-	needTopic bool
-	format    string
-	json      *decode.JSONDecoder
-	csvCfg    *decode.Config
-	senml     mqtt.SenMLDecoder
-	fields    fieldFill
-	clock     engine.Clock
+	dec   decode.Decoder
+	tbuf  []byte
 }
 
 // newPipe builds the sources and the runner of c (restoring it from its
@@ -68,39 +59,32 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 	p := &pipe{name: c.Plan.Name(), spec: c.Spec, c: c, yaml: raw}
 	var srcs []runner.Source
 	for i, src := range c.Spec.Spec.Sources {
-		ps := &pipeSource{name: src.Name, log: LogMQTT, format: src.Format, clock: n.clock}
+		ps := &pipeSource{name: src.Name, log: LogMQTT}
 		if fileInput && i == 0 {
 			ps.log = LogFile
 		}
 		if src.MQTT != nil {
 			ps.qos = byte(src.MQTT.QoS)
 			for i, t := range src.MQTT.Topics {
-				tt, err := mqtt.ParseTopicTemplate(t)
+				tt, err := topic.ParseTemplate(t)
 				if err == nil {
-					err = mqtt.ValidateFilter(tt.Filter())
+					err = topic.ValidateFilter(tt.Filter())
 				}
 				if err != nil {
 					return nil, fmt.Errorf("pipeline %q source %q: mqtt.topics[%d]: %w", p.name, src.Name, i, err)
 				}
 				ps.tmpls = append(ps.tmpls, tt)
 				ps.subs = append(ps.subs, tt.Filter())
-				if len(tt.Fields()) > 0 {
-					ps.needTopic = true
-				}
 			}
 		}
-		cfg := c.Decoders[src.Name]
-		ps.fields = newFieldFill(cfg)
-		switch src.Format {
-		case "csv", "senml", "raw":
-			ps.csvCfg = &cfg
-		default:
-			d, err := decode.NewJSON(cfg)
-			if err != nil {
-				return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)
-			}
-			ps.json = d
+		if t := busTemplate(p.name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
 		}
+		d, err := decode.New(c.Decoders[src.Name])
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)
+		}
+		ps.dec = d
 		p.sources = append(p.sources, ps)
 		rs := runner.Source{Name: src.Name, Log: ps.log, Decoder: ps}
 		if ps.log == LogMQTT {
@@ -141,33 +125,11 @@ func (s *pipeSource) matches(topic string) bool {
 	return false
 }
 
-// Decode implements runner.Decoder for every payload format.
-func (s *pipeSource) Decode(in *engine.Batch, m runner.Input, reject func(raw []byte, err error)) error {
-	n0 := in.Len()
-	var err error
-	switch {
-	case s.json != nil:
-		err = s.json.Decode(m.Payload, in)
-	case s.format == "senml":
-		at := time.UnixMilli(m.Received)
-		if m.Received == 0 {
-			at = s.clock.Now()
-		}
-		err = s.decodeSenML(m.Payload, in, at)
-	case s.format == "raw":
-		err = s.decodeRaw(m.Payload, in)
-	default:
-		err = decode.DecodeCSV(bytes.NewReader(m.Payload), *s.csvCfg, in, func(_ int, raw []byte, err error) {
-			reject(raw, err)
-		})
-	}
-	if err != nil {
-		return err
-	}
-	if s.needTopic && m.Topic != "" && in.Len() > n0 {
-		s.fillTopic(m.Topic, in, n0)
-	}
-	return nil
+// Decode implements runner.Decoder: every payload format goes through the
+// one decoder of engine/decode, as in batch mode.
+func (s *pipeSource) Decode(in *engine.Batch, m runner.Input, _ func(raw []byte, err error)) error {
+	s.tbuf = append(s.tbuf[:0], m.Topic...)
+	return s.dec.Decode(in, decode.Input{Payload: m.Payload, Topic: s.tbuf, Received: m.Received})
 }
 
 // run runs the pipe's runner until ctx ends.

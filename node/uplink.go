@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -75,17 +76,65 @@ func (n *Node) nodeSpool(sink string) uplink.SpoolFuncs {
 	}
 }
 
+// uplinkSchema is the uplink column schema of the records of a sink: the
+// plan's fields in order, every one optional (any field may be null):
+// numbers marked integral as INT64, other numbers DOUBLE, times TIMESTAMP,
+// lists and fields whose kind is known only at run time JSON.
+func uplinkSchema(s *engine.Schema) (*uplink.Schema, error) {
+	cols := make([]uplink.Column, s.Len())
+	for i := range cols {
+		f := s.Field(i)
+		c := uplink.Column{Name: f.Name, Optional: true, Type: uplink.TypeJSON}
+		switch f.Kind {
+		case engine.KindNumber:
+			c.Type = uplink.TypeDouble
+			if s.Integer(i) {
+				c.Type = uplink.TypeInt64
+			}
+		case engine.KindString:
+			c.Type = uplink.TypeString
+		case engine.KindBool:
+			c.Type = uplink.TypeBool
+		case engine.KindTime:
+			c.Type = uplink.TypeTimestamp
+		}
+		cols[i] = c
+	}
+	return uplink.NewSchema(cols...)
+}
+
+// declareUplinkSchema gives u the output schema of pipeline's sink.
+// n.mu is held.
+func (n *Node) declareUplinkSchema(u *uplink.Uploader, pipelineName, sink string) error {
+	p := n.pipes[pipelineName]
+	if p == nil || p.c.Plan.SinkSchema(sink) == nil {
+		return nil
+	}
+	s, err := uplinkSchema(p.c.Plan.SinkSchema(sink))
+	if err != nil {
+		return err
+	}
+	if err := u.SetSchema(pipelineName, s); err != nil {
+		n.log.Warn("uplink: schema not kept on disk", "pipeline", pipelineName, "sink", sink, "err", err)
+	}
+	return nil
+}
+
 // attachUplink starts the uploader of pipeline p's uplink sink unless it
 // runs already. n.mu is held.
 func (n *Node) attachUplink(pipelineName, sinkName string) error {
 	sink := SinkName(pipelineName, sinkName)
 	if s := n.uploaders[sink]; s != nil {
+		if err := n.declareUplinkSchema(s.u, pipelineName, sinkName); err != nil {
+			return err
+		}
 		s.u.Notify()
 		return nil
 	}
 	cfg := n.cfg.uplinkConfig()
 	cfg.JournalDir = filepath.Join(cfg.JournalDir, pipelineName, sinkName)
 	u, err := uplink.New(cfg, n.nodeSpool(sink), uplink.Options{
+		Sink:   sinkName,
 		Logger: n.log.With("pipeline", pipelineName, "sink", sinkName),
 		DeadLetter: func(id string, data []byte, reason string) error {
 			p, _, _ := strings.Cut(id, "/")
@@ -99,6 +148,9 @@ func (n *Node) attachUplink(pipelineName, sinkName string) error {
 		},
 	})
 	if err != nil {
+		return err
+	}
+	if err := n.declareUplinkSchema(u, pipelineName, sinkName); err != nil {
 		return err
 	}
 	s := &upSink{name: sink, pipeline: pipelineName, sink: sinkName, u: u}

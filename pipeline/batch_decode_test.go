@@ -227,7 +227,7 @@ func TestCompileDecoderConfig(t *testing.T) {
 
 // TestCompiledDecoderCapturesWithMQTTTemplates decodes with the Config
 // Compile builds, whose topic templates are the daemon's own
-// (*mqtt.TopicTemplate): captures fill fields for every format, a shared
+// (*topic.Template): captures fill fields for every format, a shared
 // subscription's prefix is not part of the topic, a rest capture takes the
 // remaining levels.
 func TestCompiledDecoderCapturesWithMQTTTemplates(t *testing.T) {

@@ -3,13 +3,14 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/internal/topic"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
-	"github.com/edgedio/edged/ingest/mqtt"
 )
 
 // Compiled is a spec turned into an engine plan, with what is needed to feed
@@ -50,12 +51,20 @@ func Compile(s *Spec) (*Compiled, error) {
 	var last engine.Stream
 	for i, src := range s.Spec.Sources {
 		p := fmt.Sprintf("spec.sources[%d]", i)
-		fields := make([]engine.Field, len(src.Fields))
-		for j, f := range src.Fields {
+		decl := src.fields()
+		fields := make([]engine.Field, len(decl))
+		var ints []string // fields declared int/integer: numbers that must be integral
+		for j, f := range decl {
 			k, _ := engine.ParseKind(f.Type)
 			fields[j] = engine.Field{Name: f.Name, Kind: k}
+			if t := strings.ToLower(f.Type); t == "int" || t == "integer" {
+				ints = append(ints, f.Name)
+			}
 		}
 		schema, err := engine.NewSchema(fields...)
+		if err == nil {
+			schema, err = schema.WithIntegers(ints...)
+		}
 		if err != nil {
 			errs = append(errs, s.errAt(p+".fields", "%v", err))
 			continue
@@ -79,7 +88,7 @@ func Compile(s *Spec) (*Compiled, error) {
 		}
 		if src.MQTT != nil {
 			for j, t := range src.MQTT.Topics {
-				tt, err := mqtt.ParseTopicTemplate(t)
+				tt, err := topic.ParseTemplate(t)
 				if err != nil {
 					errs = append(errs, s.errAt(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "%v", err))
 					continue

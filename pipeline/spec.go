@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"time"
+
+	"github.com/edgedio/edged/ingest/bus"
 )
 
 // APIVersion is the apiVersion every pipeline document carries.
@@ -78,6 +80,12 @@ type Source struct {
 	// MQTT subscribes the source to topics (used by the daemon; batch mode reads
 	// files instead).
 	MQTT *MQTTSource `yaml:"mqtt"`
+	// Bus reads a sensor wired to the gateway (I2C, SPI, 1-Wire, GPIO) every
+	// bus.interval into JSON records (used by the daemon; batch mode reads
+	// files of such records instead). Without fields, the schema is the
+	// sensor's: time (the read time), the measured values and the constant
+	// bus.fields.
+	Bus *bus.Config `yaml:"bus"`
 }
 
 // CSVFormat is the column layout of a csv source.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/ingest/bus"
 	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
@@ -131,14 +132,14 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	default:
 		add(p+".format", "unknown format %q (want json, csv, senml or raw)", src.Format)
 	}
-	if len(src.Fields) == 0 {
+	if len(src.Fields) == 0 && src.Bus == nil {
 		add(p+".fields", "a source needs at least one field")
 	}
 	if src.CSV != nil && src.Format != "csv" {
 		add(p+".csv", "only for format csv")
 	}
 	kinds := map[string]engine.Kind{}
-	for j, f := range src.Fields {
+	for j, f := range src.fields() {
 		fp := fmt.Sprintf("%s.fields[%d]", p, j)
 		k, ok := engine.ParseKind(f.Type)
 		if !ok || k == engine.KindList {
@@ -208,7 +209,62 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 		if src.MQTT.QoS < 0 || src.MQTT.QoS > 1 {
 			add(p+".mqtt.qos", "must be 0 or 1")
 		}
+		for j, t := range src.MQTT.Topics {
+			if bus.Reserved(t) {
+				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for local-bus readings (declare the sensor with bus: instead)", bus.TopicPrefix)
+			}
+		}
 	}
+	if src.Bus != nil {
+		s.validateBus(p, src, add)
+	}
+}
+
+// validateBus checks the bus block of a source; the bus package names the
+// keys under it.
+func (s *Spec) validateBus(p string, src *Source, add func(string, string, ...any)) {
+	if src.MQTT != nil {
+		add(p+".bus", "a source reads mqtt or bus, not both")
+	}
+	switch src.Format {
+	case "", "json":
+	default:
+		add(p+".format", "a bus source's readings are json, not %s", src.Format)
+	}
+	if src.TimeFormat != "" && src.TimeFormat != "unix_ms" {
+		add(p+".timeFormat", "a bus source's time is unix_ms, not %s", src.TimeFormat)
+	}
+	err := src.Bus.Validate()
+	if err == nil {
+		return
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var ke *bus.KeyError
+		if errors.As(e, &ke) {
+			add(p+".bus."+ke.Key, "%s", ke.Msg)
+		} else {
+			add(p+".bus", "%v", e)
+		}
+	}
+}
+
+// fields returns the declared schema of the source, or for a bus source
+// without one the sensor's.
+func (src *Source) fields() []FieldSpec {
+	if len(src.Fields) > 0 || src.Bus == nil {
+		return src.Fields
+	}
+	var out []FieldSpec
+	for _, f := range src.Bus.Schema() {
+		out = append(out, FieldSpec{Name: f.Name, Type: f.Kind})
+	}
+	return out
 }
 
 // inputs returns the names the step reads from, as written.
@@ -424,4 +480,28 @@ func didYouMean(got string, options []string) string {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
+}
+
+// CheckBuses calls check with the bus block of every bus source and returns
+// its errors located like Validate's (a *bus.KeyError is placed at its key
+// under the source's bus block). `edged check` uses it to reject a bus that
+// does not exist on this machine.
+func (s *Spec) CheckBuses(check func(*bus.Config) error) error {
+	var errs []error
+	for i := range s.Spec.Sources {
+		src := &s.Spec.Sources[i]
+		if src.Bus == nil {
+			continue
+		}
+		p := fmt.Sprintf("spec.sources[%d].bus", i)
+		if err := check(src.Bus); err != nil {
+			var ke *bus.KeyError
+			if errors.As(err, &ke) {
+				errs = append(errs, s.errAt(p+"."+ke.Key, "%s", ke.Msg))
+			} else {
+				errs = append(errs, s.errAt(p, "%v", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -11,15 +11,18 @@
 // in order while they fit Config.MaxRows and Config.MaxBytes (an epoch is
 // never split; an epoch larger than the limits is one object). A batch is
 // uploaded when the next epoch would not fit (deterministic), or when its
-// oldest row waited Config.MaxAge, or on Flush. The object key is
+// oldest row waited Config.MaxAge, or on Flush. A batch is one object per
+// Hive partition of its rows, with the key
 //
-//	PREFIX/pipeline=P/date=YYYY-MM-DD/hour=HH/NODE-pPART-eFIRST-LAST.parquet
+//	PREFIX/pipeline=P/sink=S/date=YYYY-MM-DD/hour=HH/NODE-pPART-eFIRST-LAST.parquet
 //
-// (".jsonl.zst" for JSON Lines) where date and hour are the UTC time of the
-// batch's first row's "window_start" field, else its "ts" field (unix
-// milliseconds or RFC 3339), else __HIVE_DEFAULT_PARTITION__; see
-// ObjectKey. Keys and bytes depend only on the rows, so a retry overwrites
-// the same object. Batches cut by age or Flush are made crash-stable by the
+// (".jsonl.zst" for JSON Lines; FIRST and LAST zero-padded to 12 digits so
+// names sort in epoch order; S is Options.Sink) where date and hour are the
+// UTC time of each row: its "window_start" column, else "ts", else the
+// first timestamp column of the schema, else __HIVE_DEFAULT_PARTITION__. A
+// batch crossing an hour is two objects with the same name in two
+// directories, acknowledged together once both are written. Keys and bytes
+// depend only on the rows, so a retry overwrites the same objects. Batches cut by age or Flush are made crash-stable by the
 // journal (Config.JournalDir): the batch's epoch range is fsynced before the
 // upload and replayed first after a restart.
 //
@@ -36,10 +39,17 @@
 //
 // # Formats
 //
-// Parquet (default): zstd column chunks, flat schema inferred per batch
-// (see ParquetEncoder), plus an "_id" column with the output id
-// (Config.IDColumn) so readers can drop duplicates across terms. JSON Lines:
-// the rows verbatim with the id member inserted, one zstd frame.
+// Parquet (default): edged's own writer (see ParquetEncoder): a flat
+// schema, one row group, zstd pages, statistics, and the output id in an
+// "_id" column (Config.IDColumn). The columns are the pipeline output's
+// declared Schema (Uploader.SetSchema; the node declares it from the plan),
+// the same in every object: times are TIMESTAMP(MILLIS, UTC), integer
+// fields INT64, other numbers DOUBLE, every column in the pipeline's order
+// and OPTIONAL; a row that does not fit is a dead letter. The schema and
+// its version are in each file's metadata ("edged.schema",
+// "edged.schema_version"), so a pipeline version that changes the schema
+// is visible. Without a declared schema the columns are inferred per batch.
+// JSON Lines: the rows verbatim with the id member inserted, one zstd frame.
 //
 // # Targets
 //

@@ -109,7 +109,7 @@ func TestEncodersRoundTripEveryRow(t *testing.T) {
 			}
 			for round := 0; round < 2; round++ { // buffer reuse must not leak state
 				var buf bytes.Buffer
-				bad, err := enc.Encode(&buf, rows)
+				bad, err := enc.Encode(&buf, nil, rows)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -136,7 +136,7 @@ func TestEncodersRoundTripEveryRow(t *testing.T) {
 func TestParquetMixedColumnBecomesString(t *testing.T) {
 	rows := mkRows("p", 0, 1, `{"v":1.5}`, `{"v":"x"}`, `{"v":true}`, `{}`)
 	var buf bytes.Buffer
-	if _, err := (&ParquetEncoder{}).Encode(&buf, rows); err != nil {
+	if _, err := (&ParquetEncoder{}).Encode(&buf, nil, rows); err != nil {
 		t.Fatal(err)
 	}
 	got := s3test.ReadParquet(t, buf.Bytes())
@@ -149,10 +149,10 @@ func TestParquetMixedColumnBecomesString(t *testing.T) {
 func TestParquetDeterministicBytes(t *testing.T) {
 	rows := mkRows("p", 0, 1, `{"a":1,"b":"x"}`, `{"b":"y","a":2}`)
 	var a, b bytes.Buffer
-	if _, err := (&ParquetEncoder{IDColumn: "_id"}).Encode(&a, rows); err != nil {
+	if _, err := (&ParquetEncoder{IDColumn: "_id"}).Encode(&a, nil, rows); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&ParquetEncoder{IDColumn: "_id"}).Encode(&b, rows); err != nil {
+	if _, err := (&ParquetEncoder{IDColumn: "_id"}).Encode(&b, nil, rows); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"github.com/edgedio/edged/engine"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,31 +15,32 @@ type OutputID = engine.OutputID
 // ParseOutputID parses an output id (engine.ParseOutputID).
 func ParseOutputID(id string) (OutputID, error) { return engine.ParseOutputID(id) }
 
-// HiveDefaultPartition is the partition value used when a batch's first row
-// has no usable time field (Hive's name for a null partition value).
+// HiveDefaultPartition is the partition value used when a row has no
+// usable time field (Hive's name for a null partition value).
 const HiveDefaultPartition = "__HIVE_DEFAULT_PARTITION__"
 
-// TimeFields are the row fields, in order of preference, that give an
-// object's date and hour partitions.
+// TimeFields are the row fields, in order of preference, that give a row's
+// date and hour partitions when the output has no declared schema (with a
+// schema: the first of these that is a timestamp column, else its first
+// timestamp column).
 var TimeFields = []string{"window_start", "ts"}
 
-// ObjectKey returns the key of the object holding the whole epochs
-// first..last of pipeline/partition:
+// epochDigits is the zero-padded width of epoch numbers in object names, so
+// that names sort in epoch (time) order: 10^12 one-second epochs are
+// 31,700 years.
+const epochDigits = 12
+
+// ObjectKey returns the key of the object holding the rows of the epochs
+// first..last of pipeline/partition that fall in the Hive partition part
+// (see HivePartition):
 //
-//	PREFIX/pipeline=P/date=YYYY-MM-DD/hour=HH/NODE-pPART-eFIRST-LAST.EXT
+//	PREFIX/pipeline=P/sink=S/date=YYYY-MM-DD/hour=HH/NODE-pPART-eFIRST-LAST.EXT
 //
-// date and hour are the UTC time of the batch's first row (the smallest id):
-// its "window_start" field, else its "ts" field, each a number of unix
-// milliseconds or an RFC 3339 string; without either both are
-// HiveDefaultPartition. The pipeline name is path-escaped ('/' becomes %2F).
-// The key depends only on the rows, so an upload retried after a timeout or
-// a crash writes the same key.
-func ObjectKey(prefix, node, ext string, g OutputID, first, last uint64, firstRow []byte) string {
-	date, hour := HiveDefaultPartition, HiveDefaultPartition
-	if t, ok := rowTime(firstRow); ok {
-		t = t.UTC()
-		date, hour = t.Format("2006-01-02"), t.Format("15")
-	}
+// FIRST and LAST are zero-padded to 12 digits. The sink level is left out
+// when sink is empty. The pipeline and sink names are path-escaped ('/'
+// becomes %2F). The key depends only on the rows, so an upload retried
+// after a timeout or a crash writes the same key.
+func ObjectKey(prefix, node, sink, ext string, g OutputID, first, last uint64, part string) string {
 	var b strings.Builder
 	if prefix = strings.Trim(prefix, "/"); prefix != "" {
 		b.WriteString(prefix)
@@ -46,21 +48,61 @@ func ObjectKey(prefix, node, ext string, g OutputID, first, last uint64, firstRo
 	}
 	b.WriteString("pipeline=")
 	b.WriteString(escapeSegment(g.Pipeline))
-	b.WriteString("/date=")
-	b.WriteString(date)
-	b.WriteString("/hour=")
-	b.WriteString(hour)
+	if sink != "" {
+		b.WriteString("/sink=")
+		b.WriteString(escapeSegment(sink))
+	}
+	b.WriteByte('/')
+	b.WriteString(part)
 	b.WriteByte('/')
 	b.WriteString(node)
 	b.WriteString("-p")
 	b.WriteString(strconv.Itoa(g.Partition))
 	b.WriteString("-e")
-	b.WriteString(strconv.FormatUint(first, 10))
+	b.WriteString(padEpoch(first))
 	b.WriteByte('-')
-	b.WriteString(strconv.FormatUint(last, 10))
+	b.WriteString(padEpoch(last))
 	b.WriteByte('.')
 	b.WriteString(ext)
 	return b.String()
+}
+
+func padEpoch(e uint64) string {
+	s := strconv.FormatUint(e, 10)
+	if len(s) < epochDigits {
+		s = strings.Repeat("0", epochDigits-len(s)) + s
+	}
+	return s
+}
+
+// HivePartition returns "date=YYYY-MM-DD/hour=HH" for the UTC time t, or
+// with HiveDefaultPartition for both when ok is false.
+func HivePartition(t time.Time, ok bool) string {
+	if !ok {
+		return "date=" + HiveDefaultPartition + "/hour=" + HiveDefaultPartition
+	}
+	return t.UTC().Format("date=2006-01-02/hour=15")
+}
+
+// timeColumns returns the member names whose value gives a row's partition
+// time for schema s (nil: TimeFields).
+func timeColumns(s *Schema) []string {
+	if s == nil {
+		return TimeFields
+	}
+	for _, n := range TimeFields {
+		for _, c := range s.cols {
+			if c.Name == n && c.Type == TypeTimestamp {
+				return []string{n}
+			}
+		}
+	}
+	for _, c := range s.cols {
+		if c.Type == TypeTimestamp {
+			return []string{c.Name}
+		}
+	}
+	return nil
 }
 
 func escapeSegment(s string) string {
@@ -71,15 +113,16 @@ func escapeSegment(s string) string {
 	return r.Replace(s)
 }
 
-// rowTime finds the first TimeFields member of a JSON object row.
-func rowTime(row []byte) (time.Time, bool) {
-	if len(row) == 0 {
+// rowTime finds the first of names that is a member of the JSON object row
+// with a number of unix milliseconds or an RFC 3339 string.
+func rowTime(row []byte, names []string) (time.Time, bool) {
+	if len(row) == 0 || len(names) == 0 {
 		return time.Time{}, false
 	}
 	var found [2]field
 	var ok [2]bool
 	err := scanObject(row, func(f field) {
-		for i, n := range TimeFields {
+		for i, n := range names {
 			if i < len(found) && !ok[i] && string(f.name) == n {
 				found[i], ok[i] = f, true
 			}
@@ -94,7 +137,7 @@ func rowTime(row []byte) (time.Time, bool) {
 		}
 		switch f := found[i]; f.kind {
 		case kindNumber:
-			if ms, err := strconv.ParseFloat(string(f.raw), 64); err == nil {
+			if ms, err := strconv.ParseFloat(string(f.raw), 64); err == nil && !math.IsInf(ms, 0) {
 				return time.UnixMilli(int64(ms)), true
 			}
 		case kindString:

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -85,6 +87,10 @@ type Options struct {
 	// when it returns nil; the row is then acknowledged. nil: such rows are
 	// counted in Status.DeadLetters, logged and acknowledged.
 	DeadLetter func(id string, data []byte, reason string) error
+	// Sink is the name of the sink whose spool this Uploader drains: the
+	// "sink=" level of every key, so that two uplink sinks of one pipeline
+	// never write the same key. Empty: keys have no sink level.
+	Sink string
 }
 
 // Status is a snapshot of an Uploader, for the node API.
@@ -134,10 +140,12 @@ type Uploader struct {
 	notify  chan struct{}
 	flushCh chan chan error
 
+	sink string
 	seen map[string]time.Time // first id of each group -> first seen
 
-	mu sync.Mutex
-	st Status
+	mu      sync.Mutex
+	st      Status
+	schemas map[string]*Schema // by pipeline; guarded by mu
 }
 
 // New returns an Uploader for cfg (validated here) draining spool.
@@ -151,7 +159,8 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 	}
 	u := &Uploader{cfg: cfg, spool: spool, tgt: opt.Target, enc: enc, log: opt.Logger,
 		now: opt.Now, dlq: opt.DeadLetter, notify: make(chan struct{}, 1),
-		flushCh: make(chan chan error), seen: map[string]time.Time{}}
+		flushCh: make(chan chan error), seen: map[string]time.Time{}, sink: opt.Sink,
+		schemas: map[string]*Schema{}}
 	if u.tgt == nil {
 		if u.tgt, err = NewTarget(cfg); err != nil {
 			return nil, err
@@ -167,6 +176,7 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 		u.lim = &limiter{rate: float64(cfg.Bandwidth)}
 	}
 	u.st.Target, u.st.Format, u.st.Retention = cfg.Target, cfg.Format, cfg.Retention
+	u.loadSchemas()
 	return u, nil
 }
 
@@ -248,9 +258,20 @@ type batch struct {
 	first, last uint64
 	ids         []string // every id, bad rows included, for Ack
 	rows        []Row
-	n           int // entries (positions) read to cover the batch
-	key         string
+	n           int    // entries (positions) read to cover the batch
+	key         string // the first part's key: names the batch in the journal and status
 	raw         int64
+	parts       []part
+}
+
+// part is the rows of a batch in one Hive partition (date and hour): one
+// object.
+type part struct {
+	label string // HivePartition
+	key   string
+	rows  []Row
+	data  []byte // encoded
+	done  bool   // confirmed by the target
 }
 
 // entry is what the first pass keeps of a spool entry.
@@ -615,9 +636,30 @@ func (u *Uploader) fill(b *batch, es []entry) (*batch, time.Duration, error) {
 	if len(b.rows) != len(b.ids) {
 		return nil, 0, fmt.Errorf("uplink: spool changed between reads (%d of %d rows)", len(b.rows), len(b.ids))
 	}
-	b.key = ObjectKey(u.cfg.Prefix, u.cfg.Node, u.enc.Ext(), OutputID{Pipeline: b.g.pipeline, Partition: b.g.partition},
-		b.first, b.last, b.rows[0].Data)
+	u.split(b)
 	return b, 0, nil
+}
+
+// split divides b's rows by the Hive partition (UTC date and hour) of each
+// row's time and names the objects: a batch never spans two partitions.
+func (u *Uploader) split(b *batch) {
+	names := timeColumns(u.schema(b.g.pipeline))
+	b.parts = b.parts[:0]
+	for _, r := range b.rows {
+		label := HivePartition(rowTime(r.Data, names))
+		i := slices.IndexFunc(b.parts, func(p part) bool { return p.label == label })
+		if i < 0 {
+			i = len(b.parts)
+			b.parts = append(b.parts, part{label: label})
+		}
+		b.parts[i].rows = append(b.parts[i].rows, r)
+	}
+	slices.SortFunc(b.parts, func(x, y part) int { return strings.Compare(x.label, y.label) })
+	g := OutputID{Pipeline: b.g.pipeline, Partition: b.g.partition}
+	for i := range b.parts {
+		b.parts[i].key = ObjectKey(u.cfg.Prefix, u.cfg.Node, u.sink, u.enc.Ext(), g, b.first, b.last, b.parts[i].label)
+	}
+	b.key = b.parts[0].key
 }
 
 func (u *Uploader) deadLetterIDs(es []entry) error {
@@ -697,19 +739,33 @@ func (u *Uploader) enforceRetention(ctx context.Context, inflight *batch) bool {
 	return dropped
 }
 
-// upload encodes b, writes it with retries, and acknowledges it.
+// encode encodes every part of b with its pipeline's schema.
+func (u *Uploader) encode(b *batch) (bad []BadRow, size int64, err error) {
+	schema := u.schema(b.g.pipeline)
+	for i := range b.parts {
+		p := &b.parts[i]
+		var buf bytes.Buffer
+		pbad, err := u.enc.Encode(&buf, schema, p.rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("uplink: encode %s: %w", p.key, err)
+		}
+		p.data = buf.Bytes()
+		size += int64(len(p.data))
+		bad = append(bad, pbad...)
+	}
+	return bad, size, nil
+}
+
+// upload encodes b, writes its objects with retries, and acknowledges it.
 func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, force *bool) {
-	var buf bytes.Buffer
-	bad, err := u.enc.Encode(&buf, b.rows)
+	bad, size, err := u.encode(b)
 	for err != nil { // an encoder failure on valid input: retry, never drop
-		u.fail(fmt.Errorf("uplink: encode %s: %w", b.key, err), b.key, 0)
+		u.fail(err, b.key, 0)
 		if !u.sleep(ctx, u.backoff(1), waiters, force) {
 			return
 		}
-		buf.Reset()
-		bad, err = u.enc.Encode(&buf, b.rows)
+		bad, size, err = u.encode(b)
 	}
-	data := buf.Bytes()
 	if err := u.writeJournal(b); err != nil {
 		u.log.Warn("uplink: journal", "err", err)
 	}
@@ -726,7 +782,7 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 		u.mu.Lock()
 		u.st.Attempt = attempt
 		u.mu.Unlock()
-		err := u.attempt(ctx, b, bad, data, &dlqDone)
+		err := u.attempt(ctx, b, bad, &dlqDone)
 		if err == nil {
 			break
 		}
@@ -762,19 +818,22 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 		}
 	}
 	u.clearJournal()
-	u.log.Debug("uplink: uploaded", "key", b.key, "rows", len(b.rows), "bytes", len(data))
+	u.log.Debug("uplink: uploaded", "key", b.key, "objects", len(b.parts), "rows", len(b.rows), "bytes", size)
 	u.mu.Lock()
-	u.st.LastSuccess, u.st.LastKey = u.now(), b.key
+	u.st.LastSuccess = u.now()
 	u.st.LastError, u.st.LastErrorKind = "", ""
-	u.st.Objects++
+	u.st.LastKey = b.parts[len(b.parts)-1].key
+	u.st.Objects += uint64(len(b.parts))
 	u.st.Rows += uint64(len(b.rows) - len(bad))
-	u.st.BytesUploaded += uint64(len(data))
+	u.st.BytesUploaded += uint64(size)
 	u.st.BytesRaw += uint64(b.raw)
 	u.st.DeadLetters += uint64(len(bad))
 	u.mu.Unlock()
 }
 
-func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, data []byte, dlqDone *bool) error {
+// attempt dead-letters the bad rows (once) and puts the parts not yet
+// confirmed.
+func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, dlqDone *bool) error {
 	if !*dlqDone {
 		for _, r := range bad {
 			if u.dlq == nil {
@@ -787,6 +846,20 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, data []b
 		}
 		*dlqDone = true
 	}
+	for i := range b.parts {
+		p := &b.parts[i]
+		if p.done {
+			continue
+		}
+		if err := u.put(ctx, p.key, p.data); err != nil {
+			return err
+		}
+		p.done = true
+	}
+	return nil
+}
+
+func (u *Uploader) put(ctx context.Context, key string, data []byte) error {
 	actx := ctx
 	if u.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -797,5 +870,5 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, data []b
 	if u.lim != nil {
 		r = &limitedReader{ctx: actx, r: r, l: u.lim}
 	}
-	return u.tgt.Put(actx, b.key, r, int64(len(data)))
+	return u.tgt.Put(actx, key, r, int64(len(data)))
 }

@@ -260,7 +260,7 @@ func TestUploaderDrainsWholeEpochsIntoDeterministicKeys(t *testing.T) {
 			// MaxRows 10 and 4 rows per epoch: two whole epochs per object.
 			var want []string
 			for _, g := range []string{"pipeline=agg/date=2023-11-14/hour=22/gw1-p0", "pipeline=agg/date=2023-11-14/hour=22/gw1-p1", "pipeline=team%2Fx/date=2023-11-14/hour=22/gw1-p0"} {
-				for _, r := range []string{"-e1-2.", "-e3-4.", "-e5-6."} {
+				for _, r := range []string{"-e000000000001-000000000002.", "-e000000000003-000000000004.", "-e000000000005-000000000006."} {
 					want = append(want, g+r+ext)
 				}
 			}
@@ -305,7 +305,7 @@ func TestUploaderWaitsForSizeOrAge(t *testing.T) {
 	sp.add(epochRows("agg", 0, 2, 6)...)
 	sp.add(epochRows("agg", 0, 3, 6)...)
 	u.Notify()
-	if k := <-puts; !strings.HasSuffix(k, "gw1-p0-e1-2.parquet") {
+	if k := <-puts; !strings.HasSuffix(k, "gw1-p0-e000000000001-000000000002.parquet") {
 		t.Fatalf("first object %s; want epochs 1-2", k)
 	}
 	// Epoch 3 alone waits for its age (counted from when the uploader first
@@ -320,7 +320,7 @@ func TestUploaderWaitsForSizeOrAge(t *testing.T) {
 		u.Notify()
 		select {
 		case k := <-puts:
-			if !strings.HasSuffix(k, "gw1-p0-e3-3.parquet") {
+			if !strings.HasSuffix(k, "gw1-p0-e000000000003-000000000003.parquet") {
 				t.Fatalf("second object %s; want epoch 3 by age", k)
 			}
 			done = true
@@ -531,16 +531,23 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 func TestObjectKey(t *testing.T) {
 	g := OutputID{Pipeline: "agg", Partition: 3}
 	for _, tc := range []struct {
-		prefix, row, want string
+		prefix, sink, row, want string
 	}{
-		{"", `{"window_start":1700000000000}`, "pipeline=agg/date=2023-11-14/hour=22/gw-p3-e5-9.parquet"},
-		{"/fleet/a/", `{"ts":"2024-02-29T23:59:59+01:00"}`, "fleet/a/pipeline=agg/date=2024-02-29/hour=22/gw-p3-e5-9.parquet"},
-		{"", `{"ts":1700000000000,"window_start":1600000000000}`, "pipeline=agg/date=2020-09-13/hour=12/gw-p3-e5-9.parquet"},
-		{"", `{"v":1}`, "pipeline=agg/date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__/gw-p3-e5-9.parquet"},
+		{"", "lake", `{"window_start":1700000000000}`, "pipeline=agg/sink=lake/date=2023-11-14/hour=22/gw-p3-e000000000005-000000000009.parquet"},
+		{"/fleet/a/", "", `{"ts":"2024-02-29T23:59:59+01:00"}`, "fleet/a/pipeline=agg/date=2024-02-29/hour=22/gw-p3-e000000000005-000000000009.parquet"},
+		{"", "a/b", `{"ts":1700000000000,"window_start":1600000000000}`, "pipeline=agg/sink=a%2Fb/date=2020-09-13/hour=12/gw-p3-e000000000005-000000000009.parquet"},
+		{"", "lake", `{"v":1}`, "pipeline=agg/sink=lake/date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__/gw-p3-e000000000005-000000000009.parquet"},
 	} {
-		if got := ObjectKey(tc.prefix, "gw", "parquet", g, 5, 9, []byte(tc.row)); got != tc.want {
-			t.Errorf("ObjectKey(%q, %s) = %s; want %s", tc.prefix, tc.row, got, tc.want)
+		part := HivePartition(rowTime([]byte(tc.row), TimeFields))
+		if got := ObjectKey(tc.prefix, "gw", tc.sink, "parquet", g, 5, 9, part); got != tc.want {
+			t.Errorf("ObjectKey(%q, %q, %s) = %s; want %s", tc.prefix, tc.sink, tc.row, got, tc.want)
 		}
+	}
+	// Names sort in epoch order.
+	a := ObjectKey("", "gw", "s", "parquet", g, 3, 4, "date=x/hour=y")
+	b := ObjectKey("", "gw", "s", "parquet", g, 11, 12, "date=x/hour=y")
+	if a >= b {
+		t.Errorf("%s sorts after %s; want epoch order", a, b)
 	}
 	for _, tc := range []struct {
 		id   string

@@ -120,7 +120,7 @@ func TestUploaderToWebHDFS(t *testing.T) {
 		}
 		objs[st.PathSuffix] = s3test.ReadParquet(t, bytes.Clone(b))
 	}
-	if got, want := keysOf(objs), []string{"gw1-p2-e1-2.parquet", "gw1-p2-e3-4.parquet"}; !reflect.DeepEqual(got, want) {
+	if got, want := keysOf(objs), []string{"gw1-p2-e000000000001-000000000002.parquet", "gw1-p2-e000000000003-000000000004.parquet"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("objects = %v; want %v", got, want)
 	}
 	checkExactlyOnce(t, objs, all)

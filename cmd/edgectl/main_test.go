@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -21,4 +23,12 @@ func TestVersionPrintsStampedVersion(t *testing.T) {
 	if code := run([]string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "edgectl ") {
 		t.Fatalf("got %d %q; want 0 and the version", code, out.String())
 	}
+}
+
+func TestMain(m *testing.M) {
+	// Never read the config of the user running the tests.
+	os.Setenv("EDGECTL_CONFIG", filepath.Join(os.TempDir(), "edgectl-test-no-such-config.yaml"))
+	os.Unsetenv("EDGED_API")
+	os.Unsetenv("EDGED_TOKEN")
+	os.Exit(m.Run())
 }

@@ -2,16 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
@@ -22,9 +21,7 @@ const uplinkUsage = `usage: edgectl uplink status [flags]
 status  shows each uplink sink: spool depth and age, objects, rows and bytes
         uploaded, compression ratio, last success and last error.
 flush   uploads everything spooled now (ignoring uplink.max_age) and waits
-        until the target confirmed it, or --timeout.
-
-flags:
+        until the target confirmed it, or --timeout (default 30s).
 `
 
 // uplinkStatus is the part of the node's uplink status (GET
@@ -54,194 +51,171 @@ type uplinkStatus struct {
 	DeadLetters   uint64    `json:"dead_letters"`
 }
 
-// apiFlags are the flags every API command shares.
-type apiFlags struct {
-	api, token, output string
-}
-
-func (a *apiFlags) register(fs *flag.FlagSet) {
-	def := os.Getenv("EDGED_API")
-	if def == "" {
-		def = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&a.api, "api", def, "node API base `URL` (env EDGED_API)")
-	fs.StringVar(&a.token, "token", os.Getenv("EDGED_TOKEN"), "bearer `token` of the node API (env EDGED_TOKEN)")
-	fs.StringVar(&a.output, "o", "table", "output `format`: table or json")
-}
-
-func (a *apiFlags) check() error {
-	var errs []error
-	if a.output != "table" && a.output != "json" {
-		errs = append(errs, fmt.Errorf("-o: %q: want table or json", a.output))
-	}
-	if u, err := url.Parse(a.api); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--api: %q: want a URL like http://127.0.0.1:8080", a.api))
-	}
-	return errors.Join(errs...)
-}
-
-// call sends one API request and returns the body of a 2xx answer; any
-// other answer is an error carrying the node's message.
-func (a *apiFlags) call(method, path string, timeout time.Duration) ([]byte, error) {
-	req, err := http.NewRequest(method, strings.TrimSuffix(a.api, "/")+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return body, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
-	}
-	return body, nil
-}
-
-func cmdUplink(args []string, stdout, stderr io.Writer) int {
+func cmdUplink(ctx context.Context, g *globals, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, uplinkUsage)
-		return 2
+		fmt.Fprint(g.stderr, uplinkUsage)
+		return exitUsage
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("uplink "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, uplinkUsage)
-		fs.PrintDefaults()
+	if sub != "status" && sub != "flush" {
+		fmt.Fprintf(g.stderr, "edgectl uplink: unknown subcommand %q (want status or flush)\n", sub)
+		return exitUsage
 	}
-	var af apiFlags
-	af.register(fs)
+	fs := g.flagSet("uplink "+sub, uplinkUsage)
 	var sink string
 	var timeout time.Duration
-	switch sub {
-	case "status":
-	case "flush":
+	if sub == "flush" {
 		fs.StringVar(&sink, "sink", "", "flush only this uplink `sink` (default: all)")
-		fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the node waits for the uploads")
-	default:
-		fmt.Fprintf(stderr, "edgectl uplink: unknown subcommand %q (want status or flush)\n", sub)
-		return 2
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	pos, code := g.parse(fs, args[1:])
+	if code >= 0 {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "edgectl uplink %s: unexpected arguments %q\n", sub, fs.Args())
-		return 2
+	if len(pos) > 0 {
+		return g.fail(exitUsage, "unexpected arguments %q", pos)
 	}
-	if err := af.check(); err != nil {
-		fmt.Fprintf(stderr, "edgectl uplink %s: %v\n", sub, err)
-		return 2
-	}
-	if sub == "flush" && timeout <= 0 {
-		fmt.Fprintf(stderr, "edgectl uplink flush: --timeout: must be positive\n")
-		return 2
-	}
-	var err error
-	if sub == "status" {
-		err = uplinkStatusCmd(&af, stdout)
-	} else {
-		err = uplinkFlushCmd(&af, sink, timeout, stdout)
-	}
+	// For flush, --timeout is how long the node waits for the uploads
+	// (default 30s); edgectl waits 10 s longer for its answer.
+	timeout = 30 * time.Second
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "timeout" {
+			timeout = g.timeout
+		}
+	})
+	ts, err := g.resolve(sub == "flush")
 	if err != nil {
-		fmt.Fprintf(stderr, "edgectl uplink %s: %v\n", sub, err)
-		return 1
+		return g.fail(exitUsage, "%v", err)
 	}
-	return 0
+	if sub == "status" {
+		return uplinkStatusCmd(ctx, g, ts)
+	}
+	return uplinkFlushCmd(ctx, g, ts, sink, timeout)
 }
 
-func uplinkStatusCmd(af *apiFlags, w io.Writer) error {
-	body, err := af.call("GET", "/api/v1/uplink/status", 30*time.Second)
-	if err != nil {
-		return err
-	}
-	var sts map[string]uplinkStatus
-	if err := json.Unmarshal(body, &sts); err != nil {
-		return fmt.Errorf("decode status: %w", err)
-	}
-	if af.output == "json" {
-		return writeIndented(w, body)
-	}
-	if len(sts) == 0 {
-		fmt.Fprintln(w, "no uplink sinks (no pipeline has a sink of type uplink)")
-		return nil
-	}
-	names := make([]string, 0, len(sts))
-	for k := range sts {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SINK\tTARGET\tFORMAT\tSPOOLED\tOLDEST\tOBJECTS\tROWS\tUPLOADED\tRATIO\tDROPPED\tLAST SUCCESS\tLAST ERROR")
-	now := time.Now()
-	for _, k := range names {
-		s := sts[k]
-		spooled, oldest := "?", "-"
-		if s.SpoolKnown {
-			spooled = fmt.Sprintf("%d (%s)", s.SpoolDepth, humanBytes(s.SpoolBytes))
-			if s.SpoolDepth > 0 {
-				oldest = time.Duration(s.SpoolAgeNS).Round(time.Second).String()
+func uplinkStatusCmd(ctx context.Context, g *globals, ts []target) int {
+	res := fanOut(ctx, g, ts, func(ctx context.Context, c *client) (map[string]uplinkStatus, error) {
+		var sts map[string]uplinkStatus
+		return sts, c.getJSON(ctx, "/api/v1/uplink/status", &sts)
+	})
+	code := report(g, res)
+	if g.output != "table" {
+		out := map[string]map[string]uplinkStatus{}
+		for _, r := range res {
+			if r.err == nil {
+				out[r.t.Name] = r.v
 			}
 		}
-		if s.OverQuota {
-			spooled += " OVER QUOTA"
+		if len(ts) == 1 && code == exitOK {
+			emit(g.stdout, g.output, res[0].v)
+		} else {
+			emit(g.stdout, g.output, out)
 		}
-		last := "never"
-		if !s.LastSuccess.IsZero() {
-			last = now.Sub(s.LastSuccess).Round(time.Second).String() + " ago"
-		}
-		lastErr := "-"
-		if s.LastError != "" && s.LastErrorAt.After(s.LastSuccess) {
-			lastErr = fmt.Sprintf("%s (%s ago, %d failures): %s", s.LastErrorKind,
-				now.Sub(s.LastErrorAt).Round(time.Second), s.Failures, oneLine(s.LastError))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1fx\t%d\t%s\t%s\n", k, s.Target, s.Format, spooled, oldest,
-			s.Objects, s.Rows, humanBytes(s.BytesUploaded), s.Compression, s.DroppedRows, last, lastErr)
+		return code
 	}
-	return tw.Flush()
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	rows := 0
+	now := time.Now()
+	for _, r := range res {
+		if r.err != nil {
+			continue
+		}
+		names := make([]string, 0, len(r.v))
+		for k := range r.v {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if rows == 0 {
+				fmt.Fprintln(tw, "NODE\tSINK\tTARGET\tFORMAT\tSPOOLED\tOLDEST\tOBJECTS\tROWS\tUPLOADED\tRATIO\tDROPPED\tLAST SUCCESS\tLAST ERROR")
+			}
+			rows++
+			s := r.v[k]
+			spooled, oldest := "?", "-"
+			if s.SpoolKnown {
+				spooled = fmt.Sprintf("%d (%s)", s.SpoolDepth, humanBytes(s.SpoolBytes))
+				if s.SpoolDepth > 0 {
+					oldest = time.Duration(s.SpoolAgeNS).Round(time.Second).String()
+				}
+			}
+			if s.OverQuota {
+				spooled += " OVER QUOTA"
+			}
+			last := "never"
+			if !s.LastSuccess.IsZero() {
+				last = now.Sub(s.LastSuccess).Round(time.Second).String() + " ago"
+			}
+			lastErr := "-"
+			if s.LastError != "" && s.LastErrorAt.After(s.LastSuccess) {
+				lastErr = fmt.Sprintf("%s (%s ago, %d failures): %s", s.LastErrorKind,
+					now.Sub(s.LastErrorAt).Round(time.Second), s.Failures, oneLine(s.LastError))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1fx\t%d\t%s\t%s\n", r.t.Name, k, s.Target, s.Format, spooled, oldest,
+				s.Objects, s.Rows, humanBytes(s.BytesUploaded), s.Compression, s.DroppedRows, last, lastErr)
+		}
+	}
+	if rows == 0 && code == exitOK {
+		fmt.Fprintln(g.stdout, "no uplink sinks (no pipeline has a sink of type uplink)")
+	}
+	tw.Flush()
+	return code
 }
 
-func uplinkFlushCmd(af *apiFlags, sink string, timeout time.Duration, w io.Writer) error {
-	q := url.Values{"timeout": {timeout.String()}}
+func uplinkFlushCmd(ctx context.Context, g *globals, ts []target, sink string, wait time.Duration) int {
+	q := url.Values{"timeout": {wait.String()}}
 	if sink != "" {
 		q.Set("sink", sink)
 	}
-	// The node answers 504 after timeout; the client waits a little longer.
-	body, err := af.call("POST", "/api/v1/uplink/flush?"+q.Encode(), timeout+10*time.Second)
-	if err != nil {
-		return err
-	}
-	var res struct {
+	// The node answers 504 after wait; the client waits a little longer.
+	g.timeout = wait + 10*time.Second
+	type flushed struct {
 		Flushed []string `json:"flushed"`
 	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
+	prog := newProgress(g.stderr, "flush", len(ts))
+	var mu sync.Mutex
+	res := fanOut(ctx, g, ts, func(ctx context.Context, c *client) (flushed, error) {
+		var f flushed
+		body, _, err := c.do(ctx, "POST", "/api/v1/uplink/flush?"+q.Encode(), nil)
+		if err == nil {
+			err = json.Unmarshal(body, &f)
+		}
+		if len(ts) > 1 {
+			mu.Lock()
+			prog.step(c.t.Name, err)
+			mu.Unlock()
+		}
+		return f, err
+	})
+	code := report(g, res)
+	if g.output != "table" {
+		out := map[string][]string{}
+		for _, r := range res {
+			if r.err == nil {
+				out[r.t.Name] = r.v.Flushed
+			}
+		}
+		if len(ts) == 1 && code == exitOK {
+			emit(g.stdout, g.output, res[0].v)
+		} else {
+			emit(g.stdout, g.output, out)
+		}
+		return code
 	}
-	if af.output == "json" {
-		return writeIndented(w, body)
+	for _, r := range res {
+		if r.err != nil {
+			continue
+		}
+		prefix := ""
+		if len(ts) > 1 {
+			prefix = r.t.Name + ": "
+		}
+		if len(r.v.Flushed) == 0 {
+			fmt.Fprintf(g.stdout, "%snothing to flush (no uplink sinks)\n", prefix)
+			continue
+		}
+		sort.Strings(r.v.Flushed)
+		fmt.Fprintf(g.stdout, "%sflushed: %s\n", prefix, strings.Join(r.v.Flushed, ", "))
 	}
-	if len(res.Flushed) == 0 {
-		fmt.Fprintln(w, "nothing to flush (no uplink sinks)")
-		return nil
-	}
-	sort.Strings(res.Flushed)
-	fmt.Fprintf(w, "flushed: %s\n", strings.Join(res.Flushed, ", "))
-	return nil
+	return code
 }
 
 func writeIndented(w io.Writer, body []byte) error {

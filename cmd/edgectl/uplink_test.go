@@ -71,8 +71,9 @@ func TestUplinkCommands(t *testing.T) {
 		{"flush json", []string{"flush", "--sink", "cloud", "--timeout", "5s", "-o", "json"}, 0, []string{`"flushed": [`}, ""},
 		{"flush timeout", []string{"flush", "--sink", "slow"}, 1, nil, "504 Gateway Timeout: slow: context deadline exceeded"},
 		{"flush unknown sink", []string{"flush", "--sink", "nope"}, 1, nil, "unknown sink nope"},
-		{"wrong token", []string{"status", "--token", "bad"}, 1, nil, "401 Unauthorized: missing or wrong bearer token"},
-		{"bad output", []string{"status", "-o", "yaml"}, 2, nil, `-o: "yaml": want table or json`},
+		{"wrong token", []string{"status", "--token", "bad"}, 1, nil, "wrong or missing token (401)"},
+		{"bad output", []string{"status", "-o", "xml"}, 2, nil, `-o: "xml": want table, json or yaml`},
+		{"status yaml", []string{"status", "-o", "yaml"}, 0, []string{"spool_depth: 12", "local:"}, ""},
 		{"bad api", []string{"status", "--api", "localhost:8080"}, 2, nil, "--api"},
 		{"unknown subcommand", []string{"purge"}, 2, nil, `unknown subcommand "purge"`},
 	}

@@ -14,7 +14,7 @@ import (
 // the usage on stdout, and show long flags as --flag.
 func TestEveryCommandAnswersHelp(t *testing.T) {
 	singleDashLong := regexp.MustCompile(`(?m)^\s+-[a-z][a-z-]+`)
-	for _, cmd := range [][]string{{}, {"run"}, {"-check-config"}, {"batch"}, {"check"}, {"version"}} {
+	for _, cmd := range [][]string{{}, {"run"}, {"-check-config"}, {"batch"}, {"check"}, {"probe"}, {"version"}} {
 		for _, h := range []string{"-h", "--help"} {
 			args := append(append([]string{}, cmd...), h)
 			var stdout, stderr bytes.Buffer
@@ -34,7 +34,7 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 
 // TestFlagErrorsNameTheCommand: a usage error names the command and exits 2.
 func TestFlagErrorsNameTheCommand(t *testing.T) {
-	for _, cmd := range []string{"run", "batch", "check", "version", "-check-config"} {
+	for _, cmd := range []string{"run", "batch", "check", "probe", "version", "-check-config"} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{cmd, "--bogus"}, &stdout, &stderr); code != 2 {
 			t.Errorf("edged %s --bogus: exit %d; want 2", cmd, code)

@@ -3,7 +3,8 @@
 //	edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
 //	edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
 //	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
-//	edged check PIPELINE.yaml...
+//	edged check [--offline] PIPELINE.yaml...
+//	edged probe [-i2c N|all] [-json]
 //	edged version
 //
 // run starts the daemon (see package node). With no config file it runs on
@@ -13,6 +14,10 @@
 // $XDG_STATE_HOME/edged (~/.local/state/edged), else ./edged-data. SIGTERM and
 // SIGINT drain (the running epochs finish, sinks deliver what is spooled,
 // storage closes); SIGHUP reloads the pipelines directory.
+//
+// check validates and compiles pipeline files; unless --offline, the buses
+// their bus sources name must exist on this machine. probe lists this
+// machine's buses and scans I2C buses for device addresses.
 //
 // batch runs a pipeline over a recorded file with the same plan the daemon runs
 // over a stream, so a pipeline can be tested on yesterday's data before it is
@@ -30,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgedio/edged/ingest/bus"
 	"github.com/edgedio/edged/internal/version"
 	"github.com/edgedio/edged/pipeline"
 )
@@ -45,7 +51,8 @@ const usage = `usage:
   edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
   edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
   edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
-  edged check PIPELINE.yaml...
+  edged check [--offline] PIPELINE.yaml...
+  edged probe [-i2c N|all] [-json]
   edged version
 `
 
@@ -63,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBatch(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(args[1:], stdout, stderr)
 	case "version":
 		c := newCommand("version", "version", "Prints the version of edged.")
 		if code, ok := c.parse(args[1:], stdout, stderr); !ok {
@@ -85,19 +94,26 @@ func load(file string) (*pipeline.Compiled, error) {
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	c := newCommand("check", "check PIPELINE.yaml...",
+	cmd := newCommand("check", "check [--offline] PIPELINE.yaml...",
 		"Parses, validates and compiles each pipeline file and reports every problem of a file at once,\neach as FILE:LINE: key.path: message.")
-	if code, ok := c.parse(args, stdout, stderr); !ok {
+	offline := cmd.fs.Bool("offline", false, "do not check that the buses of bus sources exist on this machine")
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	files := c.fs.Args()
+	files := cmd.fs.Args()
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "edged check: no pipeline file given (see edged check --help)")
 		return 2
 	}
 	code := 0
 	for _, f := range files {
-		if _, err := load(f); err != nil {
+		c, err := load(f)
+		if err == nil && !*offline {
+			if err = c.Spec.CheckBuses(func(bc *bus.Config) error { return bus.CheckHost(busHost(), bc) }); err != nil {
+				err = fmt.Errorf("%w\n(edged check --offline skips this machine's buses)", err)
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			code = 1
 			continue

@@ -79,3 +79,36 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestCheckRejectsAMissingBus: `edged check` rejects a bus source whose bus
+// this machine lacks, naming the key and the buses found; --offline checks
+// the file alone.
+func TestCheckRejectsAMissingBus(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "bus.yaml")
+	os.WriteFile(f, []byte(`apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: b}
+spec:
+  sources:
+    - name: room
+      bus:
+        device: bmp280
+        i2c: {bus: "97", addr: 0x77}
+        interval: 5s
+  sinks: [{name: out}]
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", f}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d; want 1 (%s)", code, stdout.String())
+	}
+	for _, want := range []string{"bus.yaml:9: spec.sources[0].bus.i2c.bus: /dev/i2c-97 does not exist on this machine (buses found: ", "--offline"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--offline", f}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--offline: exit %d: %s", code, stderr.String())
+	}
+}

@@ -88,7 +88,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	if lim := cfg.MemoryLimit(); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(lim)
 	}
-	opts := []node.Option{node.WithLogger(log), node.WithStdout(stdout)}
+	opts := []node.Option{node.WithLogger(log), node.WithStdout(stdout), node.WithBusHost(busHost())}
 	if *input != "" {
 		opts = append(opts, node.WithInputFile(*input))
 	}

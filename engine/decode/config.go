@@ -29,7 +29,7 @@ const (
 const SkipColumn = "-"
 
 // TopicMatcher is a topic template that captures fields from an MQTT topic;
-// *mqtt.TopicTemplate implements it. Implementations must be safe for
+// *topic.Template implements it. Implementations must be safe for
 // concurrent use and must not retain fn.
 type TopicMatcher interface {
 	// Match reports whether topic matches and then calls fn once per

@@ -8,7 +8,7 @@ import (
 	"github.com/edgedio/edged/engine"
 )
 
-// tmpl is a test TopicMatcher with the syntax of mqtt.TopicTemplate's
+// tmpl is a test TopicMatcher with the syntax of topic.Template's
 // {field} levels (no wildcards).
 type tmpl struct{ levels []string }
 

@@ -78,7 +78,7 @@ func ExampleNew() {
 	// boiler-1 boiler/pressure 1.8 1700000000000
 }
 
-// devTopic matches "senml/{dev}"; the daemon passes *mqtt.TopicTemplate.
+// devTopic matches "senml/{dev}"; the daemon passes *topic.Template.
 type devTopic struct{}
 
 func (devTopic) Fields() []string { return []string{"dev"} }

@@ -228,7 +228,11 @@ func (d *JSONDecoder) value(p []byte, i, idx int) (int, *DecodeError) {
 		}
 		switch kind {
 		case engine.KindNumber:
-			pl.vals[idx] = engine.Number(f)
+			v, reason := pl.number(idx, f)
+			if reason != "" {
+				return ni, pl.fieldErr(i, idx, reason)
+			}
+			pl.vals[idx] = v
 		case engine.KindTime:
 			v, reason := timeFromNumber(pl, f)
 			if reason != "" {

@@ -21,6 +21,7 @@ type plan struct {
 	schema  *engine.Schema
 	names   []string
 	kinds   []engine.Kind
+	ints    []bool // number fields marked integral (engine.Schema.Integer)
 	index   map[string]int
 	timeIdx int // -1 when there is no time field
 	keyIdx  []int
@@ -53,6 +54,7 @@ func newPlan(cfg Config) (*plan, error) {
 		schema:  s,
 		names:   make([]string, s.Len()),
 		kinds:   make([]engine.Kind, s.Len()),
+		ints:    make([]bool, s.Len()),
 		index:   make(map[string]int, s.Len()),
 		timeIdx: -1,
 		unitMs:  1,
@@ -67,6 +69,7 @@ func newPlan(cfg Config) (*plan, error) {
 	for i := 0; i < s.Len(); i++ {
 		f := s.Field(i)
 		p.names[i], p.kinds[i], p.index[f.Name] = f.Name, f.Kind, i
+		p.ints[i] = s.Integer(i)
 	}
 	if cfg.TimeField != "" {
 		p.timeIdx = p.index[cfg.TimeField]
@@ -162,7 +165,7 @@ func fromText[T text](p *plan, i int, s T) (engine.Value, string) {
 		return engine.String(internGet(&p.intern, s)), ""
 	case engine.KindNumber:
 		if f, ok := parseNumberText(s); ok {
-			return engine.Number(f), ""
+			return p.number(i, f)
 		}
 		return engine.Null, "want number, got string " + quoteSample(s)
 	case engine.KindBool:
@@ -227,6 +230,15 @@ func validUTF8[T text](s T) bool {
 		i += n
 	}
 	return true
+}
+
+// number returns f as the value of number field i, or a reason when the
+// field is an integer field and f has a fraction.
+func (p *plan) number(i int, f float64) (engine.Value, string) {
+	if p.ints[i] && f != math.Trunc(f) {
+		return engine.Null, "want an integer, got " + strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return engine.Number(f), ""
 }
 
 // timeFromText reads a time from a numeric string (in the configured unit) or

@@ -3,8 +3,8 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/internal/topic"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -184,7 +184,7 @@ func (c *Config) Validate() error {
 	anyQoS1 := false
 	for i, s := range c.Subscriptions {
 		key := fmt.Sprintf("subscriptions[%d]", i)
-		if err := ValidateFilter(s.Topic); err != nil {
+		if err := topic.ValidateFilter(s.Topic); err != nil {
 			bad(key+".topic", "%v", err)
 		}
 		switch s.QoS {
@@ -250,43 +250,6 @@ func validateBrokerURL(s string) error {
 	}
 	if u.Hostname() == "" {
 		return fmt.Errorf("%q has no host", s)
-	}
-	return nil
-}
-
-// ValidateFilter checks an MQTT topic filter, including the
-// "$share/GROUP/filter" form of shared subscriptions.
-func ValidateFilter(f string) error {
-	if f == "" {
-		return errors.New("empty topic filter")
-	}
-	if strings.IndexByte(f, 0) >= 0 {
-		return fmt.Errorf("topic filter %q contains a NUL byte", f)
-	}
-	if len(f) > 65535 {
-		return fmt.Errorf("topic filter is %d bytes; MQTT allows 65535", len(f))
-	}
-	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
-		group, filter, ok := strings.Cut(rest, "/")
-		if !ok || group == "" || filter == "" {
-			return fmt.Errorf("shared subscription %q: want $share/GROUP/FILTER", f)
-		}
-		if strings.ContainsAny(group, "+#") {
-			return fmt.Errorf("shared subscription %q: the group name must not contain + or #", f)
-		}
-		f = filter
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#":
-			if i != len(levels)-1 {
-				return fmt.Errorf("topic filter %q: '#' must be the last level", f)
-			}
-		case l == "+":
-		case strings.ContainsAny(l, "+#"):
-			return fmt.Errorf("topic filter %q: level %q mixes a wildcard with other characters", f, l)
-		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"github.com/edgedio/edged/internal/topic"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 
 func TestValidateFilterAcceptsMQTTFilters(t *testing.T) {
 	for _, f := range []string{"#", "+", "a/+/c", "a/b/#", "+/+", "$share/g/sensors/#", "$SYS/x", "a//b", "/"} {
-		if err := ValidateFilter(f); err != nil {
+		if err := topic.ValidateFilter(f); err != nil {
 			t.Errorf("ValidateFilter(%q) = %v; want nil", f, err)
 		}
 	}

@@ -1,9 +1,9 @@
 // Package mqtt is edged's MQTT ingest: a Source that subscribes to one or
 // more brokers with paho.mqtt.golang and hands messages in batches to a
-// Handler (the daemon's durable input log), an embedded broker for gateways
-// with no broker of their own, topic templates that capture topic levels as
-// fields, and the SenML and raw payload decoders (JSON and CSV live in
-// engine/decode).
+// Handler (the daemon's durable input log), and an embedded broker for
+// gateways with no broker of their own whose QoS 1 acknowledgements wait for
+// the same Handler. Topic templates live in internal/topic and every payload
+// decoder in engine/decode.
 //
 // The package is a leaf: it imports the standard library, paho, mochi-mqtt
 // and engine's types, never storage, pipeline or node. The daemon wires a
@@ -144,20 +144,11 @@
 // Messages still queued when the broker stops are not acknowledged.
 // Redelivered copies reach the Handler again; dropping them is its job
 // (edged's input log does so by topic and payload hash).
-
-// # Topic templates
 //
-// ParseTopicTemplate("sensors/{site}/{sensor}/temp") gives the subscription
+// # Topic templates (internal/topic)
+//
+// topic.ParseTemplate("sensors/{site}/{sensor}/temp") gives the subscription
 // filter "sensors/+/+/temp" and a Match that passes site and sensor to a
 // callback as substrings of the topic, allocating nothing; "{rest...}" as
 // the last level captures the remainder ('#').
-//
-// # Payload decoders
-//
-// SenMLDecoder.Decode resolves an RFC 8428 JSON pack (base name, time,
-// unit, value, sum; relative times) into one SenMLRecord per record and
-// calls back with each; the caller maps names to fields, which keeps the
-// decoder independent of pipeline schemas. DecodeRaw turns a payload into
-// one string value. Both reject bad input with errors that say why, for
-// the dead-letter store, and never panic (SenML is fuzzed).
 package mqtt

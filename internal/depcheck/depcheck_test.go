@@ -40,6 +40,25 @@ func deps(t *testing.T, pattern string) map[string][]string {
 	return m
 }
 
+// imports returns the direct imports of the packages matching pattern.
+func imports(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "list", "-e", "-f", "{{.ImportPath}}:{{join .Imports \" \"}}", pattern)
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v\n%s", pattern, err, out)
+	}
+	m := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if pkg, ds, ok := strings.Cut(line, ":"); ok {
+			m[pkg] = strings.Fields(ds)
+		}
+	}
+	return m
+}
+
 func isStd(p string) bool {
 	first, _, _ := strings.Cut(p, "/")
 	return !strings.Contains(first, ".")
@@ -91,7 +110,7 @@ func dir(p string) string {
 func TestEdgectlTalksToTheAPIOnly(t *testing.T) {
 	for pkg, ds := range deps(t, "./cmd/edgectl/...") {
 		for _, d := range ds {
-			for _, banned := range []string{"/engine", "/storage", "/mesh", "/ingest", "/uplink"} {
+			for _, banned := range []string{"/engine", "/storage", "/mesh", "/ingest", "/uplink", "/node", "/pipeline", "/runner", "/sink"} {
 				if strings.HasPrefix(d, module+banned) {
 					t.Errorf("%s imports %s: edgectl speaks the node API and must not link %s", pkg, d, banned[1:])
 				}
@@ -115,17 +134,40 @@ func TestEngineHasNoIOModule(t *testing.T) {
 // The runner gets its log, store, clock and ownership as interfaces: it
 // never links the node, storage, ingest, the mesh or the uplink, nor the
 // modules behind them.
+// (The pipeline spec it reads names local-bus devices, so ingest/bus's
+// config types come along through pipeline; the runner itself imports no
+// ingest package.)
 func TestRunnerSeesOnlyInterfaces(t *testing.T) {
-	for pkg, ds := range deps(t, "./runner/...") {
+	for pkg, ds := range imports(t, "./runner/...") {
 		for _, d := range ds {
 			for _, banned := range []string{"/node", "/storage", "/ingest", "/mesh", "/uplink", "/sink"} {
 				if strings.HasPrefix(d, module+banned) {
 					t.Errorf("%s imports %s: the runner takes what it needs as interfaces", pkg, d)
 				}
 			}
-			for _, bad := range []string{"bbolt", "memberlist", "paho", "mochi", "minio"} {
+		}
+	}
+	for pkg, ds := range deps(t, "./runner/...") {
+		for _, d := range ds {
+			for _, bad := range []string{"bbolt", "memberlist", "paho", "mochi", "minio", module + "/storage", module + "/node", module + "/ingest/mqtt"} {
 				if strings.Contains(d, bad) {
 					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+}
+
+// TestEdgedDoesNotLinkTestOnlyModules: edged writes Parquet with its own
+// small writer (package uplink); parquet-go (with google.golang.org/protobuf
+// and more, ~3 MB of the arm64 binary) is only an independent reader in
+// tests and must not be linked into cmd/edged, nor must the test kits.
+func TestEdgedDoesNotLinkTestOnlyModules(t *testing.T) {
+	for pkg, ds := range deps(t, "./cmd/edged") {
+		for _, d := range ds {
+			for _, banned := range []string{"github.com/parquet-go/", "google.golang.org/protobuf", module + "/uplink/s3test", module + "/uplink/webhdfstest"} {
+				if strings.HasPrefix(d, banned) {
+					t.Errorf("%s depends on %s: test-only code must not be linked into edged (binary size budget)", pkg, d)
 				}
 			}
 		}

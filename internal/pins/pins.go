@@ -8,5 +8,4 @@ package pins
 
 import (
 	_ "github.com/hashicorp/memberlist"
-	_ "periph.io/x/conn/v3"
 )

@@ -9,7 +9,8 @@ import (
 )
 
 // ReadParquet reads a Parquet file back with parquet-go's file reader, one
-// map per row (absent for null), numbers as float64.
+// map per row (absent for null): DOUBLE as float64, INT64 (timestamps
+// included) as int64, BOOLEAN as bool, byte arrays as string.
 func ReadParquet(t testing.TB, data []byte) []map[string]any {
 	t.Helper()
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
@@ -33,6 +34,8 @@ func ReadParquet(t testing.TB, data []byte) []map[string]any {
 				switch v.Kind() {
 				case parquet.Double:
 					m[name] = v.Double()
+				case parquet.Int64:
+					m[name] = v.Int64()
 				case parquet.Boolean:
 					m[name] = v.Boolean()
 				case parquet.ByteArray:

@@ -1,14 +1,15 @@
-package mqtt
+package topic
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
 
-// TopicTemplate is a topic pattern whose levels may capture fields, for
-// example "sensors/{site}/{sensor}/temp". Parse one with ParseTopicTemplate.
-// A TopicTemplate is immutable and safe for concurrent use.
-type TopicTemplate struct {
+// Template is a topic pattern whose levels may capture fields, for
+// example "sensors/{site}/{sensor}/temp". Parse one with ParseTemplate.
+// A Template is immutable and safe for concurrent use.
+type Template struct {
 	src    string
 	filter string
 	share  string // "$share/GROUP/" prefix of the filter, or ""
@@ -29,7 +30,7 @@ const (
 	levelRest          // {name...} or #
 )
 
-// ParseTopicTemplate parses a topic template. Each level is one of:
+// ParseTemplate parses a topic template. Each level is one of:
 //
 //	literal     matches itself
 //	{name}      matches one level and captures it as field name ('+')
@@ -42,8 +43,8 @@ const (
 // when matching (brokers deliver shared messages under their real topic).
 // A level that mixes braces with other text ("t{x}"), an empty or repeated
 // field name, or a rest capture that is not last is an error.
-func ParseTopicTemplate(tmpl string) (*TopicTemplate, error) {
-	t := &TopicTemplate{src: tmpl}
+func ParseTemplate(tmpl string) (*Template, error) {
+	t := &Template{src: tmpl}
 	body := tmpl
 	if rest, ok := strings.CutPrefix(tmpl, "$share/"); ok {
 		group, b, ok := strings.Cut(rest, "/")
@@ -109,15 +110,15 @@ func ParseTopicTemplate(tmpl string) (*TopicTemplate, error) {
 }
 
 // String returns the template as parsed.
-func (t *TopicTemplate) String() string { return t.src }
+func (t *Template) String() string { return t.src }
 
 // Filter returns the MQTT subscription filter for the template, e.g.
 // "sensors/+/+/temp" for "sensors/{site}/{sensor}/temp".
-func (t *TopicTemplate) Filter() string { return t.filter }
+func (t *Template) Filter() string { return t.filter }
 
 // Fields returns the captured field names in template order. The caller
 // must not modify the slice.
-func (t *TopicTemplate) Fields() []string { return t.fields }
+func (t *Template) Fields() []string { return t.fields }
 
 // Match reports whether topic matches the template and, if it does, calls
 // fn for each captured field in template order with the field name and the
@@ -125,7 +126,7 @@ func (t *TopicTemplate) Fields() []string { return t.fields }
 // checked before any call). The values are substrings of topic, so Match
 // allocates nothing. fn may be nil. As MQTT requires, a topic starting with
 // '$' does not match a template starting with a wildcard.
-func (t *TopicTemplate) Match(topic string, fn func(name, value string)) bool {
+func (t *Template) Match(topic string, fn func(name, value string)) bool {
 	if !t.match(topic, nil) {
 		return false
 	}
@@ -135,7 +136,7 @@ func (t *TopicTemplate) Match(topic string, fn func(name, value string)) bool {
 	return true
 }
 
-func (t *TopicTemplate) match(topic string, fn func(name, value string)) bool {
+func (t *Template) match(topic string, fn func(name, value string)) bool {
 	if len(topic) > 0 && topic[0] == '$' && t.levels[0].kind != levelLiteral {
 		return false
 	}
@@ -202,4 +203,41 @@ func MatchFilter(f, topic string) bool {
 		}
 		f, topic = frest, trest
 	}
+}
+
+// ValidateFilter checks an MQTT topic filter, including the
+// "$share/GROUP/filter" form of shared subscriptions.
+func ValidateFilter(f string) error {
+	if f == "" {
+		return errors.New("empty topic filter")
+	}
+	if strings.IndexByte(f, 0) >= 0 {
+		return fmt.Errorf("topic filter %q contains a NUL byte", f)
+	}
+	if len(f) > 65535 {
+		return fmt.Errorf("topic filter is %d bytes; MQTT allows 65535", len(f))
+	}
+	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+		group, filter, ok := strings.Cut(rest, "/")
+		if !ok || group == "" || filter == "" {
+			return fmt.Errorf("shared subscription %q: want $share/GROUP/FILTER", f)
+		}
+		if strings.ContainsAny(group, "+#") {
+			return fmt.Errorf("shared subscription %q: the group name must not contain + or #", f)
+		}
+		f = filter
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#":
+			if i != len(levels)-1 {
+				return fmt.Errorf("topic filter %q: '#' must be the last level", f)
+			}
+		case l == "+":
+		case strings.ContainsAny(l, "+#"):
+			return fmt.Errorf("topic filter %q: level %q mixes a wildcard with other characters", f, l)
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package mqtt
+package topic
 
 import (
 	"strings"
@@ -27,9 +27,9 @@ func TestTopicTemplateFilterAndMatch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.tmpl+"~"+tc.topic, func(t *testing.T) {
-			tt, err := ParseTopicTemplate(tc.tmpl)
+			tt, err := ParseTemplate(tc.tmpl)
 			if err != nil {
-				t.Fatalf("ParseTopicTemplate: %v", err)
+				t.Fatalf("ParseTemplate: %v", err)
 			}
 			want := tc.filter
 			if strings.Contains(want, "{") {
@@ -61,15 +61,15 @@ func TestParseTopicTemplateRejects(t *testing.T) {
 		{"$share/g", "want $share/GROUP/TEMPLATE"},
 	}
 	for _, tc := range tests {
-		_, err := ParseTopicTemplate(tc.tmpl)
+		_, err := ParseTemplate(tc.tmpl)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseTopicTemplate(%q) = %v; want an error containing %q", tc.tmpl, err, tc.want)
+			t.Errorf("ParseTemplate(%q) = %v; want an error containing %q", tc.tmpl, err, tc.want)
 		}
 	}
 }
 
 func TestTopicTemplateMatchDoesNotAllocate(t *testing.T) {
-	tt, err := ParseTopicTemplate("sensors/{site}/{sensor}/{rest...}")
+	tt, err := ParseTemplate("sensors/{site}/{sensor}/{rest...}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTopicTemplateMatchDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkTopicTemplateMatch(b *testing.B) {
-	tt, _ := ParseTopicTemplate("sensors/{site}/{sensor}/temp")
+	tt, _ := ParseTemplate("sensors/{site}/{sensor}/temp")
 	var n int
 	fn := func(name, value string) { n += len(value) }
 	b.ReportAllocs()
