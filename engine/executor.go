@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -62,7 +63,26 @@ type Executor struct {
 	// Feed; inEpoch says the epoch's outputs were reset (Feed or RunEpochAt).
 	fed     int
 	inEpoch bool
+
+	// The idle rule (WithIdleTimeout). idle: some source has it. startT is
+	// the processing time of the pipeline partition's first epoch, the idle
+	// clock of sources that never had input; it is committed (hasStart:
+	// restored or set by this executor's first epoch).
+	idle     bool
+	startT   int64
+	hasStart bool
+	// empty are empty source batches, swapped in for beginEpoch's pass.
+	empty []*Batch
 }
+
+// idleNamespace is the state namespace of the idle rule: per source its
+// watermark and processing time at its last input, and the processing time
+// of the first epoch (key idleStartKey). Step names cannot start with '#',
+// so it never meets an operator's namespace.
+const (
+	idleNamespace = "#idle"
+	idleStartKey  = "\x00start"
+)
 
 // ChunkSafe is implemented by operators whose outputs and state after an
 // epoch are the same whether the epoch's input reaches them in one data pass
@@ -113,6 +133,9 @@ func NewExecutor(p *Plan, opt Options) (*Executor, error) {
 			x.hasWM = true
 			x.wm = 0
 			s.source.wm = 0
+			if s.source.idle > 0 {
+				x.idle = true
+			}
 		}
 	}
 	x.result.Outputs = make([]*Batch, len(p.sinks))
@@ -156,6 +179,11 @@ func (x *Executor) restore() error {
 	for _, s := range x.plan.sources {
 		s.source.position = cp.Input[s.name]
 	}
+	if x.idle {
+		if err := x.store.Scan(x.plan.name, x.opt.Partition, idleNamespace, x.loadIdle); err != nil {
+			return fmt.Errorf("pipeline %q partition %d: restore idle-source state: %w", x.plan.name, x.opt.Partition, err)
+		}
+	}
 	for _, n := range x.plan.nodes {
 		if !n.stateOK {
 			continue
@@ -165,10 +193,58 @@ func (x *Executor) restore() error {
 		if err != nil {
 			return fmt.Errorf("pipeline %q step %q: restore state: %w", x.plan.name, n.name, err)
 		}
+		if r, ok := n.op.(watermarkRestorer); ok && x.hasWM {
+			r.restoreWatermark(x.wm)
+		}
 	}
 	x.log.Info("restored checkpoint", "pipeline", x.plan.name, "partition", x.opt.Partition, "epoch", cp.Epoch)
 	return nil
 }
+
+// loadIdle restores one entry of the idle rule's state.
+func (x *Executor) loadIdle(key, val []byte) error {
+	if string(key) == idleStartKey {
+		start, _, err := ReadVarint(val)
+		if err != nil {
+			return err
+		}
+		x.startT, x.hasStart = start, true
+		return nil
+	}
+	for _, s := range x.plan.sources {
+		if s.name != string(key) || s.source.delay < 0 {
+			continue
+		}
+		base, rest, err := ReadVarint(val)
+		if err != nil {
+			return err
+		}
+		last, _, err := ReadVarint(rest)
+		if err != nil {
+			return err
+		}
+		s.source.base, s.source.last, s.source.hasLast = base, last, true
+	}
+	return nil // a source no longer in the plan
+}
+
+// saveIdle appends the idle rule's state to the commit: the first epoch's
+// time and every source's last input (a few bytes per source).
+func (x *Executor) saveIdle(c *Commit) {
+	w := StateWriter{ns: idleNamespace, ops: &c.State, arena: &x.stateArena}
+	var b [2 * binary.MaxVarintLen64]byte
+	w.Put([]byte(idleStartKey), AppendVarint(b[:0], x.startT))
+	for _, s := range x.plan.sources {
+		if src := s.source; src.hasLast && src.delay >= 0 {
+			w.Put([]byte(s.name), AppendVarint(AppendVarint(b[:0], src.base), src.last))
+		}
+	}
+}
+
+// watermarkRestorer is implemented by operators that derive in-memory state
+// from the watermark: after a restore the executor hands them the committed
+// watermark (which uncommitted idle epochs may have passed before the crash).
+type watermarkRestorer interface{ restoreWatermark(wm int64) }
 
 // Plan returns the executor's plan.
 func (x *Executor) Plan() *Plan { return x.plan }
@@ -223,14 +299,16 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 		return nil, err
 	}
 	x.seq++
-	x.beginEpoch()
+	if err := x.beginEpoch(x.seq, t); err != nil {
+		x.seq--
+		return nil, err
+	}
 	inputs := x.fed
 	x.fed, x.inEpoch = 0, false
 	for _, s := range x.plan.sources {
 		inputs += s.out.Len()
 	}
-	prevWM := x.wm
-	newWM := x.advanceWatermark()
+	newWM := x.advanceWatermark(t)
 	if x.draining && x.hasWM {
 		newWM = EndOfTime
 	}
@@ -253,8 +331,20 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	}
 	for _, s := range x.plan.sources {
 		s.out.Reset(s.schema)
+		if src := s.source; src.fed {
+			src.base, src.last, src.hasLast = src.wm, t, true
+		}
 	}
-	if err := x.commitEpoch(ctx, inputs == 0 && x.wm == prevWM); err != nil {
+	// With no input the watermark moves only by the idle rule (or Drain). An
+	// epoch where that changed no state and emitted nothing is not committed.
+	// Its watermark stays in memory, and the next epoch's idle rule, a
+	// function of committed state and the epoch's time, reaches at least as
+	// far, so a restart from the checkpoint decides the same.
+	err := x.commitEpoch(ctx, inputs == 0 && !x.draining)
+	for _, s := range x.plan.sources {
+		s.source.fed = false
+	}
+	if err != nil {
 		x.seq--
 		return nil, err
 	}
@@ -262,14 +352,52 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	return &x.result, nil
 }
 
-// beginEpoch resets the outputs at the first pass of an epoch.
-func (x *Executor) beginEpoch() {
-	if !x.inEpoch {
-		for _, o := range x.result.Outputs {
-			o.Reset(o.Schema)
-		}
-		x.inEpoch = true
+// beginEpoch starts epoch seq at processing time t, at its first pass: it
+// resets the outputs and applies the idle rule (WithIdleTimeout) before the
+// epoch's records are seen, with a no-data pass if it moves the watermark,
+// so that the epoch's records meet the same watermark whether or not the
+// executor ran (and kept in memory) the uncommitted idle epochs before it.
+func (x *Executor) beginEpoch(seq uint64, t int64) error {
+	if x.inEpoch {
+		return nil
 	}
+	for _, o := range x.result.Outputs {
+		o.Reset(o.Schema)
+	}
+	x.inEpoch = true
+	if !x.idle || x.draining {
+		return nil
+	}
+	if !x.hasStart {
+		x.startT, x.hasStart = t, true
+	}
+	for _, s := range x.plan.sources {
+		if src := s.source; src.delay >= 0 && src.idle > 0 && src.hasLast && t-src.last >= src.idle {
+			src.wm = max(src.wm, src.base+(t-src.last))
+		}
+	}
+	w := x.globalWatermark(t)
+	if w <= x.wm {
+		return nil
+	}
+	// The sources' batches hold the epoch's input: the pass sees empty ones.
+	if x.empty == nil {
+		x.empty = make([]*Batch, len(x.plan.sources))
+		for i, s := range x.plan.sources {
+			x.empty[i] = NewBatch(s.schema)
+		}
+	}
+	for i, s := range x.plan.sources {
+		s.out, x.empty[i] = x.empty[i], s.out
+	}
+	ep := Epoch{Seq: seq, Time: t, Interval: x.opt.Interval.Milliseconds(),
+		Watermark: w, LateBound: x.wm, NoData: true, DeadLetter: x.deadLetter}
+	err := x.pass(&ep)
+	for i, s := range x.plan.sources {
+		s.out, x.empty[i] = x.empty[i], s.out
+	}
+	x.wm = w
+	return err
 }
 
 // Chunked reports whether Feed may be used: every operator of the plan is
@@ -299,8 +427,10 @@ func (x *Executor) Feed(ctx context.Context, t int64) error {
 	if n == 0 {
 		return nil
 	}
-	x.beginEpoch()
-	x.advanceWatermark() // keeps each source's maximum; RunEpochAt applies it
+	if err := x.beginEpoch(x.seq+1, t); err != nil {
+		return err
+	}
+	x.advanceWatermark(t) // keeps each source's maximum; RunEpochAt applies it
 	ep := Epoch{Seq: x.seq + 1, Time: t, Interval: x.opt.Interval.Milliseconds(),
 		Watermark: x.wm, LateBound: x.wm, DeadLetter: x.deadLetter}
 	if err := x.pass(&ep); err != nil {
@@ -331,12 +461,35 @@ func (x *Executor) Drain(ctx context.Context, t int64) (*Result, error) {
 }
 
 // advanceWatermark computes the watermark that follows the current input: per
-// source, max(previous, max event time - delay); globally the min over sources,
-// never moving backwards.
-func (x *Executor) advanceWatermark() int64 {
+// source, max(previous, max event time - delay); globally the min over sources
+// (globalWatermark), never moving backwards.
+func (x *Executor) advanceWatermark(t int64) int64 {
 	if !x.hasWM {
 		return x.wm
 	}
+	for _, s := range x.plan.sources {
+		src := s.source
+		if src.delay < 0 || len(s.out.Recs) == 0 {
+			continue
+		}
+		src.fed = true
+		mx := s.out.Recs[0].Time
+		for i := range s.out.Recs {
+			if t := s.out.Recs[i].Time; t > mx {
+				mx = t
+			}
+		}
+		if w := mx - src.delay; w > src.wm {
+			src.wm = w
+		}
+	}
+	return x.globalWatermark(t)
+}
+
+// globalWatermark is the min of the sources' watermarks at processing time t,
+// never below the current one. A source that never had input and has been
+// idle (WithIdleTimeout) since the first epoch is left out.
+func (x *Executor) globalWatermark(t int64) int64 {
 	global := int64(0)
 	first := true
 	for _, s := range x.plan.sources {
@@ -344,22 +497,14 @@ func (x *Executor) advanceWatermark() int64 {
 		if src.delay < 0 {
 			continue
 		}
-		if len(s.out.Recs) > 0 {
-			mx := s.out.Recs[0].Time
-			for i := range s.out.Recs {
-				if t := s.out.Recs[i].Time; t > mx {
-					mx = t
-				}
-			}
-			if w := mx - src.delay; w > src.wm {
-				src.wm = w
-			}
+		if src.idle > 0 && !src.hasLast && !src.fed && x.hasStart && t-x.startT >= src.idle {
+			continue
 		}
 		if first || src.wm < global {
 			global, first = src.wm, false
 		}
 	}
-	if global < x.wm {
+	if first || global < x.wm {
 		return x.wm
 	}
 	return global
@@ -370,6 +515,7 @@ func (x *Executor) pass(ep *Epoch) error {
 		switch {
 		case n.source != nil:
 			n.stats.In += uint64(len(n.out.Recs))
+			n.stats.Out += uint64(len(n.out.Recs))
 		case n.sink:
 			// Sinks run after every step (below), so a step's output is complete
 			// and no later step reads a batch a sink took.
@@ -389,6 +535,7 @@ func (x *Executor) pass(ep *Epoch) error {
 		src := n.inputs[0]
 		dst := x.result.Outputs[i]
 		n.stats.In += uint64(len(src.out.Recs))
+		n.stats.Out += uint64(len(src.out.Recs))
 		if dst.Len() == 0 && src.consumers == 1 && src.source == nil {
 			// The sink is the step's only reader: take its batch instead of
 			// copying it, and give the step the empty one to fill next time.
@@ -410,10 +557,11 @@ func (x *Executor) deadLetter(rec *Record, s *Schema, reason error) {
 	}
 }
 
-// commitEpoch commits the epoch. An idle epoch (no input, watermark unchanged)
+// commitEpoch commits the epoch. An idle epoch (no input)
 // that changed no state and produced no output is not committed and gives its
-// number back, so an idle node does not write to flash every interval; epoch
-// numbers, and so output ids, count only epochs that did something.
+// number back, so an idle node does not write to flash every
+// interval; epoch numbers, and so output ids, count only epochs that did
+// something.
 func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 	c := &x.commit
 	c.Pipeline, c.Partition, c.Epoch, c.Watermark = x.plan.name, x.opt.Partition, x.seq, x.wm
@@ -437,6 +585,9 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 	if idle && len(c.State) == 0 && x.outputCount() == 0 {
 		x.seq--
 		return nil
+	}
+	if x.idle {
+		x.saveIdle(c)
 	}
 	if x.opt.Encode != nil {
 		x.encBuf = x.encBuf[:0]

@@ -49,6 +49,9 @@ type NodeStats struct {
 	Late       uint64 // records (or window contributions) dropped as late
 	Duplicates uint64 // records dropped as duplicates
 	Invalid    uint64 // records sent to the dead-letter sink
+	// Unmatched counts the records an inner join dropped because no row of
+	// its table matched them.
+	Unmatched uint64
 }
 
 // Operator is one step of a plan.

@@ -45,6 +45,13 @@ type sourceSpec struct {
 	wm       int64
 	seen     bool
 	position uint64
+
+	// The idle rule (WithIdleTimeout); see Executor.advanceWatermark.
+	idle    int64 // idle timeout ms; 0 = off
+	base    int64 // the source's watermark after its last input
+	last    int64 // processing time of its last input, unix ms
+	hasLast bool  // base and last are set (the source has had input)
+	fed     bool  // the source has records in the current epoch
 }
 
 // SourceOption configures a source.
@@ -55,6 +62,21 @@ type SourceOption func(*sourceSpec)
 // Record.Time (unix ms).
 func WithWatermark(delay time.Duration) SourceOption {
 	return func(s *sourceSpec) { s.delay = delay.Milliseconds() }
+}
+
+// WithIdleTimeout makes an event-time source that received nothing for d of
+// processing time stop holding the watermark back: from then on its
+// watermark advances with processing time, as if its event clock kept
+// running (the watermark after its last input plus the processing time
+// elapsed since that input), so the windows it holds open close. A source
+// that never had input is left out of the pipeline's watermark (the minimum
+// over sources) once d has passed since the pipeline's first epoch. The
+// rule is a function of committed state (committed with every epoch) and of
+// the epoch's processing time, so a restarted executor makes the same
+// decisions; the time a node was down counts as idle time. Zero (the
+// default) turns the rule off. Only for sources WithWatermark.
+func WithIdleTimeout(d time.Duration) SourceOption {
+	return func(s *sourceSpec) { s.idle = d.Milliseconds() }
 }
 
 // NewBuilder starts a plan for the named pipeline.

@@ -79,8 +79,12 @@ func (o *staticJoinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		r := &b.Recs[i]
 		o.buf = r.Vals[o.ki].AppendKey(o.buf[:0])
 		rows := o.index[string(o.buf)]
-		if len(rows) == 0 && o.left {
-			out.AppendCopy(r) // the table fields stay null
+		if len(rows) == 0 {
+			if o.left {
+				out.AppendCopy(r) // the table fields stay null
+			} else {
+				ep.Stats.Unmatched++
+			}
 			continue
 		}
 		for _, ri := range rows {

@@ -398,11 +398,19 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	if !complete && final != NoWatermark {
 		if final > o.emitted {
+			k := 0
 			if o.cfg.Mode == OutputAppend {
-				n += o.emitFinal(out, final)
+				k = o.emitFinal(out, final)
+				n += k
 			}
 			o.emitted = final
-			o.metaDty = true
+			// emitted follows the watermark, so a restore derives it from the
+			// committed one (restoreWatermark). It is stored only when windows
+			// were emitted, so a watermark that passes no window end (an idle
+			// source's, every interval) changes no state and costs no commit.
+			if k > 0 {
+				o.metaDty = true
+			}
 		}
 		o.evict(final)
 	}
@@ -727,6 +735,17 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 		o.metaDty = false
 	}
 	return nil
+}
+
+// restoreWatermark implements watermarkRestorer: the windows final at the
+// committed watermark were emitted.
+func (o *timeWinOp) restoreWatermark(wm int64) {
+	if o.cfg.Mode == OutputComplete || wm == NoWatermark {
+		return
+	}
+	if f := wm - o.cfg.AllowedLateness; f > o.emitted {
+		o.emitted = f
+	}
 }
 
 // LoadState implements Stateful. Entries arrive in key order: per wpane, per

@@ -451,12 +451,12 @@ type QueryResult struct {
 // query reads the rows of a step's state under the pipe's lock, so the answer
 // is the state after one whole epoch.
 func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
-	res := &QueryResult{Pipeline: p.name, Step: step, Rows: []json.RawMessage{}}
+	res := &QueryResult{Pipeline: p.name, Step: step, Columns: []string{}, Rows: []json.RawMessage{}}
 	var expr *engine.Expr
 	var ferr error
 	var buf []byte
 	epoch, err := p.r.Query(step, func(s *engine.Schema, r *engine.Record) bool {
-		if res.Columns == nil {
+		if len(res.Columns) == 0 {
 			for _, f := range s.Fields() {
 				res.Columns = append(res.Columns, f.Name)
 			}

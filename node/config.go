@@ -1,23 +1,22 @@
 package node
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/edgedio/edged/ingest/mqtt"
+	"github.com/edgedio/edged/internal/yamlcheck"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -287,39 +286,125 @@ func LoadConfig(file string) (Config, error) {
 	return ParseConfig(file, data)
 }
 
-// ParseConfig is LoadConfig on data; file names it in errors.
+// ParseConfig is LoadConfig on data; file names it in errors. Every problem
+// of the file is reported at once, each line as FILE:LINE: key: message:
+// unknown keys (with the valid ones and the nearest), malformed values, and
+// the problems Validate finds in the rest.
 func ParseConfig(file string, data []byte) (Config, error) {
 	cfg := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && err != io.EOF {
-		return Config{}, yamlErrors(file, err)
+	decoded := yamlcheck.Decode(file, data, &cfg)
+	type located struct {
+		line int
+		err  error
+	}
+	var found []located
+	for _, e := range decoded {
+		found = append(found, located{e.Line, e})
+		if e.Path == "" {
+			return Config{}, e // not YAML
+		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", file, err)
+		lines := keyLines(data)
+		for _, e := range unjoinErr(err) {
+			msg := e.Error()
+			key, _, _ := strings.Cut(msg, ": ")
+			if reportedKey(key, decoded) {
+				continue
+			}
+			loc, l := file, keyLine(lines, key)
+			if l > 0 {
+				loc += ":" + strconv.Itoa(l)
+			}
+			found = append(found, located{l, fmt.Errorf("%s: %s", loc, msg)})
+		}
 	}
-	return cfg, nil
+	if len(found) == 0 {
+		return cfg, nil
+	}
+	slices.SortStableFunc(found, func(a, b located) int { return a.line - b.line })
+	errs := make([]error, len(found))
+	for i, f := range found {
+		errs[i] = f.err
+	}
+	return Config{}, errors.Join(errs...)
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-
-func yamlErrors(file string, err error) error {
-	var te *yaml.TypeError
-	msgs := []string{err.Error()}
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	errs := make([]error, 0, len(msgs))
-	for _, m := range msgs {
-		if loc := yamlLine.FindStringSubmatch(m); loc != nil {
-			m = strings.TrimPrefix(m, loc[0])
-			m = strings.Replace(m, "not found in type", "is not a known key of", 1)
-			errs = append(errs, fmt.Errorf("%s:%s: %s", file, loc[1], m))
-			continue
+// reportedKey reports whether the decoder already reported key (or a typo of
+// it, which validation sees as missing).
+func reportedKey(key string, decoded []*yamlcheck.Error) bool {
+	for _, d := range decoded {
+		if d.Path == key {
+			return true
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", file, m))
+		if i := strings.LastIndexByte(d.Path, '.'); d.Suggest != "" && d.Path[:i+1]+d.Suggest == key {
+			return true
+		}
 	}
-	return errors.Join(errs...)
+	return false
+}
+
+// keyLines maps the key paths of a YAML document to their lines (list items
+// as key[i]).
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return lines
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				lines[p] = n.Content[i].Line
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := path + "[" + strconv.Itoa(i) + "]"
+				lines[p] = c.Line
+				walk(c, p)
+			}
+		}
+	}
+	walk(&root, "")
+	return lines
+}
+
+// keyLine is the line of key, or of its nearest parent in the file; 0 if
+// none is.
+func keyLine(lines map[string]int, key string) int {
+	for p := key; p != ""; {
+		if l, ok := lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+func unjoinErr(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoinErr(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // Validate reports every problem at once, each naming its YAML key. It does

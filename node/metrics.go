@@ -148,6 +148,11 @@ func (n *Node) Status() (Status, error) {
 		if pi.LastError != "" {
 			st.Conditions = append(st.Conditions, fmt.Sprintf("pipeline %s: last epoch failed: %s", pi.Name, pi.LastError))
 		}
+		for _, s := range p.r.Status().Steps {
+			if s.Unmatched > 0 {
+				st.Conditions = append(st.Conditions, fmt.Sprintf("pipeline %s: step %s dropped %d records whose key has no row in its table (an inner join; add the keys to the table, or set enrich.left: true to keep them)", pi.Name, s.Step, s.Unmatched))
+			}
+		}
 	}
 	ds, err := n.db.Stats()
 	if err != nil {
@@ -192,39 +197,64 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// promWriter writes the Prometheus text exposition format.
+// promWriter writes the Prometheus text exposition format. Samples are
+// grouped by family (one HELP, one TYPE, then every sample of the family, as
+// strict parsers require) in the order families first appear; flush writes
+// them.
 type promWriter struct {
-	w    *bufio.Writer
-	seen map[string]bool
+	w        *bufio.Writer
+	families map[string]*promFamily
+	order    []*promFamily
+	cur      *promFamily
+}
+
+type promFamily struct {
+	name, typ, help string
+	buf             []byte
 }
 
 func (p *promWriter) metric(name, typ, help string) {
-	if p.seen[name] {
-		return
+	if p.families == nil {
+		p.families = map[string]*promFamily{}
 	}
-	p.seen[name] = true
-	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	f := p.families[name]
+	if f == nil {
+		f = &promFamily{name: name, typ: typ, help: help}
+		p.families[name] = f
+		p.order = append(p.order, f)
+	}
+	p.cur = f
 }
 
-// sample writes one sample; labels alternate name and value.
+// sample adds one sample to the family of the last metric call; labels
+// alternate name and value.
 func (p *promWriter) sample(name string, v float64, labels ...string) {
-	p.w.WriteString(name)
+	b := p.cur.buf
+	b = append(b, name...)
 	if len(labels) > 0 {
-		p.w.WriteByte('{')
+		b = append(b, '{')
 		for i := 0; i+1 < len(labels); i += 2 {
 			if i > 0 {
-				p.w.WriteByte(',')
+				b = append(b, ',')
 			}
-			p.w.WriteString(labels[i])
-			p.w.WriteString(`="`)
-			p.w.WriteString(escapeLabel(labels[i+1]))
-			p.w.WriteByte('"')
+			b = append(b, labels[i]...)
+			b = append(b, `="`...)
+			b = append(b, escapeLabel(labels[i+1])...)
+			b = append(b, '"')
 		}
-		p.w.WriteByte('}')
+		b = append(b, '}')
 	}
-	p.w.WriteByte(' ')
-	p.w.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-	p.w.WriteByte('\n')
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	p.cur.buf = append(b, '\n')
+}
+
+// flush writes the families.
+func (p *promWriter) flush() {
+	for _, f := range p.order {
+		fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
+		p.w.Write(f.buf)
+	}
 }
 
 func escapeLabel(s string) string {
@@ -250,7 +280,8 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 
 // WriteMetrics writes every metric in the Prometheus text format.
 func (n *Node) WriteMetrics(bw *bufio.Writer) {
-	pw := &promWriter{w: bw, seen: map[string]bool{}}
+	pw := &promWriter{w: bw}
+	defer pw.flush()
 	g := func(name, help string, v float64, labels ...string) {
 		pw.metric(name, "gauge", help)
 		pw.sample(name, v, labels...)
@@ -269,9 +300,11 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	for _, p := range n.sortedPipes() {
 		sn := p.r.Status() // never waits for a running epoch
 		g("edged_pipeline_epoch", "Last committed epoch.", float64(sn.Epoch), "pipeline", p.name)
+		lag := 0.0
 		if sn.LastTime > 0 {
-			g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran.", float64(now-sn.LastTime)/1000, "pipeline", p.name)
+			lag = float64(now-sn.LastTime) / 1000
 		}
+		g("edged_pipeline_epoch_lag_seconds", "Processing time since the last epoch ran (0 before the first).", lag, "pipeline", p.name)
 		if wm := sn.Watermark; wm != engine.NoWatermark && wm != engine.EndOfTime {
 			g("edged_pipeline_watermark_seconds", "Event-time watermark (unix seconds).", float64(wm)/1000, "pipeline", p.name)
 		}
@@ -294,6 +327,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		{"edged_step_records_late_total", "Records dropped as late.", func(s engine.StepStats) uint64 { return s.Late }},
 		{"edged_step_records_invalid_total", "Records rejected (dead-lettered) by a step.", func(s engine.StepStats) uint64 { return s.Invalid }},
 		{"edged_step_records_duplicate_total", "Records dropped as duplicates.", func(s engine.StepStats) uint64 { return s.Duplicates }},
+		{"edged_step_records_unmatched_total", "Records an inner join (enrich) dropped because no table row matched.", func(s engine.StepStats) uint64 { return s.Unmatched }},
 	} {
 		for _, s := range steps {
 			c(m.name, m.help, float64(m.get(s.st)), "pipeline", s.pipeline, "step", s.st.Step)
@@ -305,7 +339,11 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 	ds, err := n.db.Stats()
 	if err == nil {
 		c("edged_storage_bytes_written_total", "Bytes bbolt wrote since start (pages + meta pages).", float64(ds.BytesWritten))
-		for _, k := range slices.Sorted(maps.Keys(ds.BytesWrittenBy)) {
+		kinds := map[string]bool{"log": true, "epoch": true, "spool-ack": true, "log-truncate": true, "dead-letter": true}
+		for k := range ds.BytesWrittenBy {
+			kinds[k] = true
+		}
+		for _, k := range slices.Sorted(maps.Keys(kinds)) {
 			c("edged_storage_bytes_written_by_kind_total", "Bytes bbolt wrote since start, by what the transactions wrote (log, epoch, spool-ack, log-truncate, dead-letter).", float64(ds.BytesWrittenBy[k]), "kind", k)
 		}
 		c("edged_storage_proc_write_bytes_total", "/proc/self/io write_bytes of the process.", float64(ds.ProcWriteBytes))
@@ -316,20 +354,52 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		g("edged_storage_file_bytes", "Size of the database file.", float64(ds.FileBytes))
 		g("edged_storage_used_bytes", "Bytes counted against the quota.", float64(ds.UsedBytes))
 		g("edged_storage_quota_bytes", "Disk quota (0: none).", float64(ds.QuotaBytes))
+		wa, perM := 0.0, 0.0 // 0 until input arrives
 		if ds.RawBytesAppended > 0 {
-			g("edged_storage_bytes_written_per_raw_byte", "Write amplification (flash wear): bytes written per payload byte.", ds.WriteAmplification())
+			wa = ds.WriteAmplification()
 		}
 		if ds.RecordsAppended > 0 {
-			g("edged_storage_bytes_written_per_million_records", "Flash wear: bytes written per million input records since start (storage.group* settings trade latency for writes).", ds.BytesPerMillionRecords)
+			perM = ds.BytesPerMillionRecords
 		}
-		for _, k := range slices.Sorted(maps.Keys(ds.Log)) {
+		g("edged_storage_bytes_written_per_raw_byte", "Write amplification (flash wear): bytes written per payload byte (0 before input).", wa)
+		g("edged_storage_bytes_written_per_million_records", "Flash wear: bytes written per million input records since start (0 before input; high at low rates, where each commit carries few records; storage.group* settings trade latency for writes).", perM)
+		logs := map[string]bool{}
+		for k := range ds.Log {
+			logs[k] = true
+		}
+		for _, p := range n.sortedPipes() {
+			for _, s := range p.sources {
+				logs[s.log] = true
+			}
+			logs[ReplayLog(p.name)] = true
+		}
+		for _, k := range slices.Sorted(maps.Keys(logs)) {
 			g("edged_input_log_records", "Records retained in an input log.", float64(ds.Log[k].Records), "log", k)
 		}
-		for _, k := range slices.Sorted(maps.Keys(ds.Spool)) {
+		// Every sink and pipeline has its series from start-up, at zero.
+		spools := map[string]bool{}
+		for k := range ds.Spool {
+			spools[k] = true
+		}
+		dls := map[string]bool{}
+		for k := range ds.DeadLettersByPipeline {
+			dls[k] = true
+		}
+		n.mu.RLock()
+		for k := range n.sinks {
+			spools[k] = true
+		}
+		n.mu.RUnlock()
+		for _, p := range n.sortedPipes() {
+			dls[p.name] = true
+		}
+		for _, k := range slices.Sorted(maps.Keys(spools)) {
 			g("edged_sink_spool_depth", "Outputs spooled and not yet delivered.", float64(ds.Spool[k].Depth), "sink", k)
+		}
+		for _, k := range slices.Sorted(maps.Keys(spools)) {
 			g("edged_sink_spool_bytes", "Bytes of spooled outputs.", float64(ds.Spool[k].Bytes), "sink", k)
 		}
-		for _, k := range slices.Sorted(maps.Keys(ds.DeadLettersByPipeline)) {
+		for _, k := range slices.Sorted(maps.Keys(dls)) {
 			g("edged_dead_letters", "Dead letters stored.", float64(ds.DeadLettersByPipeline[k]), "pipeline", k)
 		}
 		c("edged_dead_letters_dropped_total", "Oldest dead letters dropped by the store's bound.", float64(ds.DeadLettersDropped))
@@ -383,4 +453,5 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
 		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))
 	}
+	writeRuntimeMetrics(pw)
 }

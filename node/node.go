@@ -455,11 +455,7 @@ func LoadPipelines(dir string) ([]loaded, error) {
 
 // compile parses, validates and compiles one pipeline document.
 func compile(file string, raw []byte) (*pipeline.Compiled, error) {
-	spec, err := pipeline.Parse(file, raw)
-	if err != nil {
-		return nil, err
-	}
-	return pipeline.Compile(spec)
+	return pipeline.ParseAndCompile(file, raw) // every problem of the file at once
 }
 
 // start creates (restoring from the last checkpoint) and starts the pipe of

@@ -135,7 +135,7 @@ func TestConfigUplinkSectionIsStrictAndValidated(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "uplink:\n  bogus: 1\n", "field bogus"},
+		{"unknown key", "uplink:\n  bogus: 1\n", `edged.yaml:2: uplink.bogus: unknown key "bogus"`},
 		{"s3 without endpoint", "uplink:\n  target: s3\n", "uplink.s3.endpoint: required"},
 		{"bad format", "uplink:\n  format: csv\n", "uplink.format"},
 		{"webhdfs relative root", "uplink:\n  target: webhdfs\n  webhdfs: {namenode: 'http://nn:9870', root: rel}\n", "uplink.webhdfs.root"},

@@ -25,6 +25,18 @@ type Compiled struct {
 	Interval time.Duration
 }
 
+// idleTimeout returns the idle timeout of a source: its own, the
+// pipeline's, or DefaultIdleTimeout.
+func (s *Spec) idleTimeout(src *Source) time.Duration {
+	switch {
+	case src.IdleTimeout != nil:
+		return *src.IdleTimeout
+	case s.Spec.IdleTimeout != nil:
+		return *s.Spec.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
 // Compile builds the plan of a validated spec with the engine's typed API.
 // Errors from operators (unknown fields, bad expressions, type mismatches) are
 // located at the step's line, and all of them are reported at once.
@@ -91,7 +103,7 @@ func Compile(s *Spec) (*Compiled, error) {
 		c.Decoders[src.Name] = cfg
 		var opts []engine.SourceOption
 		if src.Watermark != nil {
-			opts = append(opts, engine.WithWatermark(*src.Watermark))
+			opts = append(opts, engine.WithWatermark(*src.Watermark), engine.WithIdleTimeout(s.idleTimeout(&src)))
 		}
 		st := b.Source(src.Name, schema, opts...)
 		streams[src.Name] = st

@@ -30,12 +30,26 @@
 // Its input is the step before it (the first step reads the first source)
 // unless input or inputs names other steps or sources.
 //
+// # Idle sources
+//
+// An event-time source (eventTime and watermark set) that receives nothing
+// for spec.idleTimeout (default DefaultIdleTimeout, 10s; 0s turns it off;
+// sources[].idleTimeout overrides it per source) stops holding the watermark
+// back: its watermark advances with processing time from where its last
+// record left it, so the last windows close when the input stops (see
+// engine.WithIdleTimeout).
+//
 // # Errors
 //
 // Decoding is strict: an unknown key is an error. Every problem is reported at
-// once, each as FILE:LINE: KEY.PATH: message, for example
+// once (key typos and expression errors together, with ParseAndCompile), each
+// as FILE:LINE: KEY.PATH: message in the words of the file, for example
 //
 //	configs/pipelines/etl.yaml:14: spec.steps[1].window.size: must be positive
+//	configs/pipelines/etl.yaml:15: spec.steps[1].window.sise: unknown key "sise" (did you mean "size"?); valid keys: ...
+//	configs/pipelines/etl.yaml:6: spec.interval: "fast" is not a duration; use e.g. 500ms, 10s, 1m, 1h30m
+//
+// The catalogue testdata/bad holds bad files with their exact messages.
 //
 // This package lives outside engine because it depends on a YAML library, and
 // the engine imports only the standard library.

@@ -1,16 +1,16 @@
 package pipeline
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
 // Load reads and validates the pipeline spec in file.
@@ -24,52 +24,128 @@ func Load(file string) (*Spec, error) {
 
 // Parse decodes a pipeline document strictly (unknown keys are errors) and
 // validates it. file names the document in errors. All problems are reported
-// at once, joined.
+// at once, joined: key typos, malformed values and validation errors, each
+// as FILE:LINE: key.path: message.
 func Parse(file string, data []byte) (*Spec, error) {
-	s := &Spec{file: file, lines: map[string]int{}}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if root.Kind == 0 {
-		return nil, fmt.Errorf("%s: empty document", file)
-	}
-	index(&root, "", s.lines)
-
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(s); err != nil {
-		return nil, yamlErrors(file, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, fmt.Errorf("%s:%d: one pipeline per file: found a second YAML document", file, extra.Line)
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
+	s, errs := parse(file, data)
+	if s == nil || len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return s, nil
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
-
-// yamlErrors turns yaml.v3's "line N: ..." messages into FILE:N: messages.
-func yamlErrors(file string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("%s: %w", file, err)
+// ParseAndCompile is Parse followed by Compile, reporting the problems of
+// both at once: a file with a key typo and a bad expression shows both in
+// one run (Compile runs when the structure validates, unknown keys aside).
+func ParseAndCompile(file string, data []byte) (*Compiled, error) {
+	s, errs := parse(file, data)
+	if s == nil {
+		return nil, errors.Join(errs...)
 	}
-	errs := make([]error, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		if loc := yamlLine.FindStringSubmatch(m); loc != nil {
-			m = strings.TrimPrefix(m, loc[0])
-			m = strings.Replace(m, "not found in type", "is not a known key of", 1)
-			errs = append(errs, fmt.Errorf("%s:%s: %s", file, loc[1], m))
+	c, err := Compile(s)
+	if err != nil {
+		errs = append(errs, unjoin(err)...)
+	}
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b error) int { return lineOf(a) - lineOf(b) })
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// LoadAndCompile is ParseAndCompile on the contents of file.
+func LoadAndCompile(file string) (*Compiled, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAndCompile(file, data)
+}
+
+// parse decodes and validates. It returns a nil spec when the document
+// cannot be used at all (a syntax error, or problems that validation also
+// found), with the problems; a spec with problems that do not stop
+// compilation (unknown keys) comes back with them.
+func parse(file string, data []byte) (*Spec, []error) {
+	s := &Spec{file: file, lines: map[string]int{}}
+	var root yaml.Node
+	err := yaml.Unmarshal(data, &root)
+	if err == nil {
+		index(&root, "", s.lines)
+	}
+	if err == nil && (root.Kind == 0 || root.Kind == yaml.DocumentNode && len(root.Content) == 0) {
+		return nil, []error{&Error{File: file, Msg: "empty document: a pipeline starts with apiVersion: " + APIVersion}}
+	}
+	var errs []error
+	fatal := false
+	decoded := yamlcheck.Decode(file, data, s)
+	for _, e := range decoded {
+		errs = append(errs, &Error{File: e.File, Line: e.Line, Path: e.Path, Msg: e.Msg})
+		if e.Path == "" {
+			fatal = true // not YAML, or a second document
+		}
+	}
+	if fatal {
+		return nil, errs
+	}
+	verr := s.Validate()
+	if verr == nil {
+		return s, errs
+	}
+	// A value the decoder could not read is reported once, where it is, not
+	// again by validation as missing.
+	for _, e := range unjoin(verr) {
+		var pe *Error
+		if errors.As(e, &pe) && covered(pe.Path, decoded) {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", file, m))
+		errs = append(errs, e)
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return s, nil
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return lineOf(a) - lineOf(b) })
+	return nil, errs
+}
+
+func lineOf(err error) int {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Line
+	}
+	return 1 << 30
+}
+
+// covered reports whether a validation error at path repeats a decoding
+// problem: one at the same key, at a key right under it (a typo inside a
+// step makes the step look empty), or above it.
+func covered(path string, decoded []*yamlcheck.Error) bool {
+	for _, d := range decoded {
+		if d.Path == "" {
+			continue
+		}
+		if d.Path == path || strings.HasPrefix(path, d.Path+".") || strings.HasPrefix(path, d.Path+"[") {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(d.Path, path+"."); ok && !strings.ContainsAny(rest, ".[") {
+			return true
+		}
+		// A typo of the key that validation finds missing.
+		if d.Suggest != "" {
+			parent := d.Path[:strings.LastIndexByte(d.Path, '.')+1]
+			if path == parent+d.Suggest {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // index records the line of every key path of the document.

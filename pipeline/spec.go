@@ -9,6 +9,12 @@ import (
 // APIVersion is the apiVersion every pipeline document carries.
 const APIVersion = "edged/v1"
 
+// DefaultIdleTimeout is the idle timeout of event-time sources when a
+// pipeline sets none: ten seconds, long enough for sensors that publish every
+// few seconds, short enough that the last window closes soon after the input
+// stops.
+const DefaultIdleTimeout = 10 * time.Second
+
 // Spec is a parsed pipeline document.
 type Spec struct {
 	APIVersion string       `yaml:"apiVersion"`
@@ -32,9 +38,15 @@ type Metadata struct {
 type PipelineSpec struct {
 	// Interval is the micro-batch (epoch) interval. Zero means 1s.
 	Interval time.Duration `yaml:"interval"`
-	Sources  []Source      `yaml:"sources"`
-	Steps    []Step        `yaml:"steps"`
-	Sinks    []Sink        `yaml:"sinks"`
+	// IdleTimeout is how long an event-time source may receive nothing before
+	// it stops holding the watermark back: from then on its watermark
+	// advances with processing time, so the windows of a quiet sensor or a
+	// stopped simulator close. Nil means DefaultIdleTimeout; 0s turns it off.
+	// A source's own idleTimeout overrides it.
+	IdleTimeout *time.Duration `yaml:"idleTimeout"`
+	Sources     []Source       `yaml:"sources"`
+	Steps       []Step         `yaml:"steps"`
+	Sinks       []Sink         `yaml:"sinks"`
 }
 
 // Source declares an input and how its payloads decode into records.
@@ -61,6 +73,8 @@ type Source struct {
 	// Watermark is the delay of the event-time watermark behind the largest event
 	// time seen. Zero with EventTime set means a watermark equal to the max time.
 	Watermark *time.Duration `yaml:"watermark"`
+	// IdleTimeout overrides the pipeline's idleTimeout for this source.
+	IdleTimeout *time.Duration `yaml:"idleTimeout"`
 	// Strict makes a missing field a decode error (dead-lettered) instead of null.
 	Strict bool `yaml:"strict"`
 	// MQTT subscribes the source to topics (used by the daemon; batch mode reads

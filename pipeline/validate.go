@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/ingest/bus"
+	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
@@ -30,6 +33,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Spec.Interval < 0 {
 		add("spec.interval", "must not be negative")
+	}
+	if d := s.Spec.IdleTimeout; d != nil && *d < 0 {
+		add("spec.idleTimeout", "must not be negative (0s turns the idle rule off)")
 	}
 
 	defined := map[string]string{} // name -> kind (source, step)
@@ -108,7 +114,8 @@ func (s *Spec) Validate() error {
 				add(p+".qos", "must be 0 or 1")
 			}
 		default:
-			add(p+".type", "unknown sink type %q (want stdout, file, mqtt or uplink)", sk.Type)
+			add(p+".type", "unknown sink type %q%s (want stdout, file, mqtt or uplink)", sk.Type,
+				didYouMean(sk.Type, []string{"stdout", "file", "mqtt", "uplink"}))
 		}
 		switch sk.Format {
 		case "", "jsonl", "csv":
@@ -148,8 +155,8 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 	if src.EventTime != "" {
 		if k, ok := kinds[src.EventTime]; !ok {
 			add(p+".eventTime", "%q is not a field of the source", src.EventTime)
-		} else if k != engine.KindTime && k != engine.KindNumber {
-			add(p+".eventTime", "field %q is a %s; event time needs a time or number field", src.EventTime, k)
+		} else if k != engine.KindTime {
+			add(p+".eventTime", "field %q is of type %s; the event time needs a field of type time (read as timeFormat: unix_ms, unix_s or rfc3339)", src.EventTime, k)
 		}
 	}
 	switch src.TimeFormat {
@@ -163,6 +170,14 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 		}
 		if *src.Watermark < 0 {
 			add(p+".watermark", "must not be negative")
+		}
+	}
+	if d := src.IdleTimeout; d != nil {
+		if *d < 0 {
+			add(p+".idleTimeout", "must not be negative (0s turns the idle rule off)")
+		}
+		if src.Watermark == nil {
+			add(p+".idleTimeout", "an idle timeout needs a watermark")
 		}
 	}
 	for j, k := range src.Key {
@@ -378,7 +393,12 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		case "count":
 			positive(p+".window.count", w.Count > 0)
 		default:
-			add(p+".window.type", "unknown window type %q (want tumbling, sliding, session or count)", w.Type)
+			if w.Type == "" {
+				add(p+".window.type", "required: tumbling, sliding, session or count")
+			} else {
+				add(p+".window.type", "unknown window type %q%s (want tumbling, sliding, session or count)", w.Type,
+					didYouMean(w.Type, []string{"tumbling", "sliding", "session", "count"}))
+			}
 		}
 		if w.Lateness < 0 {
 			add(p+".window.lateness", "must not be negative")
@@ -438,10 +458,9 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if d.Slide < 0 {
 			add(p+".dstreamWindow.slide", "must not be negative")
 		}
-		switch d.Op {
-		case "window", "countByWindow", "countByValueAndWindow", "groupByKeyAndWindow", "reduceByWindow", "reduceByKeyAndWindow":
-		default:
-			add(p+".dstreamWindow.op", "unknown op %q", d.Op)
+		ops := []string{"window", "countByWindow", "countByValueAndWindow", "groupByKeyAndWindow", "reduceByWindow", "reduceByKeyAndWindow"}
+		if !slices.Contains(ops, d.Op) {
+			add(p+".dstreamWindow.op", "unknown op %q%s (want %s)", d.Op, didYouMean(d.Op, ops), strings.Join(ops, ", "))
 		}
 	case "updateStateByKey":
 		u := st.UpdateState
@@ -452,6 +471,15 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 			add(p+".updateStateByKey.expireAfter", "must not be negative")
 		}
 	}
+}
+
+// didYouMean returns ` (did you mean "x"?)` for the option nearest to got, or
+// "" when none is near.
+func didYouMean(got string, options []string) string {
+	if s := yamlcheck.Suggest(got, options); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
 }
 
 // CheckBuses calls check with the bus block of every bus source and returns

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,14 +19,19 @@ import (
 	"github.com/edgedio/edged/internal/sim"
 )
 
-const simUsage = `usage: edgectl sim --broker ADDR [flags]
+const simUsage = `usage: edgectl sim [--broker ADDR] [flags]
 
 Publishes synthetic sensor readings (JSON: sensor, seq, ts, temp, hum,
-battery; values drift per sensor, with occasional spikes) to an MQTT broker.
-Stops after --count messages or --duration, whichever comes first, or on
-interrupt. Progress goes to stderr every --progress; the last line on stdout
-is "sent=N errors=E elapsed=S rate=R/s". Exit status is 1 if any publish
-failed.
+battery; values drift per sensor, with occasional spikes) to an MQTT broker,
+and power readings of machines (JSON: machine, ts, watts; runs of 30s, then
+75s idle) every --machine-interval. With no flags it feeds every example
+pipeline of a default edged (its embedded broker on 127.0.0.1:1883): sensors
+s-0000 to s-0005 are the example device table's, machines lathe-1 and press-1
+the sessions pipeline's. For load tests raise --sensors and --rate.
+Stops after --count sensor messages or --duration, whichever comes first, or
+on interrupt. Progress goes to stderr every --progress; the last line on
+stdout is "sent=N errors=E elapsed=S rate=R/s" (sensor messages; machine
+messages are summed up on stderr). Exit status is 1 if any publish failed.
 
 flags:
 `
@@ -46,6 +52,10 @@ type simOptions struct {
 	workers   int           // goroutines waiting on publish tokens
 	progress  time.Duration // 0: no progress lines
 	drainWait time.Duration // how long to wait for in-flight publishes at the end
+
+	power        sim.PowerConfig // machines; Machines 0: none
+	machineTopic string          // template with {machine}
+	machineEvery time.Duration
 }
 
 // parseSim parses and validates args, reporting every problem at once, each
@@ -56,19 +66,22 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, simUsage)
-		fs.PrintDefaults()
+		printSimFlags(stderr, fs)
 	}
 	var (
 		qos      int
 		sequence bool
 	)
-	fs.StringVar(&o.broker, "broker", "", "broker `address`: host:port or tcp://host:port (ssl://, ws:// also accepted) (required)")
-	fs.IntVar(&o.gen.Sensors, "sensors", 100, "number of simulated `sensors`, ids s-0000, s-0001, ... (published round-robin)")
-	fs.Float64Var(&o.rate, "rate", 1000, "total `messages per second`; 0 publishes as fast as possible")
+	fs.StringVar(&o.broker, "broker", "127.0.0.1:1883", "broker `address`: host:port or tcp://host:port (ssl://, ws:// also accepted)")
+	fs.IntVar(&o.gen.Sensors, "sensors", sim.DefaultSensors, "number of simulated `sensors`, ids s-0000, s-0001, ... (published round-robin)")
+	fs.Float64Var(&o.rate, "rate", 10, "total sensor `messages per second`; 0 publishes as fast as possible")
+	fs.IntVar(&o.power.Machines, "machines", sim.DefaultMachines, "number of simulated `machines` (lathe-1, press-1, mill-1, ...) publishing power readings; 0: none")
+	fs.StringVar(&o.machineTopic, "machine-topic", sim.DefaultMachineTopic, "machine topic `template`; {machine} is replaced by the machine name")
+	fs.DurationVar(&o.machineEvery, "machine-interval", time.Second, "each machine publishes a reading every `interval`")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this `duration` (0: no limit)")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many `messages` (0: no limit)")
 	fs.IntVar(&qos, "qos", 0, "MQTT `QoS`, 0 or 1")
-	fs.StringVar(&o.topic, "topic", "sensors/{sensor}/reading", "topic `template`; {sensor} is replaced by the sensor id")
+	fs.StringVar(&o.topic, "topic", sim.DefaultTopic, "topic `template`; {sensor} is replaced by the sensor id")
 	fs.Uint64Var(&o.gen.Seed, "seed", 1, "random `seed`: the same seed publishes the same values")
 	fs.Float64Var(&o.gen.Malformed, "malformed", 0, "`fraction` of payloads that are malformed (bad JSON, wrong type, missing ts, invalid UTF-8)")
 	fs.Float64Var(&o.gen.Spikes, "spikes", 0.001, "`fraction` of readings with a 15-30 °C temperature spike")
@@ -93,7 +106,7 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	if o.broker == "" {
-		bad("broker", "required (e.g. --broker 127.0.0.1:1883)")
+		bad("broker", "must not be empty (e.g. --broker 127.0.0.1:1883)")
 	} else if u, err := brokerURL(o.broker); err != nil {
 		bad("broker", "%v", err)
 	} else {
@@ -121,6 +134,18 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 	if err := checkTopicTemplate(o.topic); err != nil {
 		bad("topic", "%v", err)
 	}
+	if o.power.Machines < 0 {
+		bad("machines", "must not be negative, got %d", o.power.Machines)
+	}
+	if o.power.Machines > 0 {
+		if err := checkTemplate(o.machineTopic, "{machine}"); err != nil {
+			bad("machine-topic", "%v", err)
+		}
+		if o.machineEvery <= 0 {
+			bad("machine-interval", "must be positive, got %v", o.machineEvery)
+		}
+	}
+	o.power.Seed = o.gen.Seed
 	if o.password != "" && o.username == "" {
 		bad("password", "set without --username")
 	}
@@ -140,6 +165,22 @@ func parseSim(args []string, stderr io.Writer) (simOptions, error) {
 		o.clientID = fmt.Sprintf("edgectl-sim-%d", os.Getpid())
 	}
 	return o, errors.Join(errs...)
+}
+
+// printSimFlags lists the flags as --name (the form the README uses).
+func printSimFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // brokerURL turns host:port or scheme://host:port into a paho broker URL.
@@ -165,16 +206,20 @@ func brokerURL(addr string) (string, error) {
 
 // checkTopicTemplate accepts a non-empty topic without wildcards whose only
 // placeholder is {sensor}.
-func checkTopicTemplate(t string) error {
+func checkTopicTemplate(t string) error { return checkTemplate(t, "{sensor}") }
+
+// checkTemplate accepts a non-empty topic without wildcards whose only
+// placeholder is ph.
+func checkTemplate(t, ph string) error {
 	if t == "" {
 		return errors.New("must not be empty")
 	}
 	if strings.ContainsAny(t, "+#") {
 		return fmt.Errorf("%q contains a wildcard (+ or #); publish topics cannot", t)
 	}
-	rest := strings.ReplaceAll(t, "{sensor}", "")
+	rest := strings.ReplaceAll(t, ph, "")
 	if i := strings.IndexAny(rest, "{}"); i >= 0 {
-		return fmt.Errorf("%q has an unknown placeholder or stray brace; only {sensor} is supported", t)
+		return fmt.Errorf("%q has an unknown placeholder or stray brace; only %s is supported", t, ph)
 	}
 	return nil
 }
@@ -202,7 +247,10 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer s.client.Disconnect(250)
 	res := s.run(ctx, stderr)
 	fmt.Fprintln(stdout, res)
-	if res.errors > 0 {
+	if s.power != nil {
+		fmt.Fprintf(stderr, "sim: machines sent=%d errors=%d\n", s.machinesSent.Load(), s.machinesFailed.Load())
+	}
+	if res.errors > 0 || s.machinesFailed.Load() > 0 {
 		return 1
 	}
 	return 0
@@ -220,6 +268,10 @@ type simulator struct {
 	gen    *sim.Generator
 	topics []string // per sensor
 	client paho.Client
+
+	power                        *sim.PowerGenerator // nil: no machines
+	machineTopics                []string
+	machinesSent, machinesFailed atomic.Int64
 }
 
 func newSimulator(o simOptions) (*simulator, error) {
@@ -230,6 +282,14 @@ func newSimulator(o simOptions) (*simulator, error) {
 	s := &simulator{o: o, gen: g, topics: make([]string, g.Sensors())}
 	for i := range s.topics {
 		s.topics[i] = strings.ReplaceAll(o.topic, "{sensor}", g.SensorID(i))
+	}
+	if o.power.Machines > 0 {
+		if s.power, err = sim.NewPower(o.power); err != nil {
+			return nil, err
+		}
+		for i := range s.power.Machines() {
+			s.machineTopics = append(s.machineTopics, strings.ReplaceAll(o.machineTopic, "{machine}", s.power.MachineID(i)))
+		}
 	}
 	return s, nil
 }
@@ -315,6 +375,7 @@ func (s *simulator) run(ctx context.Context, stderr io.Writer) simResult {
 
 	start := time.Now()
 	stopProgress := s.startProgress(start, &sent, &failed, stderr)
+	stopMachines := s.startMachines()
 
 	var end time.Time
 	if o.duration > 0 {
@@ -365,6 +426,7 @@ publish:
 		tok := s.client.Publish(s.topics[idx], o.qos, false, payload)
 		pending <- inflight{tok: tok, buf: payload}
 	}
+	stopMachines()
 	close(pending)
 	drainTimer := time.AfterFunc(o.drainWait, stopDrain)
 	wg.Wait()
@@ -372,6 +434,43 @@ publish:
 	elapsed := time.Since(start)
 	stopProgress()
 	return simResult{sent: sent.Load(), errors: failed.Load(), elapsed: elapsed}
+}
+
+// startMachines publishes every machine's reading every machineEvery (the
+// first at once) until the returned function is called, which waits for the
+// last publishes (up to drainWait).
+func (s *simulator) startMachines() (stop func()) {
+	if s.power == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(s.o.machineEvery)
+		defer t.Stop()
+		var buf []byte
+		for {
+			now := time.Now()
+			var toks []paho.Token
+			for i, topic := range s.machineTopics {
+				buf = s.power.Next(buf[:0], i, now.UnixMilli())
+				toks = append(toks, s.client.Publish(topic, s.o.qos, false, bytes.Clone(buf)))
+			}
+			for _, tok := range toks {
+				if tok.WaitTimeout(s.o.drainWait) && tok.Error() == nil {
+					s.machinesSent.Add(1)
+				} else {
+					s.machinesFailed.Add(1)
+				}
+			}
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
 }
 
 func isDone(t paho.Token) bool {

@@ -45,7 +45,9 @@ func TestSimFlagErrorsNameTheFlag(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{}, []string{"--broker: required"}},
+		{[]string{"--broker", ""}, []string{"--broker: must not be empty"}},
+		{[]string{"--machines", "-1", "--machine-topic", "m/{sensor}"}, []string{"--machines: must not be negative"}},
+		{[]string{"--machine-topic", "m/+/p"}, []string{"--machine-topic:", "wildcard"}},
 		{[]string{"--broker", "nohost"}, []string{"--broker: want host:port"}},
 		{[]string{"--broker", "http://h:1"}, []string{`--broker: unsupported scheme "http"`}},
 		{[]string{"--broker", "h:1", "--qos", "2"}, []string{"--qos: must be 0 or 1, got 2"}},
@@ -61,7 +63,7 @@ func TestSimFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--broker", "h:1", "--password", "p"}, []string{"--password: set without --username"}},
 		{[]string{"--broker", "h:1", "--inflight", "0"}, []string{"--inflight:"}},
 		{[]string{"--broker", "h:1", "extra"}, []string{`unexpected argument "extra"`}},
-		{[]string{"--qos", "3", "--sensors", "-1"}, []string{"--broker:", "--qos:", "--sensors:"}},
+		{[]string{"--broker", "", "--qos", "3", "--sensors", "-1"}, []string{"--broker:", "--qos:", "--sensors:"}},
 		{[]string{"--nosuchflag"}, []string{"flag provided but not defined: -nosuchflag", "usage: edgectl sim"}},
 	}
 	for _, tt := range tests {

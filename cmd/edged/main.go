@@ -28,7 +28,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "probe":
 		return runProbe(args[1:], stdout, stderr)
 	case "version":
+		c := newCommand("version", "version", "Prints the version of edged.")
+		if code, ok := c.parse(args[1:], stdout, stderr); !ok {
+			return code
+		}
 		fmt.Fprintln(stdout, "edged", version.Version)
 		return 0
 	case "help", "-h", "--help":
@@ -84,24 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// load parses, validates and compiles a pipeline file, reporting every
+// problem at once.
 func load(file string) (*pipeline.Compiled, error) {
-	spec, err := pipeline.Load(file)
-	if err != nil {
-		return nil, err
-	}
-	return pipeline.Compile(spec)
+	return pipeline.LoadAndCompile(file)
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	offline := fs.Bool("offline", false, "do not check that the buses of bus sources exist on this machine")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := newCommand("check", "check [--offline] PIPELINE.yaml...",
+		"Parses, validates and compiles each pipeline file and reports every problem of a file at once,\neach as FILE:LINE: key.path: message.")
+	offline := cmd.fs.Bool("offline", false, "do not check that the buses of bus sources exist on this machine")
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
+		return code
 	}
-	files := fs.Args()
+	files := cmd.fs.Args()
 	if len(files) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "edged check: no pipeline file given (see edged check --help)")
 		return 2
 	}
 	code := 0
@@ -123,8 +124,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := newCommand("batch", "batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]",
+		"Runs a pipeline over a recorded file with the plan the daemon runs over a stream.")
+	fs := cmd.fs
 	file := fs.String("f", "", "pipeline spec `file` (YAML)")
 	input := fs.String("input", "", "recorded input `file` (JSON Lines, CSV, SenML or raw lines); - for stdin")
 	format := fs.String("format", "", "input format: json (JSON Lines), csv, senml (a pack per line) or raw (a payload per line) (default: the source's format; csv for a .csv file)")
@@ -132,16 +134,16 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	output := fs.String("output", "", "output `file` (JSON Lines); default stdout")
 	dead := fs.String("dead-letter", "", "write rejected input and records to this `file` (JSON Lines)")
 	source := fs.String("source", "", "the pipeline source the input feeds (default: the first)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
+		return code
 	}
 	if *file == "" || *input == "" {
-		fmt.Fprintln(stderr, "edged batch: -f and --input are required")
+		fmt.Fprintln(stderr, "edged batch: -f and --input are required (see edged batch --help)")
 		return 2
 	}
 	c, err := load(*file)
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		fmt.Fprintf(stderr, "edged batch: %v\n", err)
 		return 1
 	}
 	in := io.Reader(os.Stdin)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,12 +12,13 @@ import (
 // runProbe implements `edged probe`: it lists the buses this machine has
 // and scans I2C buses for device addresses, to help wire sensors up.
 func runProbe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := newCommand("probe", "probe [--i2c N|all] [--json]",
+		"Lists the buses this machine has (I2C, SPI, GPIO, 1-Wire) and scans I2C buses for device addresses.")
+	fs := cmd.fs
 	scan := fs.String("i2c", "", "scan I2C bus `N` (\"1\" for /dev/i2c-1; \"all\" for every bus) for device addresses")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
+		return code
 	}
 	h := busHost()
 	inv := h.Inventory()
@@ -35,7 +35,7 @@ func runProbe(args []string, stdout, stderr io.Writer) int {
 	default:
 		n, err := bus.I2CBusNumber(*scan)
 		if err != nil {
-			fmt.Fprintf(stderr, "edged probe: -i2c: %v\n", err)
+			fmt.Fprintf(stderr, "edged probe: --i2c: %v\n", err)
 			return 2
 		}
 		buses = []int{n}

@@ -3,27 +3,33 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/edgedio/edged/configs"
 	"github.com/edgedio/edged/node"
+	"github.com/edgedio/edged/pipeline"
 )
 
 // runDaemon implements `edged run` and `edged -check-config`.
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	name := "run"
+	cmd := newCommand("run", "run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]",
+		"Starts the daemon. SIGTERM and SIGINT drain and stop it; SIGHUP reloads the pipelines directory.")
 	if checkOnly {
 		name = "-check-config"
+		cmd = newCommand("-check-config", "-check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]",
+			"Validates the config and every pipeline edged would load, reports every problem at once and exits.")
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmd.fs
 	cfgFile := fs.String("c", "", "config `file` (edged.yaml); default: built-in defaults")
 	dataDir := fs.String("data-dir", "", "data `dir` (overrides dataDir)")
 	pipesDir := fs.String("pipelines-dir", "", "pipelines `dir` (overrides pipelinesDir)")
@@ -32,8 +38,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	outDir := fs.String("output-dir", "", "file sink `dir` (overrides outputDir)")
 	virtual := fs.Bool("virtual-time", false, "run epochs back to back with processing time epoch*interval (replay, crash tests)")
 	epochRecords := fs.Int("epoch-records", 0, "max input records per epoch and source (overrides epochs.maxRecords)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cmd.parse(args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "edged %s: unexpected arguments %q\n", name, fs.Args())
@@ -75,18 +81,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 		return 1
 	}
 	if checkOnly {
-		dir := cfg.PipelinesDir
-		if dir == "" {
-			fmt.Fprintln(stdout, "config ok; pipelines: embedded examples (or dataDir/pipelines once seeded)")
-			return 0
-		}
-		lds, err := node.LoadPipelines(dir)
-		if err != nil {
-			fmt.Fprintf(stderr, "%v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "config ok; %d pipelines ok in %s\n", len(lds), dir)
-		return 0
+		return checkPipelines(cfg, stdout, stderr)
 	}
 	level, _ := node.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -155,4 +150,45 @@ func writable(dir string) bool {
 	f.Close()
 	os.Remove(f.Name())
 	return true
+}
+
+// checkPipelines checks the pipelines `edged run` would load with cfg: those
+// of the pipelines directory, or, when it does not exist yet, the embedded
+// examples it would be seeded with. It says which, and reports every problem.
+func checkPipelines(cfg node.Config, stdout, stderr io.Writer) int {
+	dir := cfg.PipelinesDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "pipelines")
+	}
+	// Only the default directory is seeded; a configured one must exist
+	// (LoadPipelines below says so).
+	if _, err := os.Stat(dir); cfg.PipelinesDir == "" && errors.Is(err, fs.ErrNotExist) {
+		files, _ := fs.Glob(configs.Pipelines, "pipelines/*.yaml")
+		var errs []error
+		for _, f := range files {
+			raw, err := fs.ReadFile(configs.Pipelines, f)
+			if err == nil {
+				_, err = pipeline.ParseAndCompile("(embedded) "+f, raw)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "config ok; %d pipelines ok: the embedded examples (%s does not exist yet; edged run seeds it with them)\n", len(files), dir)
+		return 0
+	}
+	if _, err := node.LoadPipelines(dir); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	fmt.Fprintf(stdout, "config ok; %d pipelines ok in %s: %s\n", len(files), dir, strings.Join(files, ", "))
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/edgedio/edged/internal/sim"
@@ -286,4 +287,48 @@ func BenchmarkNext(b *testing.B) {
 		buf, _, _ = g.Next(buf[:0], ts0+int64(i))
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// TestPowerDutyCycle: a machine runs (hundreds of watts) for Run, then idles
+// (under 10 W) for Idle, starting with a run; the second machine is a third
+// of a cycle behind.
+func TestPowerDutyCycle(t *testing.T) {
+	g, err := sim.NewPower(sim.PowerConfig{Machines: 2, Run: 30 * time.Second, Idle: 75 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.MachineID(0) != "lathe-1" || g.MachineID(1) != "press-1" {
+		t.Fatalf("names %q, %q", g.MachineID(0), g.MachineID(1))
+	}
+	const t0 = 1_700_000_000_000
+	watts := func(i int, ts int64) float64 {
+		var r struct {
+			Machine string
+			TS      int64
+			Watts   float64
+		}
+		if err := json.Unmarshal(g.Next(nil, i, ts), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Machine != g.MachineID(i) || r.TS != ts {
+			t.Fatalf("reading %+v", r)
+		}
+		return r.Watts
+	}
+	for _, tc := range []struct {
+		i       int
+		at      int64 // ms after t0
+		running bool
+	}{
+		{0, 0, true}, {0, 29_000, true}, {0, 30_000, false}, {0, 104_000, false}, {0, 105_000, true},
+		{1, 0, false}, {1, 70_000, true}, {1, 99_000, true}, {1, 100_000, false},
+	} {
+		w := watts(tc.i, t0+tc.at)
+		if got := w > 100; got != tc.running {
+			t.Errorf("machine %d at +%dms: %v W; want running=%v", tc.i, tc.at, w, tc.running)
+		}
+	}
+	if _, err := sim.NewPower(sim.PowerConfig{}); err == nil || !strings.Contains(err.Error(), "machines: must be at least 1") {
+		t.Errorf("zero machines: got %v", err)
+	}
 }
