@@ -307,6 +307,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	if c.Plan.Name() != name {
 		return false, &ApplyError{Err: fmt.Errorf("%s: metadata.name: %q does not match the pipeline %q in the URL", file, c.Plan.Name(), name)}
 	}
+	if err := CheckPipeline(n.cfg, c); err != nil {
+		return false, &ApplyError{Err: fmt.Errorf("%s: %w", file, err)}
+	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err
 	}

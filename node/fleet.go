@@ -296,6 +296,11 @@ func (n *Node) handleValidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := compile(file, raw)
+	if err == nil {
+		if cerr := CheckPipeline(n.cfg, c); cerr != nil {
+			err = fmt.Errorf("%s: %w", file, cerr)
+		}
+	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/node"
 	"io"
 	"os"
 	"os/signal"
@@ -97,8 +98,17 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cmd := newCommand("check", "check [--offline] PIPELINE.yaml...",
 		"Parses, validates and compiles each pipeline file and reports every problem of a file at once,\neach as FILE:LINE: key.path: message.")
 	offline := cmd.fs.Bool("offline", false, "do not check that the buses of bus sources exist on this machine")
+	cfgFile := cmd.fs.String("c", "", "node config `file` whose directories and limits apply (default: the built-in defaults)")
 	if code, ok := cmd.parse(args, stdout, stderr); !ok {
 		return code
+	}
+	cfg := node.DefaultConfig()
+	if *cfgFile != "" {
+		var err error
+		if cfg, err = node.LoadConfig(*cfgFile); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
 	}
 	files := cmd.fs.Args()
 	if len(files) == 0 {
@@ -108,6 +118,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	code := 0
 	for _, f := range files {
 		c, err := load(f)
+		if err == nil {
+			// Everything apply checks beyond compiling: topics, sink
+			// topics, file-sink paths.
+			if cerr := node.CheckPipeline(cfg, c); cerr != nil {
+				err = fmt.Errorf("%s: %w", f, cerr)
+			}
+		}
 		if err == nil && !*offline {
 			if err = c.Spec.CheckBuses(func(bc *bus.Config) error { return bus.CheckHost(busHost(), bc) }); err != nil {
 				err = fmt.Errorf("%w\n(edged check --offline skips this machine's buses)", err)

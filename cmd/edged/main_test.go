@@ -112,3 +112,32 @@ spec:
 		t.Fatalf("--offline: exit %d: %s", code, stderr.String())
 	}
 }
+
+// edged check makes the checks apply makes beyond compiling: a file sink
+// outside the allowed directories and a broken mqtt sink topic are both
+// reported, in one run, naming the sink.
+func TestCheckRejectsWhatApplyRejects(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "bad.yaml")
+	spec := `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: bad}
+spec:
+  sources:
+    - name: in
+      mqtt: {topics: ["a/{x}/b"]}
+      fields: [{name: x, type: string}]
+  sinks:
+    - {name: f, type: file, path: /etc/edged-check-test.jsonl}
+    - {name: m, type: mqtt, topic: "out/{nofield"}
+`
+	if err := os.WriteFile(f, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check", "--offline", f}, &out, &errb)
+	msg := errb.String()
+	if code != 1 || !strings.Contains(msg, "spec.sinks[0] (f): path") || !strings.Contains(msg, "allowedDirs") || !strings.Contains(msg, "spec.sinks[1] (m): topic") {
+		t.Errorf("check: exit %d, stderr %q; want 1 naming both sinks", code, msg)
+	}
+}

@@ -1,0 +1,52 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/edgedio/edged/internal/topic"
+	"github.com/edgedio/edged/pipeline"
+)
+
+// CheckPipeline makes, without side effects, every check that applying the
+// compiled pipeline on a node with config cfg makes beyond compiling it: the
+// sources' topic templates and filters, the mqtt sinks' topic templates and
+// the file sinks' paths (inside outputDir, dataDir or sinks.allowedDirs).
+// Every problem is reported, each naming the pipeline and the key. `edged
+// check`, POST /api/v1/validate and apply share it, so a pipeline that
+// passes the first two is not refused by the third for any of these.
+func CheckPipeline(cfg Config, c *pipeline.Compiled) error {
+	name := c.Plan.Name()
+	var errs []error
+	for i, src := range c.Spec.Spec.Sources {
+		if src.MQTT == nil {
+			continue
+		}
+		for j, t := range src.MQTT.Topics {
+			tt, err := topic.ParseTemplate(t)
+			if err == nil {
+				err = topic.ValidateFilter(tt.Filter())
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %q: spec.sources[%d] (%s): mqtt.topics[%d]: %w", name, i, src.Name, j, err))
+			}
+		}
+	}
+	for i := range c.Spec.Spec.Sinks {
+		sk := &c.Spec.Spec.Sinks[i]
+		switch sk.Type {
+		case "mqtt":
+			t := strings.NewReplacer("{pipeline}", name, "{sink}", sk.Name).Replace(sk.Topic)
+			if _, err := parseSinkTopic(t); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %q: spec.sinks[%d] (%s): topic: %w", name, i, sk.Name, err))
+			}
+		case "file":
+			path := sinkFilePath(cfg.outputDir(), name, sk)
+			if err := confine(path, append([]string{cfg.outputDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)...); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %q: spec.sinks[%d] (%s): path: %w", name, i, sk.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
