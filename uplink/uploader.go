@@ -702,21 +702,15 @@ func (u *Uploader) deadLetterIDs(es []entry) error {
 
 // pressing reports whether the spool is over its quota under backpressure
 // retention (input is held back until it drains).
-func (u *Uploader) pressing() bool {
-	if u.cfg.Retention != RetentionBackpressure || u.cfg.SpoolQuota <= 0 {
-		return false
-	}
-	ss, ok := u.spool.(SpoolStatser)
-	if !ok {
-		return false
-	}
-	s, err := ss.Stats()
-	return err == nil && s.Bytes > uint64(u.cfg.SpoolQuota)
-}
+func (u *Uploader) pressing() bool { return u.spoolOver(RetentionBackpressure) }
 
 // overQuota reports whether drop-oldest retention must drop now.
-func (u *Uploader) overQuota() bool {
-	if u.cfg.Retention != RetentionDropOldest || u.cfg.SpoolQuota <= 0 {
+func (u *Uploader) overQuota() bool { return u.spoolOver(RetentionDropOldest) }
+
+// spoolOver reports whether the spool holds more than SpoolQuota under the
+// given retention.
+func (u *Uploader) spoolOver(retention string) bool {
+	if u.cfg.Retention != retention || u.cfg.SpoolQuota <= 0 {
 		return false
 	}
 	ss, ok := u.spool.(SpoolStatser)
