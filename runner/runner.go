@@ -205,7 +205,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.nparts = 1
 	if Partitionable(c.Spec) {
-		r.nparts = cmp(cfg.Partitions, DefaultPartitions)
+		r.nparts = orDefault(cfg.Partitions, DefaultPartitions)
 	}
 	for _, s := range cfg.Sources {
 		if !slices.Contains(r.logs, s.Log) {
@@ -222,7 +222,7 @@ func New(cfg Config) (*Runner, error) {
 	return r, nil
 }
 
-func cmp(v, def int) int {
+func orDefault(v, def int) int {
 	if v > 0 {
 		return v
 	}
@@ -417,7 +417,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		var err error
-		more, err = r.Epoch1(ectx, t)
+		more, err = r.RunEpoch(ectx, t)
 		if err != nil {
 			more = false
 			r.log.Error("epoch failed", "pipeline", r.name, "err", err)
@@ -466,11 +466,11 @@ func (r *Runner) hasInput() bool {
 	return false
 }
 
-// Epoch1 runs (and commits) one epoch at processing time t: it reads the new
+// RunEpoch runs (and commits) one epoch at processing time t: it reads the new
 // input of every log, decodes and routes it, runs every held partition and
 // commits them together. more reports that a log had more input than the
 // epoch took. Exported for tests and tools that drive epochs by hand.
-func (r *Runner) Epoch1(ctx context.Context, t int64) (more bool, err error) {
+func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.reconcile(); err != nil {

@@ -176,7 +176,7 @@ func rows(outs []engine.Output) []string {
 func runAll(t *testing.T, r *runner.Runner, epochs int) {
 	t.Helper()
 	for e := range epochs {
-		if _, err := r.Epoch1(context.Background(), int64(e+1)*1000); err != nil {
+		if _, err := r.RunEpoch(context.Background(), int64(e+1)*1000); err != nil {
 			t.Fatalf("epoch %d: %v", e+1, err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestFailedCommitReplaysTheEpoch(t *testing.T) {
 	r := newRunner(t, windowed, 4, l, s, nil)
 	l.add("in", in...)
 	s.failNext = true
-	if _, err := r.Epoch1(context.Background(), 1000); err == nil {
+	if _, err := r.RunEpoch(context.Background(), 1000); err == nil {
 		t.Fatal("epoch with a failing commit: got nil error")
 	}
 	if len(s.outputs) != 0 {
@@ -317,7 +317,7 @@ func TestStandbyKeepsStateButEmitsNothing(t *testing.T) {
 	emit = true // promoted
 	l.add("in", `{"sensor":"s000","ts":99999999,"v":0}`, `{"sensor":"s001","ts":99999999,"v":0}`,
 		`{"sensor":"s002","ts":99999999,"v":0}`, `{"sensor":"s003","ts":99999999,"v":0}`)
-	if _, err := r.Epoch1(context.Background(), 2000); err != nil {
+	if _, err := r.RunEpoch(context.Background(), 2000); err != nil {
 		t.Fatal(err)
 	}
 	var n float64
