@@ -128,11 +128,17 @@ type Node struct {
 }
 
 // maybeTruncate truncates the input logs behind the slowest pipeline that
-// reads each, at most once a second, in the background. A log is never
-// truncated past a committed position of any running pipeline.
+// reads each, in the background: every 10 s (each truncation rewrites a few
+// pages, so flash wear sets the pace), and every second while input is
+// back-pressured by the disk budget, so that freed space is seen at once. A
+// log is never truncated past a committed position of any running pipeline.
 func (n *Node) maybeTruncate() {
 	now := time.Now().UnixMilli()
-	if now-n.lastTruncate.Load() < 1000 || !n.truncating.CompareAndSwap(false, true) {
+	every := int64(10_000)
+	if n.backpressure.Load() {
+		every = 1000
+	}
+	if now-n.lastTruncate.Load() < every || !n.truncating.CompareAndSwap(false, true) {
 		return
 	}
 	n.lastTruncate.Store(now)
