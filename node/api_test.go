@@ -275,8 +275,17 @@ func TestApplyWithABadSinkKeepsTheOldVersion(t *testing.T) {
 	bad := strings.Replace(testPipeline, "path: clean.jsonl", "path: /etc/edged-should-not-write.jsonl", 1)
 	_, err := tn.Apply("t1", []byte(bad))
 	var ae *ApplyError
-	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `sink "clean"`) || !strings.Contains(err.Error(), "allowedDirs") {
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `(clean): path`) || !strings.Contains(err.Error(), "allowedDirs") {
 		t.Fatalf("apply: got %v; want an ApplyError naming sink clean and sinks.allowedDirs", err)
+	}
+	// A path that is allowed but cannot be opened (a directory is in the
+	// way) is refused the same way, when the new version's sinks open.
+	if err := os.MkdirAll(filepath.Join(cfg.outputDir(), "blocked.jsonl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tn.Apply("t1", []byte(strings.Replace(testPipeline, "path: clean.jsonl", "path: blocked.jsonl", 1)))
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), `sink "clean"`) {
+		t.Fatalf("apply with an unopenable sink: got %v; want an ApplyError naming sink clean", err)
 	}
 	if err := tn.Ingest(context.Background(), []Message{msg("sensors/a/temp", `{"sensor":"a","temp":5}`)}); err != nil {
 		t.Fatal(err)
