@@ -300,6 +300,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	if old != nil && old.file != "" {
 		file = old.file
 	}
+	if err := checkEnrichFiles(n.cfg, file, raw); err != nil {
+		return false, &ApplyError{Err: err}
+	}
 	c, err := compile(file, raw)
 	if err != nil {
 		return false, &ApplyError{Err: err}

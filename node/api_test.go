@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func do(t *testing.T, method, url, token, body string) (int, string) {
@@ -294,5 +296,58 @@ func TestApplyWithABadSinkKeepsTheOldVersion(t *testing.T) {
 	waitLines(t, filepath.Join(cfg.outputDir(), "clean.jsonl"), 1)
 	if _, err := os.Stat("/etc/edged-should-not-write.jsonl"); err == nil {
 		t.Error("the refused version wrote its file")
+	}
+}
+
+// A pipeline applied through the API may not read an enrichment table from
+// anywhere on the machine: its rows could come back out through outputs.
+func TestApplyRefusesAnEnrichTableOutsideEdgedsDirectories(t *testing.T) {
+	cfg := testConfig(t, t.TempDir(), map[string]string{"t1": testPipeline})
+	tn := startNode(t, cfg, newFakeClock(t0))
+	spec := strings.Replace(testPipeline, "    - name: valid\n      filter: temp > -100\n",
+		"    - name: valid\n      filter: temp > -100\n    - name: tagged\n      input: valid\n      enrich: {on: sensor, file: /etc/passwd, fields: [{name: sensor, type: string}, {name: x, type: string}]}\n", 1)
+	_, err := tn.Apply("t1", []byte(spec))
+	var ae *ApplyError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "(tagged): enrich.file") || !strings.Contains(err.Error(), "allowedDirs") {
+		t.Fatalf("apply: got %v; want an ApplyError naming the enrich file of step tagged", err)
+	}
+}
+
+// Deleting a pipeline stops it at once, but what it spooled is still
+// delivered; only then are its checkpoints and state freed.
+func TestDeletedPipelineDeliversItsSpoolFirst(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"up1": uplinkPipeline})
+	cfg.Uplink.Format = "jsonl"
+	cfg.Uplink.MaxAge = 50 * time.Millisecond
+	cfg.Uplink.BackoffMin, cfg.Uplink.BackoffMax = 50*time.Millisecond, 100*time.Millisecond
+	blocker := filepath.Join(dir, "uplink")
+	if err := os.WriteFile(blocker, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tn := startNode(t, cfg, newFakeClock(t0))
+	if err := tn.Ingest(context.Background(), []Message{msg("sensors/a/temp", `{"sensor":"a","temp":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "up1")
+	if ok, err := tn.Delete("up1"); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if cp, _ := tn.DB().LastCheckpoint("up1", -1); cp.Input == nil {
+		t.Fatal("checkpoint freed while the spool still holds an output")
+	}
+	os.Remove(blocker) // the target comes back
+	eventually(t, 10*time.Second, func() error {
+		if cp, _ := tn.DB().LastCheckpoint("up1", -1); cp.Input != nil {
+			return fmt.Errorf("checkpoint of the deleted pipeline still there")
+		}
+		return nil
+	})
+	rows := 0
+	for _, rs := range readUplinkDir(t, filepath.Join(dir, "uplink")) {
+		rows += len(rs)
+	}
+	if rows != 1 {
+		t.Errorf("uploaded rows of the deleted pipeline: got %d; want 1", rows)
 	}
 }

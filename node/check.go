@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/edgedio/edged/internal/topic"
@@ -46,6 +47,34 @@ func CheckPipeline(cfg Config, c *pipeline.Compiled) error {
 			if err := confine(path, append([]string{cfg.outputDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)...); err != nil {
 				errs = append(errs, fmt.Errorf("pipeline %q: spec.sinks[%d] (%s): path: %w", name, i, sk.Name, err))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkEnrichFiles refuses a pipeline document that arrives through the API
+// and names an enrichment table outside the directories edged reads
+// (pipelinesDir, dataDir, sinks.allowedDirs): the API needs no token on
+// loopback, and a table's rows can come back out through the outputs. It
+// runs before compiling, which reads the tables.
+func checkEnrichFiles(cfg Config, file string, raw []byte) error {
+	spec, err := pipeline.Parse(file, raw)
+	if err != nil {
+		return nil // compiling reports it, with every other problem
+	}
+	var errs []error
+	for i := range spec.Spec.Steps {
+		st := &spec.Spec.Steps[i]
+		if st.Enrich == nil || st.Enrich.File == "" {
+			continue
+		}
+		path := st.Enrich.File
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(file), path)
+		}
+		dirs := append([]string{cfg.pipelinesDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)
+		if err := confine(path, dirs...); err != nil {
+			errs = append(errs, fmt.Errorf("%s: spec.steps[%d] (%s): enrich.file: %w", file, i, st.Name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/edgedio/edged/pipeline"
 	"io"
 	"net/http"
 	"os"
@@ -295,7 +296,11 @@ func (n *Node) handleValidate(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("%s: empty document", file))
 		return
 	}
-	c, err := compile(file, raw)
+	err = checkEnrichFiles(n.cfg, file, raw)
+	var c *pipeline.Compiled
+	if err == nil {
+		c, err = compile(file, raw)
+	}
 	if err == nil {
 		if cerr := CheckPipeline(n.cfg, c); cerr != nil {
 			err = fmt.Errorf("%s: %w", file, cerr)

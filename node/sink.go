@@ -387,7 +387,7 @@ func confine(path string, dirs ...string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("path %q is outside the directories file sinks may write to (%s); add its directory to sinks.allowedDirs in the node config", path, strings.Join(slices.DeleteFunc(slices.Clone(dirs), func(s string) bool { return s == "" }), ", "))
+	return fmt.Errorf("path %q is outside the directories edged may use for files (%s); add its directory to sinks.allowedDirs in the node config", path, strings.Join(slices.DeleteFunc(slices.Clone(dirs), func(s string) bool { return s == "" }), ", "))
 }
 
 // spoolSink drains the spool of one pipeline's sink into its writer.
