@@ -184,14 +184,14 @@ type MQTTConfig struct {
 	Password string `yaml:"password"`
 	// TLS configures ssl:// connections to Brokers (and the client
 	// certificate presented to an embedded broker that requires one).
-	TLS MQTTTLSConfig `yaml:"tls"`
+	TLS mqtt.TLSConfig `yaml:"tls"`
 	// Listen is the embedded broker's TCP address when Brokers is empty.
 	// ":1883" (the default) accepts every host on the LAN; "127.0.0.1:1883"
 	// local publishers only. Empty (with no Brokers) disables MQTT.
 	Listen string `yaml:"listen"`
 	// ListenTLS, when certFile is set, makes the embedded broker's listener
 	// TLS-only (and with clientCAFile, mutual TLS).
-	ListenTLS MQTTListenTLSConfig `yaml:"listenTLS"`
+	ListenTLS mqtt.BrokerTLSConfig `yaml:"listenTLS"`
 	// KeepAlive is the MQTT keepalive. Zero means 30s.
 	KeepAlive time.Duration `yaml:"keepAlive"`
 	// BatchSize is the most messages handed to the input log in one append
@@ -211,30 +211,6 @@ type MQTTConfig struct {
 	// session expiry, queued and in-flight messages per client); zero
 	// fields mean their defaults.
 	Broker mqtt.BrokerLimits `yaml:"broker"`
-}
-
-// MQTTTLSConfig holds the client-side TLS files.
-type MQTTTLSConfig struct {
-	// CAFile verifies the broker; empty means the system roots.
-	CAFile string `yaml:"caFile"`
-	// CertFile and KeyFile are a client certificate (mutual TLS). Both or
-	// neither.
-	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
-	// ServerName overrides the name checked in the broker's certificate.
-	ServerName string `yaml:"serverName"`
-	// InsecureSkipVerify disables verification (tests only).
-	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
-}
-
-// MQTTListenTLSConfig holds the embedded broker's TLS files.
-type MQTTListenTLSConfig struct {
-	// CertFile and KeyFile are the broker's PEM certificate and key.
-	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
-	// ClientCAFile, when set, requires clients to present a certificate
-	// signed by one of its CAs.
-	ClientCAFile string `yaml:"clientCAFile"`
 }
 
 // DefaultConfig returns the configuration `edged run` uses with no config file.

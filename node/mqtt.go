@@ -66,8 +66,7 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 		bc := mqtt.DefaultBrokerConfig()
 		bc.Address = n.cfg.MQTT.Listen
 		bc.Username, bc.Password = n.cfg.MQTT.Username, n.cfg.MQTT.Password
-		bc.TLS = mqtt.BrokerTLSConfig{CertFile: n.cfg.MQTT.ListenTLS.CertFile,
-			KeyFile: n.cfg.MQTT.ListenTLS.KeyFile, ClientCAFile: n.cfg.MQTT.ListenTLS.ClientCAFile}
+		bc.TLS = n.cfg.MQTT.ListenTLS
 		bc.Logger = n.log.With("component", "mqtt-broker")
 		bc.Limits = n.cfg.MQTT.Broker
 		// QoS 1 is acknowledged only once in the input log: the broker hands
@@ -130,8 +129,8 @@ func (n *Node) sourceConfig(subs []mqtt.Subscription) mqtt.Config {
 	c.Brokers = n.mq.brokers
 	c.ClientID = n.cfg.clientID()
 	c.Username, c.Password = mc.Username, mc.Password
-	c.TLS = mqtt.TLSConfig{CAFile: mc.TLS.CAFile, CertFile: mc.TLS.CertFile, KeyFile: mc.TLS.KeyFile,
-		ServerName: mc.TLS.ServerName, InsecureSkipVerify: mc.TLS.InsecureSkipVerify || n.mq.tlsInsec}
+	c.TLS = mc.TLS
+	c.TLS.InsecureSkipVerify = mc.TLS.InsecureSkipVerify || n.mq.tlsInsec
 	c.Subscriptions = subs
 	if mc.KeepAlive > 0 {
 		c.KeepAlive = mc.KeepAlive

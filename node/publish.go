@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/ingest/mqtt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +21,7 @@ type publisherConfig struct {
 	brokers            []string
 	clientID           string
 	username, password string
-	tls                MQTTTLSConfig
+	tls                mqtt.TLSConfig
 	insecure           bool
 	keepAlive          time.Duration
 }
@@ -78,7 +77,7 @@ func (p *pahoPublisher) connect() (paho.Client, error) {
 	if p.cfg.username != "" {
 		o.SetUsername(p.cfg.username).SetPassword(p.cfg.password)
 	}
-	t, err := clientTLS(p.cfg.tls, p.cfg.insecure)
+	t, err := p.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -126,28 +125,12 @@ func (p *pahoPublisher) Close() {
 	}
 }
 
-func clientTLS(c MQTTTLSConfig, insecure bool) (*tls.Config, error) {
-	t := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: c.InsecureSkipVerify || insecure} //nolint:gosec // opt-in, or our own embedded broker
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.caFile: no PEM certificate in %q", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.certFile: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
+// tlsConfig loads the client TLS files (verification off only for our own
+// embedded broker, which listens with the certificate of the LAN name).
+func (p *pahoPublisher) tlsConfig() (*tls.Config, error) {
+	c := p.cfg.tls
+	c.InsecureSkipVerify = c.InsecureSkipVerify || p.cfg.insecure
+	return c.Load()
 }
 
 // sinkTopic is an mqtt sink's topic template after {pipeline} and {sink}

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -58,15 +55,6 @@ type BrokerConfig struct {
 	Logger *slog.Logger `yaml:"-"`
 }
 
-// BrokerTLSConfig holds the embedded broker's TLS files.
-type BrokerTLSConfig struct {
-	// CertFile and KeyFile are the PEM server certificate and key.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ClientCAFile, when set, requires clients to present a certificate
-	// signed by one of its CAs (mutual TLS).
-	ClientCAFile string `yaml:"client_ca_file"`
-}
 
 // DefaultBrokerConfig returns the embedded broker's defaults.
 func DefaultBrokerConfig() BrokerConfig {
@@ -92,10 +80,10 @@ func (c *BrokerConfig) Validate() error {
 		bad("password", "set without broker.username")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file must be set together")
+		bad("tls", "certFile and keyFile must be set together")
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		bad("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+		bad("tls.clientCAFile", "needs tls.certFile and tls.keyFile")
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
@@ -159,7 +147,7 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		lc.Address = ":1883"
 	}
 	if cfg.TLS.CertFile != "" {
-		t, err := brokerTLS(cfg.TLS)
+		t, err := cfg.TLS.Load()
 		if err != nil {
 			return nil, err
 		}
@@ -173,26 +161,6 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	return b, nil
 }
 
-func brokerTLS(c BrokerTLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("broker.tls.cert_file: %w", err)
-	}
-	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("broker.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("broker.tls.client_ca_file: no PEM certificate in %q", c.ClientCAFile)
-		}
-		t.ClientCAs = pool
-		t.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return t, nil
-}
 
 // Addr returns the bound listen address, e.g. "127.0.0.1:41234".
 func (b *Broker) Addr() string { return b.addr }

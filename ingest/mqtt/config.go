@@ -101,23 +101,6 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
-// TLSConfig holds the TLS files for ssl:// and wss:// brokers.
-type TLSConfig struct {
-	// CAFile is a PEM file of CA certificates used to verify the broker.
-	// Empty means the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the PEM client certificate and key for
-	// mutual TLS. Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the broker's certificate;
-	// empty means the host of the broker URL.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables verification of the broker's certificate.
-	// For tests only: it makes TLS useless against an active attacker.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
 // Subscription is one topic filter.
 type Subscription struct {
 	// Topic is an MQTT topic filter: levels separated by '/', '+' matching
@@ -176,7 +159,7 @@ func (c *Config) Validate() error {
 		bad("password", "set without mqtt.username")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file must be set together")
+		bad("tls", "certFile and keyFile must be set together")
 	}
 	if len(c.Subscriptions) == 0 {
 		bad("subscriptions", "at least one subscription is required")

@@ -29,7 +29,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{"no scheme", func(c *Config) { c.Brokers = []string{"localhost:1883"} }, []string{"mqtt.brokers[0]:"}},
 		{"no client id", func(c *Config) { c.ClientID = "" }, []string{"mqtt.client_id: required"}},
 		{"password alone", func(c *Config) { c.Password = "x" }, []string{"mqtt.password:"}},
-		{"cert without key", func(c *Config) { c.TLS.CertFile = "c.pem" }, []string{"mqtt.tls: cert_file and key_file"}},
+		{"cert without key", func(c *Config) { c.TLS.CertFile = "c.pem" }, []string{"mqtt.tls: certFile and keyFile"}},
 		{"no subscriptions", func(c *Config) { c.Subscriptions = nil }, []string{"mqtt.subscriptions: at least one"}},
 		{"bad filter", func(c *Config) { c.Subscriptions[0].Topic = "a/#/b" }, []string{"mqtt.subscriptions[0].topic:", "'#' must be the last level"}},
 		{"mixed wildcard", func(c *Config) { c.Subscriptions[0].Topic = "a/b+" }, []string{"mqtt.subscriptions[0].topic:"}},
@@ -83,7 +83,7 @@ func TestBrokerConfigValidate(t *testing.T) {
 		{"bad address", BrokerConfig{Address: "1883"}, "broker.address:"},
 		{"password alone", BrokerConfig{Password: "p"}, "broker.password:"},
 		{"key alone", BrokerConfig{TLS: BrokerTLSConfig{KeyFile: "k"}}, "broker.tls:"},
-		{"client ca without cert", BrokerConfig{TLS: BrokerTLSConfig{ClientCAFile: "ca"}}, "broker.tls.client_ca_file:"},
+		{"client ca without cert", BrokerConfig{TLS: BrokerTLSConfig{ClientCAFile: "ca"}}, "broker.tls.clientCAFile:"},
 		{"queue too big", BrokerConfig{Limits: BrokerLimits{MaxQueuedPerClient: 70000}}, "mqtt.broker.maxQueuedPerClient:"},
 	}
 	for _, tc := range tests {

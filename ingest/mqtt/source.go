@@ -3,12 +3,10 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +179,7 @@ func New(cfg Config, h Handler, opts ...Option) (*Source, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	t, err := buildTLS(cfg.TLS)
+	t, err := loadClientTLS(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -189,32 +187,6 @@ func New(cfg Config, h Handler, opts ...Option) (*Source, error) {
 	return s, nil
 }
 
-func buildTLS(c TLSConfig) (*tls.Config, error) {
-	t := &tls.Config{
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // opt-in, documented as test-only
-		MinVersion:         tls.VersionTLS12,
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.ca_file: no PEM certificate in %q", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.cert_file: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
-}
 
 // Status returns a snapshot of the Source's state. Safe for concurrent use.
 func (s *Source) Status() Status {
