@@ -32,7 +32,10 @@
 #          [--clients "1 10 100"] [--only qos0,embedded,drain,sliding,catchup]
 # PROFILE_DIR=dir: save a CPU profile of edged over the QoS 0 part (b), taken
 # through its pprof endpoint, as dir/edged-qos0.cpu.pprof, and print its top
-# entries. KEEP_WORK=1 keeps the work directory (logs).
+# entries. BARE_CONN=paho gives the bare subscriber paho's own unbuffered
+# connection instead of edged's buffered one (the default, so that edged's
+# read buffering does not flatter the CPU ratio). KEEP_WORK=1 keeps the work
+# directory (logs).
 set -euo pipefail
 messages=1000000 sensors=1000 perwin=50 clients="1 10 100"
 only=qos0,embedded,drain,sliding,catchup
@@ -63,7 +66,8 @@ cd "$root"
 for t in pub sub outs; do go build -o "$work/$t" ./scripts/bench/$t; done
 go build -o "$work/edged" ./cmd/edged
 echo "load at start: $(uptime)"
-echo "messages=$messages sensors=$sensors per_window=$perwin (+$sensors finals an hour later)"
+bare_conn=${BARE_CONN:-edged}
+echo "messages=$messages sensors=$sensors per_window=$perwin (+$sensors finals an hour later); bare subscriber connection: $bare_conn"
 total=$((messages + sensors))
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -164,7 +168,7 @@ fmt_cpu() { awk -v t=$1 -v n=$2 'BEGIN{printf "%.2f", t/100*1e6/n}'; } # ticks -
 # Sets rate cpu.
 bare() {
   local q=$1 id=$2
-  "$work/sub" --broker $mosquitto --messages $total --qos $q --id $id > "$work/sub.out" 2> "$work/sub.err" & local spid=$!; pids+=($spid)
+  "$work/sub" --broker $mosquitto --messages $total --qos $q --id $id --conn $bare_conn > "$work/sub.out" 2> "$work/sub.err" & local spid=$!; pids+=($spid)
   waitready "$work/sub.err" $spid
   local c0; c0=$(ticks $spid)
   "$work/pub" --broker $mosquitto --messages $messages --sensors $sensors --per-window $perwin --qos $q > "$work/pub.out"
@@ -255,7 +259,7 @@ if want drain; then
   "$work/pub" --broker $mosquitto --messages $messages --sensors $sensors --per-window $perwin --qos 1 --clients 10 > "$work/pub.out"
   echo "  queued by 10 QoS 1 publishers in $(awk '{print $2}' "$work/pub.out") s"
   t0=$(date +%s.%N)
-  ok=0; "$work/sub" --broker $mosquitto --messages $total --qos 1 --id bare-drain-$$ > "$work/sub.out" 2> "$work/sub.err" || ok=$?
+  ok=0; "$work/sub" --broker $mosquitto --messages $total --qos 1 --id bare-drain-$$ --conn $bare_conn > "$work/sub.out" 2> "$work/sub.err" || ok=$?
   read -r cnt dups end t1 < "$work/sub.out"
   if [ $ok != 0 ] || [ "$cnt" != $total ] || [ "$dups" != 0 ]; then
     echo "FAIL: bare subscriber drain counted $cnt of $total readings, $dups duplicates" >&2; exit 1
