@@ -30,9 +30,9 @@
 #
 # Usage: scripts/bench/mqtt.sh [--messages N] [--sensors S] [--per-window R]
 #          [--clients "1 10 100"] [--only qos0,embedded,drain,sliding,catchup]
-# PROFILE_DIR=dir: save a CPU profile of edged over the QoS 0 part (b), taken
-# through its pprof endpoint, as dir/edged-qos0.cpu.pprof, and print its top
-# entries. BARE_CONN=paho gives the bare subscriber paho's own unbuffered
+# PROFILE_DIR=dir: every edged process writes a CPU profile of its whole run
+# (edged run -cpuprofile) to dir/edged-PART.cpu.pprof; the top entries of
+# the QoS 0 part (b) and of the others are printed. BARE_CONN=paho gives the bare subscriber paho's own unbuffered
 # connection instead of edged's buffered one (the default, so that edged's
 # read buffering does not flatter the CPU ratio). KEEP_WORK=1 keeps the work
 # directory (logs).
@@ -63,6 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$root"
+[ -z "${PROFILE_DIR:-}" ] || { mkdir -p "$PROFILE_DIR"; PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd); }
 for t in pub sub outs; do go build -o "$work/$t" ./scripts/bench/$t; done
 go build -o "$work/edged" ./cmd/edged
 echo "load at start: $(uptime)"
@@ -149,8 +150,7 @@ start_edged() {
   local d=$1 conf=$2; shift 2
   api=127.0.0.1:$(freeport)
   printf '%s\n' "$conf" > "$d/edged.yaml"
-  [ -z "${PROFILE_DIR:-}" ] || echo "api: {pprof: true}" >> "$d/edged.yaml"
-  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api "$@" 2>> "$d/edged.log" &
+  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api $(profile_args "$d") "$@" 2>> "$d/edged.log" &
   epid=$!; pids+=($epid)
   for _ in $(seq 400); do
     curl -sf http://$api/api/v1/status 2>/dev/null | grep -Eq '"state": *"connected"' && return 0
@@ -158,6 +158,20 @@ start_edged() {
     sleep 0.05
   done
   echo "FAIL: edged's MQTT client did not connect within 20 s: $(tail -3 "$d/edged.log")" >&2; exit 1
+}
+profile_args() { [ -z "${PROFILE_DIR:-}" ] || echo "-cpuprofile $PROFILE_DIR/edged-$(basename "$1").cpu.pprof"; }
+# show_profile PART NODES: the top entries of edged's CPU profile of PART
+show_profile() {
+  local f="${PROFILE_DIR:-}/edged-$1.cpu.pprof"
+  [ -n "${PROFILE_DIR:-}" ] && [ -s "$f" ] || return 0
+  echo "-- edged CPU profile of $1 (whole process life; $f), top $2 by own time:"
+  go tool pprof -top -nodecount=$2 "$work/edged" "$f" 2>/dev/null | sed -n "5,$(($2 + 6))p"
+}
+show_profile_cum() {
+  local f="${PROFILE_DIR:-}/edged-$1.cpu.pprof"
+  [ -n "${PROFILE_DIR:-}" ] && [ -s "$f" ] || return 0
+  echo "-- same, top $2 by cumulative time:"
+  go tool pprof -top -cum -nodecount=$2 "$work/edged" "$f" 2>/dev/null | sed -n "6,$(($2 + 6))p"
 }
 stop_edged() { kill -TERM $epid 2>/dev/null || true; wait $epid 2>/dev/null || true; }
 
@@ -194,16 +208,10 @@ edged_pub() {
   "$work/outs" --broker $outbroker --expect $expect --pid $epid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
   waitready "$d/outs.err" $opid
   local c0; c0=$(ticks $epid)
-  local prof=
-  if [ -n "${PROFILE_DIR:-}" ] && [ "$name" = qos0-mosquitto ]; then
-    mkdir -p "$PROFILE_DIR"
-    curl -sf -o "$PROFILE_DIR/edged-qos0.cpu.pprof" "http://$api/debug/pprof/profile?seconds=$profsecs" & prof=$!
-  fi
   "$work/pub" --broker $pubbroker --messages $messages --sensors $sensors --per-window $pw --qos $q --clients $k > "$d/pub.out"
   local ok=0; wait $opid || ok=$?
   read -r pstart pelapsed pcpu < "$d/pub.out"
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
-  [ -z "$prof" ] || wait $prof || echo "  (CPU profile failed)" >&2
   stop_edged
   if [ $ok != 0 ]; then
     echo "FAIL: $name: edged's window outputs add up to $sum readings, want $expect ($( [ "$sum" -lt "$expect" ] && echo lost || echo counted twice))" >&2
@@ -221,7 +229,6 @@ if want qos0; then
   echo "== QoS 0: publish start to the last message (a) / last window output (b, c)"
   bare 0 bare-q0-$$; a_rate=$rate a_cpu=$cpu
   echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
-  profsecs=$(awk -v n=$messages -v r=$a_rate 'BEGIN{s=int(3*n/r)+3; print (s < 5 ? 5 : s)}')
   edged_pub qos0-mosquitto 0 "mqtt: {brokers: [$mosquitto], clientID: bench-q0-$$}" $mosquitto 1
   b_rate=$rate b_cpu=$cpu
   echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
@@ -232,12 +239,9 @@ if want qos0; then
   r0=$(awk -v a=$a_rate -v b=$b_rate 'BEGIN{printf "%.2f", b/a}')
   re=$(awk -v a=$a_rate -v b=$c_rate 'BEGIN{printf "%.2f", b/a}')
   cr=$(awk -v a=$a_cpu -v b=$b_cpu 'BEGIN{printf "%.2f", b/a}')
-  if [ -n "${PROFILE_DIR:-}" ] && [ -s "$PROFILE_DIR/edged-qos0.cpu.pprof" ]; then
-    echo "-- edged CPU profile over (b), top entries ($PROFILE_DIR/edged-qos0.cpu.pprof):"
-    go tool pprof -top -nodecount=25 "$work/edged" "$PROFILE_DIR/edged-qos0.cpu.pprof" 2>/dev/null | sed -n '1,32p'
-    echo "-- cumulative:"
-    go tool pprof -top -cum -nodecount=25 "$work/edged" "$PROFILE_DIR/edged-qos0.cpu.pprof" 2>/dev/null | sed -n '6,32p'
-  fi
+  show_profile qos0-mosquitto 25
+  show_profile_cum qos0-mosquitto 30
+  show_profile qos0-embedded 12
 fi
 
 if want embedded; then
@@ -246,6 +250,7 @@ if want embedded; then
     eport=$(freeport)
     edged_pub qos1-embedded-k$k 1 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e1-$k-$$}" tcp://127.0.0.1:$eport $k
     echo "(c) K=$k: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+    show_profile qos1-embedded-k$k 12
   done
 fi
 
@@ -270,7 +275,7 @@ if want drain; then
   waitready "$d/outs.err" $opid
   t0=$(date +%s.%N)
   api=127.0.0.1:$(freeport)
-  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api 2>> "$d/edged.log" & epid=$!; pids+=($epid)
+  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api $(profile_args "$d") 2>> "$d/edged.log" & epid=$!; pids+=($epid)
   echo $epid > "$d/edged.pid"
   ok=0; wait $opid || ok=$?
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
@@ -283,6 +288,7 @@ if want drain; then
   peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
   echo "(b) edged drain:           $db_rate msg/s, $db_cpu CPU s per million, peak RSS $hwm_mb MB; $outputs window outputs"
   r1=$(awk -v a=$da_rate -v b=$db_rate 'BEGIN{printf "%.2f", b/a}')
+  show_profile drain 12
 fi
 
 if want sliding; then
@@ -292,6 +298,7 @@ if want sliding; then
   edged_pub sliding 0 "mqtt: {brokers: [$mosquitto], clientID: bench-sl-$$}" $mosquitto 1 \
     1s $((messages * 60)) 10
   echo "sliding: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+  show_profile sliding 12
 fi
 
 if want catchup; then
@@ -313,7 +320,7 @@ if want catchup; then
   waitready "$d/outs.err" $opid
   printf '%s\n' "mqtt: {brokers: [$mosquitto], clientID: bench-cu-$$}" > "$d/edged.yaml"
   t0=$(date +%s.%N)
-  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api 127.0.0.1:$(freeport) --input "$d/readings.jsonl" 2>> "$d/edged.log" & epid=$!; pids+=($epid)
+  "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api 127.0.0.1:$(freeport) --input "$d/readings.jsonl" $(profile_args "$d") 2>> "$d/edged.log" & epid=$!; pids+=($epid)
   echo $epid > "$d/edged.pid"
   ok=0; wait $opid || ok=$?
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
@@ -323,6 +330,7 @@ if want catchup; then
   hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
   peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
   echo "edged run --input: $cr_rate records/s, $(fmt_cpu $t1 $messages) CPU s per million, peak RSS $hwm_mb MB"
+  show_profile catchup 12
   echo "catchup_ratio=$(awk -v a=$cb_rate -v b=$cr_rate 'BEGIN{printf "%.2f", b/a}') (edged run --input / edged batch)"
 fi
 

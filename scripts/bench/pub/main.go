@@ -90,7 +90,7 @@ func main() {
 	perWindow := flag.Int("per-window", 50, "readings per sensor per 1 s of event time")
 	qos := flag.Int("qos", 0, "QoS 0 or 1")
 	clients := flag.Int("clients", 1, "concurrent publishing connections")
-	window := flag.Int("window", 256, "publishes in flight per client before it waits for them")
+	window := flag.Int("window", 256, "publishes in flight per client (a sliding window)")
 	write := flag.String("write", "", "write the readings as JSON Lines to this file instead of publishing")
 	flag.Parse()
 	g := gen{n: *n, sensors: *sensors, perWindow: *perWindow}
@@ -125,18 +125,25 @@ func main() {
 			go func() {
 				defer wg.Done()
 				var buf []byte
-				toks := make([]paho.Token, 0, *window)
+				// A sliding window of --window publishes in flight: the
+				// publish --window places back must be done before the next.
+				ring := make([]paho.Token, *window)
+				pos := 0
 				// lo is a multiple of --sensors, itself a multiple of K:
 				// every K-th message from lo+k is of a sensor s%K == k.
 				for i := lo + k; i < hi; i += *clients {
+					if ring[pos] != nil {
+						waitAll(ring[pos : pos+1])
+					}
 					buf = g.reading(buf[:0], i, false)
-					toks = append(toks, c.Publish(topics[i%*sensors], byte(*qos), false, append([]byte(nil), buf...)))
-					if len(toks) == cap(toks) {
-						waitAll(toks)
-						toks = toks[:0]
+					ring[pos] = c.Publish(topics[i%*sensors], byte(*qos), false, append([]byte(nil), buf...))
+					pos = (pos + 1) % len(ring)
+				}
+				for _, t := range ring {
+					if t != nil {
+						waitAll([]paho.Token{t})
 					}
 				}
-				waitAll(toks)
 			}()
 		}
 		wg.Wait()
