@@ -23,7 +23,8 @@
 # to the end); CPU = user+system ticks of the process under test from
 # /proc/PID/stat at the start and at the end of that same interval; peak RSS =
 # VmHWM. A part whose counts do not add up (readings lost or counted twice)
-# prints FAIL and the script exits 1. Last line:
+# prints a FAIL line and its ratio shows FAIL; the other parts still run and
+# the script exits 1 at the end. Last line:
 #   qos0_ratio=R0 embedded_ratio=RE qos1_drain_ratio=R1 cpu_ratio=C peak_rss_mb=M
 # R0 = (b)/(a), RE = (c)/(a), R1 = drain (b)/(a), C = CPU per reading (b)/(a)
 # at QoS 0, M = the largest VmHWM of edged over all parts.
@@ -95,6 +96,7 @@ max_inflight_messages 1000
 persistence false
 CONF
 "$mosq" -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 & mpid=$!; pids+=($mpid)
+disown $mpid # no "Killed" line when the trap stops it
 waitport $mport "mosquitto -c $work/mosquitto.conf: $(cat "$work/mosquitto.log")"
 mosquitto=tcp://127.0.0.1:$mport
 
@@ -178,8 +180,19 @@ stop_edged() { kill -TERM $epid 2>/dev/null || true; wait $epid 2>/dev/null || t
 fmt_rate() { awk -v n=$1 -v a=$2 -v b=$3 'BEGIN{printf "%.0f", n/(b-a)}'; }
 fmt_cpu() { awk -v t=$1 -v n=$2 'BEGIN{printf "%.2f", t/100*1e6/n}'; } # ticks -> CPU s per million
 
+failed=0
+# lost MESSAGE: a part whose counts do not add up.
+lost() { echo "FAIL: $*" >&2; failed=1; }
+# ratio A B: A/B, or FAIL when either is missing.
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a=$1 -v b=$2 'BEGIN{printf "%.2f", a/b}'; else echo FAIL; fi; }
+# edged_warnings DIR: how often edged's MQTT client lost its connection.
+edged_warnings() {
+  local n; n=$(grep -c 'mqtt connection lost' "$1/edged.log" || true)
+  [ "$n" = 0 ] || echo "  edged's MQTT client lost its connection $n times: $(grep -m1 'mqtt connection lost' "$1/edged.log" | sed 's/.*err=//')"
+}
+
 # bare QOS ID: (a) a bare subscriber already connected, publish, count.
-# Sets rate cpu.
+# Sets rate cpu; returns 1 when readings were lost or duplicated.
 bare() {
   local q=$1 id=$2
   "$work/sub" --broker $mosquitto --messages $total --qos $q --id $id --conn $bare_conn > "$work/sub.out" 2> "$work/sub.err" & local spid=$!; pids+=($spid)
@@ -189,23 +202,22 @@ bare() {
   local ok=0; wait $spid || ok=$?
   read -r pstart pelapsed pcpu < "$work/pub.out"
   read -r cnt dups end t1 < "$work/sub.out"
+  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s"
   if [ $ok != 0 ] || [ "$cnt" != $total ] || [ "$dups" != 0 ]; then
-    echo "FAIL: bare subscriber QoS $q counted $cnt of $total readings, $dups duplicates" >&2; exit 1
+    lost "bare subscriber QoS $q counted $cnt of $total readings, $dups duplicates"; return 1
   fi
   rate=$(fmt_rate $messages $pstart $end) cpu=$(fmt_cpu $((t1 - c0)) $messages)
-  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s"
 }
 
 # edged_pub NAME QOS BROKER_CONF PUB_BROKER K [SLIDE EXPECT PERWIN]:
 # (b)/(c) edged running, the outside subscriber on its outputs, publish.
-# Sets rate cpu hwm_mb.
+# Sets rate cpu hwm_mb; returns 1 when the window counts do not add up.
 edged_pub() {
   local name=$1 q=$2 conf=$3 pubbroker=$4 k=$5 win=${6:-} expect=${7:-$messages} pw=${8:-$perwin}
   local d="$work/$name"
   pipeline "$d" $q mqtt "$win"
   start_edged "$d" "$conf"
-  local outbroker=$pubbroker
-  "$work/outs" --broker $outbroker --expect $expect --pid $epid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
+  "$work/outs" --broker $pubbroker --expect $expect --pid $epid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
   waitready "$d/outs.err" $opid
   local c0; c0=$(ticks $epid)
   "$work/pub" --broker $pubbroker --messages $messages --sensors $sensors --per-window $pw --qos $q --clients $k > "$d/pub.out"
@@ -213,32 +225,36 @@ edged_pub() {
   read -r pstart pelapsed pcpu < "$d/pub.out"
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
   stop_edged
+  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")"
+  edged_warnings "$d"
   if [ $ok != 0 ]; then
-    echo "FAIL: $name: edged's window outputs add up to $sum readings, want $expect ($( [ "$sum" -lt "$expect" ] && echo lost || echo counted twice))" >&2
-    exit 1
+    lost "$name: edged's window outputs add up to $sum readings, want $expect ($( [ "$sum" -lt "$expect" ] && echo lost || echo counted twice))"
+    return 1
   fi
   rate=$(fmt_rate $messages $pstart $end) cpu=$(fmt_cpu $((t1 - c0)) $messages)
   hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
-  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")"
-  peak=$(awk -v a=${peak:-0} -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
+  peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
 }
 
 peak=0
 r0=- re=- r1=- cr=-
 if want qos0; then
   echo "== QoS 0: publish start to the last message (a) / last window output (b, c)"
-  bare 0 bare-q0-$$; a_rate=$rate a_cpu=$cpu
-  echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
-  edged_pub qos0-mosquitto 0 "mqtt: {brokers: [$mosquitto], clientID: bench-q0-$$}" $mosquitto 1
-  b_rate=$rate b_cpu=$cpu
-  echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
+  a_rate= a_cpu= b_rate= b_cpu= c_rate=
+  if bare 0 bare-q0-$$; then
+    a_rate=$rate a_cpu=$cpu
+    echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
+  fi
+  if edged_pub qos0-mosquitto 0 "mqtt: {brokers: [$mosquitto], clientID: bench-q0-$$}" $mosquitto 1; then
+    b_rate=$rate b_cpu=$cpu
+    echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
+  fi
   eport=$(freeport)
-  edged_pub qos0-embedded 0 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e0-$$}" tcp://127.0.0.1:$eport 1
-  c_rate=$rate
-  echo "(c) edged, embedded broker:       $c_rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
-  r0=$(awk -v a=$a_rate -v b=$b_rate 'BEGIN{printf "%.2f", b/a}')
-  re=$(awk -v a=$a_rate -v b=$c_rate 'BEGIN{printf "%.2f", b/a}')
-  cr=$(awk -v a=$a_cpu -v b=$b_cpu 'BEGIN{printf "%.2f", b/a}')
+  if edged_pub qos0-embedded 0 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e0-$$}" tcp://127.0.0.1:$eport 1; then
+    c_rate=$rate
+    echo "(c) edged, embedded broker:       $c_rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+  fi
+  r0=$(ratio "$b_rate" "$a_rate") re=$(ratio "$c_rate" "$a_rate") cr=$(ratio "$b_cpu" "$a_cpu")
   show_profile qos0-mosquitto 25
   show_profile_cum qos0-mosquitto 30
   show_profile qos0-embedded 12
@@ -248,8 +264,9 @@ if want embedded; then
   echo "== embedded broker, QoS 1, K concurrent publishers: publish start to the last window output"
   for k in $clients; do
     eport=$(freeport)
-    edged_pub qos1-embedded-k$k 1 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e1-$k-$$}" tcp://127.0.0.1:$eport $k
-    echo "(c) K=$k: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+    if edged_pub qos1-embedded-k$k 1 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e1-$k-$$}" tcp://127.0.0.1:$eport $k; then
+      echo "(c) K=$k: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+    fi
     show_profile qos1-embedded-k$k 12
   done
 fi
@@ -263,14 +280,16 @@ if want drain; then
   stop_edged
   "$work/pub" --broker $mosquitto --messages $messages --sensors $sensors --per-window $perwin --qos 1 --clients 10 > "$work/pub.out"
   echo "  queued by 10 QoS 1 publishers in $(awk '{print $2}' "$work/pub.out") s"
+  da_rate= db_rate=
   t0=$(date +%s.%N)
   ok=0; "$work/sub" --broker $mosquitto --messages $total --qos 1 --id bare-drain-$$ --conn $bare_conn > "$work/sub.out" 2> "$work/sub.err" || ok=$?
   read -r cnt dups end t1 < "$work/sub.out"
   if [ $ok != 0 ] || [ "$cnt" != $total ] || [ "$dups" != 0 ]; then
-    echo "FAIL: bare subscriber drain counted $cnt of $total readings, $dups duplicates" >&2; exit 1
+    lost "bare subscriber drain counted $cnt of $total readings, $dups duplicates"
+  else
+    da_rate=$(fmt_rate $messages $t0 $end) da_cpu=$(fmt_cpu $t1 $messages)
+    echo "(a) bare subscriber drain: $da_rate msg/s, $da_cpu CPU s per million"
   fi
-  da_rate=$(fmt_rate $messages $t0 $end) da_cpu=$(fmt_cpu $t1 $messages)
-  echo "(a) bare subscriber drain: $da_rate msg/s, $da_cpu CPU s per million"
   "$work/outs" --broker $mosquitto --expect $messages --pid-file "$d/edged.pid" > "$d/outs.out" 2> "$d/outs.err" & opid=$!; pids+=($opid)
   waitready "$d/outs.err" $opid
   t0=$(date +%s.%N)
@@ -280,14 +299,16 @@ if want drain; then
   ok=0; wait $opid || ok=$?
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
   stop_edged
+  edged_warnings "$d"
   if [ $ok != 0 ]; then
-    echo "FAIL: drain: edged's window outputs add up to $sum readings, want $messages" >&2; exit 1
+    lost "drain: edged's window outputs add up to $sum readings, want $messages"
+  else
+    db_rate=$(fmt_rate $messages $t0 $end) db_cpu=$(fmt_cpu $t1 $messages)
+    hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
+    peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
+    echo "(b) edged drain:           $db_rate msg/s, $db_cpu CPU s per million, peak RSS $hwm_mb MB; $outputs window outputs"
   fi
-  db_rate=$(fmt_rate $messages $t0 $end) db_cpu=$(fmt_cpu $t1 $messages)
-  hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
-  peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
-  echo "(b) edged drain:           $db_rate msg/s, $db_cpu CPU s per million, peak RSS $hwm_mb MB; $outputs window outputs"
-  r1=$(awk -v a=$da_rate -v b=$db_rate 'BEGIN{printf "%.2f", b/a}')
+  r1=$(ratio "$db_rate" "$da_rate")
   show_profile drain 12
 fi
 
@@ -295,9 +316,9 @@ if want sliding; then
   # 10 readings per sensor per second: the 60 s window fills within the data
   # (100 s of event time per million readings).
   echo "== sliding window: 60 s sliding by 1 s over $sensors sensors, QoS 0 via mosquitto (each reading is in 60 windows)"
-  edged_pub sliding 0 "mqtt: {brokers: [$mosquitto], clientID: bench-sl-$$}" $mosquitto 1 \
-    1s $((messages * 60)) 10
-  echo "sliding: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+  if edged_pub sliding 0 "mqtt: {brokers: [$mosquitto], clientID: bench-sl-$$}" $mosquitto 1 1s $((messages * 60)) 10; then
+    echo "sliding: $rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
+  fi
   show_profile sliding 12
 fi
 
@@ -306,16 +327,23 @@ if want catchup; then
   d="$work/catchup"
   pipeline "$d" 0 file
   "$work/pub" --messages $messages --sensors $sensors --per-window $perwin --write "$d/readings.jsonl"
+  cb_rate= cr_rate=
   t0=$(date +%s.%N)
   "$work/edged" batch -f "$d/pipelines/bench.yaml" --input "$d/readings.jsonl" --output "$d/batch.jsonl" 2> "$d/batch.err" & bpid=$!
   bt=0; while kill -0 $bpid 2>/dev/null; do bt=$(ticks $bpid 2>/dev/null || echo $bt); sleep 0.02; done
-  wait $bpid || { echo "FAIL: edged batch: $(cat "$d/batch.err")" >&2; exit 1; }
   t1=$(date +%s.%N)
-  bsum=$(python3 -c 'import json,sys; print(sum(int(json.loads(l).get("n",0)) for l in open(sys.argv[1]) if l.strip()))' "$d/batch.jsonl")
-  # the finals' windows are open at the end of a stream but closed at the end of a batch
-  if [ "$bsum" != $total ]; then echo "FAIL: edged batch outputs add up to $bsum readings, want $total" >&2; exit 1; fi
-  cb_rate=$(fmt_rate $messages $t0 $t1)
-  echo "edged batch:       $cb_rate records/s (CPU ~$(fmt_cpu $bt $messages) s per million, sampled)"
+  if ! wait $bpid; then
+    lost "edged batch: $(cat "$d/batch.err")"
+  else
+    bsum=$(python3 -c 'import json,sys; print(sum(int(json.loads(l).get("n",0)) for l in open(sys.argv[1]) if l.strip()))' "$d/batch.jsonl")
+    # the finals' windows are open at the end of a stream but closed at the end of a batch
+    if [ "$bsum" != $total ]; then
+      lost "edged batch outputs add up to $bsum readings, want $total"
+    else
+      cb_rate=$(fmt_rate $messages $t0 $t1)
+      echo "edged batch:       $cb_rate records/s (CPU ~$(fmt_cpu $bt $messages) s per million, sampled every 20 ms)"
+    fi
+  fi
   "$work/outs" --broker $mosquitto --expect $messages --pid-file "$d/edged.pid" > "$d/outs.out" 2> "$d/outs.err" & opid=$!; pids+=($opid)
   waitready "$d/outs.err" $opid
   printf '%s\n' "mqtt: {brokers: [$mosquitto], clientID: bench-cu-$$}" > "$d/edged.yaml"
@@ -325,14 +353,19 @@ if want catchup; then
   ok=0; wait $opid || ok=$?
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
   stop_edged
-  if [ $ok != 0 ]; then echo "FAIL: catch-up: edged's window outputs add up to $sum readings, want $messages" >&2; exit 1; fi
-  cr_rate=$(fmt_rate $messages $t0 $end)
-  hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
-  peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
-  echo "edged run --input: $cr_rate records/s, $(fmt_cpu $t1 $messages) CPU s per million, peak RSS $hwm_mb MB"
+  if [ $ok != 0 ]; then
+    lost "catch-up: edged's window outputs add up to $sum readings, want $messages"
+  else
+    cr_rate=$(fmt_rate $messages $t0 $end)
+    hwm_mb=$(awk -v k=$hwm 'BEGIN{printf "%.1f", k/1024}')
+    peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
+    echo "edged run --input: $cr_rate records/s, $(fmt_cpu $t1 $messages) CPU s per million, peak RSS $hwm_mb MB"
+  fi
   show_profile catchup 12
-  echo "catchup_ratio=$(awk -v a=$cb_rate -v b=$cr_rate 'BEGIN{printf "%.2f", b/a}') (edged run --input / edged batch)"
+  echo "catchup_ratio=$(ratio "$cr_rate" "$cb_rate") (edged run --input / edged batch)"
 fi
 
 echo "load at end: $(uptime)"
+[ $failed = 0 ] || echo "FAIL: some readings were lost or counted twice (see the FAIL lines above)"
 echo "qos0_ratio=$r0 embedded_ratio=$re qos1_drain_ratio=$r1 cpu_ratio=$cr peak_rss_mb=$(awk -v m=$peak 'BEGIN{printf "%.0f", m}')"
+exit $failed
