@@ -38,7 +38,8 @@ func main() {
 	expect := flag.Int64("expect", 1000000, "sum of n over all outputs that completes the run")
 	pid := flag.Int("pid", 0, "process under test (its CPU and peak RSS are read at the end)")
 	pidFile := flag.String("pid-file", "", "file holding the process under test's pid, read at the end (for a process started after outs)")
-	idle := flag.Duration("idle", 60*time.Second, "give up after this long without a new output")
+	idle := flag.Duration("idle", 60*time.Second, "give up after this long without a new output, once outputs began")
+	first := flag.Duration("first", 15*time.Minute, "give up after this long without any output")
 	linger := flag.Duration("linger", 500*time.Millisecond, "keep counting this long after the end (late duplicates)")
 	flag.Parse()
 
@@ -116,8 +117,16 @@ wait:
 		case <-tick.C:
 			mu.Lock()
 			quiet := time.Since(last)
+			none := outputs == 0 && dupOutputs == 0 && bad == 0
 			mu.Unlock()
-			if quiet > *idle {
+			limit := *idle
+			if none {
+				// No output yet: the first window closes only once the
+				// watermark passed it, which at a slow publisher (QoS 1,
+				// many clients) may take minutes.
+				limit = *first
+			}
+			if quiet > limit {
 				ok = false
 				break wait
 			}
