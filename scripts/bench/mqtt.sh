@@ -5,8 +5,10 @@
 # subscriber (scripts/bench/outs) that stops the clock on the output that
 # completes the count, against a bare paho subscriber (scripts/bench/sub,
 # configured like edged's MQTT source: OrderMatters, persistent session,
-# 30 s keepalive) that stops the clock on the last message. Same publisher
-# (scripts/bench/pub), same messages: --messages readings over --sensors
+# 30 s keepalive, and by default edged's buffered reads) that stops the
+# clock on the last message. Same publisher (scripts/bench/pub: at QoS 0 a
+# minimal MQTT writer far cheaper than paho, so that it does not set the
+# rate; paho at QoS 1), same messages: --messages readings over --sensors
 # sensors with synthetic event times, --per-window readings per sensor in each
 # 1 s window, then a final reading per sensor an hour later so every window
 # closes. The parts run in one run, one after the other:
@@ -33,10 +35,10 @@
 #          [--clients "1 10 100"] [--only qos0,embedded,drain,sliding,catchup]
 # PROFILE_DIR=dir: every edged process writes a CPU profile of its whole run
 # (edged run -cpuprofile) to dir/edged-PART.cpu.pprof; the top entries of
-# the QoS 0 part (b) and of the others are printed. BARE_CONN=paho gives the bare subscriber paho's own unbuffered
-# connection instead of edged's buffered one (the default, so that edged's
-# read buffering does not flatter the CPU ratio). KEEP_WORK=1 keeps the work
-# directory (logs).
+# the QoS 0 part (b) and of the others are printed. BARE_CONN=paho gives
+# the bare subscriber paho's own unbuffered connection instead of edged's
+# buffered one (the default, so that edged's read buffering does not flatter
+# the CPU ratio). KEEP_WORK=1 keeps the work directory (logs).
 set -euo pipefail
 messages=1000000 sensors=1000 perwin=50 clients="1 10 100"
 only=qos0,embedded,drain,sliding,catchup
