@@ -43,7 +43,7 @@ bench: ## every benchmark, with allocations
 bench-engine: ## the engine's headline benchmarks
 	$(GO) test -run '^$$' -bench 'KeyedTumblingAggregate|SlidingWindow|DecodeJSON' -benchmem ./engine/...
 
-bench-e2e: ## MQTT end to end: bare paho subscriber vs edged through mosquitto (MESSAGES=n, default 1000000)
+bench-e2e: ## MQTT end to end, to the last window output: bare paho subscriber vs edged (mosquitto, embedded broker, QoS 1 drain, sliding, catch-up) (MESSAGES=n, default 1000000)
 	bash scripts/bench/mqtt.sh $(if $(MESSAGES),--messages $(MESSAGES))
 
 FUZZTIME ?= 20s

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -38,6 +39,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	outDir := fs.String("output-dir", "", "file sink `dir` (overrides outputDir)")
 	virtual := fs.Bool("virtual-time", false, "run epochs back to back with processing time epoch*interval (replay, crash tests)")
 	epochRecords := fs.Int("epoch-records", 0, "max input records per epoch and source (overrides epochs.maxRecords)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this `file` (benchmarks)")
 	if code, ok := cmd.parse(args, stdout, stderr); !ok {
 		return code
 	}
@@ -82,6 +84,19 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer, che
 	}
 	if checkOnly {
 		return checkPipelines(cfg, stdout, stderr)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "edged: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "edged: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	level, _ := node.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
