@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/edgedio/edged/sink"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -65,8 +65,8 @@ func (n *Node) refreshBudget() {
 	n.mu.RLock()
 	for _, s := range n.sinks {
 		s.mu.Lock()
-		if f, ok := s.w.(*fileSink); ok {
-			ext += f.diskBytes()
+		if f, ok := s.w.(*sink.File); ok {
+			ext += f.DiskBytes()
 		}
 		s.mu.Unlock()
 	}
@@ -94,15 +94,4 @@ func (n *Node) budgetErr() error {
 		return fmt.Errorf("uplink sink %s: %w: %w", full, errUplinkFull, storage.ErrQuotaExceeded)
 	}
 	return nil
-}
-
-// diskBytes is the size of the sink's file and its rotations.
-func (s *fileSink) diskBytes() int64 {
-	n := s.size
-	for _, r := range rotated(s.path) {
-		if fi, err := os.Stat(r); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/sink"
 	"path/filepath"
 	"strings"
 
@@ -39,12 +40,12 @@ func CheckPipeline(cfg Config, c *pipeline.Compiled) error {
 		switch sk.Type {
 		case "mqtt":
 			t := strings.NewReplacer("{pipeline}", name, "{sink}", sk.Name).Replace(sk.Topic)
-			if _, err := parseSinkTopic(t); err != nil {
+			if _, err := sink.ParseTopic(t); err != nil {
 				errs = append(errs, fmt.Errorf("pipeline %q: spec.sinks[%d] (%s): topic: %w", name, i, sk.Name, err))
 			}
 		case "file":
 			path := sinkFilePath(cfg.outputDir(), name, sk)
-			if err := confine(path, append([]string{cfg.outputDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)...); err != nil {
+			if err := sink.Confine(path, append([]string{cfg.outputDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)...); err != nil {
 				errs = append(errs, fmt.Errorf("pipeline %q: spec.sinks[%d] (%s): path: %w", name, i, sk.Name, err))
 			}
 		}
@@ -73,7 +74,7 @@ func checkEnrichFiles(cfg Config, file string, raw []byte) error {
 			path = filepath.Join(filepath.Dir(file), path)
 		}
 		dirs := append([]string{cfg.pipelinesDir(), cfg.DataDir}, cfg.Sinks.AllowedDirs...)
-		if err := confine(path, dirs...); err != nil {
+		if err := sink.Confine(path, dirs...); err != nil {
 			errs = append(errs, fmt.Errorf("%s: spec.steps[%d] (%s): enrich.file: %w", file, i, st.Name, err))
 		}
 	}

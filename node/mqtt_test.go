@@ -225,33 +225,6 @@ func TestHandlerMapsQuotaToBackPressure(t *testing.T) {
 	}
 }
 
-func TestSinkTopicRender(t *testing.T) {
-	tests := []struct {
-		tmpl, data, want string
-	}{
-		{"out/fixed", `{"a":1}`, "out/fixed"},
-		{"out/{sensor}/x", `{"sensor":"s1"}`, "out/s1/x"},
-		{"out/{n}", `{"n":3.5}`, "out/3.5"},
-		{"out/{missing}", `{"a":1}`, "out/_"},
-		{"out/{s}", `{"s":"a/b+#"}`, "out/a_b__"},
-	}
-	for _, tt := range tests {
-		st, err := parseSinkTopic(tt.tmpl)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.tmpl, err)
-		}
-		got, err := st.render(nil, []byte(tt.data))
-		if err != nil || string(got) != tt.want {
-			t.Errorf("%s on %s: got %q, %v; want %q", tt.tmpl, tt.data, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"out/{", "out/+", "out/{}"} {
-		if _, err := parseSinkTopic(bad); err == nil {
-			t.Errorf("%q: got nil; want an error", bad)
-		}
-	}
-}
-
 func TestFrameTopicRoundTrip(t *testing.T) {
 	rec := runner.AppendEntry(nil, "a/b", []byte(`{"x":1}`))
 	topic, payload, ok := runner.SplitEntry(rec)

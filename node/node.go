@@ -21,6 +21,7 @@ import (
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/pipeline"
 	"github.com/edgedio/edged/runner"
+	"github.com/edgedio/edged/sink"
 	"github.com/edgedio/edged/storage"
 )
 
@@ -56,7 +57,7 @@ func WithStdout(w io.Writer) Option { return func(n *Node) { n.stdout = w } }
 
 // WithPublisher sets the Publisher of mqtt sinks. Without one, mqtt sink
 // outputs stay in the spool and the sink reports the condition.
-func WithPublisher(p Publisher) Option { return func(n *Node) { n.pub = p } }
+func WithPublisher(p sink.Publisher) Option { return func(n *Node) { n.pub = p } }
 
 // WithInputFile makes the node append the lines of a JSON Lines file to the
 // input log of the first pipeline's (by name) first source, once: the number
@@ -77,7 +78,7 @@ type Node struct {
 	clock     engine.Clock
 	stdout    io.Writer
 	stdoutMu  sync.Mutex
-	pub       Publisher
+	pub       sink.Publisher
 	pubImpl   *pahoPublisher // the publisher started by Run, closed at stop
 	mq        *mqttState     // nil when MQTT is off
 	inputFile string
@@ -362,7 +363,7 @@ func (n *Node) stopAll() {
 		}
 		s.mu.Lock()
 		if s.w != nil {
-			s.w.close()
+			s.w.Close()
 		}
 		s.mu.Unlock()
 	}
@@ -533,7 +534,7 @@ func (n *Node) remove(name string) bool {
 // openedWriter is a sink writer opened for a pipeline version before it
 // replaces the running one.
 type openedWriter struct {
-	w    sinkWriter
+	w    sink.Writer
 	kind string
 }
 
@@ -563,7 +564,7 @@ func (n *Node) openWriters(name string, spec *pipeline.Spec) (map[string]openedW
 
 func closeWriters(ws map[string]openedWriter) {
 	for _, w := range ws {
-		w.w.close()
+		w.w.Close()
 	}
 }
 
@@ -600,7 +601,7 @@ func (n *Node) attachSinks(p *pipe, writers map[string]openedWriter) error {
 
 // startSpoolSink installs w as the writer of a pipeline's sink, starting
 // its delivery loop when it is new. n.mu is held.
-func (n *Node) startSpoolSink(pipeline, sink string, w sinkWriter, kind string) *spoolSink {
+func (n *Node) startSpoolSink(pipeline, sink string, w sink.Writer, kind string) *spoolSink {
 	name := SinkName(pipeline, sink)
 	s := n.sinks[name]
 	if s == nil {
@@ -612,7 +613,7 @@ func (n *Node) startSpoolSink(pipeline, sink string, w sinkWriter, kind string) 
 	}
 	s.mu.Lock()
 	if s.w != nil {
-		s.w.close()
+		s.w.Close()
 	}
 	s.w, s.kind = w, kind
 	s.mu.Unlock()
@@ -631,43 +632,28 @@ func (p *pipe) hasSink(name string, uplink bool) bool {
 	return false
 }
 
-func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sinkWriter, string, error) {
+func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sink.Writer, string, error) {
 	switch sk.Type {
 	case "", "stdout":
-		return &writerSink{mu: &n.stdoutMu, w: n.stdout}, "stdout", nil
+		return sink.NewStdout(&n.stdoutMu, n.stdout), "stdout", nil
 	case "log":
-		return &logSink{log: n.log, pipeline: pipelineName, sink: sk.Name}, "log", nil
+		return sink.NewLog(n.log, pipelineName, sk.Name), "log", nil
 	case "file":
 		path := sinkFilePath(n.cfg.outputDir(), pipelineName, sk)
-		if err := confine(path, append([]string{n.cfg.outputDir(), n.cfg.DataDir}, n.cfg.Sinks.AllowedDirs...)...); err != nil {
+		if err := sink.Confine(path, append([]string{n.cfg.outputDir(), n.cfg.DataDir}, n.cfg.Sinks.AllowedDirs...)...); err != nil {
 			return nil, "", err
 		}
-		w, err := openFileSink(path, n.cfg.Sinks.FileMaxBytes)
+		w, err := sink.OpenFile(path, n.cfg.Sinks.FileMaxBytes)
 		return w, "file", err
 	case "mqtt":
-		topic, err := parseSinkTopic(strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic))
+		topic, err := sink.ParseTopic(strings.NewReplacer("{pipeline}", pipelineName, "{sink}", sk.Name).Replace(sk.Topic))
 		if err != nil {
 			return nil, "", err
 		}
-		return &mqttSink{pub: n.pub, topic: topic, qos: byte(sk.QoS), retain: sk.Retain}, "mqtt", nil
+		return sink.NewMQTT(n.pub, topic, byte(sk.QoS), sk.Retain), "mqtt", nil
 	}
 	return nil, "", fmt.Errorf("unknown sink type %q", sk.Type)
 }
-
-// logSink writes each output as one log line.
-type logSink struct {
-	log            *slog.Logger
-	pipeline, sink string
-}
-
-func (s *logSink) deliver(_ context.Context, ds []delivery) error {
-	for _, d := range ds {
-		s.log.Info("output", "pipeline", s.pipeline, "sink", s.sink, "id", d.id, "data", string(d.data))
-	}
-	return nil
-}
-
-func (s *logSink) close() error { return nil }
 
 // runSink drains one spool until ctx ends: after every epoch that spooled
 // for it, and every second (retries after a failed delivery).
@@ -698,9 +684,9 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	if batch <= 0 {
 		batch = 1024
 	}
-	var ds []delivery
+	var ds []sink.Delivery
 	err := n.db.SpoolRead(s.name, batch, func(id string, data []byte) error {
-		ds = append(ds, delivery{id: id, data: append([]byte(nil), data...)})
+		ds = append(ds, sink.Delivery{ID: id, Data: append([]byte(nil), data...)})
 		return nil
 	})
 	if err != nil || len(ds) == 0 {
@@ -713,7 +699,7 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	case w == nil:
 		// Its pipeline's new version is replacing the writer.
 	default:
-		if err := w.deliver(ctx, ds); err != nil {
+		if err := w.Deliver(ctx, ds); err != nil {
 			errs = append(errs, err)
 			s.errs++
 			s.lastErr = err.Error()
@@ -722,7 +708,7 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 		s.sent += uint64(len(ds))
 		s.lastErr = ""
 		for _, d := range ds {
-			ack = append(ack, d.id)
+			ack = append(ack, d.ID)
 		}
 	}
 	s.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/edgedio/edged/ingest/mqtt"
@@ -131,90 +130,4 @@ func (p *pahoPublisher) tlsConfig() (*tls.Config, error) {
 	c := p.cfg.tls
 	c.InsecureSkipVerify = c.InsecureSkipVerify || p.cfg.insecure
 	return c.Load()
-}
-
-// sinkTopic is an mqtt sink's topic template after {pipeline} and {sink}
-// were substituted: the remaining {field} placeholders take the output
-// record's field values.
-type sinkTopic struct {
-	parts  []string // literal text and field names, alternating (literal first)
-	static bool
-}
-
-func parseSinkTopic(tmpl string) (sinkTopic, error) {
-	var t sinkTopic
-	rest := tmpl
-	for {
-		i := strings.IndexByte(rest, '{')
-		if i < 0 {
-			t.parts = append(t.parts, rest)
-			break
-		}
-		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
-			return t, fmt.Errorf("topic %q: unclosed '{'", tmpl)
-		}
-		name := rest[i+1 : i+j]
-		if name == "" || strings.ContainsAny(name, "{/+#") {
-			return t, fmt.Errorf("topic %q: bad field name %q", tmpl, name)
-		}
-		t.parts = append(t.parts, rest[:i], name)
-		rest = rest[i+j+1:]
-	}
-	t.static = len(t.parts) == 1
-	if strings.ContainsAny(strings.Join(t.literals(), ""), "+#") {
-		return t, fmt.Errorf("topic %q: a publish topic must not contain '+' or '#'", tmpl)
-	}
-	return t, nil
-}
-
-func (t sinkTopic) literals() []string {
-	var out []string
-	for i := 0; i < len(t.parts); i += 2 {
-		out = append(out, t.parts[i])
-	}
-	return out
-}
-
-// render returns the topic for one output (a JSON object). A missing or
-// null field renders as "_"; '/', '+' and '#' in values become '_', so a
-// value never adds a level or a wildcard.
-func (t sinkTopic) render(dst []byte, data []byte) ([]byte, error) {
-	if t.static {
-		return append(dst, t.parts[0]...), nil
-	}
-	var rec map[string]json.RawMessage
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return dst, fmt.Errorf("topic fields: output is not a JSON object: %w", err)
-	}
-	for i, part := range t.parts {
-		if i%2 == 0 {
-			dst = append(dst, part...)
-			continue
-		}
-		raw, ok := rec[part]
-		var v string
-		switch {
-		case !ok || string(raw) == "null":
-			v = "_"
-		case len(raw) > 0 && raw[0] == '"':
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return dst, err
-			}
-		default:
-			v = string(raw)
-		}
-		if v == "" {
-			v = "_"
-		}
-		for k := 0; k < len(v); k++ {
-			switch c := v[k]; c {
-			case '/', '+', '#', 0:
-				dst = append(dst, '_')
-			default:
-				dst = append(dst, c)
-			}
-		}
-	}
-	return dst, nil
 }

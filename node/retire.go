@@ -86,7 +86,7 @@ func (n *Node) retireSinkLocked(s *spoolSink, yaml []byte) chan struct{} {
 		}
 		s.mu.Lock()
 		if s.w != nil {
-			s.w.close()
+			s.w.Close()
 			s.w = nil
 		}
 		s.mu.Unlock()

@@ -173,3 +173,17 @@ func TestEdgedDoesNotLinkTestOnlyModules(t *testing.T) {
 		}
 	}
 }
+
+// The sinks write files and hand MQTT outputs to a Publisher they are given:
+// package sink links no MQTT client, no storage and no node.
+func TestSinkIsALeaf(t *testing.T) {
+	for pkg, ds := range deps(t, "./sink/...") {
+		for _, d := range ds {
+			for _, bad := range []string{"paho", "mochi", "bbolt", module + "/storage", module + "/node", module + "/ingest", module + "/runner"} {
+				if strings.Contains(d, bad) {
+					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+}

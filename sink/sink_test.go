@@ -1,35 +1,37 @@
-package node
+package sink
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 func TestFileSinkSkipsRedeliveredAndTornLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.jsonl")
-	s, err := openFileSink(path, 0)
+	s, err := OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.deliver(ctx, []delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}, {"p/0/1/1/1", []byte(`{"a":2}`)}}); err != nil {
+	if err := s.Deliver(ctx, []Delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}, {"p/0/1/1/1", []byte(`{"a":2}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	s.close()
+	s.Close()
 	// A crash mid-write leaves a torn line; the spool re-delivers from p/0/1/1/1.
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"_id":"p/0/1/2/0","a"`)
 	f.Close()
-	s, err = openFileSink(path, 0)
+	s, err = OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.deliver(ctx, []delivery{{"p/0/1/1/1", []byte(`{"a":2}`)}, {"p/0/1/2/0", []byte(`{"a":3}`)}, {"p/0/1/10/0", []byte(`{}`)}}); err != nil {
+	if err := s.Deliver(ctx, []Delivery{{"p/0/1/1/1", []byte(`{"a":2}`)}, {"p/0/1/2/0", []byte(`{"a":3}`)}, {"p/0/1/10/0", []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	s.close()
+	s.Close()
 	b, _ := os.ReadFile(path)
 	want := `{"_id":"p/0/1/1/0","a":1}
 {"_id":"p/0/1/1/1","a":2}
@@ -43,26 +45,26 @@ func TestFileSinkSkipsRedeliveredAndTornLines(t *testing.T) {
 
 func TestFileSinkRotates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.jsonl")
-	s, err := openFileSink(path, 40)
+	s, err := OpenFile(path, 40)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"p/0/1/1/0", "p/0/1/2/0", "p/0/1/3/0"} {
-		if err := s.deliver(context.Background(), []delivery{{id, []byte(`{"value":12345}`)}}); err != nil {
+		if err := s.Deliver(context.Background(), []Delivery{{id, []byte(`{"value":12345}`)}}); err != nil {
 			t.Fatalf("deliver %d: %v", i, err)
 		}
 	}
-	s.close()
+	s.Close()
 	if olds := rotated(path); len(olds) != 2 {
 		t.Errorf("rotated files: got %v; want 2", olds)
 	}
 	// Reopening an empty current file finds the last id in the newest rotated file.
 	os.WriteFile(path, nil, 0o644)
-	s, _ = openFileSink(path, 40)
+	s, _ = OpenFile(path, 40)
 	if got := s.last["p/0"].String(); got != "p/0/1/2/0" && got != "p/0/1/3/0" {
 		t.Errorf("last id after rotation: got %q", got)
 	}
-	s.close()
+	s.Close()
 }
 
 // Two pipelines (or partitions) writing one file: an output of one is not
@@ -70,25 +72,25 @@ func TestFileSinkRotates(t *testing.T) {
 // and sequence only, and lost outputs).
 func TestFileSinkKeepsOutputsOfSeveralWritersApart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.jsonl")
-	s, err := openFileSink(path, 0)
+	s, err := OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ds := []delivery{{"a/0/1/9/0", []byte(`{"x":1}`)}, {"b/0/1/2/0", []byte(`{"x":2}`)}, {"a/3/1/1/0", []byte(`{"x":3}`)}}
-	if err := s.deliver(ctx, ds); err != nil {
+	ds := []Delivery{{"a/0/1/9/0", []byte(`{"x":1}`)}, {"b/0/1/2/0", []byte(`{"x":2}`)}, {"a/3/1/1/0", []byte(`{"x":3}`)}}
+	if err := s.Deliver(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	s.close()
+	s.Close()
 	// After a restart the same batch comes again (not acknowledged), then more.
-	s, err = openFileSink(path, 0)
+	s, err = OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.deliver(ctx, append(ds, delivery{"b/0/1/3/0", []byte(`{"x":4}`)})); err != nil {
+	if err := s.Deliver(ctx, append(ds, Delivery{"b/0/1/3/0", []byte(`{"x":4}`)})); err != nil {
 		t.Fatal(err)
 	}
-	s.close()
+	s.Close()
 	got := readLines(t, path)
 	if len(got) != 4 {
 		t.Fatalf("lines: got %d (%v); want 4, each output once", len(got), got)
@@ -98,12 +100,12 @@ func TestFileSinkKeepsOutputsOfSeveralWritersApart(t *testing.T) {
 // A write that fails half way (a full disk) leaves nothing of itself.
 func TestFileSinkUndoesAFailedWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.jsonl")
-	s, err := openFileSink(path, 0)
+	s, err := OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.deliver(ctx, []delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}}); err != nil {
+	if err := s.Deliver(ctx, []Delivery{{"p/0/1/1/0", []byte(`{"a":1}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	// Simulate a partial write: bytes past the known size, as a write that
@@ -113,17 +115,65 @@ func TestFileSinkUndoesAFailedWrite(t *testing.T) {
 	f.Close()
 	good := s.f
 	s.f, _ = os.Open(path) // read-only: the next write fails
-	if err := s.deliver(ctx, []delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err == nil {
+	if err := s.Deliver(ctx, []Delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err == nil {
 		t.Fatal("deliver on a failing file: got nil error")
 	}
 	s.f.Close()
 	s.f = good
-	if err := s.deliver(ctx, []delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err != nil {
+	if err := s.Deliver(ctx, []Delivery{{"p/0/1/2/0", []byte(`{"a":2}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	s.close()
+	s.Close()
 	b, _ := os.ReadFile(path)
 	if want := "{\"_id\":\"p/0/1/1/0\",\"a\":1}\n{\"_id\":\"p/0/1/2/0\",\"a\":2}\n"; string(b) != want {
 		t.Errorf("file: got %q; want %q", b, want)
 	}
+}
+
+func TestSinkTopicRender(t *testing.T) {
+	tests := []struct {
+		tmpl, data, want string
+	}{
+		{"out/fixed", `{"a":1}`, "out/fixed"},
+		{"out/{sensor}/x", `{"sensor":"s1"}`, "out/s1/x"},
+		{"out/{n}", `{"n":3.5}`, "out/3.5"},
+		{"out/{missing}", `{"a":1}`, "out/_"},
+		{"out/{s}", `{"s":"a/b+#"}`, "out/a_b__"},
+	}
+	for _, tt := range tests {
+		st, err := ParseTopic(tt.tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.tmpl, err)
+		}
+		got, err := st.Render(nil, []byte(tt.data))
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%s on %s: got %q, %v; want %q", tt.tmpl, tt.data, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"out/{", "out/+", "out/{}"} {
+		if _, err := ParseTopic(bad); err == nil {
+			t.Errorf("%q: got nil; want an error", bad)
+		}
+	}
+}
+
+// readLines reads a JSON Lines file into maps.
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
