@@ -103,7 +103,7 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	if len(m.brokers) > 0 {
-		n.pubImpl = newPahoPublisher(n.publisherConfig(), n.log)
+		n.pubImpl = mqtt.NewPublisher(n.publisherConfig(), n.log)
 		if n.pub == nil {
 			n.pub = n.pubImpl
 		}

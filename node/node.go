@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgedio/edged/ingest/mqtt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -79,8 +80,8 @@ type Node struct {
 	stdout    io.Writer
 	stdoutMu  sync.Mutex
 	pub       sink.Publisher
-	pubImpl   *pahoPublisher // the publisher started by Run, closed at stop
-	mq        *mqttState     // nil when MQTT is off
+	pubImpl   *mqtt.Publisher // the publisher started by Run, closed at stop
+	mq        *mqttState      // nil when MQTT is off
 	inputFile string
 	listener  net.Listener
 

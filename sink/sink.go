@@ -29,6 +29,14 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
 }
 
+// BatchPublisher is a Publisher that can have a whole batch in flight at
+// once (ingest/mqtt.Publisher): PublishBatch returns nil once every
+// payloads[i] is delivered to topics[i] as the QoS requires. The MQTT writer
+// uses it when the Publisher has it.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, topics []string, payloads [][]byte, qos byte, retain bool) error
+}
+
 // PublisherFunc adapts a function to Publisher.
 type PublisherFunc func(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
 
@@ -116,6 +124,21 @@ func NewMQTT(pub Publisher, t Topic, qos byte, retain bool) *MQTT {
 func (s *MQTT) Deliver(ctx context.Context, ds []Delivery) error {
 	if s.pub == nil {
 		return fmt.Errorf("no MQTT publisher is configured (mqtt.brokers and mqtt.listen are empty); outputs stay spooled")
+	}
+	if bp, ok := s.pub.(BatchPublisher); ok {
+		topics, payloads := make([]string, len(ds)), make([][]byte, len(ds))
+		s.buf = s.buf[:0]
+		for i, d := range ds {
+			var err error
+			if s.tbuf, err = s.topic.Render(s.tbuf[:0], d.Data); err != nil {
+				return fmt.Errorf("output %s: %w", d.ID, err)
+			}
+			topics[i] = string(s.tbuf)
+			start := len(s.buf)
+			s.buf = WithID(s.buf, d.ID, d.Data)
+			payloads[i] = s.buf[start:len(s.buf):len(s.buf)]
+		}
+		return bp.PublishBatch(ctx, topics, payloads, s.qos, s.retain)
 	}
 	for _, d := range ds {
 		var err error

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,4 +177,40 @@ func readLines(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// batchPub records PublishBatch calls.
+type batchPub struct{ calls, msgs int }
+
+func (b *batchPub) Publish(context.Context, string, []byte, byte, bool) error {
+	return errors.New("Publish called on a batch publisher")
+}
+
+func (b *batchPub) PublishBatch(_ context.Context, topics []string, payloads [][]byte, _ byte, _ bool) error {
+	b.calls++
+	b.msgs += len(topics)
+	for i := range payloads {
+		if !strings.HasPrefix(string(payloads[i]), `{"_id":"p/0/1/1/`) || topics[i] != "out/s"+string(rune('0'+i)) {
+			return errors.New("wrong topic or payload")
+		}
+	}
+	return nil
+}
+
+// With a BatchPublisher the MQTT writer hands a whole delivery over at once
+// (one round trip per batch, not per output).
+func TestMQTTWriterPublishesABatchAtOnce(t *testing.T) {
+	top, err := ParseTopic("out/{sensor}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp := &batchPub{}
+	w := NewMQTT(bp, top, 1, false)
+	ds := []Delivery{{"p/0/1/1/0", []byte(`{"sensor":"s0"}`)}, {"p/0/1/1/1", []byte(`{"sensor":"s1"}`)}, {"p/0/1/1/2", []byte(`{"sensor":"s2"}`)}}
+	if err := w.Deliver(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+	if bp.calls != 1 || bp.msgs != 3 {
+		t.Errorf("PublishBatch calls %d with %d messages; want 1 with 3", bp.calls, bp.msgs)
+	}
 }

@@ -55,7 +55,6 @@ type BrokerConfig struct {
 	Logger *slog.Logger `yaml:"-"`
 }
 
-
 // DefaultBrokerConfig returns the embedded broker's defaults.
 func DefaultBrokerConfig() BrokerConfig {
 	return BrokerConfig{
@@ -160,7 +159,6 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	b.addr = b.tcp.Address()
 	return b, nil
 }
-
 
 // Addr returns the bound listen address, e.g. "127.0.0.1:41234".
 func (b *Broker) Addr() string { return b.addr }

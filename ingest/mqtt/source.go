@@ -187,7 +187,6 @@ func New(cfg Config, h Handler, opts ...Option) (*Source, error) {
 	return s, nil
 }
 
-
 // Status returns a snapshot of the Source's state. Safe for concurrent use.
 func (s *Source) Status() Status {
 	s.mu.Lock()
