@@ -68,6 +68,14 @@ func (n *Node) Handler() http.Handler {
 			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
 			return
 		}
+		// Every configured listener and subscription must be up: the
+		// embedded broker listening, or the source connected to a broker.
+		if n.mq != nil {
+			if st := n.MQTTStatus(); st.State != "listening" && st.State != "connected" {
+				http.Error(w, "not ready: mqtt "+st.State+"\n", http.StatusServiceUnavailable)
+				return
+			}
+		}
 		io.WriteString(w, "ready\n")
 	})
 	auth := func(h http.HandlerFunc) http.HandlerFunc {

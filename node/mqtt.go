@@ -55,11 +55,11 @@ func (c Config) clientID() string {
 	return "edged-" + h
 }
 
-// startBroker binds the embedded broker when no brokers are configured. A
-// bind failure is reported in status and metrics; ingest then has no broker
-// (it is not fatal, so that a gateway with a broker of its own on :1883
-// still runs its file inputs and API).
-func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
+// startMQTT binds the embedded broker when no brokers are configured. A
+// listener that cannot be opened is fatal: Run returns one line naming
+// mqtt.listen (a gateway with a broker of its own sets mqtt.brokers, or
+// mqtt.listen to "" to turn the embedded broker off).
+func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) error {
 	m := &mqttState{changed: make(chan struct{}, 1), brokers: n.cfg.MQTT.Brokers}
 	n.mq = m
 	if len(m.brokers) == 0 {
@@ -77,7 +77,7 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 		b, err := mqtt.NewBroker(bc)
 		if err != nil {
 			m.brokErr = err.Error()
-			n.log.Error("embedded MQTT broker not started", "listen", n.cfg.MQTT.Listen, "err", err)
+			return fmt.Errorf("mqtt.listen %q: the embedded MQTT broker cannot listen: %w (another broker on that port? list it under mqtt.brokers, or set mqtt.listen)", n.cfg.MQTT.Listen, err)
 		} else {
 			m.broker = b
 			scheme := "tcp"
@@ -108,6 +108,7 @@ func (n *Node) startMQTT(ctx context.Context, wg *sync.WaitGroup) {
 			n.pub = n.pubImpl
 		}
 	}
+	return nil
 }
 
 // loopbackAddr turns a bound listen address into one to dial locally.

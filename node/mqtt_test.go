@@ -1,9 +1,11 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -236,5 +238,25 @@ func TestFrameTopicRoundTrip(t *testing.T) {
 	}
 	if _, _, ok := runner.SplitEntry([]byte{0, 200}); ok {
 		t.Error("truncated frame: got framed; want bare")
+	}
+}
+
+// A configured listener that cannot be opened stops start-up with one line
+// naming the key (before, the node ran on without its broker).
+func TestBusyMQTTListenIsFatal(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := testConfig(t, t.TempDir(), map[string]string{"t1": testPipeline})
+	cfg.MQTT.Listen = busy.Addr().String()
+	n, err := New(cfg, WithClock(newFakeClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "mqtt.listen") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Run with a busy mqtt.listen: got %v; want one line naming mqtt.listen", err)
 	}
 }

@@ -253,7 +253,10 @@ func (n *Node) Run(ctx context.Context) error {
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBroker()
 	if n.cfg.mqttEnabled() {
-		n.startMQTT(brokerCtx, &mqWG)
+		if err := n.startMQTT(brokerCtx, &mqWG); err != nil {
+			stopAPI()
+			return err
+		}
 	}
 	stopMQTTBroker := func() {
 		if n.pubImpl != nil {

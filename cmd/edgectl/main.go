@@ -97,6 +97,10 @@ func runCtx(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCompletion(args[1:], stdout, stderr)
 	}
 	if fn, ok := commands[args[0]]; ok {
+		if usage, ok := groupUsage[args[0]]; ok && len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprint(stdout, usage) // a command with subcommands, asked for help
+			return exitOK
+		}
 		return fn(ctx, &globals{stdout: stdout, stderr: stderr, cmd: args[0]}, args[1:])
 	}
 	fmt.Fprintf(stderr, "edgectl: unknown command %q (try edgectl help)\n", args[0])
@@ -122,7 +126,17 @@ func allCommands() []string {
 
 const globalFlags = "--config --context --node --site --all --token -o --timeout --parallel -f --step --where --canary --watch --pipeline"
 
+// groupUsage is the usage of the commands that take a subcommand, printed
+// for `edgectl CMD -h`.
+var groupUsage = map[string]string{"config": configUsage, "deadletters": deadlettersUsage, "uplink": uplinkUsage}
+
+func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "help" }
+
 func cmdCompletion(args []string, stdout, stderr io.Writer) int {
+	if slices.ContainsFunc(args, isHelp) {
+		fmt.Fprintln(stdout, "usage: edgectl completion bash|zsh|fish")
+		return exitOK
+	}
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: edgectl completion bash|zsh|fish")
 		return exitUsage

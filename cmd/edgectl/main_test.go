@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,4 +32,23 @@ func TestMain(m *testing.M) {
 	os.Unsetenv("EDGED_API")
 	os.Unsetenv("EDGED_TOKEN")
 	os.Exit(m.Run())
+}
+
+// Every command and subcommand answers -h and --help with exit 0 (help was
+// asked for; it is not a usage error).
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	for _, c := range allCommands() {
+		lines := [][]string{{c}}
+		for _, sub := range subcommands[c] {
+			lines = append(lines, []string{c, sub})
+		}
+		for _, l := range lines {
+			for _, h := range []string{"-h", "--help"} {
+				var out, errb bytes.Buffer
+				if code := run(append(slices.Clone(l), h), &out, &errb); code != 0 {
+					t.Errorf("edgectl %s %s: exit %d; want 0 (stderr %q)", strings.Join(l, " "), h, code, errb.String())
+				}
+			}
+		}
+	}
 }

@@ -52,7 +52,11 @@ type uplinkStatus struct {
 }
 
 func cmdUplink(ctx context.Context, g *globals, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(g.stdout, uplinkUsage) // asked for: exit 0
+		return 0
+	}
+	if len(args) == 0 {
 		fmt.Fprint(g.stderr, uplinkUsage)
 		return exitUsage
 	}

@@ -149,7 +149,8 @@ YAML
 }
 
 # start_edged DIR CONFIG_YAML [ARGS...]: starts edged (pid in $epid, API in
-# $api) and waits until its MQTT client is connected.
+# $api) and waits until its MQTT client is connected (or its embedded
+# broker listens).
 start_edged() {
   local d=$1 conf=$2; shift 2
   api=127.0.0.1:$(freeport)
@@ -157,7 +158,7 @@ start_edged() {
   "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api $(profile_args "$d") "$@" 2>> "$d/edged.log" &
   epid=$!; pids+=($epid)
   for _ in $(seq 400); do
-    curl -sf http://$api/api/v1/status 2>/dev/null | grep -Eq '"state": *"connected"' && return 0
+    curl -sf http://$api/api/v1/status 2>/dev/null | grep -Eq '"state": *"(connected|listening)"' && return 0
     kill -0 $epid 2>/dev/null || { echo "FAIL: edged exited: $(tail -3 "$d/edged.log")" >&2; exit 1; }
     sleep 0.05
   done
