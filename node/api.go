@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/edgedio/edged/engine"
@@ -308,18 +309,21 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	if old != nil && old.file != "" {
 		file = old.file
 	}
+	// Problems of the applied body name the document the user sent
+	// (NAME.yaml and its lines), not the file it becomes on the node.
+	bad := func(err error) error { return &ApplyError{Err: renameFile(err, file, name+".yaml")} }
 	if err := checkEnrichFiles(n.cfg, file, raw); err != nil {
-		return false, &ApplyError{Err: err}
+		return false, bad(err)
 	}
 	c, err := compile(file, raw)
 	if err != nil {
-		return false, &ApplyError{Err: err}
+		return false, bad(err)
 	}
 	if c.Plan.Name() != name {
-		return false, &ApplyError{Err: fmt.Errorf("%s: metadata.name: %q does not match the pipeline %q in the URL", file, c.Plan.Name(), name)}
+		return false, bad(fmt.Errorf("%s: metadata.name: %q does not match the pipeline %q in the URL", file, c.Plan.Name(), name))
 	}
 	if err := CheckPipeline(n.cfg, c); err != nil {
-		return false, &ApplyError{Err: fmt.Errorf("%s: %w", file, err)}
+		return false, bad(fmt.Errorf("%s: %w", file, err))
 	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err
@@ -329,6 +333,29 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	}
 	n.log.Info("pipeline applied", "pipeline", name, "file", file)
 	return old == nil, nil
+}
+
+// renameFile rewrites the file name in err's messages, keeping a joined
+// error's list of problems.
+func renameFile(err error, from, to string) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, renameFile(e, from, to))
+		}
+		return errors.Join(out...)
+	}
+	if w := errors.Unwrap(err); w != nil && strings.HasSuffix(err.Error(), w.Error()) {
+		if _, joined := w.(interface{ Unwrap() []error }); joined {
+			prefix := strings.ReplaceAll(strings.TrimSuffix(err.Error(), w.Error()), from, to)
+			inner := renameFile(w, from, to).(interface{ Unwrap() []error }).Unwrap()
+			for i := range inner {
+				inner[i] = errors.New(prefix + inner[i].Error())
+			}
+			return errors.Join(inner...)
+		}
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), from, to))
 }
 
 // Delete stops a pipeline and removes its file. Its sinks deliver what it
@@ -487,7 +514,7 @@ func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
 			res.Truncated = true
 			return false
 		}
-		buf = decode.AppendJSON(buf[:0], s, r)
+		buf = appendRFC3339(decode.AppendJSON(buf[:0], s, r), s, r)
 		res.Rows = append(res.Rows, json.RawMessage(append([]byte(nil), buf...)))
 		return true
 	})
@@ -499,6 +526,30 @@ func (p *pipe) query(step, filter string, limit int) (*QueryResult, error) {
 	}
 	res.Epoch = epoch
 	return res, nil
+}
+
+// appendRFC3339 adds to the JSON object row (ending in '}') a twin of every
+// time column in RFC 3339 (UTC, milliseconds): "window_start" (epoch ms) gets
+// "window_start_rfc3339".
+func appendRFC3339(row []byte, s *engine.Schema, r *engine.Record) []byte {
+	if len(row) < 2 || row[len(row)-1] != '}' {
+		return row
+	}
+	for i := range s.Len() {
+		f := s.Field(i)
+		if f.Kind != engine.KindTime || r.Vals[i].Kind != engine.KindTime {
+			continue
+		}
+		row = row[:len(row)-1]
+		if row[len(row)-1] != '{' {
+			row = append(row, ',')
+		}
+		row = strconv.AppendQuote(row, f.Name+"_rfc3339")
+		row = append(row, ':', '"')
+		row = time.UnixMilli(r.Vals[i].Millis()).UTC().AppendFormat(row, "2006-01-02T15:04:05.000Z07:00")
+		row = append(row, '"', '}')
+	}
+	return row
 }
 
 func intParam(s string, def int) (int, error) {

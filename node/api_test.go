@@ -98,6 +98,9 @@ func TestAPIApplyGetDelete(t *testing.T) {
 	if code != 400 || len(ae.Errors) < 2 || !strings.Contains(body, "nosuch") || !strings.Contains(body, "alsomissing") {
 		t.Errorf("apply invalid: got %d %s; want 400 listing both errors", code, body)
 	}
+	if strings.Contains(body, cfg.PipelinesDir) || !strings.Contains(body, "t2.yaml:13:") {
+		t.Errorf("apply invalid: %s; want the problems located in t2.yaml, not in a file on the node", body)
+	}
 	if _, err := os.Stat(filepath.Join(cfg.PipelinesDir, "t2.yaml")); !os.IsNotExist(err) {
 		t.Errorf("invalid pipeline was written: %v", err)
 	}
@@ -349,5 +352,44 @@ func TestDeletedPipelineDeliversItsSpoolFirst(t *testing.T) {
 	}
 	if rows != 1 {
 		t.Errorf("uploaded rows of the deleted pipeline: got %d; want 1", rows)
+	}
+}
+
+// The query API gives every time column an RFC 3339 twin beside its epoch
+// milliseconds.
+func TestQueryRowsCarryRFC3339Times(t *testing.T) {
+	const win = `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: w}
+spec:
+  sources:
+    - name: in
+      mqtt: {topics: ["w/+"]}
+      fields: [{name: sensor, type: string}, {name: ts, type: time}, {name: v, type: number}]
+      eventTime: ts
+      watermark: 0s
+  steps:
+    - name: per-sensor
+      window: {type: tumbling, size: 1m, keys: [sensor], output: append, aggregates: [{n: count()}]}
+  sinks:
+    - {name: out, input: per-sensor, type: stdout}
+`
+	cfg := testConfig(t, t.TempDir(), map[string]string{"w": win})
+	tn := startNode(t, cfg, newFakeClock(t0), WithStdout(io.Discard))
+	if err := tn.Ingest(context.Background(), []Message{msg("w/a", `{"sensor":"a","ts":1700000000000,"v":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "w")
+	res, err := tn.pipeByName("w").query("per-sensor", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 1 {
+		t.Fatalf("rows: %s; want 1", res.Rows)
+	}
+	var row map[string]any
+	json.Unmarshal(res.Rows[0], &row)
+	if row["window_start_rfc3339"] != "2023-11-14T22:13:00.000Z" || row["window_start"] != float64(1699999980000) {
+		t.Errorf("row %v; want window_start 1699999980000 and window_start_rfc3339 2023-11-14T22:13:00.000Z", row)
 	}
 }
