@@ -2,7 +2,7 @@
 # Installs everything the tests need on a fresh Debian machine, skipping
 # what is already there:
 #   apt:  make git gcc curl dpkg-dev qemu-user-static mosquitto
-#         mosquitto-clients chromium prometheus (for promtool)
+#         mosquitto-clients chromium prometheus (for promtool) nodejs npm
 #   Go:   versitygw v1.8.0 (the S3 server of the uplink tests) into
 #         .cache/bin of the repository (gitignored), where the tests look
 # Go 1.26 itself is expected at /usr/local/go (or on PATH).
@@ -80,6 +80,8 @@ want mosquitto mosquitto /usr/sbin/mosquitto
 want mosquitto-clients mosquitto_pub
 want chromium chromium /usr/bin/chromium
 want prometheus promtool
+want nodejs node   # the DuckDB read-back of uplinked Parquet (npm installs its client)
+want npm npm
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=()
