@@ -155,6 +155,7 @@ type Runner struct {
 	scratch  []*engine.Batch // per source: decoded records before routing
 	bad      uint64          // decode dead letters
 	lastErr  string
+	statsAt  time.Time // when publish last counted the steps' figures
 
 	dlMu sync.Mutex
 	dls  []engine.DeadLetter // of the running epoch
