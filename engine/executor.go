@@ -635,11 +635,17 @@ type StepStats struct {
 }
 
 // Stats returns the counters of every step, in plan order.
-func (x *Executor) Stats() []StepStats {
+func (x *Executor) Stats() []StepStats { return x.stats(true) }
+
+// Counters is Stats without StateRows (zero), which walks operator state:
+// cheap enough to call after every epoch.
+func (x *Executor) Counters() []StepStats { return x.stats(false) }
+
+func (x *Executor) stats(rows bool) []StepStats {
 	out := make([]StepStats, 0, len(x.plan.nodes))
 	for _, n := range x.plan.nodes {
 		s := StepStats{Step: n.name, NodeStats: n.stats}
-		if n.stateOK {
+		if rows && n.stateOK {
 			s.StateRows = n.op.(Stateful).StateRows()
 		}
 		out = append(out, s)

@@ -34,9 +34,10 @@ type Status struct {
 	Held       []Claim
 }
 
-// statsEvery is how often publish recounts the steps' state rows: walking
-// a window operator's state is not free, and back-to-back epochs of a
-// catch-up would pay it every epoch.
+// statsEvery is how often publish recounts the steps' state rows (the
+// counters are current after every epoch): walking a window operator's
+// state is not free, and back-to-back epochs of a catch-up would pay it
+// every epoch.
 const statsEvery = time.Second
 
 // publish copies the figures for Status. Call with mu held.
@@ -62,10 +63,10 @@ func (r *Runner) publish() {
 		if wm := p.x.Watermark(); wm != engine.NoWatermark && (s.Watermark == engine.NoWatermark || wm < s.Watermark) {
 			s.Watermark = wm
 		}
-		if !recount {
-			continue
+		st := p.x.Counters()
+		if recount {
+			st = p.x.Stats()
 		}
-		st := p.x.Stats()
 		if s.Steps == nil {
 			s.Steps = st
 			continue
@@ -83,8 +84,10 @@ func (r *Runner) publish() {
 		}
 	}
 	r.snapMu.Lock()
-	if !recount {
-		s.Steps = r.snap.Steps
+	if !recount && len(r.snap.Steps) == len(s.Steps) {
+		for i := range s.Steps {
+			s.Steps[i].StateRows = r.snap.Steps[i].StateRows // counted at most every statsEvery
+		}
 	}
 	r.snap = s
 	r.snapMu.Unlock()
