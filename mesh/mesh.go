@@ -79,9 +79,10 @@ type Node struct {
 	terms    termTable
 	members  []string // live member names, sorted; self only until Run joined
 	live     map[string]bool
-	pipes    map[string]int // pipelines asked about, with their partition counts
-	ready    bool           // the first join attempt is over
-	alone    bool           // no seed was reachable
+	info     map[string]Member // what status shows of each live member
+	pipes    map[string]int    // pipelines asked about, with their partition counts
+	ready    bool              // the first join attempt is over
+	alone    bool              // no seed was reachable
 	saveErr  error
 	ml       *memberlist.Memberlist
 	queue    *memberlist.TransmitLimitedQueue
@@ -115,7 +116,7 @@ func New(cfg Config, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opt: opt, log: opt.Logger.With("component", "mesh"), name: name, key: key,
-		terms: terms, members: []string{name}, live: map[string]bool{}, pipes: map[string]int{}, metaDirt: make(chan struct{}, 1)}
+		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, metaDirt: make(chan struct{}, 1)}
 	n.nmembers.Store(1)
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numMembers, RetransmitMult: 3}
 	return n, nil
@@ -273,6 +274,24 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 		return cs
 	}
 	var cs []Claim
+	for p, h := range n.holdLocked(pipeline, nparts) {
+		if i := slices.Index(h.rank, n.name); i >= 0 {
+			cs = append(cs, Claim{Partition: p, Term: h.term, Emit: i == 0})
+		}
+	}
+	return cs
+}
+
+type hold struct {
+	rank []string // owner, then standbys
+	term uint64
+}
+
+// holdLocked ranks the members for every partition of pipeline and raises
+// the term of each partition whose owner changed (persisting and gossiping
+// the new terms).
+func (n *Node) holdLocked(pipeline string, nparts int) []hold {
+	out := make([]hold, nparts)
 	var changed []string
 	for p := range nparts {
 		rank := Rank(n.members, pipeline, p, 1+n.cfg.Standbys)
@@ -283,14 +302,12 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 			n.terms[k] = e
 			changed = append(changed, k)
 		}
-		if i := slices.Index(rank, n.name); i >= 0 {
-			cs = append(cs, Claim{Partition: p, Term: e.Term, Emit: i == 0})
-		}
+		out[p] = hold{rank, e.Term}
 	}
 	if len(changed) > 0 {
 		n.persistLocked(changed)
 	}
-	return cs
+	return out
 }
 
 // persistLocked saves the table and gossips the changed entries.
@@ -343,8 +360,9 @@ func (n *Node) refreshMetaLocked() {
 	}
 }
 
-// Table returns the holding table of every pipeline this node runs: owner,
-// standbys and term of each partition, as this member sees them.
+// Table returns the holding table of every pipeline this node was asked
+// about: owner, standbys and term of each partition, as this member sees
+// them (raising terms as Claims would).
 func (n *Node) Table() []Holding {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -355,10 +373,17 @@ func (n *Node) Table() []Holding {
 	slices.Sort(pipes)
 	var out []Holding
 	for _, pipe := range pipes {
-		for p := range n.pipes[pipe] {
-			rank := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
-			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: rank[0],
-				Standbys: append([]string{}, rank[1:]...), Term: n.terms[termKey(pipe, p)].Term})
+		var hs []hold
+		if n.ready {
+			hs = n.holdLocked(pipe, n.pipes[pipe])
+		} else {
+			for p := range n.pipes[pipe] {
+				hs = append(hs, hold{Rank(n.members, pipe, p, 1+n.cfg.Standbys), n.terms[termKey(pipe, p)].Term})
+			}
+		}
+		for p, h := range hs {
+			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: h.rank[0],
+				Standbys: append([]string{}, h.rank[1:]...), Term: h.term})
 		}
 	}
 	return out
@@ -367,21 +392,18 @@ func (n *Node) Table() []Holding {
 // Members returns the live members (alive or suspect), sorted by name.
 func (n *Node) Members() []Member {
 	n.mu.Lock()
-	ml := n.ml
-	n.mu.Unlock()
-	if ml == nil {
+	defer n.mu.Unlock()
+	if n.ml == nil {
 		return []Member{{Name: n.name, State: "stopped", Self: true}}
 	}
-	var out []Member
-	for _, m := range ml.Members() {
-		var md meta
-		_ = json.Unmarshal(m.Meta, &md)
-		st := "alive"
-		if m.State == memberlist.StateSuspect {
-			st = "suspect"
+	out := make([]Member, 0, len(n.info))
+	for _, m := range n.info {
+		if m.Self {
+			var md meta
+			_ = json.Unmarshal(n.metaBuf, &md)
+			m.Owns, m.Standby = md.Owns, md.Standby
 		}
-		out = append(out, Member{Name: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))),
-			API: md.API, Owns: md.Owns, Standby: md.Standby, State: st, Self: m.Name == n.name})
+		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmpString(a.Name, b.Name) })
 	return out
@@ -392,15 +414,26 @@ func (n *Node) Members() []Member {
 // memberlist, nor block.
 type events Node
 
-// setLive adds or removes a member and recomputes the member list.
-func (e *events) setLive(name string, alive bool) {
+// setLive adds, updates or removes a member and recomputes the member
+// list. It copies what it needs of m: memberlist changes it later.
+func (e *events) setLive(m *memberlist.Node, alive bool) {
 	n := (*Node)(e)
+	name := m.Name
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if alive {
 		n.live[name] = true
+		var md meta
+		_ = json.Unmarshal(m.Meta, &md)
+		st := "alive"
+		if m.State == memberlist.StateSuspect {
+			st = "suspect"
+		}
+		n.info[name] = Member{Name: name, Addr: m.Address(), API: md.API, Owns: md.Owns, Standby: md.Standby,
+			State: st, Self: name == n.name}
 	} else {
 		delete(n.live, name)
+		delete(n.info, name)
 	}
 	names := make([]string, 0, len(n.live)+1)
 	for m := range n.live {
@@ -419,15 +452,15 @@ func (e *events) NotifyJoin(m *memberlist.Node) {
 	if m.Name != e.name {
 		(*Node)(e).log.Info("mesh member joined", "member", m.Name, "addr", m.Address())
 	}
-	e.setLive(m.Name, true)
+	e.setLive(m, true)
 }
 
 func (e *events) NotifyLeave(m *memberlist.Node) {
 	(*Node)(e).log.Warn("mesh member left or died", "member", m.Name, "addr", m.Address())
-	e.setLive(m.Name, false)
+	e.setLive(m, false)
 }
 
-func (e *events) NotifyUpdate(*memberlist.Node) {}
+func (e *events) NotifyUpdate(m *memberlist.Node) { e.setLive(m, true) }
 
 // delegate carries metadata and the term table. memberlist calls it from
 // several goroutines; every method takes the node's lock.
