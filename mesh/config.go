@@ -62,6 +62,13 @@ type Config struct {
 	// PushPullInterval is how often the full state (members and the term
 	// table) is exchanged with a random member. Zero means 2s.
 	PushPullInterval time.Duration `yaml:"pushPullInterval"`
+	// StandbyHold is how long a standby keeps the outputs it computed but
+	// did not emit; when promoted it emits those of the last StandbyHold
+	// first, so the windows that closed while the dead owner was being
+	// detected are not lost (some may be emitted twice, with the same
+	// values). Zero means 5s: failure detection (~1s) plus epochs and
+	// sink delivery on a loaded gateway.
+	StandbyHold time.Duration `yaml:"standbyHold"`
 	// JoinRetry is how often a node that reached no seed tries again. Zero
 	// means 2s.
 	JoinRetry time.Duration `yaml:"joinRetry"`
@@ -104,6 +111,7 @@ func (c Config) Defaults() Config {
 	set(&c.GossipInterval, d.GossipInterval)
 	set(&c.PushPullInterval, d.PushPullInterval)
 	set(&c.JoinRetry, d.JoinRetry)
+	set(&c.StandbyHold, d.StandbyHold)
 	if c.SuspicionMult == 0 {
 		c.SuspicionMult = d.SuspicionMult
 	}
@@ -149,7 +157,7 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{{"probeInterval", c.ProbeInterval}, {"probeTimeout", c.ProbeTimeout}, {"gossipInterval", c.GossipInterval},
-		{"pushPullInterval", c.PushPullInterval}, {"joinRetry", c.JoinRetry}} {
+		{"pushPullInterval", c.PushPullInterval}, {"joinRetry", c.JoinRetry}, {"standbyHold", c.StandbyHold}} {
 		if d.v < 0 {
 			bad(d.key, "%s is negative", d.v)
 		}

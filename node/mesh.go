@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/edgedio/edged/mesh"
 	"github.com/edgedio/edged/runner"
@@ -64,6 +65,15 @@ func (n *Node) ownership() runner.Ownership {
 		}
 		return cs
 	})
+}
+
+// standbyHold is how long standbys keep their outputs (mesh.standbyHold);
+// zero without a mesh.
+func (n *Node) standbyHold() time.Duration {
+	if n.cfg.Mesh == nil {
+		return 0
+	}
+	return n.cfg.Mesh.Defaults().StandbyHold
 }
 
 // meshStatus adds the mesh's members and conditions to st.
