@@ -85,6 +85,7 @@ func DefaultConfig() Config {
 		SuspicionMaxTimeoutMult: 2,                      // no long tail when few members confirm
 		GossipInterval:          50 * time.Millisecond,  // terms and deaths spread fast
 		PushPullInterval:        2 * time.Second,        // repairs what gossip missed
+		StandbyHold:             5 * time.Second,        // > detection + an epoch + delivery
 		JoinRetry:               2 * time.Second,        // seeds unreachable: retry
 	}
 }

@@ -82,7 +82,7 @@ func TestConfigValidateNamesEveryBadKey(t *testing.T) {
 		t.Errorf("default config invalid: %v", err)
 	}
 	d := Config{Standbys: -1}.Defaults()
-	if d.Standbys != 0 || d.ProbeInterval != 200*time.Millisecond || d.SuspicionMult != 2 || d.GossipInterval != 50*time.Millisecond {
+	if d.Standbys != 0 || d.ProbeInterval != 200*time.Millisecond || d.SuspicionMult != 2 || d.GossipInterval != 50*time.Millisecond || d.StandbyHold != 5*time.Second {
 		t.Errorf("Defaults: %+v", d)
 	}
 }

@@ -348,11 +348,17 @@ func (r *Runner) reconcile() error {
 			if err != nil {
 				return err
 			}
-			if have != nil && !have.claim.Emit && w.Emit {
+			switch {
+			case have == nil:
+			case !have.claim.Emit && w.Emit: // promoted
 				for _, h := range have.held {
 					p.release = append(p.release, h.out)
 				}
-			} else if have != nil && have.claim.Emit {
+				r.log.Info("standby promoted", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.release))
+			case !have.claim.Emit: // still a standby, under another term
+				p.held = have.held
+				r.log.Debug("standby term changed", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.held))
+			default:
 				p.release = have.release // not yet committed
 			}
 			r.byID[i], changed = p, true
