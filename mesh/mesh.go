@@ -90,6 +90,7 @@ type Node struct {
 	metaDirt chan struct{}
 
 	rejected atomic.Uint64
+	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
 	nmembers atomic.Int64 // len(members), for the broadcast queue
 }
 
@@ -204,8 +205,10 @@ func (n *Node) Run(ctx context.Context) error {
 			n.mu.Lock()
 			n.ready = false
 			n.mu.Unlock()
-			if err := ml.Leave(time.Second); err != nil {
-				n.log.Warn("mesh leave", "err", err)
+			if !n.crashed.Load() {
+				if err := ml.Leave(time.Second); err != nil {
+					n.log.Warn("mesh leave", "err", err)
+				}
 			}
 			if err := ml.Shutdown(); err != nil {
 				n.log.Warn("mesh shutdown", "err", err)

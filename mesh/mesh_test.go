@@ -243,3 +243,34 @@ func (c *collect) Errorf(format string, a ...any) {
 		c.err = fmt.Errorf(format, a...)
 	}
 }
+
+// TestCrashedMemberIsDeclaredDeadWithinTheLANBound: a member that stops
+// answering (memberlist shut down without leaving, as after SIGKILL) is
+// removed from the survivors' views within a few seconds with the tuned
+// timings (about a second on an idle machine), and its partitions move.
+func TestCrashedMemberIsDeclaredDeadWithinTheLANBound(t *testing.T) {
+	a, _ := startNode(t, "a", key1, nil, "")
+	b, _ := startNode(t, "b", key1, []string{addr(t, a)}, "")
+	c, _ := startNode(t, "c", key1, []string{addr(t, a)}, "")
+	waitMembers(t, 3, a, b, c)
+	c.mu.Lock()
+	ml := c.ml
+	c.mu.Unlock()
+	crashed := time.Now()
+	c.crashed.Store(true)
+	if err := ml.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, 2, a, b)
+	d := time.Since(crashed)
+	t.Logf("crash detected by both survivors after %v", d)
+	if d > 5*time.Second {
+		t.Errorf("crash detected after %v; want well under 5s with the LAN timings", d)
+	}
+	own, _ := owners(t, "p", 16, a, b)
+	for p, o := range own {
+		if o == "c" {
+			t.Errorf("partition %d still owned by the crashed member", p)
+		}
+	}
+}
