@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -166,6 +167,14 @@ func TestMeshFailoverIntegration(t *testing.T) {
 			}
 		}
 	}
+	// The kill round is seeded (MESH_SEED reruns one): anywhere from 3s to
+	// 9s into the stream, at any point of a window.
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("MESH_SEED"); v != "" {
+		fmt.Sscan(v, &seed)
+	}
+	killRound := 60 + int(rand.New(rand.NewPCG(uint64(seed), 0)).IntN(120))
+	t.Logf("seed %d: SIGKILL after round %d (%.2fs into the stream)", seed, killRound, float64(killRound)*0.05)
 	var killed time.Time
 	var victimSensors map[string]bool
 	takeover := make(chan time.Duration, 1)
@@ -174,7 +183,7 @@ func TestMeshFailoverIntegration(t *testing.T) {
 	for r := range rounds {
 		<-tick.C
 		publish(r, base+int64(r)*50)
-		if r == 110 { // mid-window, 5.5s in
+		if r == killRound {
 			victimSensors = map[string]bool{}
 			for _, row := range windowRows(t, nodes[victim]) {
 				victimSensors[row.Sensor] = true
@@ -183,7 +192,7 @@ func TestMeshFailoverIntegration(t *testing.T) {
 				var st any
 				nodes[victim].get("/api/v1/status", &st)
 				js, _ := json.Marshal(st)
-				t.Fatalf("n%d owns %d partitions but emitted nothing in 5s\n%s\n%s", victim, owned[fmt.Sprintf("n%d", victim)], js, nodes[victim].stderr)
+				t.Fatalf("n%d owns %d partitions but emitted nothing in 3s\n%s\n%s", victim, owned[fmt.Sprintf("n%d", victim)], js, nodes[victim].stderr)
 			}
 			if err := nodes[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
