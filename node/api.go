@@ -98,6 +98,7 @@ func (n *Node) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /metrics", auth(n.handleMetrics))
 	mux.HandleFunc("GET /api/v1/status", auth(n.handleStatus))
+	mux.HandleFunc("GET /api/v1/partitions", auth(n.handlePartitions))
 	mux.HandleFunc("GET /api/v1/pipelines", auth(n.handleList))
 	mux.HandleFunc("GET /api/v1/pipelines/{name}", auth(n.handleGet))
 	mux.HandleFunc("PUT /api/v1/pipelines/{name}", auth(n.handleApply))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgedio/edged/ingest/mqtt"
 	"github.com/edgedio/edged/internal/yamlcheck"
+	"github.com/edgedio/edged/mesh"
 	"github.com/edgedio/edged/storage"
 	"github.com/edgedio/edged/uplink"
 )
@@ -60,6 +61,11 @@ type Config struct {
 	// and uplink.journal_dir to DataDir/uplink-journal. Relative
 	// uplink.local.dir and uplink.journal_dir are under DataDir.
 	Uplink uplink.Config `yaml:"uplink"`
+	// Mesh, when present, makes this node a member of its site's mesh
+	// (package mesh): the gateways share every partitionable pipeline's
+	// partitions, each held by one owner and mesh.standbys hot standbys.
+	// Absent means a gateway on its own (every partition, term 1).
+	Mesh *mesh.Config `yaml:"mesh"`
 }
 
 // DefaultMemoryLimitMB is the soft memory limit when MemoryLimitMB is zero.
@@ -498,6 +504,11 @@ func (c Config) Validate() error {
 	uc := c.uplinkConfig()
 	if err := uc.Validate(); err != nil {
 		errs = append(errs, err) // each line names its uplink.* key
+	}
+	if c.Mesh != nil {
+		if err := c.Mesh.Validate(); err != nil {
+			errs = append(errs, err) // each line names its mesh.* key
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -99,6 +99,8 @@ type Status struct {
 	Uplink map[string]uplink.Status `json:"uplink"`
 	// Conditions are human-readable status lines about anything abnormal.
 	Conditions []string `json:"conditions"`
+	// Mesh is this node's view of its site's mesh; absent without one.
+	Mesh *MeshStatus `json:"mesh,omitempty"`
 }
 
 // StorageStatus summarizes storage.Stats.
@@ -142,6 +144,7 @@ type IngestStatus struct {
 // Status returns the node's status.
 func (n *Node) Status() (Status, error) {
 	st := Status{Ready: n.Ready(), DataDir: n.cfg.DataDir, Pipelines: []PipelineInfo{}, Sinks: []SinkStatus{}, Conditions: []string{}}
+	n.meshStatus(&st)
 	for _, p := range n.sortedPipes() {
 		pi := n.pipeInfo(p)
 		st.Pipelines = append(st.Pipelines, pi)

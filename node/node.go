@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgedio/edged/configs"
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/mesh"
 	"github.com/edgedio/edged/pipeline"
 	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/sink"
@@ -75,6 +76,7 @@ func WithListener(l net.Listener) Option { return func(n *Node) { n.listener = l
 // sinks draining the output spool, and the HTTP API.
 type Node struct {
 	cfg       Config
+	mesh      *mesh.Node // nil without a mesh: section (mesh.go)
 	log       *slog.Logger
 	clock     engine.Clock
 	stdout    io.Writer
@@ -248,6 +250,14 @@ func (n *Node) Run(ctx context.Context) error {
 			srv.Shutdown(sctx)
 		}
 	}
+	// The mesh starts before the pipelines (their runners ask it for their
+	// partitions) and leaves after they stopped.
+	stopMesh, err := n.startMesh(ctx)
+	if err != nil {
+		stopAPI()
+		return err
+	}
+	defer stopMesh()
 
 	var mqWG sync.WaitGroup
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))

@@ -95,7 +95,7 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 		srcs = append(srcs, rs)
 	}
 	r, err := runner.New(runner.Config{Compiled: c, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
-		Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
+		Owner: n.ownership(), StandbyHold: n.standbyHold(), Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
 		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, Virtual: n.cfg.Epochs.Virtual,
 		InputOpen: func() bool { return n.inputFile != "" && !n.fileDone.Load() },
 		Committed: func() { n.epochDone(p) }})

@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/edgedio/edged/engine"
 )
@@ -80,9 +82,14 @@ func (b *barrier) commit(ctx context.Context) error {
 		Watermark: engine.NoWatermark, Input: b.newPos, DeadLetters: dls}
 	cs := make([]*engine.Commit, 0, 1+len(b.commits))
 	cs = append(cs, pc)
+	var released []*part
 	for _, c := range b.commits {
 		if p := r.byID[c.Partition]; p != nil && !p.claim.Emit {
+			p.hold(r, c.Outputs)
 			c.Outputs = c.Outputs[:0]
+		} else if p != nil && len(p.release) > 0 {
+			c.Outputs = append(slices.Clip(p.release), c.Outputs...)
+			released = append(released, p)
 		}
 		for i := range c.Outputs {
 			o := &c.Outputs[i]
@@ -95,8 +102,39 @@ func (b *barrier) commit(ctx context.Context) error {
 	if err := r.cfg.Store.CommitAll(ctx, cs); err != nil {
 		return err
 	}
+	for _, p := range released {
+		p.release = nil
+	}
 	r.epoch++
 	return nil
+}
+
+// heldOutput is an output a standby computed, with when.
+type heldOutput struct {
+	at  time.Time
+	out engine.Output
+}
+
+// maxHeld bounds a standby partition's held outputs.
+const maxHeld = 100_000
+
+// hold keeps copies of a standby's outputs for Config.StandbyHold and
+// forgets older ones.
+func (p *part) hold(r *Runner, outs []engine.Output) {
+	if r.cfg.StandbyHold <= 0 {
+		return
+	}
+	now := r.clock.Now()
+	for _, o := range outs {
+		p.held = append(p.held, heldOutput{now, engine.Output{Sink: o.Sink, ID: o.ID, Data: slices.Clone(o.Data)}})
+	}
+	i := 0
+	for i < len(p.held) && (now.Sub(p.held[i].at) > r.cfg.StandbyHold || len(p.held)-i > maxHeld) {
+		i++
+	}
+	if i > 0 {
+		p.held = append(p.held[:0], p.held[i:]...)
+	}
 }
 
 // partStore is one partition executor's engine.StateStore: reads go to the

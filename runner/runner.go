@@ -105,6 +105,14 @@ type Config struct {
 	Store      Store
 	// Owner says which partitions this node holds; nil means SingleNode.
 	Owner Ownership
+	// StandbyHold is how long a standby keeps the outputs it computed (and
+	// did not emit) in memory: when the partition's claim turns from
+	// standby to owner, the outputs of the last StandbyHold are emitted in
+	// the first epoch as owner, ahead of its own, so that windows the dead
+	// owner may not have delivered (those closed during failure detection)
+	// are not lost; some may be emitted twice, with the same values. Zero
+	// means none are kept (a standby's outputs are dropped at commit).
+	StandbyHold time.Duration
 	// Clock gives processing time; nil means the system clock.
 	Clock engine.Clock
 	// Logger receives the runner's events; nil discards them.
@@ -168,6 +176,8 @@ type Runner struct {
 // part is one held partition.
 type part struct {
 	claim   Claim
+	held    []heldOutput    // a standby's recent outputs (Config.StandbyHold)
+	release []engine.Output // a promoted standby's held outputs, emitted at its next commit
 	c       *pipeline.Compiled
 	x       *engine.Executor
 	inputs  []*engine.Batch // per source of Config.Sources
@@ -338,6 +348,19 @@ func (r *Runner) reconcile() error {
 			p, err := r.newPart(*w, nil)
 			if err != nil {
 				return err
+			}
+			switch {
+			case have == nil:
+			case !have.claim.Emit && w.Emit: // promoted
+				for _, h := range have.held {
+					p.release = append(p.release, h.out)
+				}
+				r.log.Info("standby promoted", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.release))
+			case !have.claim.Emit: // still a standby, under another term
+				p.held = have.held
+				r.log.Debug("standby term changed", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.held))
+			default:
+				p.release = have.release // not yet committed
 			}
 			r.byID[i], changed = p, true
 		}

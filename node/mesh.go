@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/edgedio/edged/mesh"
+	"github.com/edgedio/edged/runner"
+)
+
+// MeshStatus is the mesh part of the node status.
+type MeshStatus struct {
+	// Name is this member's name.
+	Name string `json:"name"`
+	// Alone is set when no seed of mesh.join answered: the node processes
+	// as a one-node mesh and keeps trying.
+	Alone bool `json:"alone"`
+	// Rejected counts gossip messages rejected for not carrying mesh.key.
+	Rejected uint64 `json:"rejectedGossip"`
+	// Members are the live members as this node sees them.
+	Members []mesh.Member `json:"members"`
+}
+
+// meshTermsFile holds the highest ownership term of every partition.
+const meshTermsFile = "mesh-terms.json"
+
+// startMesh joins the site's mesh when the config has a mesh section; the
+// returned function leaves it and waits for the mesh to stop.
+func (n *Node) startMesh(ctx context.Context) (func(), error) {
+	if n.cfg.Mesh == nil {
+		return func() {}, nil
+	}
+	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(),
+		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
+	if err != nil {
+		return nil, err
+	}
+	n.mesh = m
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := m.Run(mctx); err != nil {
+			n.log.Error("mesh stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// ownership is what the runners follow: the mesh's claims, or nil (a
+// gateway on its own) without a mesh.
+func (n *Node) ownership() runner.Ownership {
+	if n.mesh == nil {
+		return nil
+	}
+	m := n.mesh
+	return runner.OwnershipFunc(func(pipeline string, np int) []runner.Claim {
+		mc := m.Claims(pipeline, np)
+		cs := make([]runner.Claim, len(mc))
+		for i, c := range mc {
+			cs[i] = runner.Claim{Partition: c.Partition, Term: c.Term, Emit: c.Emit}
+		}
+		return cs
+	})
+}
+
+// standbyHold is how long standbys keep their outputs (mesh.standbyHold);
+// zero without a mesh.
+func (n *Node) standbyHold() time.Duration {
+	if n.cfg.Mesh == nil {
+		return 0
+	}
+	return n.cfg.Mesh.Defaults().StandbyHold
+}
+
+// meshStatus adds the mesh's members and conditions to st.
+func (n *Node) meshStatus(st *Status) {
+	if n.mesh == nil {
+		return
+	}
+	_, alone := n.mesh.Ready()
+	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
+	st.Mesh = ms
+	if alone {
+		st.Conditions = append(st.Conditions, "mesh: no seed of mesh.join answered; processing as a one-node mesh and retrying")
+	}
+	if ms.Rejected > 0 {
+		st.Conditions = append(st.Conditions, fmt.Sprintf("mesh: rejected %d gossip messages not encrypted with mesh.key (a node with another key?)", ms.Rejected))
+	}
+}
+
+// PartitionsResponse is the answer of GET /api/v1/partitions.
+type PartitionsResponse struct {
+	// Mesh is false for a gateway on its own: it holds every partition at
+	// term 1.
+	Mesh bool `json:"mesh"`
+	// Node is this member's name (empty without a mesh).
+	Node string `json:"node,omitempty"`
+	// Partitions is the holding table of every pipeline this node runs.
+	Partitions []mesh.Holding `json:"partitions"`
+}
+
+// handlePartitions answers the holding table: owner, standbys and term of
+// every partition of every pipeline this node runs.
+func (n *Node) handlePartitions(w http.ResponseWriter, _ *http.Request) {
+	if n.mesh == nil {
+		resp := PartitionsResponse{Partitions: []mesh.Holding{}}
+		for _, p := range n.sortedPipes() {
+			for i := range p.r.Partitions() {
+				resp.Partitions = append(resp.Partitions, mesh.Holding{Pipeline: p.name, Partition: i, Owner: "", Standbys: []string{}, Term: 1})
+			}
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	running := map[string]bool{}
+	for _, p := range n.sortedPipes() {
+		running[p.name] = true
+	}
+	t := []mesh.Holding{}
+	for _, h := range n.mesh.Table() {
+		if running[h.Pipeline] {
+			t = append(t, h)
+		}
+	}
+	writeJSON(w, http.StatusOK, PartitionsResponse{Mesh: true, Node: n.mesh.Name(), Partitions: t})
+}
