@@ -46,7 +46,7 @@ func TestPromotedStandbyReleasesTheOutputsItHeld(t *testing.T) {
 	emit = true // promoted
 	l.add("in", `{"sensor":"s000","ts":99999999,"v":0}`, `{"sensor":"s001","ts":99999999,"v":0}`,
 		`{"sensor":"s002","ts":99999999,"v":0}`, `{"sensor":"s003","ts":99999999,"v":0}`)
-	if _, err := r.Epoch1(context.Background(), 2000); err != nil {
+	if _, err := r.RunEpoch(context.Background(), 2000); err != nil {
 		t.Fatal(err)
 	}
 	count := func() (n float64, terms map[uint64]int) {
@@ -69,7 +69,7 @@ func TestPromotedStandbyReleasesTheOutputsItHeld(t *testing.T) {
 	}
 	// The held outputs are released once.
 	l.add("in", `{"sensor":"s000","ts":199999999,"v":0}`)
-	if _, err := r.Epoch1(context.Background(), 3000); err != nil {
+	if _, err := r.RunEpoch(context.Background(), 3000); err != nil {
 		t.Fatal(err)
 	}
 	if _, terms := count(); terms[3] != 4 {
