@@ -303,6 +303,32 @@ func cmdDeadLetters(ctx context.Context, g *globals, args []string) int {
 // partition and drain endpoints do not exist there).
 var errNoMesh = errors.New("no mesh on this node")
 
+// printPartitions prints a node's holding table (GET /api/v1/partitions of
+// a mesh member): JSON with -o json|yaml, else one row per partition.
+func printPartitions(g *globals, node string, body json.RawMessage) {
+	var p struct {
+		Partitions []struct {
+			Pipeline  string   `json:"pipeline"`
+			Partition int      `json:"partition"`
+			Owner     string   `json:"owner"`
+			Standbys  []string `json:"standbys"`
+			Term      uint64   `json:"term"`
+		} `json:"partitions"`
+	}
+	if g.output != "table" && g.output != "" || json.Unmarshal(body, &p) != nil {
+		var buf bytes.Buffer
+		json.Indent(&buf, body, "", "  ")
+		fmt.Fprintf(g.stdout, "%s:\n%s\n", node, buf.String())
+		return
+	}
+	fmt.Fprintf(g.stdout, "%s:\n", node)
+	tw := newTable(g.stdout, "PIPELINE", "PARTITION", "OWNER", "STANDBYS", "TERM")
+	for _, h := range p.Partitions {
+		tw.row(h.Pipeline, strconv.Itoa(h.Partition), h.Owner, strings.Join(h.Standbys, ","), strconv.FormatUint(h.Term, 10))
+	}
+	tw.flush()
+}
+
 const partitionsUsage = `usage: edgectl partitions [node selection flags]
 
 Shows which node holds which partition of each pipeline (with the mesh).
@@ -328,6 +354,14 @@ func cmdPartitions(ctx context.Context, g *globals, args []string) int {
 		if status == 404 || status == 501 {
 			return nil, errNoMesh
 		}
+		if err == nil {
+			var p struct {
+				Mesh bool `json:"mesh"`
+			}
+			if json.Unmarshal(body, &p) == nil && !p.Mesh {
+				return nil, errNoMesh
+			}
+		}
 		return body, err
 	})
 	var failed []result[json.RawMessage]
@@ -338,9 +372,7 @@ func cmdPartitions(ctx context.Context, g *globals, args []string) int {
 		case r.err != nil:
 			failed = append(failed, r)
 		default:
-			var buf bytes.Buffer
-			json.Indent(&buf, r.v, "", "  ")
-			fmt.Fprintf(g.stdout, "%s:\n%s\n", r.t.Name, buf.String())
+			printPartitions(g, r.t.Name, r.v)
 		}
 	}
 	if len(failed) == 0 {
