@@ -289,21 +289,27 @@ func ids(outs []engine.Output) []string {
 	return r
 }
 
-// A standby keeps state but emits nothing; its term is in the ids once it
-// owns the partition.
-func TestStandbyKeepsStateButEmitsNothing(t *testing.T) {
-	emit := false
-	own := runner.OwnershipFunc(func(_ string, n int) []runner.Claim {
+// promotable holds every partition as a standby under term 3 until *emit
+// is set, then as the owner under term 4.
+func promotable(emit *bool) runner.Ownership {
+	return runner.OwnershipFunc(func(_ string, n int) []runner.Claim {
 		term := uint64(3)
-		if emit {
+		if *emit {
 			term = 4
 		}
 		cs := make([]runner.Claim, n)
 		for i := range cs {
-			cs[i] = runner.Claim{Partition: i, Term: term, Emit: emit}
+			cs[i] = runner.Claim{Partition: i, Term: term, Emit: *emit}
 		}
 		return cs
 	})
+}
+
+// A standby keeps state but emits nothing; its term is in the ids once it
+// owns the partition.
+func TestStandbyKeepsStateButEmitsNothing(t *testing.T) {
+	emit := false
+	own := promotable(&emit)
 	l, s := newMemLog(), newMemStore()
 	r := newRunner(t, windowed, 2, l, s, own)
 	// Window [10s, 11s) of each sensor closes while standing by (dropped);

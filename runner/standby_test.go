@@ -16,17 +16,7 @@ import (
 // values, ahead of its own outputs, and then nothing of them again.
 func TestPromotedStandbyReleasesTheOutputsItHeld(t *testing.T) {
 	emit := false
-	own := runner.OwnershipFunc(func(_ string, n int) []runner.Claim {
-		term := uint64(3)
-		if emit {
-			term = 4
-		}
-		cs := make([]runner.Claim, n)
-		for i := range cs {
-			cs[i] = runner.Claim{Partition: i, Term: term, Emit: emit}
-		}
-		return cs
-	})
+	own := promotable(&emit)
 	l, s := newMemLog(), newMemStore()
 	c := compile(t, windowed)
 	r, err := runner.New(runner.Config{Compiled: c, Sources: []runner.Source{jsonSource(t, c, "in")},

@@ -275,21 +275,32 @@ alone. Exit status: 0 applied everywhere, 2 a file is invalid, 3 some nodes
 failed, 1 all failed.
 `
 
-func cmdApply(ctx context.Context, g *globals, args []string) int {
-	fs := g.flagSet("apply", applyUsage)
+// parseFileArgs parses the flags of a command that takes -f FILE|DIR
+// (repeatable) and no arguments, and loads (and checks locally) the
+// pipeline files. A code >= 0 means: stop with it.
+func parseFileArgs(g *globals, name, usage string, args []string) ([]localPipeline, int) {
+	fs := g.flagSet(name, usage)
 	var files stringList
 	fs.Var(&files, "f", "pipeline `file` or directory (repeatable)")
 	pos, code := g.parse(fs, args)
 	if code >= 0 {
-		return code
+		return nil, code
 	}
 	if len(pos) > 0 || len(files) == 0 {
-		return g.fail(exitUsage, "want -f FILE|DIR and no arguments")
+		return nil, g.fail(exitUsage, "want -f FILE|DIR and no arguments")
 	}
 	lps, err := loadPipelineFiles(files)
 	if err != nil {
 		fmt.Fprintln(g.stderr, err)
-		return exitUsage
+		return nil, exitUsage
+	}
+	return lps, -1
+}
+
+func cmdApply(ctx context.Context, g *globals, args []string) int {
+	lps, code := parseFileArgs(g, "apply", applyUsage, args)
+	if code >= 0 {
+		return code
 	}
 	ts, err := g.resolve(true)
 	if err != nil {
@@ -593,20 +604,9 @@ differences, 1 differences, 3 some nodes failed.
 `
 
 func cmdDiff(ctx context.Context, g *globals, args []string) int {
-	fs := g.flagSet("diff", diffUsage)
-	var files stringList
-	fs.Var(&files, "f", "pipeline `file` or directory (repeatable)")
-	pos, code := g.parse(fs, args)
+	lps, code := parseFileArgs(g, "diff", diffUsage, args)
 	if code >= 0 {
 		return code
-	}
-	if len(pos) > 0 || len(files) == 0 {
-		return g.fail(exitUsage, "want -f FILE|DIR and no arguments")
-	}
-	lps, err := loadPipelineFiles(files)
-	if err != nil {
-		fmt.Fprintln(g.stderr, err)
-		return exitUsage
 	}
 	ts, err := g.resolve(false)
 	if err != nil {
