@@ -168,7 +168,12 @@ func TestIntegrationRedeliveriesAreFlaggedDuplicate(t *testing.T) {
 
 	_, dups := resumeSource(t, cfg, n, 30*time.Second)
 	t.Logf("first run received %d (unacknowledged); second run saw %d flagged Duplicate", firstRun, dups)
-	if dups == 0 || uint64(dups) > firstRun {
-		t.Errorf("got %d Duplicate messages; want between 1 and %d (those sent to the first run)", dups, firstRun)
+	// Every message the first run received comes back flagged, and so may
+	// those the broker had sent that were still in the socket when it
+	// stopped: at most mosquitto's in-flight window (max_inflight_messages,
+	// 20 by default). Nothing sent only to the second run is flagged.
+	const window = 20
+	if dups == 0 || uint64(dups) < firstRun || dups > window {
+		t.Errorf("got %d Duplicate messages; want between %d (received by the first run) and %d (the broker's in-flight window)", dups, max(firstRun, 1), window)
 	}
 }
