@@ -79,10 +79,12 @@ type Node struct {
 	terms    termTable
 	members  []string // live member names, sorted; self only until Run joined
 	live     map[string]bool
-	info     map[string]Member // what status shows of each live member
-	pipes    map[string]int    // pipelines asked about, with their partition counts
-	ready    bool              // the first join attempt is over
-	alone    bool              // no seed was reachable
+	info     map[string]Member    // what status shows of each live member
+	pipes    map[string]int       // pipelines asked about, with their partition counts
+	marks    map[string]int64     // by termKey: the highest watermark an owner committed (Committed)
+	waiting  map[string]time.Time // by termKey: since when a live previous owner is expected to hand over
+	ready    bool                 // the first join attempt is over
+	alone    bool                 // no seed was reachable
 	saveErr  error
 	ml       *memberlist.Memberlist
 	queue    *memberlist.TransmitLimitedQueue
@@ -117,7 +119,7 @@ func New(cfg Config, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opt: opt, log: opt.Logger.With("component", "mesh"), name: name, key: key,
-		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, metaDirt: make(chan struct{}, 1)}
+		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]int64{}, waiting: map[string]time.Time{}, metaDirt: make(chan struct{}, 1)}
 	n.nmembers.Store(1)
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numMembers, RetransmitMult: 3}
 	return n, nil
@@ -277,38 +279,85 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 		return cs
 	}
 	var cs []Claim
-	for p, h := range n.holdLocked(pipeline, nparts) {
-		if i := slices.Index(h.rank, n.name); i >= 0 {
-			cs = append(cs, Claim{Partition: p, Term: h.term, Emit: i == 0})
+	for p, h := range n.holdLocked(pipeline, nparts, true) {
+		switch {
+		case h.owner == n.name:
+			cs = append(cs, Claim{Partition: p, Term: h.term, Emit: true})
+		case slices.Contains(h.rank, n.name):
+			cs = append(cs, Claim{Partition: p, Term: h.term})
 		}
 	}
 	return cs
 }
 
 type hold struct {
-	rank []string // owner, then standbys
-	term uint64
+	rank  []string // owner by rendezvous, then standbys
+	term  uint64
+	owner string // the member that emits: rank[0], or a live previous owner that has not handed over yet
 }
 
-// holdLocked ranks the members for every partition of pipeline and raises
-// the term of each partition whose owner changed (persisting and gossiping
-// the new terms).
-func (n *Node) holdLocked(pipeline string, nparts int) []hold {
+// handoverTimeout is how long a member that should own a partition waits
+// for the live previous owner to hand it over before it takes it anyway.
+const handoverTimeout = 5 * time.Second
+
+// holdLocked ranks the members for every partition of pipeline and decides
+// who emits it. When the rendezvous owner differs from the one the
+// partition's term was raised for:
+//   - if that previous owner is dead (not a live member), any member raises
+//     the term for the new owner (they all compute the same entry);
+//   - if it is alive, only it raises the term, from its runner's Claims
+//     (handover), at an epoch boundary after the watermark of its last
+//     emitting epoch was sent to the partition's holders (Committed); the
+//     new owner keeps the partition as a standby meanwhile, for at most
+//     handoverTimeout.
+//
+// Raised terms are persisted and gossiped; a hand-over is also sent to the
+// new owner directly.
+func (n *Node) holdLocked(pipeline string, nparts int, handover bool) []hold {
 	out := make([]hold, nparts)
 	var changed []string
+	var handed []string
+	now := time.Now()
 	for p := range nparts {
 		rank := Rank(n.members, pipeline, p, 1+n.cfg.Standbys)
 		k := termKey(pipeline, p)
 		e := n.terms[k]
+		if e.Term != 0 && e.Owner != rank[0] {
+			prev := e.Owner
+			switch {
+			case prev == n.name && !handover:
+				// Shown as it is until this member's runner hands over.
+				out[p] = hold{rank, e.Term, prev}
+				continue
+			case prev != n.name && n.live[prev]:
+				since, ok := n.waiting[k]
+				if !ok {
+					n.waiting[k] = now
+					since = now
+				}
+				if now.Sub(since) < handoverTimeout || !handover {
+					out[p] = hold{rank, e.Term, prev}
+					continue
+				}
+				n.log.Warn("mesh: the previous owner did not hand the partition over; taking it", "pipeline", pipeline,
+					"partition", p, "previous_owner", prev, "waited", now.Sub(since).Round(time.Millisecond))
+			case prev == n.name:
+				handed = append(handed, k)
+			}
+		}
+		delete(n.waiting, k)
 		if e.Owner != rank[0] || e.Term == 0 {
 			e = termEntry{Term: e.Term + 1, Owner: rank[0]}
 			n.terms[k] = e
 			changed = append(changed, k)
 		}
-		out[p] = hold{rank, e.Term}
+		out[p] = hold{rank, e.Term, rank[0]}
 	}
 	if len(changed) > 0 {
 		n.persistLocked(changed)
+	}
+	if len(handed) > 0 {
+		n.handOverLocked(pipeline, handed)
 	}
 	return out
 }
@@ -378,15 +427,21 @@ func (n *Node) Table() []Holding {
 	for _, pipe := range pipes {
 		var hs []hold
 		if n.ready {
-			hs = n.holdLocked(pipe, n.pipes[pipe])
+			hs = n.holdLocked(pipe, n.pipes[pipe], false)
 		} else {
 			for p := range n.pipes[pipe] {
-				hs = append(hs, hold{Rank(n.members, pipe, p, 1+n.cfg.Standbys), n.terms[termKey(pipe, p)].Term})
+				r := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
+				hs = append(hs, hold{r, n.terms[termKey(pipe, p)].Term, r[0]})
 			}
 		}
 		for p, h := range hs {
-			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: h.rank[0],
-				Standbys: append([]string{}, h.rank[1:]...), Term: h.term})
+			sb := []string{}
+			for _, m := range h.rank {
+				if m != h.owner {
+					sb = append(sb, m)
+				}
+			}
+			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: h.owner, Standbys: sb, Term: h.term})
 		}
 	}
 	return out
@@ -479,7 +534,13 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return append([]byte(nil), n.metaBuf...)
 }
 
-func (d *delegate) NotifyMsg(b []byte) { d.mergeState(b) }
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) > 0 && b[0] == markMsg {
+		(*Node)(d).receiveMarks(b[1:])
+		return
+	}
+	d.mergeState(b)
+}
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return (*Node)(d).queue.GetBroadcasts(overhead, limit)

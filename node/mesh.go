@@ -56,15 +56,31 @@ func (n *Node) ownership() runner.Ownership {
 	if n.mesh == nil {
 		return nil
 	}
-	m := n.mesh
-	return runner.OwnershipFunc(func(pipeline string, np int) []runner.Claim {
-		mc := m.Claims(pipeline, np)
-		cs := make([]runner.Claim, len(mc))
-		for i, c := range mc {
-			cs[i] = runner.Claim{Partition: c.Partition, Term: c.Term, Emit: c.Emit}
-		}
-		return cs
-	})
+	return meshOwnership{n.mesh}
+}
+
+// meshOwnership adapts the mesh to the runner's Ownership and Marker.
+type meshOwnership struct{ m *mesh.Node }
+
+func (o meshOwnership) Claims(pipeline string, np int) []runner.Claim {
+	mc := o.m.Claims(pipeline, np)
+	cs := make([]runner.Claim, len(mc))
+	for i, c := range mc {
+		cs[i] = runner.Claim{Partition: c.Partition, Term: c.Term, Emit: c.Emit}
+	}
+	return cs
+}
+
+func (o meshOwnership) Committed(pipeline string, marks []runner.Mark) {
+	ms := make([]mesh.Mark, len(marks))
+	for i, m := range marks {
+		ms[i] = mesh.Mark{Partition: m.Partition, Term: m.Term, Watermark: m.Watermark}
+	}
+	o.m.Committed(pipeline, ms)
+}
+
+func (o meshOwnership) EmittedThrough(pipeline string, partition int) (int64, bool) {
+	return o.m.EmittedThrough(pipeline, partition)
 }
 
 // standbyHold is how long standbys keep their outputs (mesh.standbyHold);

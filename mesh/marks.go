@@ -1,0 +1,179 @@
+package mesh
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Mark says how far an owner's committed outputs of one partition go: the
+// partition's event-time watermark after the last epoch it committed. It
+// mirrors the runner's Mark field for field.
+type Mark struct {
+	// Partition is the partition index.
+	Partition int
+	// Term is the term the owner emitted under.
+	Term uint64
+	// Watermark is the partition's watermark after the committed epoch.
+	Watermark int64
+}
+
+// markMsg starts a marks message (term-table gossip is JSON and starts
+// with '{').
+const markMsg = 'W'
+
+// markSendWait bounds how long Committed waits for its messages to be
+// written to the partition's other holders: a holder that is slow or gone
+// must not stall the owner's epochs.
+const markSendWait = 300 * time.Millisecond
+
+// marksWire is a marks message: the committed watermarks of some
+// partitions of one pipeline, and (in a hand-over) the raised terms.
+type marksWire struct {
+	Pipeline string     `json:"p"`
+	Marks    [][3]int64 `json:"m"` // partition, term, watermark
+	Terms    termTable  `json:"t,omitempty"`
+	From     string     `json:"f"`
+}
+
+// Committed records the watermarks an owner's runner committed and, before
+// it returns (for at most markSendWait), sends those that rose to the
+// other holders of each partition: its standbys and, while a hand-over is
+// pending, the member that should own it. A standby promoted later, or the
+// member taking a partition over, then knows how far the previous owner's
+// committed outputs went (EmittedThrough) and emits the rest, no window
+// twice.
+func (n *Node) Committed(pipeline string, marks []Mark) {
+	n.mu.Lock()
+	ml := n.ml
+	byPeer := map[string][][3]int64{}
+	for _, m := range marks {
+		k := termKey(pipeline, m.Partition)
+		if cur, ok := n.marks[k]; ok && cur >= m.Watermark {
+			continue
+		}
+		n.marks[k] = m.Watermark
+		for _, peer := range Rank(n.members, pipeline, m.Partition, 1+n.cfg.Standbys) {
+			if peer != n.name {
+				byPeer[peer] = append(byPeer[peer], [3]int64{int64(m.Partition), int64(m.Term), m.Watermark})
+			}
+		}
+	}
+	n.mu.Unlock()
+	if ml == nil || len(byPeer) == 0 {
+		return
+	}
+	msgs := map[string][]byte{}
+	for peer, ms := range byPeer {
+		b, _ := json.Marshal(marksWire{Pipeline: pipeline, Marks: ms, From: n.name})
+		msgs[peer] = append([]byte{markMsg}, b...)
+	}
+	n.sendTo(ml, msgs, markSendWait)
+}
+
+// sendTo sends each member its message reliably (memberlist's TCP
+// stream), in parallel, waiting at most wait for all of them.
+func (n *Node) sendTo(ml *memberlist.Memberlist, msgs map[string][]byte, wait time.Duration) {
+	var wg sync.WaitGroup
+	for _, m := range ml.Members() {
+		msg, ok := msgs[m.Name]
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func(to *memberlist.Node) {
+			defer wg.Done()
+			if err := ml.SendReliable(to, msg); err != nil {
+				n.log.Debug("mesh: send marks", "to", to.Name, "err", err)
+			}
+		}(m)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		n.log.Debug("mesh: marks not all sent in time", "wait", wait)
+	}
+}
+
+// EmittedThrough returns the highest watermark through which an owner of
+// the partition committed its outputs, as this member last heard (from
+// Committed, its own or a peer's).
+func (n *Node) EmittedThrough(pipeline string, partition int) (int64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	wm, ok := n.marks[termKey(pipeline, partition)]
+	return wm, ok
+}
+
+// receiveMarks merges a peer's marks (and the terms of a hand-over).
+func (n *Node) receiveMarks(b []byte) {
+	var w marksWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		n.log.Warn("mesh: bad marks message from a peer", "err", err)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range w.Marks {
+		k := termKey(w.Pipeline, int(m[0]))
+		if cur, ok := n.marks[k]; !ok || m[2] > cur {
+			n.marks[k] = m[2]
+		}
+	}
+	if len(w.Terms) > 0 {
+		if changed := n.terms.merge(w.Terms); len(changed) > 0 {
+			if err := saveTerms(n.opt.StateFile, n.terms); err != nil {
+				n.log.Error("mesh: persist terms", "file", n.opt.StateFile, "err", err)
+			}
+			n.log.Info("mesh: partitions handed over to this member", "pipeline", w.Pipeline, "from", w.From, "partitions", len(changed))
+		}
+	}
+}
+
+// handOverLocked tells the new owners of the given partitions (termKeys of
+// pipeline, whose terms this member just raised for them) directly, with
+// the watermark its committed outputs reached, so they need not wait for
+// gossip. It sends from a goroutine: it is called with mu held.
+func (n *Node) handOverLocked(pipeline string, keys []string) {
+	ml := n.ml
+	if ml == nil {
+		return
+	}
+	type out struct {
+		marks [][3]int64
+		terms termTable
+	}
+	by := map[string]*out{}
+	for _, k := range keys {
+		e := n.terms[k]
+		_, p, _ := splitKey(k)
+		o := by[e.Owner]
+		if o == nil {
+			o = &out{terms: termTable{}}
+			by[e.Owner] = o
+		}
+		o.terms[k] = e
+		if wm, ok := n.marks[k]; ok {
+			o.marks = append(o.marks, [3]int64{int64(p), int64(e.Term - 1), wm})
+		}
+	}
+	msgs := map[string][]byte{}
+	for to, o := range by {
+		b, _ := json.Marshal(marksWire{Pipeline: pipeline, Marks: o.marks, Terms: o.terms, From: n.name})
+		msgs[to] = append([]byte{markMsg}, b...)
+	}
+	owners := make([]string, 0, len(by))
+	for o := range by {
+		owners = append(owners, o)
+	}
+	slices.Sort(owners)
+	n.log.Info("mesh: handing partitions over", "pipeline", pipeline, "partitions", len(keys), "to", owners)
+	go n.sendTo(ml, msgs, 5*time.Second)
+}
