@@ -64,7 +64,7 @@ depcheck: ## enforce the package dependency rules of DESIGN.md
 chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt|embedded, PIPELINE=dstream|events)
 	bash scripts/chaos/crash.sh $(if $(SEED),--seed $(SEED)) $(if $(SOURCE),--source $(SOURCE)) $(if $(PIPELINE),--pipeline $(PIPELINE))
 
-chaos-failover: ## mesh failover harness: 3 edged + mosquitto, 1,000 sensors, SIGKILL the busiest owner (SEED=n, SHORT=1 for the CI version)
+chaos-failover: ## mesh failover harness: 3 edged + mosquitto, 1,000 sensors, SIGKILL an owner of several partitions and restart it (SEED=n, SHORT=1 for the CI version)
 	bash scripts/chaos/failover.sh $(if $(SEED),--seed $(SEED)) $(if $(SHORT),--short)
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes

@@ -2,7 +2,7 @@
 # Mesh failover harness (issue 13): a real mosquitto and three real edged
 # processes in one mesh, a steady load from `edgectl sim` over 1,000
 # sensors into 1s event-time tumbling windows for 40s (at least 30s),
-# seeded SIGKILLs of the owner of the most partitions, each victim
+# seeded SIGKILLs of an owner of several partitions, each victim
 # restarted 4s later; the union of the windows the three nodes emitted is
 # compared with the windows computed from every message the broker
 # delivered. The last line is exactly
