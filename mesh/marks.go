@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"encoding/json"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -77,12 +78,22 @@ func (n *Node) Committed(pipeline string, marks []Mark) {
 // sendTo sends each member its message reliably (memberlist's TCP
 // stream), in parallel, waiting at most wait for all of them.
 func (n *Node) sendTo(ml *memberlist.Memberlist, msgs map[string][]byte, wait time.Duration) {
-	var wg sync.WaitGroup
-	for _, m := range ml.Members() {
-		msg, ok := msgs[m.Name]
-		if !ok {
-			continue
+	// Addresses come from this member's own view (memberlist's Nodes
+	// change under its lock).
+	n.mu.Lock()
+	var tos []*memberlist.Node
+	for name := range msgs {
+		if m, ok := n.info[name]; ok {
+			host, port, err := splitHostPort(m.Addr)
+			if ip := net.ParseIP(host); err == nil && ip != nil {
+				tos = append(tos, &memberlist.Node{Name: name, Addr: ip, Port: uint16(port)})
+			}
 		}
+	}
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range tos {
+		msg := msgs[m.Name]
 		wg.Add(1)
 		go func(to *memberlist.Node) {
 			defer wg.Done()

@@ -318,6 +318,13 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 	}
 	p.x = x
 	p.wm = x.Watermark()
+	if mk, ok := r.cfg.Owner.(Marker); ok && cl.Emit {
+		// A new owner (or term): the previous owner may have committed
+		// outputs beyond this node's state.
+		if through, ok := mk.EmittedThrough(r.name, cl.Partition); ok {
+			p.fence = through
+		}
+	}
 	for _, s := range r.cfg.Sources {
 		in := x.Input(s.Name)
 		if in == nil {
@@ -356,11 +363,6 @@ func (r *Runner) reconcile() error {
 			case have == nil:
 			case !have.claim.Emit && w.Emit: // promoted
 				dropped := 0
-				if mk, ok := r.cfg.Owner.(Marker); ok {
-					if through, ok := mk.EmittedThrough(r.name, i); ok {
-						p.fence = through
-					}
-				}
 				for _, h := range have.held {
 					if r.committedBefore(&h.out, h.from, h.to, p.fence) {
 						dropped++ // the previous owner committed it
@@ -375,7 +377,6 @@ func (r *Runner) reconcile() error {
 				r.log.Debug("standby term changed", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.held))
 			default:
 				p.release = have.release // not yet committed
-				p.fence = have.fence
 			}
 			r.byID[i], changed = p, true
 		}

@@ -1,0 +1,88 @@
+package mesh
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgedio/edged/internal/testkit"
+)
+
+// TestALiveOwnerHandsOverItselfWithItsMark: when a member joins and
+// becomes the rendezvous owner of partitions another live member emits,
+// it keeps them as a standby (no two emitters) until the live owner's own
+// Claims hands them over at its epoch boundary; the new owner then emits
+// under a term one higher and knows the watermark the previous owner's
+// committed outputs reached (sent by Committed to the partition's
+// holders), so it can continue exactly there.
+func TestALiveOwnerHandsOverItselfWithItsMark(t *testing.T) {
+	dir := t.TempDir()
+	const np = 16
+	a, _ := startNode(t, "a", key1, nil, filepath.Join(dir, "a"))
+	b, _ := startNode(t, "b", key1, []string{addr(t, a)}, filepath.Join(dir, "b"))
+	waitMembers(t, 2, a, b)
+	own1, term1 := owners(t, "p", np, a, b)
+	c, _ := startNode(t, "c", key1, []string{addr(t, a)}, filepath.Join(dir, "c"))
+	waitMembers(t, 3, a, b, c)
+	moving := map[int]string{} // partition -> previous owner
+	for p := range np {
+		if Rank([]string{"a", "b", "c"}, "p", p, 1)[0] == "c" {
+			moving[p] = own1[p]
+		}
+	}
+	if len(moving) == 0 {
+		t.Fatal("no partition moves to c; pick other names")
+	}
+	// c may not emit them while their owner lives and has not handed over;
+	// nor may the third member take them.
+	for range 3 {
+		for _, n := range []*Node{c, a, b} {
+			for _, cl := range n.Claims("p", np) {
+				if prev, ok := moving[cl.Partition]; ok && cl.Emit && n.Name() != prev {
+					t.Fatalf("%s emits partition %d before %s handed it over", n.Name(), cl.Partition, prev)
+				}
+			}
+			if n == c {
+				break // only c asks: the previous owners' runners have not reached an epoch boundary
+			}
+		}
+	}
+	// The previous owners commit an epoch (its mark goes to the holders,
+	// c among them), then reach their epoch boundary: they hand over.
+	for _, n := range []*Node{a, b} {
+		var ms []Mark
+		for p, prev := range moving {
+			if prev == n.Name() {
+				ms = append(ms, Mark{Partition: p, Term: term1[p], Watermark: int64(1000 + p)})
+			}
+		}
+		n.Committed("p", ms)
+		for _, cl := range n.Claims("p", np) {
+			if _, ok := moving[cl.Partition]; ok && cl.Emit {
+				t.Errorf("%s still emits partition %d after handing it over", n.Name(), cl.Partition)
+			}
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		for p := range moving {
+			wm, ok := c.EmittedThrough("p", p)
+			if !ok || wm != int64(1000+p) {
+				return fmt.Errorf("partition %d: c knows the mark %d, %v; want %d", p, wm, ok, 1000+p)
+			}
+		}
+		emits := map[int]uint64{}
+		for _, cl := range c.Claims("p", np) {
+			if cl.Emit {
+				emits[cl.Partition] = cl.Term
+			}
+		}
+		for p := range moving {
+			if emits[p] != term1[p]+1 {
+				return fmt.Errorf("partition %d: c emits it under term %d; want %d", p, emits[p], term1[p]+1)
+			}
+		}
+		return nil
+	})
+	owners(t, "p", np, a, b, c) // one emitter per partition, one term
+}
