@@ -32,6 +32,10 @@ type Options struct {
 	// APIAddr is this node's API address, carried in its metadata so that
 	// peers (and edgectl) can reach it.
 	APIAddr string
+	// Partitions is the node's number of partitions per partitionable
+	// pipeline (epochs.partitions); members with another number cannot
+	// join. Zero means not checked.
+	Partitions int
 	// StateFile is where the highest term of every partition is persisted
 	// (fsynced at every change), so terms never go backwards across
 	// restarts. Empty means not persisted (tests).
@@ -59,6 +63,8 @@ type Member struct {
 // API address and the partitions it holds (counts, and the partitions
 // themselves while they fit).
 type meta struct {
+	V       int              `json:"v"`           // ProtocolVersion
+	N       int              `json:"n,omitempty"` // Options.Partitions
 	API     string           `json:"a,omitempty"`
 	Owns    int              `json:"o"`
 	Standby int              `json:"s"`
@@ -75,21 +81,25 @@ type Node struct {
 	name string
 	key  []byte
 
-	mu       sync.Mutex
-	terms    termTable
-	members  []string // live member names, sorted; self only until Run joined
-	live     map[string]bool
-	info     map[string]Member    // what status shows of each live member
-	pipes    map[string]int       // pipelines asked about, with their partition counts
-	marks    map[string]int64     // by termKey: the highest watermark an owner committed (Committed)
-	waiting  map[string]time.Time // by termKey: since when a live previous owner is expected to hand over
-	ready    bool                 // the first join attempt is over
-	alone    bool                 // no seed was reachable
-	saveErr  error
-	ml       *memberlist.Memberlist
-	queue    *memberlist.TransmitLimitedQueue
-	metaBuf  []byte
-	metaDirt chan struct{}
+	mu           sync.Mutex
+	terms        termTable
+	members      []string // live member names, sorted; self only until Run joined
+	live         map[string]bool
+	info         map[string]Member    // what status shows of each live member
+	pipes        map[string]int       // pipelines asked about, with their partition counts
+	marks        map[string]int64     // by termKey: the highest watermark an owner committed (Committed)
+	waiting      map[string]time.Time // by termKey: since when a live previous owner is expected to hand over
+	refusal      string               // why a member was last refused (compat.go)
+	refused      map[string]string    // by member: the reason logged
+	incompatible bool                 // this node's join was refused: it emits nothing
+	joinRefused  string               // why the running join attempt was refused
+	ready        bool                 // the first join attempt is over
+	alone        bool                 // no seed was reachable
+	saveErr      error
+	ml           *memberlist.Memberlist
+	queue        *memberlist.TransmitLimitedQueue
+	metaBuf      []byte
+	metaDirt     chan struct{}
 
 	rejected atomic.Uint64
 	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
@@ -119,8 +129,9 @@ func New(cfg Config, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opt: opt, log: opt.Logger.With("component", "mesh"), name: name, key: key,
-		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]int64{}, waiting: map[string]time.Time{}, metaDirt: make(chan struct{}, 1)}
+		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]int64{}, waiting: map[string]time.Time{}, refused: map[string]string{}, metaDirt: make(chan struct{}, 1)}
 	n.nmembers.Store(1)
+	n.refreshMetaLocked() // the metadata (protocol, partitions) is sent from the first contact
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numMembers, RetransmitMult: 3}
 	return n, nil
 }
@@ -183,6 +194,8 @@ func (n *Node) Run(ctx context.Context) error {
 	mc.TCPTimeout = 2 * time.Second
 	mc.Delegate = (*delegate)(n)
 	mc.Events = (*events)(n)
+	mc.Merge = (*merge)(n)
+	mc.Alive = (*alive)(n)
 	mc.Logger = log.New(logBridge{n}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -250,7 +263,22 @@ func (n *Node) join(ml *memberlist.Memberlist) bool {
 	if len(seeds) == 0 {
 		return true
 	}
+	n.mu.Lock()
+	n.joinRefused = ""
+	n.mu.Unlock()
 	k, err := ml.Join(seeds)
+	n.mu.Lock()
+	refused := n.joinRefused
+	wasIncompatible := n.incompatible
+	n.incompatible = k == 0 && refused != ""
+	n.mu.Unlock()
+	if k == 0 && refused != "" {
+		if !wasIncompatible {
+			n.log.Error("mesh: cannot join: the seeds' mesh is incompatible with this node; it emits nothing (every partition is kept as a standby) until restarted with a compatible configuration",
+				"join", seeds, "reason", refused)
+		}
+		return false
+	}
 	if k == 0 {
 		n.log.Warn("mesh: no seed reachable; processing as a one-node mesh until one answers", "join", seeds, "err", err)
 		return false
@@ -271,7 +299,7 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pipes[pipeline] = nparts
-	if !n.ready {
+	if !n.ready || n.incompatible {
 		cs := make([]Claim, nparts)
 		for p := range cs {
 			cs[p] = Claim{Partition: p, Term: max(n.terms[termKey(pipeline, p)].Term, 1)}
@@ -384,7 +412,7 @@ func (n *Node) persistLocked(changed []string) {
 // refreshMetaLocked recomputes this member's metadata and asks Run to
 // publish it.
 func (n *Node) refreshMetaLocked() {
-	m := meta{API: n.opt.APIAddr, Held: map[string][]int{}}
+	m := meta{V: ProtocolVersion, N: n.opt.Partitions, API: n.opt.APIAddr, Held: map[string][]int{}}
 	for pipe, np := range n.pipes {
 		for p := range np {
 			rank := Rank(n.members, pipe, p, 1+n.cfg.Standbys)

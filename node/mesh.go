@@ -18,6 +18,9 @@ type MeshStatus struct {
 	// Alone is set when no seed of mesh.join answered: the node processes
 	// as a one-node mesh and keeps trying.
 	Alone bool `json:"alone"`
+	// Incompatible says why this node's join was refused (another mesh
+	// protocol version or another epochs.partitions): it emits nothing.
+	Incompatible string `json:"incompatible,omitempty"`
 	// Rejected counts gossip messages rejected for not carrying mesh.key.
 	Rejected uint64 `json:"rejectedGossip"`
 	// Members are the live members as this node sees them.
@@ -33,7 +36,11 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 	if n.cfg.Mesh == nil {
 		return func() {}, nil
 	}
-	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(),
+	parts := n.cfg.Epochs.Partitions
+	if parts <= 0 {
+		parts = runner.DefaultPartitions
+	}
+	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
 		return nil, err
@@ -98,9 +105,11 @@ func (n *Node) meshStatus(st *Status) {
 		return
 	}
 	_, alone := n.mesh.Ready()
-	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
+	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Incompatible: n.mesh.Incompatible(), Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
 	st.Mesh = ms
-	if alone {
+	if ms.Incompatible != "" {
+		st.Conditions = append(st.Conditions, "mesh: cannot join the site's mesh, emitting nothing: "+ms.Incompatible)
+	} else if alone {
 		st.Conditions = append(st.Conditions, "mesh: no seed of mesh.join answered; processing as a one-node mesh and retrying")
 	}
 	if ms.Rejected > 0 {

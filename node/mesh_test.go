@@ -29,13 +29,18 @@ func TestMeshConfigIsStrictAndNamesKeys(t *testing.T) {
 // TestMeshSharesPartitionsAndAnswersTheTable: two in-process nodes with a
 // mesh section join each other; each partition of the pipeline has one
 // owner and the other node as its standby, both nodes answer the same table
-// on GET /api/v1/partitions, and status lists both members.
+// on GET /api/v1/partitions, and status lists both members. The first
+// node owns everything until the second joins; it hands the second's
+// partitions over at its runner's next epoch boundary (the clocks advance).
 func TestMeshSharesPartitionsAndAnswersTheTable(t *testing.T) {
+	var clocks []*fakeClock
 	start := func(name string, join []string) (*testNode, *httptest.Server) {
 		keyed := strings.Replace(testPipeline, "      mqtt: {topics:", "      key: [sensor]\n      mqtt: {topics:", 1)
 		cfg := testConfig(t, t.TempDir(), map[string]string{"t1": keyed})
 		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join}
-		tn := startNode(t, cfg, newFakeClock(t0))
+		clk := newFakeClock(t0)
+		clocks = append(clocks, clk)
+		tn := startNode(t, cfg, clk)
 		srv := httptest.NewServer(tn.Handler())
 		t.Cleanup(srv.Close)
 		return tn, srv
@@ -71,6 +76,9 @@ func TestMeshSharesPartitionsAndAnswersTheTable(t *testing.T) {
 		return r
 	}
 	eventually(t, 10*time.Second, func() error {
+		for _, c := range clocks {
+			c.set(c.Now().Add(time.Second)) // epochs: the runners follow (and hand over) their claims
+		}
 		ta, tb := table(sa.URL), table(sb.URL)
 		if !ta.Mesh || len(ta.Partitions) == 0 || len(ta.Partitions) != len(tb.Partitions) {
 			return fmt.Errorf("tables: %+v / %+v", ta, tb)
