@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -106,4 +107,36 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestUnreachableSeedMeansAOneNodeMesh: a node whose seeds do not answer
+// keeps processing as a one-node mesh (it owns and emits every partition),
+// says so in its log and Ready, and is not mistaken for an incompatible
+// one.
+func TestUnreachableSeedMeansAOneNodeMesh(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	n, log := startWith(t, "lonely", 8, []string{dead})
+	if _, alone := n.Ready(); !alone {
+		t.Fatal("a node whose seed is unreachable does not say it is alone")
+	}
+	if n.Incompatible() != "" {
+		t.Errorf("unreachable seed reported as incompatible: %q", n.Incompatible())
+	}
+	if !strings.Contains(log.String(), "one-node mesh") {
+		t.Errorf("log does not say it processes as a one-node mesh:\n%s", log.String())
+	}
+	emit := 0
+	for _, c := range n.Claims("p", 8) {
+		if c.Emit {
+			emit++
+		}
+	}
+	if emit != 8 {
+		t.Errorf("alone, it emits %d of 8 partitions; want all", emit)
+	}
 }
