@@ -91,6 +91,14 @@ type Options struct {
 	// "sink=" level of every key, so that two uplink sinks of one pipeline
 	// never write the same key. Empty: keys have no sink level.
 	Sink string
+	// Fence, set on a mesh member, records each partition's ownership
+	// claim (term, Config.Node) in the target before uploading, and
+	// refuses the uploads of a claim lower than one recorded there (a
+	// node that owned the partition on the losing side of a network
+	// partition): those rows are superseded, acknowledged and counted in
+	// Status.FencedRows. It needs a target that is a ClaimStore (local,
+	// WebHDFS); other targets upload unfenced, and New logs it.
+	Fence bool
 }
 
 // Status is a snapshot of an Uploader, for the node API.
@@ -123,6 +131,9 @@ type Status struct {
 	Compression   float64 `json:"compression_ratio"`
 	DroppedRows   uint64  `json:"dropped_rows"` // by retention drop-oldest
 	DeadLetters   uint64  `json:"dead_letters"`
+	// FencedRows are rows not uploaded because a higher ownership term of
+	// their partition uploads them (Options.Fence).
+	FencedRows uint64 `json:"fenced_rows,omitempty"`
 }
 
 // Uploader drains a Spool into a Target. Create it with New, run it with
@@ -140,8 +151,9 @@ type Uploader struct {
 	notify  chan struct{}
 	flushCh chan chan error
 
-	sink string
-	seen map[string]time.Time // first id of each group -> first seen
+	sink  string
+	fence FencedTarget         // Options.Fence with a fenceable target
+	seen  map[string]time.Time // first id of each group -> first seen
 
 	mu      sync.Mutex
 	st      Status
@@ -168,6 +180,13 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Fence {
+		if ft, ok := Fence(u.tgt); ok {
+			u.fence = ft
+		} else {
+			u.log.Warn("uplink: this target cannot fence uploads by ownership term; after a network partition of the mesh, objects of both sides may be kept", "target", cfg.Target)
+		}
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -788,13 +807,18 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 		u.st.Pending, u.st.Attempt, u.st.NextAttempt = "", 0, time.Time{}
 		u.mu.Unlock()
 	}()
-	dlqDone := false
+	dlqDone, fenced := false, false
 	for attempt := 1; ; attempt++ {
 		u.mu.Lock()
 		u.st.Attempt = attempt
 		u.mu.Unlock()
 		err := u.attempt(ctx, b, bad, &dlqDone)
 		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrFenced) {
+			u.log.Warn("uplink: rows superseded by a higher ownership term, not uploaded", "key", b.key, "rows", len(b.rows), "err", err)
+			fenced = true
 			break
 		}
 		if ctx.Err() != nil {
@@ -831,6 +855,11 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 	u.clearJournal()
 	u.log.Debug("uplink: uploaded", "key", b.key, "objects", len(b.parts), "rows", len(b.rows), "bytes", size)
 	u.mu.Lock()
+	if fenced {
+		u.st.FencedRows += uint64(len(b.rows))
+		u.mu.Unlock()
+		return
+	}
 	u.st.LastSuccess = u.now()
 	u.st.LastError, u.st.LastErrorKind = "", ""
 	u.st.LastKey = b.parts[len(b.parts)-1].key
@@ -862,7 +891,7 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, dlqDone 
 		if p.done {
 			continue
 		}
-		if err := u.put(ctx, p.key, p.data); err != nil {
+		if err := u.put(ctx, p.key, p.data, b); err != nil {
 			return err
 		}
 		p.done = true
@@ -870,7 +899,7 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, dlqDone 
 	return nil
 }
 
-func (u *Uploader) put(ctx context.Context, key string, data []byte) error {
+func (u *Uploader) put(ctx context.Context, key string, data []byte, b *batch) error {
 	actx := ctx
 	if u.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -881,5 +910,20 @@ func (u *Uploader) put(ctx context.Context, key string, data []byte) error {
 	if u.lim != nil {
 		r = &limitedReader{ctx: actx, r: r, l: u.lim}
 	}
+	if u.fence != nil {
+		return u.fence.PutFenced(actx, key, r, int64(len(data)),
+			ClaimScope(u.cfg.Prefix, b.g.pipeline, u.sink, b.g.partition), Claim{Term: b.term(), Owner: u.cfg.Node})
+	}
 	return u.tgt.Put(actx, key, r, int64(len(data)))
+}
+
+// term is the highest ownership term of the batch's outputs.
+func (b *batch) term() uint64 {
+	var t uint64
+	for _, id := range b.ids {
+		if g, err := ParseOutputID(id); err == nil {
+			t = max(t, g.Term)
+		}
+	}
+	return t
 }
