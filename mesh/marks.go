@@ -116,11 +116,43 @@ func (n *Node) sendTo(ml *memberlist.Memberlist, msgs map[string][]byte, wait ti
 // EmittedThrough returns the highest watermark through which an owner of
 // the partition committed its outputs, as this member last heard (from
 // Committed, its own or a peer's).
+//
+// When this member owns the partition, the answer is also what its claim
+// on the partition's uplink objects starts from (TermFrom): the runner asks
+// when it starts emitting the partition under a new term.
 func (n *Node) EmittedThrough(pipeline string, partition int) (int64, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	wm, ok := n.marks[termKey(pipeline, partition)]
+	k := termKey(pipeline, partition)
+	wm, ok := n.marks[k]
+	if e := n.terms[k]; ok && e.Owner == n.name {
+		if f, have := n.termFrom[k]; !have || f.term != e.Term || f.from < wm {
+			n.termFrom[k] = termFrom{e.Term, wm}
+		}
+	}
 	return wm, ok
+}
+
+// termFrom is where this member's windows of a partition start under a
+// term: the previous owner's mark when this member started emitting it.
+type termFrom struct {
+	term uint64
+	from int64
+}
+
+// TermFrom returns the watermark after which this member's windows of the
+// partition under term are its own (the previous owner committed those up
+// to it); false when this member does not know (it has not emitted the
+// partition under term since it started, or no previous owner's mark was
+// known). The uplink records it in its claim (uplink.Claim.From).
+func (n *Node) TermFrom(pipeline string, partition int, term uint64) (int64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f, ok := n.termFrom[termKey(pipeline, partition)]
+	if !ok || f.term != term {
+		return 0, false
+	}
+	return f.from, true
 }
 
 // receiveMarks merges a peer's marks (and the terms of a hand-over).

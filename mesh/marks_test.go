@@ -85,4 +85,14 @@ func TestALiveOwnerHandsOverItselfWithItsMark(t *testing.T) {
 		return nil
 	})
 	owners(t, "p", np, a, b, c) // one emitter per partition, one term
+	// What the new owner's uplink claim starts from: the previous owner's
+	// mark, for the new term only.
+	for p := range moving {
+		if from, ok := c.TermFrom("p", p, term1[p]+1); !ok || from != int64(1000+p) {
+			t.Errorf("partition %d: TermFrom = %d, %v; want %d", p, from, ok, 1000+p)
+		}
+		if _, ok := c.TermFrom("p", p, term1[p]); ok {
+			t.Errorf("partition %d: TermFrom known for the previous owner's term", p)
+		}
+	}
 }

@@ -153,3 +153,12 @@ func (n *Node) handlePartitions(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, PartitionsResponse{Mesh: true, Node: n.mesh.Name(), Partitions: t})
 }
+
+// claimFrom is the uplink's Options.ClaimFrom: where this node's windows
+// of a partition start under a term (mesh.Node.TermFrom).
+func (n *Node) claimFrom(pipeline string, partition int, term uint64) (int64, bool) {
+	if n.mesh == nil {
+		return 0, false
+	}
+	return n.mesh.TermFrom(pipeline, partition, term)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,31 +13,33 @@ import (
 )
 
 // Split brain: after a network partition two gateways of a mesh may both
-// have owned a partition, each under its own term, and both upload. The
-// fence keeps the store to one writer per partition from the moment the
-// higher claim is visible: every writer records its claim (term, node) in
-// the store before its first upload, and before each upload checks that
-// no higher claim exists; a lower claim's upload is refused (ErrFenced)
-// and never written over or beside the higher term's objects.
+// have owned a partition, each under its own term, and both upload to the
+// same store. Every writer records its claim on a partition in the store
+// (ownership term, node, and the watermark after which its windows are
+// its own) before it uploads, and before each upload drops the rows of its
+// batch that a higher claim covers: rows of a lower term whose window ends
+// after the higher claim's From. A lower term's rows are never uploaded
+// over or beside the higher term's windows once its claim is visible; the
+// lower term's windows up to From (the previous owner's committed work,
+// which the higher term did not emit) are still uploaded, so nothing
+// acknowledged is lost.
 
 // Claim is a writer's right to upload a partition's outputs: the
-// ownership term it emitted them under and its node name. Claims are
-// ordered by term, then by node name (the mesh resolves equal terms the
-// same way).
+// ownership term it emitted them under, its node name, and From: the
+// windows ending after From (unix ms, an event-time watermark) are its
+// own; those ending at or before it were the previous owner's. Claims are
+// ordered by term, then node name (the mesh resolves equal terms the same
+// way).
 type Claim struct {
 	Term  uint64
 	Owner string
+	From  int64
 }
 
 // Less reports whether c is a lower claim than o.
 func (c Claim) Less(o Claim) bool {
 	return c.Term < o.Term || (c.Term == o.Term && c.Owner < o.Owner)
 }
-
-// ErrFenced is returned by PutFenced when a higher claim than the writer's
-// is in the store: the partition is owned by a higher term, whose owner
-// uploads these windows; the writer's outputs are superseded.
-var ErrFenced = errors.New("fenced: a higher ownership term of this partition uploads to the target")
 
 // ClaimStore is what a target offers for fencing: creating a small object
 // only if it does not exist (atomic: of two concurrent creators one wins),
@@ -52,18 +53,6 @@ type ClaimStore interface {
 	// ListNames returns the last path segment of every object directly
 	// under prefix (a key ending in '/'); none when it does not exist.
 	ListNames(ctx context.Context, prefix string) ([]string, error)
-}
-
-// FencedTarget is a Target that can refuse uploads of a lower claim.
-type FencedTarget interface {
-	Target
-	// PutFenced records claim under scope (once), and writes the object
-	// like Put only if no higher claim is recorded under scope;
-	// otherwise it writes nothing and returns an error wrapping
-	// ErrFenced. An upload that checked before a higher claim was
-	// recorded may still complete: after the higher claim is visible, a
-	// lower writer completes at most the one upload it had in flight.
-	PutFenced(ctx context.Context, key string, r io.Reader, size int64, scope string, claim Claim) error
 }
 
 // ClaimScope returns the prefix under which the claims of one partition
@@ -90,23 +79,28 @@ func ClaimScope(prefix, pipeline, sink string, partition int) string {
 	return b.String()
 }
 
-// claimName is a claim's object name: the term zero-padded to 20 digits,
-// '-', the escaped node name; names sort in claim order.
+// claimName is a claim's object name: the term and From (offset so that
+// negative values sort first), each zero-padded to 20 digits, then the
+// escaped node name.
 func claimName(c Claim) string {
-	t := strconv.FormatUint(c.Term, 10)
-	return strings.Repeat("0", 20-len(t)) + t + "-" + escapeSegment(c.Owner)
+	pad := func(v uint64) string {
+		t := strconv.FormatUint(v, 10)
+		return strings.Repeat("0", 20-len(t)) + t
+	}
+	return pad(c.Term) + "-" + pad(uint64(c.From)^(1<<63)) + "-" + escapeSegment(c.Owner)
 }
 
 func parseClaimName(s string) (Claim, bool) {
-	t, o, ok := strings.Cut(s, "-")
-	if !ok || len(t) != 20 {
+	f := strings.SplitN(s, "-", 3)
+	if len(f) != 3 || len(f[0]) != 20 || len(f[1]) != 20 {
 		return Claim{}, false
 	}
-	term, err := strconv.ParseUint(t, 10, 64)
-	if err != nil {
+	term, err1 := strconv.ParseUint(f[0], 10, 64)
+	from, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
 		return Claim{}, false
 	}
-	return Claim{Term: term, Owner: unescapeSegment(o)}, true
+	return Claim{Term: term, Owner: unescapeSegment(f[2]), From: int64(from ^ (1 << 63))}, true
 }
 
 func unescapeSegment(s string) string {
@@ -116,59 +110,51 @@ func unescapeSegment(s string) string {
 	return strings.NewReplacer("%2F", "/", "%5C", "\\", "%25", "%").Replace(s)
 }
 
-// Fence makes t a FencedTarget when it is also a ClaimStore; ok is false
-// otherwise (uploads are then not fenced).
-func Fence(t Target) (FencedTarget, bool) {
-	if ft, ok := t.(FencedTarget); ok {
-		return ft, true
-	}
-	cs, ok := t.(ClaimStore)
-	if !ok {
-		return nil, false
-	}
-	return &fenced{Target: t, cs: cs, recorded: map[string]Claim{}}, true
+// RecordClaim records c under scope (idempotent).
+func RecordClaim(ctx context.Context, cs ClaimStore, scope string, c Claim) error {
+	_, err := cs.CreateIfAbsent(ctx, scope+claimName(c))
+	return err
 }
 
-// fenced implements FencedTarget over a ClaimStore. Like every Target it
-// is used by one goroutine at a time.
-type fenced struct {
-	Target
-	cs       ClaimStore
-	recorded map[string]Claim // by scope: the highest claim this writer recorded
-}
-
-// HighestClaim returns the highest claim recorded under scope.
-func HighestClaim(ctx context.Context, cs ClaimStore, scope string) (Claim, bool, error) {
+// ListClaims returns the claims recorded under scope.
+func ListClaims(ctx context.Context, cs ClaimStore, scope string) ([]Claim, error) {
 	names, err := cs.ListNames(ctx, scope)
 	if err != nil {
-		return Claim{}, false, err
+		return nil, err
 	}
-	var best Claim
-	found := false
+	var out []Claim
 	for _, n := range names {
-		c, ok := parseClaimName(n)
-		if ok && (!found || best.Less(c)) {
-			best, found = c, true
+		if c, ok := parseClaimName(n); ok {
+			out = append(out, c)
 		}
 	}
-	return best, found, nil
+	slices.SortFunc(out, func(a, b Claim) int {
+		if a.Less(b) {
+			return -1
+		}
+		if b.Less(a) {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
 }
 
-func (f *fenced) PutFenced(ctx context.Context, key string, r io.Reader, size int64, scope string, claim Claim) error {
-	if rec, ok := f.recorded[scope]; !ok || rec.Less(claim) {
-		if _, err := f.cs.CreateIfAbsent(ctx, scope+claimName(claim)); err != nil {
-			return fmt.Errorf("record claim %s under %s: %w", claimName(claim), scope, err)
+// Superseded reports whether a row written by mine, whose window ends at
+// windowEnd (ok false: the row has no window end), is covered by a higher
+// claim of another node: that claim's owner emits the windows ending after
+// its From. A row without a window end is never superseded (a possible
+// duplicate, never a loss).
+func Superseded(claims []Claim, mine Claim, windowEnd int64, ok bool) bool {
+	if !ok {
+		return false
+	}
+	for _, c := range claims {
+		if c.Owner != mine.Owner && mine.Less(c) && windowEnd > c.From {
+			return true
 		}
-		f.recorded[scope] = claim
 	}
-	best, ok, err := HighestClaim(ctx, f.cs, scope)
-	if err != nil {
-		return fmt.Errorf("read claims under %s: %w", scope, err)
-	}
-	if ok && claim.Less(best) {
-		return fmt.Errorf("%s (term %d of %s; this node %s has term %d): %w", key, best.Term, best.Owner, claim.Owner, claim.Term, ErrFenced)
-	}
-	return f.Put(ctx, key, r, size)
+	return false
 }
 
 // CreateIfAbsent implements ClaimStore: O_EXCL creation, file and
