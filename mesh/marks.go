@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"encoding/json"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -149,8 +150,8 @@ func (n *Node) TermFrom(pipeline string, partition int, term uint64) (int64, boo
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	f, ok := n.termFrom[termKey(pipeline, partition)]
-	if !ok || f.term != term {
-		return 0, false
+	if !ok || f.term != term || f.from == math.MinInt64 {
+		return 0, false // not known (MinInt64: the previous owner had no watermark yet)
 	}
 	return f.from, true
 }

@@ -156,6 +156,8 @@ const partitions = 16
 
 type proc struct {
 	name, dir, cfg, api, gossip string
+	ns                          string // network namespace to run in (split-brain test); empty: this one
+	token                       string // api.token (an API outside loopback needs one)
 	cmd                         *exec.Cmd
 	log                         *os.File
 	done                        chan struct{}
@@ -169,8 +171,12 @@ func (p *proc) start(bin string) error {
 		return err
 	}
 	p.log = lf
-	p.cmd = exec.Command(bin, "run", "-c", p.cfg, "--data-dir", filepath.Join(p.dir, "data"),
-		"--pipelines-dir", filepath.Join(p.dir, "pipelines"), "--api", p.api)
+	args := []string{bin, "run", "-c", p.cfg, "--data-dir", filepath.Join(p.dir, "data"),
+		"--pipelines-dir", filepath.Join(p.dir, "pipelines"), "--api", p.api}
+	if p.ns != "" {
+		args = append([]string{"ip", "netns", "exec", p.ns}, args...)
+	}
+	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = lf, lf
 	if err := p.cmd.Start(); err != nil {
 		return err
@@ -192,7 +198,14 @@ func (p *proc) kill() {
 
 func (p *proc) get(path string, v any) error {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + p.api + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.api+path, nil)
+	if err != nil {
+		return err
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
