@@ -368,6 +368,12 @@ func (r *Runner) reconcile() error {
 						dropped++ // the previous owner committed it
 						continue
 					}
+					// Emitted under the new term: the id says who emitted it
+					// (the uplink's fence compares terms).
+					if id, err := engine.ParseOutputID(h.out.ID); err == nil {
+						id.Term = w.Term
+						h.out.ID = id.String()
+					}
 					p.release = append(p.release, h.out)
 				}
 				r.log.Info("standby promoted", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.release),

@@ -41,31 +41,33 @@ func TestPromotedStandbyReleasesTheOutputsItHeld(t *testing.T) {
 	if _, err := r.RunEpoch(context.Background(), 2000); err != nil {
 		t.Fatal(err)
 	}
-	count := func() (n float64, terms map[uint64]int) {
-		terms = map[uint64]int{}
+	// by is "term/epoch": held outputs keep their standby epoch (1) and
+	// carry the new term, which emitted them.
+	count := func() (n float64, by map[string]int) {
+		by = map[string]int{}
 		for _, o := range s.outputs {
 			id, _ := engine.ParseOutputID(o.ID)
-			terms[id.Term]++
+			by[fmt.Sprintf("%d/%d", id.Term, id.Epoch)]++
 			var m map[string]any
 			json.Unmarshal(o.Data, &m)
 			n += m["n"].(float64)
 		}
-		return n, terms
+		return n, by
 	}
-	n, terms := count()
+	n, by := count()
 	if n != 32 {
 		t.Errorf("readings in the promoted partitions' windows: got %v; want 32 (20 held + 12 open)", n)
 	}
-	if terms[3] != 4 || terms[4] != 4 {
-		t.Errorf("outputs by term: %v; want 4 held (term 3) and 4 new (term 4)", terms)
+	if by["4/1"] != 4 || by["4/2"] != 4 || len(by) != 2 {
+		t.Errorf("outputs by term/epoch: %v; want 4 held (4/1) and 4 new (4/2), all under the new term", by)
 	}
 	// The held outputs are released once.
 	l.add("in", `{"sensor":"s000","ts":199999999,"v":0}`)
 	if _, err := r.RunEpoch(context.Background(), 3000); err != nil {
 		t.Fatal(err)
 	}
-	if _, terms := count(); terms[3] != 4 {
-		t.Errorf("after another epoch, outputs by term: %v; want the 4 held ones (term 3) once", terms)
+	if _, by := count(); by["4/1"] != 4 {
+		t.Errorf("after another epoch, outputs by term/epoch: %v; want the 4 held ones (4/1) once", by)
 	}
 }
 

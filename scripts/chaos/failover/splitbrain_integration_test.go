@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -354,9 +355,8 @@ mesh:
 			var part int
 			fmt.Sscanf(filepath.Base(filepath.Dir(path)), "p%d", &part)
 			f := strings.SplitN(d.Name(), "-", 3)
-			var term, from uint64
-			fmt.Sscan(f[0], &term)
-			fmt.Sscan(f[1], &from)
+			term, _ := strconv.ParseUint(f[0], 10, 64)
+			from, _ := strconv.ParseUint(f[1], 10, 64)
 			claims[part] = append(claims[part], struct {
 				term  uint64
 				owner string
