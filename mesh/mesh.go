@@ -103,6 +103,7 @@ type Node struct {
 	metaDirt     chan struct{}
 
 	rejected atomic.Uint64
+	sent     atomic.Uint64 // bytes sent to other members (GossipBytes)
 	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
 	nmembers atomic.Int64 // len(members), for the broadcast queue
 }
@@ -198,8 +199,18 @@ func (n *Node) Run(ctx context.Context) error {
 	mc.Merge = (*merge)(n)
 	mc.Alive = (*alive)(n)
 	mc.Logger = log.New(logBridge{n}, "", 0)
+	tr, bound, err := newTransport(host, port, mc.Logger, &n.sent)
+	if err != nil {
+		return err
+	}
+	mc.Transport = tr
+	mc.BindPort = bound
+	if n.cfg.Advertise == "" {
+		mc.AdvertisePort = bound
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		tr.Shutdown()
 		return fmt.Errorf("mesh: start memberlist on %s (mesh.bind): %w", n.cfg.Bind, err)
 	}
 	n.mu.Lock()

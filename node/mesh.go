@@ -21,6 +21,9 @@ type MeshStatus struct {
 	// Incompatible says why this node's join was refused (another mesh
 	// protocol version or another epochs.partitions): it emits nothing.
 	Incompatible string `json:"incompatible,omitempty"`
+	// GossipBytes is how many bytes this node sent to the other members
+	// (membership, terms, marks) since it started.
+	GossipBytes uint64 `json:"gossipBytesSent"`
 	// Rejected counts gossip messages rejected for not carrying mesh.key.
 	Rejected uint64 `json:"rejectedGossip"`
 	// Members are the live members as this node sees them.
@@ -105,7 +108,7 @@ func (n *Node) meshStatus(st *Status) {
 		return
 	}
 	_, alone := n.mesh.Ready()
-	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Incompatible: n.mesh.Incompatible(), Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
+	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Incompatible: n.mesh.Incompatible(), GossipBytes: n.mesh.GossipBytes(), Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
 	st.Mesh = ms
 	if ms.Incompatible != "" {
 		st.Conditions = append(st.Conditions, "mesh: cannot join the site's mesh, emitting nothing: "+ms.Incompatible)
