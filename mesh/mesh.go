@@ -104,8 +104,8 @@ type Node struct {
 
 	rejected atomic.Uint64
 	sent     atomic.Uint64 // bytes sent to other members (GossipBytes)
-	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
-	nmembers atomic.Int64 // len(members), for the broadcast queue
+	crashed  atomic.Bool   // tests: memberlist was shut down without leaving
+	nmembers atomic.Int64  // len(members), for the broadcast queue
 }
 
 // New checks cfg and loads the persisted terms. The mesh starts in Run.
