@@ -206,9 +206,12 @@ mesh:
 		if err != nil {
 			return err
 		}
+		if len(ts[0]) != partitions || len(ts[1]) != partitions {
+			return fmt.Errorf("tables of %d and %d partitions", len(ts[0]), len(ts[1]))
+		}
 		owners := map[string]int{}
 		for i, h := range ts[0] {
-			if len(ts[1]) != len(ts[0]) || ts[1][i].Owner != h.Owner || ts[1][i].Term != h.Term {
+			if ts[1][i].Owner != h.Owner || ts[1][i].Term != h.Term {
 				return fmt.Errorf("partition %d: n0 says %s/%d, n1 says %+v", i, h.Owner, h.Term, ts[1][i])
 			}
 			owners[h.Owner]++
