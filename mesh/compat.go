@@ -1,8 +1,11 @@
 package mesh
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -94,4 +97,66 @@ func (n *Node) Incompatible() string {
 		return n.refusal
 	}
 	return ""
+}
+
+// eligibleLocked returns the members that may own or stand by for
+// partitions: the live members minus those draining (this one included).
+// When every member drains, all of them stay eligible (nobody to hand
+// over to).
+func (n *Node) eligibleLocked() []string {
+	out := make([]string, 0, len(n.members))
+	for _, m := range n.members {
+		if m == n.name && n.draining || m != n.name && n.info[m].Draining {
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return n.members
+	}
+	return out
+}
+
+// Drain makes this member hand every partition it owns or stands by for
+// to the others: it announces it in its metadata, the others stop ranking
+// it, and its runners hand its partitions over at their next epoch
+// boundary (with their last marks, so nothing is lost or doubled). It
+// returns once this member owns no partition of any pipeline its runners
+// ask about, or with ctx's error. A drained member keeps running, holding
+// nothing, until it is stopped; there is no undrain short of a restart.
+func (n *Node) Drain(ctx context.Context) error {
+	n.mu.Lock()
+	if n.ml == nil {
+		n.mu.Unlock()
+		return ErrNotRunning
+	}
+	if len(n.members) < 2 {
+		n.mu.Unlock()
+		return errors.New("mesh: no other member to hand the partitions to")
+	}
+	if !n.draining {
+		n.draining = true
+		n.log.Info("mesh: draining: handing every partition to the other members")
+		n.refreshMetaLocked()
+	}
+	n.mu.Unlock()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		owned := 0
+		for _, h := range n.Table() {
+			if h.Owner == n.name {
+				owned++
+			}
+		}
+		if owned == 0 {
+			n.log.Info("mesh: drained: this member holds no partition")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mesh: drain: %d partitions not handed over yet: %w", owned, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

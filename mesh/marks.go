@@ -58,7 +58,7 @@ func (n *Node) Committed(pipeline string, marks []Mark) {
 			continue
 		}
 		n.marks[k] = m.Watermark
-		for _, peer := range Rank(n.members, pipeline, m.Partition, 1+n.cfg.Standbys) {
+		for _, peer := range Rank(n.eligibleLocked(), pipeline, m.Partition, 1+n.cfg.Standbys) {
 			if peer != n.name {
 				byPeer[peer] = append(byPeer[peer], [3]int64{int64(m.Partition), int64(m.Term), m.Watermark})
 			}

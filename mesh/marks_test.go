@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -94,5 +95,91 @@ func TestALiveOwnerHandsOverItselfWithItsMark(t *testing.T) {
 		if _, ok := c.TermFrom("p", p, term1[p]); ok {
 			t.Errorf("partition %d: TermFrom known for the previous owner's term", p)
 		}
+	}
+}
+
+// TestDrainHandsEveryPartitionOverWithItsMarks: a drained member hands
+// each partition it owns to the member that ranks next, at its own epoch
+// boundary and with its last mark, and then holds nothing (neither owner
+// nor standby); the others never emit a partition before it handed it
+// over, and Drain returns once it owns nothing.
+func TestDrainHandsEveryPartitionOverWithItsMarks(t *testing.T) {
+	dir := t.TempDir()
+	const np = 16
+	a, _ := startNode(t, "a", key1, nil, filepath.Join(dir, "a"))
+	b, _ := startNode(t, "b", key1, []string{addr(t, a)}, filepath.Join(dir, "b"))
+	c, _ := startNode(t, "c", key1, []string{addr(t, a)}, filepath.Join(dir, "c"))
+	waitMembers(t, 3, a, b, c)
+	own1, term1 := owners(t, "p", np, a, b, c)
+	var mine []int
+	for p, o := range own1 {
+		if o == "b" {
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) == 0 {
+		t.Fatal("b owns nothing; pick other names")
+	}
+	// b's runner commits an epoch: its marks reach the holders.
+	var ms []Mark
+	for _, p := range mine {
+		ms = append(ms, Mark{Partition: p, Term: term1[p], Watermark: int64(5000 + p)})
+	}
+	b.Committed("p", ms)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- b.Drain(ctx) }()
+	// Until b's runner reaches an epoch boundary, nobody else emits b's
+	// partitions; then b hands them over (its runner keeps asking).
+	testkit.Eventually(t, 5*time.Second, func() error {
+		for _, n := range []*Node{a, c} {
+			for _, m := range n.Members() {
+				if m.Name == "b" && !m.Draining {
+					return fmt.Errorf("%s does not see b draining yet", n.Name())
+				}
+			}
+		}
+		return nil
+	})
+	for _, n := range []*Node{a, c} {
+		for _, cl := range n.Claims("p", np) {
+			if cl.Emit && own1[cl.Partition] == "b" {
+				t.Fatalf("%s emits partition %d before b handed it over", n.Name(), cl.Partition)
+			}
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if cs := b.Claims("p", np); len(cs) != 0 {
+			return fmt.Errorf("b still holds %d partitions", len(cs))
+		}
+		for _, p := range mine {
+			for _, n := range []*Node{a, c} {
+				for _, cl := range n.Claims("p", np) {
+					if cl.Partition == p && cl.Emit {
+						if wm, ok := n.EmittedThrough("p", p); !ok || wm != int64(5000+p) {
+							return fmt.Errorf("partition %d: new owner %s knows mark %d, %v", p, n.Name(), wm, ok)
+						}
+						if cl.Term != term1[p]+1 {
+							return fmt.Errorf("partition %d: term %d, want %d", p, cl.Term, term1[p]+1)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	// a and c share everything: one emitter per partition, one term, b
+	// holds nothing.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		var col collect
+		owners(&col, "p", np, a, c)
+		return col.err
+	})
+	if cs := b.Claims("p", np); len(cs) != 0 {
+		t.Errorf("drained b holds %v", cs)
 	}
 }

@@ -55,6 +55,9 @@ type Member struct {
 	Standby int `json:"standby"`
 	// State is alive or suspect.
 	State string `json:"state"`
+	// Draining is set while the member hands its partitions over
+	// (edgectl drain): it is no longer an owner or standby.
+	Draining bool `json:"draining,omitempty"`
 	// Self marks this node.
 	Self bool `json:"self,omitempty"`
 }
@@ -65,6 +68,7 @@ type Member struct {
 type meta struct {
 	V       int              `json:"v"`           // ProtocolVersion
 	N       int              `json:"n,omitempty"` // Options.Partitions
+	D       bool             `json:"d,omitempty"` // draining: hands its partitions over
 	API     string           `json:"a,omitempty"`
 	Owns    int              `json:"o"`
 	Standby int              `json:"s"`
@@ -94,6 +98,7 @@ type Node struct {
 	refused      map[string]string    // by member: the reason logged
 	incompatible bool                 // this node's join was refused: it emits nothing
 	joinRefused  string               // why the running join attempt was refused
+	draining     bool                 // Drain: this member hands its partitions over
 	ready        bool                 // the first join attempt is over
 	alone        bool                 // no seed was reachable
 	saveErr      error
@@ -359,7 +364,7 @@ func (n *Node) holdLocked(pipeline string, nparts int, handover bool) []hold {
 	var handed []string
 	now := time.Now()
 	for p := range nparts {
-		rank := Rank(n.members, pipeline, p, 1+n.cfg.Standbys)
+		rank := Rank(n.eligibleLocked(), pipeline, p, 1+n.cfg.Standbys)
 		k := termKey(pipeline, p)
 		e := n.terms[k]
 		if e.Term != 0 && e.Owner != rank[0] {
@@ -424,10 +429,10 @@ func (n *Node) persistLocked(changed []string) {
 // refreshMetaLocked recomputes this member's metadata and asks Run to
 // publish it.
 func (n *Node) refreshMetaLocked() {
-	m := meta{V: ProtocolVersion, N: n.opt.Partitions, API: n.opt.APIAddr, Held: map[string][]int{}}
+	m := meta{V: ProtocolVersion, N: n.opt.Partitions, D: n.draining, API: n.opt.APIAddr, Held: map[string][]int{}}
 	for pipe, np := range n.pipes {
 		for p := range np {
-			rank := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
+			rank := Rank(n.eligibleLocked(), pipe, p, 1+n.cfg.Standbys)
 			switch slices.Index(rank, n.name) {
 			case -1:
 			case 0:
@@ -470,7 +475,7 @@ func (n *Node) Table() []Holding {
 			hs = n.holdLocked(pipe, n.pipes[pipe], false)
 		} else {
 			for p := range n.pipes[pipe] {
-				r := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
+				r := Rank(n.eligibleLocked(), pipe, p, 1+n.cfg.Standbys)
 				hs = append(hs, hold{r, n.terms[termKey(pipe, p)].Term, r[0]})
 			}
 		}
@@ -528,7 +533,7 @@ func (e *events) setLive(m *memberlist.Node, alive bool) {
 			st = "suspect"
 		}
 		n.info[name] = Member{Name: name, Addr: m.Address(), API: md.API, Owns: md.Owns, Standby: md.Standby,
-			State: st, Self: name == n.name}
+			State: st, Self: name == n.name, Draining: md.D}
 	} else {
 		delete(n.live, name)
 		delete(n.info, name)

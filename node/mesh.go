@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -164,4 +165,35 @@ func (n *Node) claimFrom(pipeline string, partition int, term uint64) (int64, bo
 		return 0, false
 	}
 	return n.mesh.TermFrom(pipeline, partition, term)
+}
+
+// handleDrain hands every partition this node holds to its peers
+// (edgectl drain) and answers once it holds none: 200, or 504 after
+// ?timeout= (default 30s); 501 without a mesh. The node keeps running,
+// holding nothing, until it is stopped.
+func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
+	if n.mesh == nil {
+		writeErr(w, http.StatusNotImplemented, errors.New("no mesh on this node: there is no peer to hand its partitions to"))
+		return
+	}
+	timeout := 30 * time.Second
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			writeErr(w, http.StatusBadRequest, errors.New("timeout: want a positive duration like 30s"))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if err := n.mesh.Drain(ctx); err != nil {
+		code := http.StatusGatewayTimeout
+		if errors.Is(err, mesh.ErrNotRunning) || !errors.Is(err, context.DeadlineExceeded) {
+			code = http.StatusConflict
+		}
+		writeErr(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": n.mesh.Name(), "drained": true})
 }
