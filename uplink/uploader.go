@@ -157,11 +157,11 @@ type Uploader struct {
 	notify  chan struct{}
 	flushCh chan chan error
 
-	sink  string
+	sink      string
 	fence     ClaimStore // Options.Fence with a fenceable target
 	claimFrom func(pipeline string, partition int, term uint64) (int64, bool)
 	recorded  map[string]uint64    // by claim scope: the highest term recorded
-	seen  map[string]time.Time // first id of each group -> first seen
+	seen      map[string]time.Time // first id of each group -> first seen
 
 	mu      sync.Mutex
 	st      Status
