@@ -24,7 +24,7 @@ type request struct {
 	apply func(tx *bolt.Tx) error
 	// with runs in the transaction of a log append, once its records are
 	// added (Append): what must commit with them.
-	with func(tx *bolt.Tx) error
+	with  func(tx *bolt.Tx) error
 	after func()
 	// exclusive requests (Compact) run alone, outside any transaction.
 	exclusive func() error
