@@ -107,6 +107,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
+	mux.HandleFunc("POST /api/v1/ingest/{pipeline}/{source}", auth(n.handlePush))
 	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))

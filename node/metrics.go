@@ -452,6 +452,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		}
 	}
 	n.writeBusMetrics(g, c)
+	n.writeSourceMetrics(g, c)
 	if n.inputFile != "" {
 		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
 		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))
