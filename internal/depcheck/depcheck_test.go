@@ -1,7 +1,8 @@
 // Package depcheck enforces the dependency rules of DESIGN.md: engine imports
 // only the standard library and its own packages; storage, mesh, uplink and the
 // ingest packages never import each other; edgectl imports neither engine nor
-// storage.
+// storage; ingest/source, the interface custom sources implement, imports
+// only the standard library.
 package depcheck
 
 import (
@@ -183,6 +184,19 @@ func TestSinkIsALeaf(t *testing.T) {
 				if strings.Contains(d, bad) {
 					t.Errorf("%s depends on %s", pkg, d)
 				}
+			}
+		}
+	}
+}
+
+// TestSourceSDKIsStdlibOnly: ingest/source is what a program embedding
+// edged implements its own sources against; it links nothing but the
+// standard library (the node wires it to storage, never the reverse).
+func TestSourceSDKIsStdlibOnly(t *testing.T) {
+	for pkg, ds := range deps(t, "./ingest/source/...") {
+		for _, d := range ds {
+			if !isStd(d) {
+				t.Errorf("%s depends on %s: ingest/source may import only the standard library", pkg, d)
 			}
 		}
 	}
