@@ -327,6 +327,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	if err := CheckPipeline(n.cfg, c); err != nil {
 		return false, bad(fmt.Errorf("%s: %w", file, err))
 	}
+	if err := n.checkCustoms(c.Spec); err != nil {
+		return false, bad(fmt.Errorf("%s: pipeline %q: %w", file, name, err))
+	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err
 	}

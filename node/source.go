@@ -115,6 +115,18 @@ func (n *Node) checkCustom(src *pipeline.Source) error {
 	return fmt.Errorf("source %q: custom: %q is not a source this program registered (node.WithSource); %s", src.Name, src.Custom, have)
 }
 
+// checkCustoms reports every custom source of spec that this program did
+// not register (Apply answers 400 with them).
+func (n *Node) checkCustoms(spec *pipeline.Spec) error {
+	var errs []error
+	for i := range spec.Spec.Sources {
+		if err := n.checkCustom(&spec.Spec.Sources[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // srcWriter is the source.Writer of one running source.
 type srcWriter struct {
 	n     *Node

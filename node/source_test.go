@@ -280,6 +280,16 @@ func TestCustomSourceResumesFromItsPosition(t *testing.T) {
 	}
 	tn.stop(t)
 
+	// Applied through the API: 400, naming the source.
+	tn = startNode(t, testConfig(t, t.TempDir(), nil), clock)
+	req := httptest.NewRequest("PUT", "/api/v1/pipelines/counts", strings.NewReader(customPipeline))
+	rec := httptest.NewRecorder()
+	tn.Handler().ServeHTTP(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `custom: \"counter\" is not a source this program registered`) {
+		t.Fatalf("apply with an unregistered custom source: %d %s; want 400 naming it", rec.Code, rec.Body.String())
+	}
+	tn.stop(t)
+
 	n, err := New(cfg, WithSource("meter", &counter{}))
 	if err != nil {
 		t.Fatal(err)
