@@ -185,6 +185,7 @@ func (n *Node) Status() (Status, error) {
 	st.MQTT = n.MQTTStatus()
 	st.Conditions = append(st.Conditions, st.MQTT.conditions()...)
 	n.busStatus(&st)
+	n.sourceStatus(&st)
 	if st.Ingest.Backpressure {
 		st.Conditions = append(st.Conditions, fmt.Sprintf("back-pressure: disk quota reached (%d of %d bytes used): input is not acknowledged until sinks drain the spool and the log is truncated", ds.UsedBytes, ds.QuotaBytes))
 	}

@@ -61,6 +61,7 @@ type srcState struct {
 type srcStats struct {
 	records, duplicates, deadLetters, errors atomic.Uint64
 	up                                       atomic.Bool
+	failing                                  atomic.Bool // since a failed Run, until a Write succeeds
 	lastErr                                  atomic.Value // string
 }
 
@@ -145,6 +146,7 @@ func (w *srcWriter) Write(ctx context.Context, payloads [][]byte, pos []byte) er
 		return err
 	}
 	w.st.records.Add(uint64(kept))
+	w.st.failing.Store(false)
 	if pos != nil {
 		w.mu.Lock()
 		w.pos = slices.Clone(pos)
@@ -252,6 +254,7 @@ func (n *Node) runSource(ctx context.Context, id, tp string, src source.Source) 
 		}
 		st.errors.Add(1)
 		st.lastErr.Store(err.Error())
+		st.failing.Store(true)
 		log.Error("source failed; it runs again after a backoff", "err", err, "retry", backoff)
 		select {
 		case <-ctx.Done():
@@ -359,6 +362,24 @@ func (n *Node) mqttSourceReserved(topic string) bool {
 		return true
 	}
 	return false
+}
+
+// sourceStatus adds a condition for every custom or file source that
+// failed and has not written since.
+func (n *Node) sourceStatus(st *Status) {
+	n.src.mu.Lock()
+	defer n.src.mu.Unlock()
+	ids := make([]string, 0, len(n.src.stats))
+	for id, s := range n.src.stats {
+		if s.failing.Load() {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		msg, _ := n.src.stats[id].lastErr.Load().(string)
+		st.Conditions = append(st.Conditions, fmt.Sprintf("source %s: failing, run again with a backoff: %s", id, msg))
+	}
 }
 
 // writeSourceMetrics writes the edged_source_* metrics.

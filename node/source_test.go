@@ -330,4 +330,16 @@ func TestCustomSourceWithoutReaderIsRefused(t *testing.T) {
 	if k := tn.logNext(LogMQTT); k != 1 {
 		t.Fatalf("log next %d; want nothing logged", k)
 	}
+	eventually(t, 10*time.Second, func() error {
+		st, err := tn.Status()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(st.Conditions, func(c string) bool {
+			return strings.Contains(c, "source custom/counter: failing") && strings.Contains(c, "no pipeline reads this source")
+		}) {
+			return fmt.Errorf("conditions %q; want the failing source", st.Conditions)
+		}
+		return nil
+	})
 }
