@@ -61,7 +61,7 @@ type srcState struct {
 type srcStats struct {
 	records, duplicates, deadLetters, errors atomic.Uint64
 	up                                       atomic.Bool
-	failing                                  atomic.Bool // since a failed Run, until a Write succeeds
+	failing                                  atomic.Bool  // since a failed Run, until a Write succeeds
 	lastErr                                  atomic.Value // string
 }
 
