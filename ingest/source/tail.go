@@ -295,23 +295,23 @@ func (tl *tailer) findRotated(p tailPos) *os.File {
 	return nil
 }
 
-// drain reads the current file to its end and writes its complete lines;
-// final (the file was rotated away) writes a partial last line too.
+// drain reads the current file to its end and writes its complete lines,
+// in Writes of up to flushBytes; final (the file was rotated away) writes
+// a partial last line too.
 func (tl *tailer) drain(ctx context.Context, final bool) error {
 	max := tl.t.cfg.MaxLineBytes
+	cut := 0 // pend[:cut] is cut into tl.recs, not yet written
 	for {
 		n, err := tl.f.ReadAt(tl.buf, tl.read)
 		if n > 0 {
-			if len(tl.head) < fpMax {
-				if k := fpMax - len(tl.head); tl.read < fpMax {
-					tl.head = append(tl.head, tl.buf[:min(n, k)]...)
-				}
+			if len(tl.head) < fpMax && tl.read == int64(len(tl.head)) {
+				tl.head = append(tl.head, tl.buf[:min(n, fpMax-len(tl.head))]...)
 			}
 			tl.read += int64(n)
+			// The queued lines may point into pend's old array: it stays
+			// valid (and unchanged) until they are written.
 			tl.pend = append(tl.pend, tl.buf[:n]...)
 		}
-		// Cut the complete lines (and over-long pieces) out of pend.
-		cut := 0
 		for {
 			rest := tl.pend[cut:]
 			if i := bytes.IndexByte(rest, '\n'); i >= 0 && i <= max {
@@ -324,25 +324,30 @@ func (tl *tailer) drain(ctx context.Context, final bool) error {
 				break
 			}
 		}
-		eof := errors.Is(err, io.EOF)
-		if final && eof && cut < len(tl.pend) {
+		end := n == 0 || err != nil
+		if final && errors.Is(err, io.EOF) && cut < len(tl.pend) {
 			tl.add(tl.pend[cut:])
 			cut = len(tl.pend)
 		}
-		if cut > 0 || len(tl.recs) > 0 {
+		if cut > 0 && (end || cut >= flushBytes) {
 			if err := tl.flush(ctx, tl.off+int64(cut)); err != nil {
 				return err
 			}
 			tl.pend = append(tl.pend[:0], tl.pend[cut:]...)
+			cut = 0
 		}
-		if eof || n == 0 {
-			return nil
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("%s: %w", tl.t.cfg.Path, err)
+		}
+		if end {
+			return nil
 		}
 	}
 }
+
+// flushBytes is how many bytes of lines one Write carries at most (plus a
+// read buffer): a backlog is logged in few commits, with bounded memory.
+const flushBytes = 1 << 20
 
 // add queues one line (blank ones are skipped).
 func (tl *tailer) add(line []byte) {

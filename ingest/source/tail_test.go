@@ -21,6 +21,7 @@ type memWriter struct {
 	lines []string
 	pos   []byte
 	fail  error // returned by Write while set
+	calls int
 }
 
 func (w *memWriter) Write(_ context.Context, payloads [][]byte, pos []byte) error {
@@ -29,6 +30,7 @@ func (w *memWriter) Write(_ context.Context, payloads [][]byte, pos []byte) erro
 	if w.fail != nil {
 		return w.fail
 	}
+	w.calls++
 	for _, p := range payloads {
 		w.lines = append(w.lines, string(p))
 	}
@@ -252,5 +254,27 @@ func TestTailConfigValidate(t *testing.T) {
 	}
 	if err := (&TailConfig{}).Validate(); err == nil || !strings.Contains(err.Error(), "file.path") {
 		t.Errorf("empty path: %v", err)
+	}
+}
+
+// TestTailLogsABacklogInFewWrites: a file that is already large is logged in
+// writes of about a megabyte (one commit each), not one per read buffer.
+func TestTailLogsABacklogInFewWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	var b strings.Builder
+	var want []string
+	for i := range 40000 {
+		l := fmt.Sprintf(`{"sensor":"s%d","seq":%d,"temp":21.5,"note":"a line of some eighty bytes"}`, i%10, i)
+		want = append(want, l)
+		b.WriteString(l + "\n")
+	}
+	appendFile(t, path, b.String()) // 3.4 MB
+	w := &memWriter{}
+	startTail(t, TailConfig{Path: path}, w)
+	waitLines(t, w, want...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.calls > 4 {
+		t.Fatalf("%d writes for 3.4 MB; want at most 4", w.calls)
 	}
 }
