@@ -135,8 +135,9 @@ func TestEngineHasNoIOModule(t *testing.T) {
 // The runner gets its log, store, clock and ownership as interfaces: it
 // never links the node, storage, ingest, the mesh or the uplink, nor the
 // modules behind them.
-// (The pipeline spec it reads names local-bus devices, so ingest/bus's
-// config types come along through pipeline; the runner itself imports no
+// (The pipeline spec it reads names local-bus devices and file tails, so
+// the config types of ingest/bus and ingest/source come along through
+// pipeline; the runner itself imports no
 // ingest package.)
 func TestRunnerSeesOnlyInterfaces(t *testing.T) {
 	for pkg, ds := range imports(t, "./runner/...") {
