@@ -137,8 +137,7 @@ func TestEngineHasNoIOModule(t *testing.T) {
 // modules behind them.
 // (The pipeline spec it reads names local-bus devices and file tails, so
 // the config types of ingest/bus and ingest/source come along through
-// pipeline; the runner itself imports no
-// ingest package.)
+// pipeline; the runner itself imports no ingest package.)
 func TestRunnerSeesOnlyInterfaces(t *testing.T) {
 	for pkg, ds := range imports(t, "./runner/...") {
 		for _, d := range ds {
