@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -122,7 +123,7 @@ func decodeTailPos(b []byte) (tailPos, bool) {
 		return tailPos{}, false
 	}
 	n, j := binary.Uvarint(b[k:])
-	if j <= 0 || len(b[k+j:]) != 8 || n > fpMax || n > off {
+	if j <= 0 || len(b[k+j:]) != 8 || n > fpMax || n > off || off > math.MaxInt64 {
 		return tailPos{}, false
 	}
 	return tailPos{off: int64(off), fpLen: int(n), fp: binary.BigEndian.Uint64(b[k+j:])}, true
