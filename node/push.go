@@ -125,7 +125,7 @@ func (n *Node) handlePush(w http.ResponseWriter, r *http.Request) {
 // decoders take); anything else is a dead letter.
 func checkPushLine(line []byte) error {
 	t := bytes.TrimSpace(line)
-	if t[0] != '{' && t[0] != '[' {
+	if len(t) == 0 || t[0] != '{' && t[0] != '[' {
 		return errors.New("not a JSON object or array")
 	}
 	if !json.Valid(t) {
