@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgedio/edged/uplink/s3test"
-	"github.com/minio/minio-go/v7"
 )
 
 func s3Config(srv *s3test.Server, bucket string) S3Config {
@@ -19,27 +17,14 @@ func s3Config(srv *s3test.Server, bucket string) S3Config {
 }
 
 // readBucket reads every object of the bucket back.
-func readBucket(t testing.TB, c *minio.Client, bucket, format string) map[string][]map[string]any {
+func readBucket(t testing.TB, srv *s3test.Server, bucket, format string) map[string][]map[string]any {
 	t.Helper()
-	ctx := context.Background()
 	out := map[string][]map[string]any{}
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Fatal(o.Err)
-		}
-		obj, err := c.GetObject(ctx, bucket, o.Key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(obj)
-		obj.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for k, b := range srv.Objects(bucket) {
 		if format == FormatParquet {
-			out[o.Key] = s3test.ReadParquet(t, b)
+			out[k] = s3test.ReadParquet(t, b)
 		} else {
-			out[o.Key] = readJSONL(t, b)
+			out[k] = readJSONL(t, b)
 		}
 	}
 	return out
@@ -99,7 +84,7 @@ func TestUploaderToS3RowsReadBack(t *testing.T) {
 			}
 			u, _ := startUploader(t, cfg, sp, Options{})
 			flush(t, u)
-			objs := readBucket(t, srv.Client(), bucket, format)
+			objs := readBucket(t, srv, bucket, format)
 			checkExactlyOnce(t, objs, all)
 			for k := range objs {
 				if !strings.HasPrefix(k, "site-a/pipeline=agg/date=2023-11-14/hour=22/gw1-p1-e") {

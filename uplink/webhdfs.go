@@ -65,9 +65,6 @@ type FileStatus struct {
 	ModificationTime int64  `json:"modificationTime"`
 }
 
-// ErrNotFound is returned (wrapped) by Stat for a missing path.
-var ErrNotFound = errors.New("not found")
-
 func (t *WebHDFSTarget) url(p, op string, q url.Values) string {
 	if q == nil {
 		q = url.Values{}
