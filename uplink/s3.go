@@ -24,6 +24,7 @@ import (
 type S3Target struct {
 	client *s3.Client
 	bucket string
+	page   int // keys per ListObjectsV2 page; 0: the server's default (1000)
 }
 
 // NewS3Target builds an S3 target; it sends nothing. Credentials come from
@@ -71,7 +72,14 @@ func (t *S3Target) PutObject(ctx context.Context, key string, r io.Reader, size 
 		SHA256:      sum,
 	})
 	if err != nil {
-		return "", s3Error(err)
+		err = s3Error(err)
+		var te *TargetError
+		if o.IfMatch != "" && errors.Is(err, ErrNotFound) && errors.As(err, &te) {
+			// S3 answers 404 NoSuchKey to If-Match on a missing key: the
+			// condition failed as well.
+			te.Err = fmt.Errorf("%w: %w", ErrPreconditionFailed, te.Err)
+		}
+		return "", err
 	}
 	return etag, nil
 }
@@ -116,13 +124,13 @@ func (t *S3Target) HeadObject(ctx context.Context, key string) (ObjectInfo, erro
 	return objectInfo(oi), nil
 }
 
-// ListObjects implements ObjectStore with ListObjectsV2 pages of 1000
-// keys. Listed objects carry no Metadata (S3 does not list it).
+// ListObjects implements ObjectStore with ListObjectsV2 pages (of 1000
+// keys on AWS). Listed objects carry no Metadata (S3 does not list it).
 func (t *S3Target) ListObjects(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
 		next := ""
 		for {
-			p, err := t.client.ListObjects(ctx, t.bucket, prefix, next, 0)
+			p, err := t.client.ListObjects(ctx, t.bucket, prefix, next, t.page)
 			if err != nil {
 				yield(ObjectInfo{}, s3Error(err))
 				return

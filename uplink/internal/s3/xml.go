@@ -11,11 +11,12 @@ import (
 // with these few functions instead of encoding/xml, which would add ~100 KB
 // to a gateway's binary for the same result.
 
-// elems returns the raw contents of every <tag>...</tag> in doc, in order.
-// An element of that name must not contain another one (true of the S3
-// elements read here). A self-closing <tag/> is not returned.
+// elems returns the raw contents of every <tag>...</tag> in doc, in order
+// (the open tag may carry attributes, such as xmlns). An element of that
+// name must not contain another one (true of the S3 elements read here).
+// A self-closing <tag/> is not returned.
 func elems(doc []byte, tag string) [][]byte {
-	open, end := []byte("<"+tag+">"), []byte("</"+tag+">")
+	open, end := []byte("<"+tag), []byte("</"+tag+">")
 	var out [][]byte
 	for {
 		i := bytes.Index(doc, open)
@@ -23,6 +24,21 @@ func elems(doc []byte, tag string) [][]byte {
 			return out
 		}
 		doc = doc[i+len(open):]
+		if len(doc) == 0 {
+			return out
+		}
+		if c := doc[0]; c != '>' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '/' {
+			continue // a longer name (<KeyCount> for <Key>)
+		}
+		gt := bytes.IndexByte(doc, '>')
+		if gt < 0 {
+			return out
+		}
+		selfClosing := gt > 0 && doc[gt-1] == '/'
+		doc = doc[gt+1:]
+		if selfClosing {
+			continue
+		}
 		j := bytes.Index(doc, end)
 		if j < 0 {
 			return out
