@@ -206,6 +206,12 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Read
 	if o.IfMatch != "" {
 		rq.header.Set("If-Match", o.IfMatch)
 	}
+	if (o.IfNoneMatch || o.IfMatch != "") && size > 0 {
+		// A refused condition is answered before the body is read; with
+		// 100-continue the body is not sent and the answer is not lost
+		// in a reset connection.
+		rq.header.Set("Expect", "100-continue")
+	}
 	if rq.sha == "" {
 		if err := rq.hashBody(); err != nil {
 			return "", &Error{Op: "put", Bucket: bucket, Key: key, Err: err}

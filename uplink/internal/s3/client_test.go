@@ -92,6 +92,7 @@ func TestPutObjectRequest(t *testing.T) {
 				"Content-Type":          "application/vnd.apache.parquet",
 				"X-Amz-Meta-Edged-Term": "3",
 				"If-None-Match":         "*",
+				"Expect":                "100-continue",
 			} {
 				if got := r.Header.Get(k); got != want {
 					t.Errorf("header %s = %q; want %q", k, got, want)
