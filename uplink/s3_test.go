@@ -39,12 +39,16 @@ func TestS3TargetClassifiesErrors(t *testing.T) {
 	srv.Bucket("edged")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// A 4 MiB object (the default batch size): the server refuses it
+	// before reading the body, and the refusal must not be lost in a
+	// connection reset (it would read as a network error).
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
 	put := func(cfg S3Config) error {
 		tgt, err := NewS3Target(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tgt.Put(ctx, "a/b.parquet", strings.NewReader("xyz"), 3)
+		return tgt.Put(ctx, "a/b.parquet", bytes.NewReader(big), int64(len(big)))
 	}
 	for _, tc := range []struct {
 		name string

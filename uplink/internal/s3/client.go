@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -206,10 +207,11 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Read
 	if o.IfMatch != "" {
 		rq.header.Set("If-Match", o.IfMatch)
 	}
-	if (o.IfNoneMatch || o.IfMatch != "") && size > 0 {
-		// A refused condition is answered before the body is read; with
-		// 100-continue the body is not sent and the answer is not lost
-		// in a reset connection.
+	if size > 0 {
+		// A server that checks the request before it asks for the body
+		// (AWS) refuses a wrong secret, a missing bucket or a failed
+		// condition without the body crossing a metered link. It costs one
+		// round trip per put.
 		rq.header.Set("Expect", "100-continue")
 	}
 	if rq.sha == "" {
@@ -219,10 +221,48 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Read
 	}
 	resp, err := c.do(ctx, rq)
 	if err != nil {
-		return "", err
+		return "", c.whyReset(ctx, rq, o, err)
 	}
 	resp.Body.Close()
 	return resp.Header.Get("ETag"), nil
+}
+
+// whyReset explains a put that failed with the connection reset while
+// the body was being written. A server that refuses a request before
+// reading its body (versitygw, MinIO and others send 100 Continue first)
+// answers and closes; the answer is then lost in the reset and a wrong
+// secret would read as a network error. The put wrote nothing (the server
+// never had the whole body), so the refusal is looked for with body-less
+// requests: GetBucketLocation for credentials and bucket, HeadObject for
+// the conditions. err is returned when they find nothing (a real network
+// failure).
+func (c *Client) whyReset(ctx context.Context, rq *request, o PutOptions, err error) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 0 || ctx.Err() != nil ||
+		!errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	resp, perr := c.do(ctx, &request{op: "put", method: http.MethodGet, bucket: rq.bucket, query: "location="})
+	if perr == nil {
+		resp.Body.Close()
+	} else if errors.As(perr, &e) && refusesAnyRequest(e.Code) {
+		e.Key = rq.key
+		return e
+	} else {
+		return err // AccessDenied may only deny GetBucketLocation
+	}
+	if !o.IfNoneMatch && o.IfMatch == "" {
+		return err
+	}
+	oi, herr := c.HeadObject(ctx, rq.bucket, rq.key)
+	switch {
+	case o.IfNoneMatch && herr == nil,
+		o.IfMatch != "" && herr == nil && oi.ETag != o.IfMatch,
+		o.IfMatch != "" && errors.As(herr, &e) && e.NotFound():
+		return &Error{Op: "put", Bucket: rq.bucket, Key: rq.key, Status: http.StatusPreconditionFailed,
+			Code: "PreconditionFailed", Message: "the condition does not hold (found after the connection was reset)"}
+	}
+	return err
 }
 
 // hashBody computes rq.sha by reading the body once: rewound when it is
@@ -526,6 +566,17 @@ func (c *Client) do(ctx context.Context, rq *request) (*http.Response, error) {
 	}
 	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
 	return nil, e
+}
+
+// refusesAnyRequest reports whether code refuses every request of the
+// caller to the bucket, not just one operation.
+func refusesAnyRequest(code string) bool {
+	switch code {
+	case "NoSuchBucket", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "InvalidToken",
+		"XAdminUserNotFound": // versitygw: unknown access key
+		return true
+	}
+	return false
 }
 
 // statusCode names an error status that came without an XML document
