@@ -60,6 +60,11 @@ func (t *S3Target) Put(ctx context.Context, key string, r io.Reader, size int64)
 // type, o.Metadata as x-amz-meta-* headers and o's conditions as
 // If-None-Match: * / If-Match: ETAG.
 func (t *S3Target) PutObject(ctx context.Context, key string, r io.Reader, size int64, o PutOptions) (string, error) {
+	for k, v := range o.Metadata {
+		if !metadataName(k) || !printableASCII(v) {
+			return "", &TargetError{Kind: ErrRequest, Err: fmt.Errorf("s3 put %s/%s: metadata %q=%q: want a lowercase name of letters, digits and '-' and a printable ASCII value", t.bucket, key, k, v)}
+		}
+	}
 	sum, err := payloadSHA256(r, size)
 	if err != nil {
 		return "", &TargetError{Kind: ErrOther, Err: fmt.Errorf("s3 put %s/%s: %w", t.bucket, key, err)}
