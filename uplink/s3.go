@@ -120,7 +120,9 @@ func payloadSHA256(r io.Reader, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// HeadObject implements ObjectStore.
+// HeadObject implements ObjectStore. A HEAD answer has no body, so a
+// missing bucket also reads as ErrNotFound here (Put and ListObjects tell
+// it apart: no_bucket).
 func (t *S3Target) HeadObject(ctx context.Context, key string) (ObjectInfo, error) {
 	oi, err := t.client.HeadObject(ctx, t.bucket, key)
 	if err != nil {
