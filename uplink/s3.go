@@ -20,7 +20,8 @@ import (
 // PutObject is atomic on S3: readers see the old object or the whole new
 // one. The body's SHA-256 is signed, so the store rejects a body damaged
 // on the way. The client does not retry: the Uploader's backoff (and
-// status) governs retries. S3Target is an ObjectStore.
+// status) governs retries. S3Target is an ObjectStore and is safe for
+// concurrent use.
 type S3Target struct {
 	client *s3.Client
 	bucket string

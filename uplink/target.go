@@ -44,8 +44,15 @@ func (f TargetFunc) Put(ctx context.Context, key string, r io.Reader, size int64
 // Keys are the ones Put takes (S3: the object key in the bucket; WebHDFS:
 // the path under the root). Errors are *TargetError with a kind like
 // Put's; a missing object wraps ErrNotFound and a refused condition
-// ErrPreconditionFailed (test with errors.Is). Like Target, one goroutine
-// uses a store at a time unless the implementation says otherwise.
+// ErrPreconditionFailed (test with errors.Is). S3Target and WebHDFSTarget
+// are safe for concurrent use.
+//
+// Fencing with it: both stores let exactly one of several writers create
+// a key (IfNoneMatch), so a claim can be one object per term
+// ("fence/PARTITION/TERM", zero-padded so that keys sort by term) created
+// with IfNoneMatch and found with ListObjects; a single object replaced
+// only by a higher term (HeadObject, then PutObject with IfMatch: its
+// ETag) needs IfMatch, which only S3 has.
 type ObjectStore interface {
 	Target
 	// PutObject writes like Put, with o's metadata and conditions, and

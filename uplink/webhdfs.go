@@ -25,7 +25,8 @@ import (
 // CREATE (the namenode redirects to a datanode, which receives the data),
 // then RENAMEs it to the key; HDFS refuses to rename over an existing file,
 // so an existing object (a retried upload) is deleted first. Readers never
-// see a partial file.
+// see a partial file. WebHDFSTarget is an ObjectStore and is safe for
+// concurrent use.
 type WebHDFSTarget struct {
 	cfg    WebHDFSConfig
 	client *http.Client
