@@ -189,6 +189,8 @@ func s3Error(err error) error {
 	switch {
 	case e.Code == "NoSuchBucket":
 		kind = ErrNoBucket
+	case e.Code == "RequestTimeTooSkewed": // the client corrects its clock for the next attempt
+		kind = ErrRequest
 	case e.Code == "AccessDenied" || e.Code == "InvalidAccessKeyId" || e.Code == "SignatureDoesNotMatch" ||
 		e.Code == "ExpiredToken" || e.Code == "InvalidToken" || e.Code == "TokenRefreshRequired" ||
 		e.Code == "XAdminUserNotFound" || // versitygw: unknown access key (HTTP 404)

@@ -36,6 +36,7 @@ func TestS3ErrorKinds(t *testing.T) {
 		{"internal error", false, 500, "InternalError", "", ErrServer, 0, nil},
 		{"too many requests", false, 429, "", "2", ErrServer, 2 * time.Second, nil},
 		{"bad request", false, 400, "InvalidArgument", "", ErrRequest, 0, nil},
+		{"clock skew", false, 403, "RequestTimeTooSkewed", "", ErrRequest, 0, nil},
 		{"precondition", false, 412, "PreconditionFailed", "", ErrRequest, 0, ErrPreconditionFailed},
 		{"conditional conflict", false, 409, "ConditionalRequestConflict", "", ErrRequest, 0, ErrPreconditionFailed},
 		{"missing key HEAD", true, 404, "", "", ErrRequest, 0, ErrNotFound},

@@ -67,6 +67,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	regions map[string]string // bucket -> discovered region
+	skew    time.Duration     // server clock - local clock, learnt from RequestTimeTooSkewed
 }
 
 // New returns a client for cfg. It sends nothing.
@@ -545,7 +546,12 @@ func (c *Client) do(ctx context.Context, rq *request) (*http.Response, error) {
 	if sha == "" {
 		sha = emptySHA256
 	}
-	sign(req, sha, region, c.cfg.AccessKey, c.cfg.SecretKey, c.cfg.SessionToken, c.cfg.Now())
+	if c.cfg.AccessKey != "" { // else anonymous: unsigned
+		c.mu.Lock()
+		skew := c.skew
+		c.mu.Unlock()
+		sign(req, sha, region, c.cfg.AccessKey, c.cfg.SecretKey, c.cfg.SessionToken, c.cfg.Now().Add(skew))
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fail(err)
@@ -568,6 +574,17 @@ func (c *Client) do(ctx context.Context, rq *request) (*http.Response, error) {
 		e.Code = statusCode(resp.StatusCode, rq.key != "")
 	}
 	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
+	if e.Code == "RequestTimeTooSkewed" {
+		// A gateway without a real-time clock may sign with a wrong
+		// time until NTP syncs: the next requests sign with the
+		// server's clock (as the AWS SDKs do).
+		if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			c.mu.Lock()
+			c.skew = t.Sub(c.cfg.Now())
+			c.mu.Unlock()
+			e.Message += " (the next request corrects the clock by the server's Date)"
+		}
+	}
 	return nil, e
 }
 

@@ -107,6 +107,20 @@ func TestPutObjectRequest(t *testing.T) {
 	}
 }
 
+func TestNoCredentialsSendsAnonymousRequests(t *testing.T) {
+	var reqs []*http.Request
+	var bodies []string
+	cfg := capture(Config{Endpoint: "h:1", Region: "r"}, &reqs, &bodies)
+	cfg.AccessKey, cfg.SecretKey = "", ""
+	c, _ := New(cfg)
+	if _, err := c.HeadObject(context.Background(), "b", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if a := reqs[0].Header.Get("Authorization"); a != "" {
+		t.Fatalf("Authorization = %q without credentials; want none", a)
+	}
+}
+
 func TestPutObjectRejectsShortBodyAndBadMetadata(t *testing.T) {
 	var reqs []*http.Request
 	var bodies []string

@@ -52,3 +52,26 @@ func TestSignedPayloadIsVerified(t *testing.T) {
 		t.Fatalf("ListObjects = %+v, %v; want the one key with its size", p, err)
 	}
 }
+
+// TestClockSkewIsCorrected: a gateway whose clock is an hour off (no RTC,
+// NTP not yet synced) is refused once, then signs with the server's
+// clock.
+func TestClockSkewIsCorrected(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("skew")
+	c, err := s3.New(s3.Config{Endpoint: srv.Endpoint, Region: "us-east-1", PathStyle: true,
+		AccessKey: srv.Access, SecretKey: srv.Secret, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = c.PutObject(ctx, bucket, "k", strings.NewReader("x"), 1, s3.PutOptions{})
+	var e *s3.Error
+	if !errors.As(err, &e) || e.Code != "RequestTimeTooSkewed" {
+		t.Fatalf("first put with a clock an hour late = %v; want RequestTimeTooSkewed", err)
+	}
+	if _, err := c.PutObject(ctx, bucket, "k", strings.NewReader("x"), 1, s3.PutOptions{}); err != nil {
+		t.Fatalf("second put: %v; want the clock corrected", err)
+	}
+}
