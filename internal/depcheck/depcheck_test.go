@@ -201,3 +201,18 @@ func TestSourceSDKIsStdlibOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgedHasNoS3SDK: the uplink talks S3 with its own small client
+// (uplink/internal/s3, ~25 KB); minio-go and the modules only it pulled in
+// were ~1 MB of the stripped arm64 binary, and the AWS SDK is larger.
+func TestEdgedHasNoS3SDK(t *testing.T) {
+	for pkg, ds := range deps(t, "./cmd/edged") {
+		for _, d := range ds {
+			for _, banned := range []string{"github.com/minio/", "github.com/aws/"} {
+				if strings.HasPrefix(d, banned) {
+					t.Errorf("%s depends on %s: use uplink/internal/s3 (binary size budget)", pkg, d)
+				}
+			}
+		}
+	}
+}
