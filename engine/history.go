@@ -623,7 +623,7 @@ func (o *historyJoinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	return err
 }
 
-func (o *historyJoinOp) tableUse() TableUse    { return o.h.use(o.in) }
+func (o *historyJoinOp) tableUse() TableUse      { return o.h.use(o.in) }
 func (o *historyJoinOp) setTables(t TableReader) { o.h.setTables(t) }
 
 // ChunkSafe: each record is joined against the committed rows alone.

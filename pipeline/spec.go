@@ -362,12 +362,23 @@ type Span time.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *Span) UnmarshalYAML(n *yaml.Node) error {
-	d, err := ParseSpan(n.Value)
-	if err != nil || n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration; use e.g. 30m, 12h, 7d", n.Line, n.Value)}}
+	if msg := s.CheckYAML(n); msg != "" {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
 	}
+	d, _ := ParseSpan(n.Value)
 	*s = Span(d)
 	return nil
+}
+
+// CheckYAML implements yamlcheck.Checker.
+func (s *Span) CheckYAML(n *yaml.Node) string {
+	if n.Kind != yaml.ScalarNode {
+		return "must be a duration (use e.g. 30m, 12h, 7d), not a list or mapping"
+	}
+	if _, err := ParseSpan(n.Value); err != nil {
+		return fmt.Sprintf("%q is not a duration; use e.g. 30m, 12h, 7d", n.Value)
+	}
+	return ""
 }
 
 // ParseSpan parses a Span: a Go duration, or a whole number of days (d) or
