@@ -326,6 +326,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	if err := CheckPipeline(n.cfg, c); err != nil {
 		return false, bad(fmt.Errorf("%s: %w", file, err))
 	}
+	if err := n.checkTables(c); err != nil {
+		return false, bad(err)
+	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err
 	}
