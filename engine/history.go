@@ -268,11 +268,13 @@ func (o *historyWriteOp) tableUse() TableUse {
 func (o *historyWriteOp) ChunkSafe() bool { return true }
 
 // HistoryLookup says which rows of a history table a record reads: the rows
-// of the record's key (Keys, in the table's key column order) at times
-// derived from the record's time T (the Time field or the event time,
-// floored to a multiple of Align when set): with Range, every row in
-// [T-Range, T); otherwise the rows at T-Offset, T-2*Offset, ...,
-// T-Periods*Offset.
+// of the record's key (Keys, in the table's key column order) at the times
+// T-Offset, T-2*Offset, ..., T-Periods*Offset, where T is the record's time
+// (the Time field or the event time) floored to a multiple of Align when
+// set. "The same minute yesterday" is Offset 24h; "the same hour on the
+// last 7 days" Offset 24h, Periods 7; "the last 7 days of hourly rows"
+// Offset 1h, Periods 168. Each is a point read of (key, time), so a
+// record costs Periods reads whatever the table holds.
 type HistoryLookup struct {
 	Table   string
 	Keys    []string
@@ -280,7 +282,6 @@ type HistoryLookup struct {
 	Align   time.Duration
 	Offset  time.Duration
 	Periods int
-	Range   time.Duration
 }
 
 // Validate reports every problem of the lookup, naming the parameter.
@@ -294,26 +295,27 @@ func (l *HistoryLookup) Validate() error {
 	}
 	errs = append(errs, checkKeys(l.Keys)...)
 	switch {
-	case l.Range < 0 || l.Offset < 0 || l.Align < 0 || l.Periods < 0:
-		errs = append(errs, errors.New("range, offset, align and periods must not be negative"))
-	case l.Range > 0 && (l.Offset > 0 || l.Periods > 0):
-		errs = append(errs, errors.New("range: set range, or offset (and periods), not both"))
-	case l.Range == 0 && l.Offset == 0:
-		errs = append(errs, errors.New("offset: one of offset and range is required"))
+	case l.Offset < 0 || l.Align < 0 || l.Periods < 0:
+		errs = append(errs, errors.New("offset, align and periods must not be negative"))
+	case l.Offset == 0:
+		errs = append(errs, errors.New("offset: required"))
+	case l.Periods > MaxPeriods:
+		errs = append(errs, fmt.Errorf("periods: at most %d, have %d", MaxPeriods, l.Periods))
 	}
 	return errors.Join(errs...)
 }
 
+// MaxPeriods bounds HistoryLookup.Periods: a record costs one read per
+// period.
+const MaxPeriods = 1000
+
 func (l *HistoryLookup) periods() int { return max(l.Periods, 1) }
 
 // single reports whether the lookup reads at most one row per record.
-func (l *HistoryLookup) single() bool { return l.Range == 0 && l.periods() == 1 }
+func (l *HistoryLookup) single() bool { return l.periods() == 1 }
 
 // lookback is how far back from T the lookup reads, in ms.
 func (l *HistoryLookup) lookback() int64 {
-	if l.Range > 0 {
-		return l.Range.Milliseconds()
-	}
 	return int64(l.periods()) * l.Offset.Milliseconds()
 }
 
@@ -464,14 +466,10 @@ func (h *historyReader) lookup(v TableView, r *Record) (int, error) {
 		return true
 	}
 	var err error
-	if h.l.Range > 0 {
-		err = v.Rows(h.l.Table, h.key, t-h.l.Range.Milliseconds(), t-1, add)
-	} else {
-		off := h.l.Offset.Milliseconds()
-		for k := 1; k <= h.l.periods() && err == nil && derr == nil; k++ {
-			at := t - int64(k)*off
-			err = v.Rows(h.l.Table, h.key, at, at, add)
-		}
+	off := h.l.Offset.Milliseconds()
+	for k := 1; k <= h.l.periods() && err == nil && derr == nil; k++ {
+		at := t - int64(k)*off
+		err = v.Rows(h.l.Table, h.key, at, at, add)
 	}
 	if err == nil {
 		err = derr

@@ -105,6 +105,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/pipelines/{name}", auth(n.handleDelete))
 	mux.HandleFunc("POST /api/v1/reload", auth(n.handleReload))
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
+	mux.HandleFunc("GET /api/v1/tables", auth(n.handleTables))
+	mux.HandleFunc("GET /api/v1/tables/{name}", auth(n.handleTableRows))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
 	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)

@@ -507,7 +507,7 @@ func (s *Spec) enrich(p string, e *EnrichSpec) (engine.Operator, error) {
 // lookup converts a lookup spec into the engine's.
 func (l *LookupSpec) lookup() engine.HistoryLookup {
 	return engine.HistoryLookup{Table: l.Table, Keys: l.Keys, Time: l.Time, Align: l.Align.D(),
-		Offset: l.Offset.D(), Periods: l.Periods, Range: l.Range.D()}
+		Offset: l.Offset.D(), Periods: l.Periods}
 }
 
 // tableFields converts declared table columns.

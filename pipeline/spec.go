@@ -317,11 +317,12 @@ type LookupSpec struct {
 	// Align floors the record's time to a multiple of it (e.g. 1h to read
 	// the hourly rows of raw readings).
 	Align Span `yaml:"align"`
-	// Offset reads the rows at time-offset, ..., time-periods*offset.
+	// Offset and Periods read the rows at time-offset, time-2*offset, ...,
+	// time-periods*offset (periods default 1): 24h for the same time
+	// yesterday; 24h and 7 for the same time on the last 7 days; 1h and
+	// 168 for the last 7 days of hourly rows.
 	Offset  Span `yaml:"offset"`
 	Periods int  `yaml:"periods"`
-	// Range reads every row in [time-range, time).
-	Range Span `yaml:"range"`
 }
 
 // HistoryJoinSpec joins records with rows of a history table (see

@@ -518,18 +518,16 @@ func (s *Spec) validateLookup(p string, l *LookupSpec, keysOptional bool, add fu
 	for _, d := range []struct {
 		key string
 		v   Span
-	}{{"align", l.Align}, {"offset", l.Offset}, {"range", l.Range}} {
+	}{{"align", l.Align}, {"offset", l.Offset}} {
 		if d.v < 0 {
 			add(p+"."+d.key, "must not be negative")
 		}
 	}
 	switch {
-	case l.Periods < 0:
-		add(p+".periods", "must not be negative")
-	case l.Range > 0 && (l.Offset > 0 || l.Periods > 0):
-		add(p+".range", "set range, or offset (and periods), not both")
-	case l.Range == 0 && l.Offset == 0:
-		add(p+".offset", "one of offset and range is required")
+	case l.Periods < 0 || l.Periods > engine.MaxPeriods:
+		add(p+".periods", "must be between 1 and %d (one read per period), got %d", engine.MaxPeriods, l.Periods)
+	case l.Offset == 0:
+		add(p+".offset", "required: how far back the rows are read (24h: the same time yesterday)")
 	}
 }
 
