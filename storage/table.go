@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -165,7 +166,21 @@ func (x *DB) applyTable(root *bolt.Bucket, w *engine.TableWrite) error {
 		}
 		return nil
 	}
-	for _, r := range w.Rows {
+	// Rows go in (time, key) order, so they append to the chunk's pages,
+	// which are then packed full.
+	order := make([]int32, len(w.Rows))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		ra, rb := &w.Rows[a], &w.Rows[b]
+		if ra.Time != rb.Time {
+			return cmp.Compare(ra.Time, rb.Time)
+		}
+		return bytes.Compare(ra.Key, rb.Key)
+	})
+	for _, oi := range order {
+		r := &w.Rows[oi]
 		if m.Keep > 0 && m.HasTime && r.Time < m.MaxTime-m.Keep {
 			m.Dropped++ // older than what the table keeps
 			continue
@@ -176,6 +191,7 @@ func (x *DB) applyTable(root *bolt.Bucket, w *engine.TableWrite) error {
 			if b, err = tb.CreateBucketIfNotExists(chunkName(nil, idx)); err != nil {
 				return err
 			}
+			b.FillPercent = 1.0
 			chunks[idx] = b
 		}
 		var tk [8]byte
