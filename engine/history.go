@@ -335,6 +335,11 @@ type historyReader struct {
 	counts  []int
 	single  []Value
 	scratch []Value
+	// The rows of the lookup under way (add, through addFn: one method
+	// value, not a closure per record).
+	rows  int
+	derr  error
+	addFn func(int64, []byte) bool
 }
 
 func (h *historyReader) open(s *Schema) error {
@@ -442,41 +447,23 @@ func (h *historyReader) lookup(v TableView, r *Record) (int, error) {
 	}
 	clear(h.sums)
 	clear(h.counts)
-	rows := 0
-	var derr error
-	add := func(_ int64, val []byte) bool {
-		if derr = h.decode(val); derr != nil {
-			return false
-		}
-		rows++
-		for i, p := range h.pos {
-			if p < 0 {
-				continue
-			}
-			x := h.scratch[p]
-			if h.l.single() {
-				if x.Kind == h.want[i].Kind {
-					h.single[i] = x
-				}
-			} else if x.Kind == KindNumber && !math.IsNaN(x.Num) {
-				h.sums[i] += x.Num
-				h.counts[i]++
-			}
-		}
-		return true
+	h.rows, h.derr = 0, nil
+	if h.addFn == nil {
+		h.addFn = h.add
 	}
 	var err error
 	off := h.l.Offset.Milliseconds()
-	for k := 1; k <= h.l.periods() && err == nil && derr == nil; k++ {
+	for k := 1; k <= h.l.periods() && err == nil && h.derr == nil; k++ {
 		at := t - int64(k)*off
-		err = v.Rows(h.l.Table, h.key, at, at, add)
+		err = v.Rows(h.l.Table, h.key, at, at, h.addFn)
 	}
 	if err == nil {
-		err = derr
+		err = h.derr
 	}
 	if err != nil {
 		return 0, fmt.Errorf("history table %q: %w", h.l.Table, err)
 	}
+	rows := h.rows
 	if !h.l.single() {
 		for i := range h.single {
 			if h.counts[i] > 0 {
@@ -485,6 +472,29 @@ func (h *historyReader) lookup(v TableView, r *Record) (int, error) {
 		}
 	}
 	return rows, nil
+}
+
+// add takes one row read by lookup.
+func (h *historyReader) add(_ int64, val []byte) bool {
+	if h.derr = h.decode(val); h.derr != nil {
+		return false
+	}
+	h.rows++
+	for i, p := range h.pos {
+		if p < 0 {
+			continue
+		}
+		x := h.scratch[p]
+		if h.l.single() {
+			if x.Kind == h.want[i].Kind {
+				h.single[i] = x
+			}
+		} else if x.Kind == KindNumber && !math.IsNaN(x.Num) {
+			h.sums[i] += x.Num
+			h.counts[i]++
+		}
+	}
+	return true
 }
 
 // decode reads a stored row's column values into h.scratch, up to the last

@@ -291,8 +291,25 @@ func (c *tableCache) get(name string, raw []byte) (*cachedTable, error) {
 type TableView struct {
 	x   *DB
 	tx  *bolt.Tx
-	got map[string]*cachedTable
+	got map[string]*viewTable
 	buf []byte
+}
+
+// viewTable is a table opened by a view, with its chunk buckets as they
+// are opened (bbolt opens a nested bucket anew at every lookup).
+type viewTable struct {
+	*cachedTable
+	b      *bolt.Bucket
+	opened map[int64]*bolt.Bucket
+}
+
+func (t *viewTable) chunk(idx int64, buf []byte) *bolt.Bucket {
+	b, ok := t.opened[idx]
+	if !ok {
+		b = t.b.Bucket(chunkName(buf[:0], idx))
+		t.opened[idx] = b
+	}
+	return b
 }
 
 // ViewTables implements engine.TableReader: fn reads the tables as of the
@@ -306,36 +323,38 @@ func (x *DB) ViewTableSnapshot(fn func(v *TableView) error) error {
 	return x.view(func(tx *bolt.Tx) error { return fn(&TableView{x: x, tx: tx}) })
 }
 
-func (v *TableView) table(name string) (*cachedTable, *bolt.Bucket, error) {
+func (v *TableView) table(name string) (*viewTable, error) {
+	if t, ok := v.got[name]; ok {
+		return t, nil
+	}
+	if v.got == nil {
+		v.got = map[string]*viewTable{}
+	}
+	v.got[name] = nil
 	root := v.tx.Bucket(bktTables)
 	if root == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	tb := root.Bucket([]byte(name))
 	if tb == nil {
-		return nil, nil, nil
-	}
-	if t := v.got[name]; t != nil {
-		return t, tb, nil
+		return nil, nil
 	}
 	raw := tb.Get(keyTableMeta)
 	if raw == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	t, err := v.x.tables.get(name, raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if v.got == nil {
-		v.got = map[string]*cachedTable{}
-	}
-	v.got[name] = t
-	return t, tb, nil
+	vt := &viewTable{cachedTable: t, b: tb, opened: map[int64]*bolt.Bucket{}}
+	v.got[name] = vt
+	return vt, nil
 }
 
 // Spec implements engine.TableView.
 func (v *TableView) Spec(table string) (*engine.TableSpec, bool) {
-	t, _, err := v.table(table)
+	t, err := v.table(table)
 	if t == nil || err != nil {
 		return nil, false
 	}
@@ -357,14 +376,14 @@ func (v *TableView) Scan(table string, key []byte, all bool, from, to int64, fn 
 }
 
 func (v *TableView) scan(table string, key []byte, all bool, from, to int64, fn func(key []byte, t int64, val []byte) bool) (*engine.TableSpec, error) {
-	t, tb, err := v.table(table)
+	t, err := v.table(table)
 	if t == nil || err != nil {
 		return nil, err
 	}
 	lo, hi := floorDiv(from, t.meta.Chunk), floorDiv(to, t.meta.Chunk)
 	i, _ := slices.BinarySearch(t.chunks, lo)
 	for ; i < len(t.chunks) && t.chunks[i] <= hi; i++ {
-		b := tb.Bucket(chunkName(v.buf[:0], t.chunks[i]))
+		b := t.chunk(t.chunks[i], v.buf)
 		if b == nil {
 			continue
 		}
