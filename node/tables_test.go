@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// historyWriter keeps every reading in the table temps. Its source
+// declares a key, so it runs as several partitions whose rows commit in
+// one transaction.
 const historyWriter = `apiVersion: edged/v1
 kind: Pipeline
 metadata: {name: writer}
@@ -20,6 +23,7 @@ spec:
       mqtt: {topics: ["sensors/+/temp"]}
       fields: [{name: sensor, type: string}, {name: ts, type: time}, {name: temp, type: number}]
       eventTime: ts
+      key: [sensor]
   steps:
     - name: keep
       history: {table: temps, keys: [sensor], keep: 7d}
@@ -67,6 +71,9 @@ func TestHistoryTablesAcrossPipelinesAndAPI(t *testing.T) {
 	}
 	tn.epoch(t, "writer")
 	tn.epoch(t, "reader")
+	if n := tn.pipeByName("writer").r.Status().Partitions; n < 2 {
+		t.Fatalf("the writer runs as %d partitions; want several", n)
+	}
 	// An hour later: a joins its reading of an hour before, c has none.
 	if err := tn.Ingest(ctx, []Message{reading("a", base, 11), reading("c", base, 30)}); err != nil {
 		t.Fatal(err)
