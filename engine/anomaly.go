@@ -113,7 +113,8 @@ func (c AnomalyConfig) Validate() error {
 // signed; null when the deviation is 0) and baseline (number: the baseline
 // used, null without one).
 //
-// Anomaly is Stateful (about 40 bytes per key, plus the key) and Queryable:
+// Anomaly is Stateful (a checkpoint entry of about 36 bytes plus twice the
+// encoded key: 64 bytes for an 11-character sensor id) and Queryable:
 // its query rows are the key fields, rule, n, mean, std, and with a
 // baseline bn, bmean and bstd (the deviation model).
 func Anomaly(cfg AnomalyConfig) Operator {
