@@ -15,7 +15,8 @@ import (
 // (1.68 million), read by records of random sensors in epochs of 1,000,
 // each epoch one read transaction, as the executor runs it (its commit
 // included). Lookups: the same hour yesterday (1 read), the same hour on
-// the last 7 days (7 reads), the last 7 days of hourly rows (168 reads).
+// the last 7 days (7 reads), the last 7 days of hourly rows (168 reads),
+// and the anomaly step with the 7-day baseline (7 reads and its model).
 func BenchmarkHistoryJoin(b *testing.B) {
 	db := openDB(b, filepath.Join(b.TempDir(), "edged.db"), testOptions())
 	const sensors, hours = 10_000, 7 * 24
@@ -44,13 +45,19 @@ func BenchmarkHistoryJoin(b *testing.B) {
 		name    string
 		offset  time.Duration
 		periods int
-	}{{"yesterday", 24 * time.Hour, 1}, {"same-hour-7-days", 24 * time.Hour, 7}, {"hourly-7-days", time.Hour, 168}} {
+		anomaly bool
+	}{{"yesterday", 24 * time.Hour, 1, false}, {"same-hour-7-days", 24 * time.Hour, 7, false}, {"hourly-7-days", time.Hour, 168, false},
+		{"anomaly-baseline-7-days", 24 * time.Hour, 7, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			bld := engine.NewBuilder("join-" + c.name)
 			src := bld.Source("in", schema)
-			bld.Sink("out", src.Then("join", engine.JoinHistory(engine.HistoryJoinConfig{
-				Lookup: engine.HistoryLookup{Table: "hourly", Keys: []string{"sensor"}, Align: time.Hour, Offset: c.offset, Periods: c.periods},
-				Fields: []engine.Field{{Name: "temp", Kind: engine.KindNumber}}})))
+			l := engine.HistoryLookup{Table: "hourly", Keys: []string{"sensor"}, Align: time.Hour, Offset: c.offset, Periods: c.periods}
+			op := engine.JoinHistory(engine.HistoryJoinConfig{Lookup: l, Fields: []engine.Field{{Name: "temp", Kind: engine.KindNumber}}})
+			if c.anomaly {
+				op = engine.Anomaly(engine.AnomalyConfig{Rule: "r", Keys: []string{"sensor"}, Value: "temp",
+					Baseline: &engine.AnomalyBaseline{Lookup: l, Field: "temp"}})
+			}
+			bld.Sink("out", src.Then("join", op))
 			p, err := bld.Build()
 			if err != nil {
 				b.Fatal(err)
@@ -73,7 +80,7 @@ func BenchmarkHistoryJoin(b *testing.B) {
 				}
 				matched += res.Output(p, "out").Len()
 			}
-			if matched != b.N {
+			if !c.anomaly && matched != b.N {
 				b.Fatalf("%d of %d records matched", matched, b.N)
 			}
 		})
