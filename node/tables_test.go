@@ -137,3 +137,63 @@ func TestHistoryTablesAcrossPipelinesAndAPI(t *testing.T) {
 		t.Fatalf("PUT a reader with other keys: %d %s", code, body)
 	}
 }
+
+// historyModel flags readings far from each sensor's model.
+const historyModel = `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: model}
+spec:
+  sources:
+    - name: readings
+      mqtt: {topics: ["sensors/+/temp"]}
+      fields: [{name: sensor, type: string}, {name: ts, type: time}, {name: temp, type: number}]
+      eventTime: ts
+  steps:
+    - name: unusual
+      anomaly: {keys: [sensor], value: temp, warmup: 3, minStd: 0.5}
+  sinks:
+    - {name: out, input: unusual, type: file, path: anomalies.jsonl}
+`
+
+// TestHistoryAndModelsSurviveARestart: after a restart of the node, the
+// join reads the rows written before it (the table is durable, in the
+// node's database) and the anomaly models continue from their checkpoint:
+// three readings warmed sensor a's model before the restart, so a spike
+// after it is an anomaly, with the band the three readings gave.
+func TestHistoryAndModelsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"writer": historyWriter, "reader": historyReader, "model": historyModel})
+	clock := newFakeClock(t0)
+	ctx := context.Background()
+	h := int64(3600_000)
+	base := t0.UnixMilli() / h * h
+	reading := func(sensor string, ts int64, temp float64) Message {
+		return msg("sensors/"+sensor+"/temp", fmt.Sprintf(`{"sensor":%q,"ts":%d,"temp":%v}`, sensor, ts, temp))
+	}
+	tn := startNode(t, cfg, clock)
+	if err := tn.Ingest(ctx, []Message{reading("a", base-h, 20), reading("a", base-h+1, 20.2), reading("a", base-h+2, 19.8)}); err != nil {
+		t.Fatal(err)
+	}
+	tn.epoch(t, "model")
+	tn.stop(t)
+
+	tn2 := startNode(t, cfg, clock)
+	if err := tn2.Ingest(ctx, []Message{reading("a", base+2, 40)}); err != nil {
+		t.Fatal(err)
+	}
+	tn2.epoch(t, "model")
+	var joined, events []map[string]any
+	eventually(t, 10*time.Second, func() error {
+		joined, events = readLines(t, dir+"/out/joined.jsonl"), readLines(t, dir+"/out/anomalies.jsonl")
+		if len(joined) == 0 || len(events) == 0 {
+			return fmt.Errorf("joined %d, anomalies %d", len(joined), len(events))
+		}
+		return nil
+	})
+	if j := joined[0]; len(joined) != 1 || j["temp"] != 40.0 || j["hist_temp"] != 19.8 {
+		t.Fatalf("joined after the restart: %v; want 40 against the 19.8 of an hour (to the millisecond) before", joined)
+	}
+	if e := events[0]; len(events) != 1 || e["value"] != 40.0 || e["event"] != "anomaly" || e["expected"].(float64) < 19.9 || e["expected"].(float64) > 20.1 {
+		t.Fatalf("anomalies after the restart: %v; want one, for 40, expecting about 20", events)
+	}
+}
