@@ -128,6 +128,7 @@ type Node struct {
 	uplinkFull     atomic.Value // string: an uplink sink back-pressuring, or
 
 	bus  busState  // local-bus sensors (bus.go)
+	src  srcState  // custom, file and http sources (source.go)
 	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
 }
 
@@ -296,6 +297,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.ready.Store(true)
 	n.startAllBus()
+	n.startSources()
 	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
 
 	var inWG sync.WaitGroup
@@ -331,6 +333,7 @@ func (n *Node) Run(ctx context.Context) error {
 	stopSrc()
 	<-srcDone
 	n.stopAllBus()
+	n.stopSources()
 	n.stopping.Store(true)
 	n.ready.Store(false)
 	cancel()
@@ -471,6 +474,15 @@ func LoadPipelines(dir string) ([]loaded, error) {
 		out = append(out, loaded{c: c, raw: raw, file: file})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].c.Plan.Name() < out[j].c.Plan.Name() })
+	if len(errs) == 0 {
+		cs := make([]*pipeline.Compiled, len(out))
+		for i := range out {
+			cs[i] = out[i].c
+		}
+		if err := pipeline.CheckTables(cs); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -515,6 +527,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 	}
 	n.launch(p)
 	n.startBus(p)
+	n.startTails(p)
 	n.subsChanged()
 	n.log.Info("pipeline started", "pipeline", name, "epoch", p.r.Epoch(), "partitions", p.r.Partitions())
 	return nil
@@ -536,6 +549,7 @@ func (n *Node) remove(name string) bool {
 		return false
 	}
 	n.stopBus(name)
+	n.stopTails(name)
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)

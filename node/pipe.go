@@ -80,6 +80,12 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 		if t := busTemplate(p.name, &src); t != nil {
 			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
 		}
+		if t := inputTemplate(p.name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // http, file, custom (source.go)
+		}
+		if err := n.checkCustom(&src); err != nil {
+			return nil, fmt.Errorf("pipeline %q %w", p.name, err)
+		}
 		d, err := decode.New(c.Decoders[src.Name])
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/ingest/bus"
+	"github.com/edgedio/edged/ingest/source"
 	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
@@ -213,10 +214,60 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 			if bus.Reserved(t) {
 				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for local-bus readings (declare the sensor with bus: instead)", bus.TopicPrefix)
 			}
+			if source.Reserved(t) {
+				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for http, file and custom sources (declare them with http:, file: or custom: instead)", source.TopicPrefix)
+			}
 		}
 	}
 	if src.Bus != nil {
 		s.validateBus(p, src, add)
+	}
+	s.validateInputs(p, src, add)
+}
+
+// validateInputs checks the http, file and custom blocks of a source, and
+// that it reads at most one input.
+func (s *Spec) validateInputs(p string, src *Source, add func(string, string, ...any)) {
+	var kinds []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"mqtt", src.MQTT != nil}, {"bus", src.Bus != nil}, {"http", src.HTTP != nil}, {"file", src.File != nil}, {"custom", src.Custom != ""}} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) > 1 && !(len(kinds) == 2 && kinds[0] == "mqtt" && kinds[1] == "bus") { // validateBus says that one
+		add(p, "a source reads one input, not %s (declare one source per input and union them)", strings.Join(kinds, " and "))
+	}
+	if src.HTTP != nil {
+		switch src.Format {
+		case "", "json", "senml":
+		default:
+			add(p+".format", "an http source takes JSON Lines: format json or senml, not %s", src.Format)
+		}
+		if src.HTTP.MaxBodyBytes < 0 {
+			add(p+".http.maxBodyBytes", "must not be negative (0 means %d)", DefaultHTTPMaxBody)
+		}
+	}
+	if src.File != nil {
+		if err := src.File.Validate(); err != nil {
+			errs := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			for _, e := range errs {
+				// "file.KEY: message": at the key's own line.
+				if k, m, ok := strings.Cut(e.Error(), ": "); ok && strings.HasPrefix(k, "file.") {
+					add(p+"."+k, "%s", m)
+				} else {
+					add(p+".file", "%v", e)
+				}
+			}
+		}
+	}
+	if src.Custom != "" && !nameRE.MatchString(src.Custom) {
+		add(p+".custom", "%q is not a source name (letters, digits, '.', '_', '-')", src.Custom)
 	}
 }
 
@@ -301,13 +352,16 @@ func (st *Step) ops() []string {
 	set(st.CountByValue != nil, "countByValue")
 	set(st.DStream != nil, "dstreamWindow")
 	set(st.UpdateState != nil, "updateStateByKey")
+	set(st.History != nil, "history")
+	set(st.HistoryJoin != nil, "historyJoin")
+	set(st.Anomaly != nil, "anomaly")
 	return ops
 }
 
 func opKeys() string {
 	k := []string{"filter", "project", "extend", "flatMap", "keyBy", "require", "union", "enrich",
 		"dedup", "window", "aggregate", "threshold", "rateOfChange", "nOfM", "reduceByKey",
-		"countByValue", "dstreamWindow", "updateStateByKey"}
+		"countByValue", "dstreamWindow", "updateStateByKey", "history", "historyJoin", "anomaly"}
 	sort.Strings(k)
 	return fmt.Sprint(k)
 }
@@ -462,6 +516,36 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if !slices.Contains(ops, d.Op) {
 			add(p+".dstreamWindow.op", "unknown op %q%s (want %s)", d.Op, didYouMean(d.Op, ops), strings.Join(ops, ", "))
 		}
+	case "history":
+		h := st.History
+		if !nameRE.MatchString(h.Table) {
+			add(p+".history.table", "must be 1-63 letters, digits, '.', '_' or '-', got %q", h.Table)
+		}
+		if len(h.Keys) == 0 {
+			add(p+".history.keys", "at least one key column is required")
+		}
+		if h.Keep < 0 {
+			add(p+".history.keep", "must not be negative")
+		}
+		if h.MaxRows < 0 {
+			add(p+".history.maxRows", "must not be negative")
+		}
+	case "historyJoin":
+		s.validateLookup(p+".historyJoin", &st.HistoryJoin.LookupSpec, false, add)
+		if len(st.HistoryJoin.Fields) == 0 {
+			add(p+".historyJoin.fields", "at least one table column is required")
+		}
+	case "anomaly":
+		a := st.Anomaly
+		if a.Value == "" {
+			add(p+".anomaly.value", "the value field is required")
+		}
+		if b := a.Baseline; b != nil {
+			s.validateLookup(p+".anomaly.baseline", &b.LookupSpec, true, add)
+			if b.Field == "" {
+				add(p+".anomaly.baseline.field", "the table column holding the baseline is required")
+			}
+		}
 	case "updateStateByKey":
 		u := st.UpdateState
 		if u.Key == "" {
@@ -470,6 +554,31 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if u.ExpireAfter < 0 {
 			add(p+".updateStateByKey.expireAfter", "must not be negative")
 		}
+	}
+}
+
+// validateLookup checks a history lookup; keys may be left out of an
+// anomaly baseline (they default to the step's).
+func (s *Spec) validateLookup(p string, l *LookupSpec, keysOptional bool, add func(string, string, ...any)) {
+	if !nameRE.MatchString(l.Table) {
+		add(p+".table", "must be 1-63 letters, digits, '.', '_' or '-', got %q", l.Table)
+	}
+	if len(l.Keys) == 0 && !keysOptional {
+		add(p+".keys", "the table's key columns are required")
+	}
+	for _, d := range []struct {
+		key string
+		v   Span
+	}{{"align", l.Align}, {"offset", l.Offset}} {
+		if d.v < 0 {
+			add(p+"."+d.key, "must not be negative")
+		}
+	}
+	switch {
+	case l.Periods < 0 || l.Periods > engine.MaxPeriods:
+		add(p+".periods", "must be between 1 and %d (one read per period), got %d", engine.MaxPeriods, l.Periods)
+	case l.Offset == 0:
+		add(p+".offset", "required: how far back the rows are read (24h: the same time yesterday)")
 	}
 }
 
