@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -43,9 +42,9 @@ func (c Claim) Less(o Claim) bool {
 
 // ClaimStore is what a target offers for fencing: creating a small object
 // only if it does not exist (atomic: of two concurrent creators one wins),
-// and listing the names under a prefix. LocalTarget and WebHDFSTarget
-// implement it; an S3 target implements it with a conditional PUT
-// (If-None-Match: *) and ListObjectsV2.
+// and listing the names under a prefix. LocalTarget implements it; any
+// ObjectStore (S3, WebHDFS) provides it through ClaimStoreOf (a PUT with
+// If-None-Match: *, and ListObjectsV2).
 type ClaimStore interface {
 	// CreateIfAbsent creates an empty object at key; false when it
 	// already existed.
@@ -213,45 +212,44 @@ func (t *LocalTarget) ListNames(ctx context.Context, prefix string) ([]string, e
 	return out, nil
 }
 
-// CreateIfAbsent implements ClaimStore: an empty temporary file renamed
-// to key, which HDFS refuses when key exists.
-func (t *WebHDFSTarget) CreateIfAbsent(ctx context.Context, key string) (bool, error) {
-	final := t.abs(key)
-	tmp := path.Join(path.Dir(final), "."+path.Base(final)+".claim.tmp")
-	if err := t.create(ctx, tmp, strings.NewReader(""), 0); err != nil {
-		return false, err
+// objectClaims is the ClaimStore of an ObjectStore (S3, WebHDFS): a claim
+// is an empty object created with IfNoneMatch, found with ListObjects.
+type objectClaims struct{ os ObjectStore }
+
+func (c objectClaims) CreateIfAbsent(ctx context.Context, key string) (bool, error) {
+	_, err := c.os.PutObject(ctx, key, strings.NewReader(""), 0, PutOptions{IfNoneMatch: true})
+	if errors.Is(err, ErrPreconditionFailed) {
+		return false, nil
 	}
-	ok, err := t.Rename(ctx, tmp, final)
-	if err != nil || !ok {
-		t.Delete(context.WithoutCancel(ctx), tmp) // best effort
-	}
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		if _, serr := t.Stat(ctx, final); serr != nil {
-			return false, serr
-		}
-	}
-	return ok, nil
+	return err == nil, err
 }
 
-// ListNames implements ClaimStore.
-func (t *WebHDFSTarget) ListNames(ctx context.Context, prefix string) ([]string, error) {
-	fs, err := t.List(ctx, t.abs(prefix))
-	var re *RemoteException
-	if errors.As(err, &re) && (re.Status == 404 || re.Exception == "FileNotFoundException") {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+func (c objectClaims) ListNames(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
-	for _, f := range fs {
-		if f.Type == "FILE" && !strings.HasPrefix(f.PathSuffix, ".") {
-			out = append(out, f.PathSuffix)
+	for oi, err := range c.os.ListObjects(ctx, prefix) {
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rest := strings.TrimPrefix(oi.Key, prefix)
+		if rest != "" && !strings.Contains(rest, "/") && !strings.HasPrefix(rest, ".") {
+			out = append(out, rest)
 		}
 	}
-	slices.Sort(out)
 	return out, nil
+}
+
+// ClaimStoreOf returns the ClaimStore of a target: the target itself
+// (LocalTarget), or its ObjectStore (S3Target, WebHDFSTarget); false when
+// it has neither (its uploads cannot be fenced).
+func ClaimStoreOf(t Target) (ClaimStore, bool) {
+	if cs, ok := t.(ClaimStore); ok {
+		return cs, true
+	}
+	if os, ok := t.(ObjectStore); ok {
+		return objectClaims{os}, true
+	}
+	return nil, false
 }

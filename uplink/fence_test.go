@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgedio/edged/uplink/s3test"
 	"github.com/edgedio/edged/uplink/webhdfstest"
 )
 
 // TestClaimsAreRecordedOnceAndReadBack: claims of several nodes and terms
 // on one partition are recorded (idempotently) and listed in claim order
-// with their From, on the local directory target and on WebHDFS (the
-// in-memory webhdfstest server); other partitions have their own.
+// with their From, on the local directory target, on S3 (versitygw) and on
+// WebHDFS (the in-memory webhdfstest server); other partitions have their
+// own.
 func TestClaimsAreRecordedOnceAndReadBack(t *testing.T) {
 	ctx := context.Background()
 	stores := map[string]func(t *testing.T) ClaimStore{
@@ -21,7 +23,15 @@ func TestClaimsAreRecordedOnceAndReadBack(t *testing.T) {
 		"webhdfs": func(t *testing.T) ClaimStore {
 			srv := webhdfstest.New()
 			t.Cleanup(srv.Close)
-			return NewWebHDFSTarget(WebHDFSConfig{NameNode: srv.URL, Root: "/edged"}, nil)
+			cs, _ := ClaimStoreOf(NewWebHDFSTarget(WebHDFSConfig{NameNode: srv.URL, Root: "/edged"}, nil))
+			return cs
+		},
+		"s3": func(t *testing.T) ClaimStore {
+			cs, ok := ClaimStoreOf(objectStore(t, s3test.Start(t), "claims"))
+			if !ok {
+				t.Fatal("the S3 target has no ClaimStore")
+			}
+			return cs
 		},
 	}
 	for name, mk := range stores {

@@ -96,8 +96,9 @@ type Options struct {
 	// every batch the rows a higher claim of another node covers (this
 	// node owned the partition on the losing side of a network
 	// partition): those rows are superseded, acknowledged and counted in
-	// Status.FencedRows. It needs a target that is a ClaimStore (local,
-	// WebHDFS); other targets upload unfenced, and New logs it.
+	// Status.FencedRows. It needs a target with a ClaimStore (local, S3,
+	// WebHDFS: ClaimStoreOf); other targets upload unfenced, and New logs
+	// it.
 	Fence bool
 	// ClaimFrom tells, for Fence, the watermark after which this node's
 	// windows of (pipeline, partition) under term are its own (the
@@ -190,7 +191,7 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Fence {
-		if cs, ok := u.tgt.(ClaimStore); ok {
+		if cs, ok := ClaimStoreOf(u.tgt); ok {
 			u.fence, u.claimFrom, u.recorded = cs, opt.ClaimFrom, map[string]uint64{}
 		} else {
 			u.log.Warn("uplink: this target cannot fence uploads by ownership term; after a network partition of the mesh, objects of both sides may be kept", "target", cfg.Target)
