@@ -54,10 +54,9 @@ func (n *Node) Committed(pipeline string, marks []Mark) {
 	byPeer := map[string][][3]int64{}
 	for _, m := range marks {
 		k := termKey(pipeline, m.Partition)
-		if cur, ok := n.marks[k]; ok && cur >= m.Watermark {
+		if !n.raiseMarkLocked(k, mark{m.Term, m.Watermark}) {
 			continue
 		}
-		n.marks[k] = m.Watermark
 		for _, peer := range Rank(n.eligibleLocked(), pipeline, m.Partition, 1+n.cfg.Standbys) {
 			if peer != n.name {
 				byPeer[peer] = append(byPeer[peer], [3]int64{int64(m.Partition), int64(m.Term), m.Watermark})
@@ -125,7 +124,8 @@ func (n *Node) EmittedThrough(pipeline string, partition int) (int64, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	k := termKey(pipeline, partition)
-	wm, ok := n.marks[k]
+	mk, ok := n.marks[k]
+	wm := mk.wm
 	if e := n.terms[k]; ok && e.Owner == n.name {
 		if f, have := n.termFrom[k]; !have || f.term != e.Term || f.from < wm {
 			n.termFrom[k] = termFrom{e.Term, wm}
@@ -167,9 +167,7 @@ func (n *Node) receiveMarks(b []byte) {
 	defer n.mu.Unlock()
 	for _, m := range w.Marks {
 		k := termKey(w.Pipeline, int(m[0]))
-		if cur, ok := n.marks[k]; !ok || m[2] > cur {
-			n.marks[k] = m[2]
-		}
+		n.raiseMarkLocked(k, mark{uint64(m[1]), m[2]})
 	}
 	if len(w.Terms) > 0 {
 		if changed := n.terms.merge(w.Terms); len(changed) > 0 {
@@ -204,8 +202,8 @@ func (n *Node) handOverLocked(pipeline string, keys []string) {
 			by[e.Owner] = o
 		}
 		o.terms[k] = e
-		if wm, ok := n.marks[k]; ok {
-			o.marks = append(o.marks, [3]int64{int64(p), int64(e.Term - 1), wm})
+		if mk, ok := n.marks[k]; ok {
+			o.marks = append(o.marks, [3]int64{int64(p), int64(mk.term), mk.wm})
 		}
 	}
 	msgs := map[string][]byte{}
@@ -220,4 +218,25 @@ func (n *Node) handOverLocked(pipeline string, keys []string) {
 	slices.Sort(owners)
 	n.log.Info("mesh: handing partitions over", "pipeline", pipeline, "partitions", len(keys), "to", owners)
 	go n.sendTo(ml, msgs, 5*time.Second)
+}
+
+// mark is the furthest committed output of a partition as heard: the
+// owner's term and watermark. Marks are ordered by term, then watermark:
+// after a network partition heals, a lower term's owner (which kept
+// processing on its side) may report a higher watermark, but the windows
+// past the higher term's mark are not its to vouch for.
+type mark struct {
+	term uint64
+	wm   int64
+}
+
+// raiseMarkLocked keeps m for k if it is above the current mark; it
+// reports whether it did.
+func (n *Node) raiseMarkLocked(k string, m mark) bool {
+	cur, ok := n.marks[k]
+	if ok && (m.term < cur.term || m.term == cur.term && m.wm <= cur.wm) {
+		return false
+	}
+	n.marks[k] = m
+	return true
 }

@@ -183,3 +183,25 @@ func TestDrainHandsEveryPartitionOverWithItsMarks(t *testing.T) {
 		t.Errorf("drained b holds %v", cs)
 	}
 }
+
+// TestMarksOfALowerTermDoNotRaiseTheFence: after a network partition
+// heals, the owner of a lower term (which kept processing on its side)
+// may report a higher watermark than the higher term's owner; the mark a
+// later owner starts from stays the higher term's, or the windows in
+// between would be dropped by both (lost).
+func TestMarksOfALowerTermDoNotRaiseTheFence(t *testing.T) {
+	n, err := New(Config{Name: "z"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.receiveMarks([]byte(`{"p":"p","m":[[3,5,1000]],"f":"w"}`)) // the winner, term 5
+	n.receiveMarks([]byte(`{"p":"p","m":[[3,4,9000]],"f":"x"}`)) // the loser, term 4, further on
+	if wm, ok := n.EmittedThrough("p", 3); !ok || wm != 1000 {
+		t.Errorf("EmittedThrough = %d, %v; want the term-5 mark 1000", wm, ok)
+	}
+	n.receiveMarks([]byte(`{"p":"p","m":[[3,5,1500]],"f":"w"}`))
+	n.receiveMarks([]byte(`{"p":"p","m":[[3,5,1200]],"f":"w"}`)) // late, out of order
+	if wm, _ := n.EmittedThrough("p", 3); wm != 1500 {
+		t.Errorf("EmittedThrough = %d; want 1500", wm)
+	}
+}

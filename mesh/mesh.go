@@ -91,7 +91,7 @@ type Node struct {
 	live         map[string]bool
 	info         map[string]Member    // what status shows of each live member
 	pipes        map[string]int       // pipelines asked about, with their partition counts
-	marks        map[string]int64     // by termKey: the highest watermark an owner committed (Committed)
+	marks        map[string]mark      // by termKey: the furthest an owner committed, by term then watermark (Committed)
 	termFrom     map[string]termFrom  // by termKey: where this member's windows start under its term (TermFrom)
 	waiting      map[string]time.Time // by termKey: since when a live previous owner is expected to hand over
 	refusal      string               // why a member was last refused (compat.go)
@@ -136,7 +136,7 @@ func New(cfg Config, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opt: opt, log: opt.Logger.With("component", "mesh"), name: name, key: key,
-		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]int64{}, termFrom: map[string]termFrom{}, waiting: map[string]time.Time{}, refused: map[string]string{}, metaDirt: make(chan struct{}, 1)}
+		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]mark{}, termFrom: map[string]termFrom{}, waiting: map[string]time.Time{}, refused: map[string]string{}, metaDirt: make(chan struct{}, 1)}
 	n.nmembers.Store(1)
 	n.refreshMetaLocked() // the metadata (protocol, partitions) is sent from the first contact
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numMembers, RetransmitMult: 3}
