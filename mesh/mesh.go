@@ -57,6 +57,9 @@ type Member struct {
 	State string `json:"state"`
 	// Self marks this node.
 	Self bool `json:"self,omitempty"`
+	// Pipelines is the digest of its pipeline set (pipelines.go), from its
+	// metadata: members with equal digests run the same pipeline versions.
+	Pipelines string `json:"pipelines,omitempty"`
 }
 
 // meta is a member's metadata (at most memberlist.MetaMaxSize bytes): its
@@ -69,6 +72,7 @@ type meta struct {
 	Owns    int              `json:"o"`
 	Standby int              `json:"s"`
 	Held    map[string][]int `json:"h,omitempty"` // owned partitions by pipeline
+	P       string           `json:"p,omitempty"` // pipeline-set digest (pipelines.go)
 }
 
 // Node is this gateway's membership in the mesh and the Ownership its
@@ -101,6 +105,7 @@ type Node struct {
 	queue        *memberlist.TransmitLimitedQueue
 	metaBuf      []byte
 	metaDirt     chan struct{}
+	pipeDigest   string // this member's pipeline-set digest (pipelines.go)
 
 	rejected atomic.Uint64
 	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
@@ -413,7 +418,7 @@ func (n *Node) persistLocked(changed []string) {
 // refreshMetaLocked recomputes this member's metadata and asks Run to
 // publish it.
 func (n *Node) refreshMetaLocked() {
-	m := meta{V: ProtocolVersion, N: n.opt.Partitions, API: n.opt.APIAddr, Held: map[string][]int{}}
+	m := meta{V: ProtocolVersion, N: n.opt.Partitions, API: n.opt.APIAddr, Held: map[string][]int{}, P: n.pipeDigest}
 	for pipe, np := range n.pipes {
 		for p := range np {
 			rank := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
@@ -488,7 +493,7 @@ func (n *Node) Members() []Member {
 		if m.Self {
 			var md meta
 			_ = json.Unmarshal(n.metaBuf, &md)
-			m.Owns, m.Standby = md.Owns, md.Standby
+			m.Owns, m.Standby, m.Pipelines = md.Owns, md.Standby, md.P
 		}
 		out = append(out, m)
 	}
@@ -517,7 +522,7 @@ func (e *events) setLive(m *memberlist.Node, alive bool) {
 			st = "suspect"
 		}
 		n.info[name] = Member{Name: name, Addr: m.Address(), API: md.API, Owns: md.Owns, Standby: md.Standby,
-			State: st, Self: name == n.name}
+			State: st, Self: name == n.name, Pipelines: md.P}
 	} else {
 		delete(n.live, name)
 		delete(n.info, name)

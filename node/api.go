@@ -108,6 +108,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
 	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)
+	// The mesh's pipeline set (meshpipelines.go).
+	n.meshPipelineRoutes(mux, auth)
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", auth(pprof.Cmdline))
@@ -333,6 +335,7 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 		return old == nil, fmt.Errorf("pipeline %q runs but was not saved: %w", name, err)
 	}
 	n.log.Info("pipeline applied", "pipeline", name, "file", file)
+	n.pipelineChanged(name, raw) // spread through the mesh (meshpipelines.go)
 	return old == nil, nil
 }
 
@@ -379,6 +382,7 @@ func (n *Node) Delete(name string) (bool, error) {
 		}
 	}
 	n.log.Info("pipeline deleted", "pipeline", name)
+	n.pipelineChanged(name, nil) // spread through the mesh (meshpipelines.go)
 	return true, nil
 }
 
@@ -413,6 +417,7 @@ func (n *Node) Reload() error {
 		}
 	}
 	n.log.Info("pipelines reloaded", "pipelines", len(lds))
+	n.reconcilePipelines() // spread the changes through the mesh (meshpipelines.go)
 	return errors.Join(errs...)
 }
 
