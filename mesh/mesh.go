@@ -106,6 +106,7 @@ type Node struct {
 	metaBuf      []byte
 	metaDirt     chan struct{}
 	pipeDigest   string // this member's pipeline-set digest (pipelines.go)
+	addr         string // the gossip address advertised, set by Run (Addr)
 
 	rejected atomic.Uint64
 	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
@@ -156,13 +157,11 @@ func (n *Node) numMembers() int { return int(n.nmembers.Load()) }
 // started memberlist.
 func (n *Node) Addr() (string, error) {
 	n.mu.Lock()
-	ml := n.ml
-	n.mu.Unlock()
-	if ml == nil {
+	defer n.mu.Unlock()
+	if n.ml == nil {
 		return "", ErrNotRunning
 	}
-	ln := ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port))), nil
+	return n.addr, nil
 }
 
 // Ready reports whether the first join attempt is over (Claims emits only
@@ -207,10 +206,11 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mesh: start memberlist on %s (mesh.bind): %w", n.cfg.Bind, err)
 	}
+	ln := ml.LocalNode() // read once: memberlist rewrites it (unlocked) on every metadata update
+	addr := net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.mu.Lock()
-	n.ml = ml
+	n.ml, n.addr = ml, addr
 	n.mu.Unlock()
-	addr, _ := n.Addr()
 	n.log.Info("mesh started", "name", n.name, "addr", addr, "encrypted", n.key != nil, "standbys", n.cfg.Standbys)
 
 	joined := n.join(ml)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,6 +157,16 @@ func TestMeshPipelinesSpreadToEveryMember(t *testing.T) {
 			t.Errorf("%s: no tombstone of t2 (version 3 by c): %+v", m.mesh.Name(), m.set(t).Pipelines)
 		}
 	}
+
+	// A file written into a's pipelines directory and reloaded spreads too.
+	t3 := strings.ReplaceAll(t2Doc, "name: t2", "name: t3")
+	if err := os.WriteFile(filepath.Join(a.cfg.PipelinesDir, "t3.yaml"), []byte(t3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, all, "t3", t3)
 }
 
 // TestMeshPipelineConflictResolvesAfterHeal: two members that cannot reach
