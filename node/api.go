@@ -307,6 +307,11 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	}
 	n.swapMu.Lock()
 	defer n.swapMu.Unlock()
+	return n.applyLocked(name, raw)
+}
+
+// applyLocked is Apply; the caller holds swapMu.
+func (n *Node) applyLocked(name string, raw []byte) (created bool, err error) {
 	file := filepath.Join(n.cfg.pipelinesDir(), name+".yaml")
 	old := n.pipeByName(name)
 	if old != nil && old.file != "" {
@@ -371,6 +376,11 @@ func (n *Node) Delete(name string) (bool, error) {
 	}
 	n.swapMu.Lock()
 	defer n.swapMu.Unlock()
+	return n.deleteLocked(name)
+}
+
+// deleteLocked is Delete; the caller holds swapMu.
+func (n *Node) deleteLocked(name string) (bool, error) {
 	p := n.pipeByName(name)
 	if p == nil {
 		return false, nil

@@ -264,8 +264,8 @@ func (n *Node) adoptLocked(v mesh.PipelineVersion, doc []byte, failed string) {
 
 // pipelineChanged records an API apply (doc) or delete (nil) of pipeline
 // name on this node: a new version made by this member, or, while the sync
-// loop applies a peer's version, that version. Called by Apply and Delete
-// under swapMu.
+// loop applies a peer's version (installPipeline), that version. Called by
+// Apply and Delete under swapMu.
 func (n *Node) pipelineChanged(name string, doc []byte) {
 	ps := n.psync
 	if ps == nil {
@@ -374,15 +374,26 @@ func (n *Node) installPipeline(ctx context.Context, m mesh.Member, v mesh.Pipeli
 			return errors.New("the member's document changed meanwhile (hash differs)")
 		}
 	}
+	// Under swapMu no API apply, delete or reload interleaves: v is checked
+	// against the current version and applied as one step.
+	if !n.Ready() {
+		return ErrNotReady
+	}
+	n.swapMu.Lock()
+	defer n.swapMu.Unlock()
+	ps.mu.Lock()
+	cur, ok := ps.set[v.Name]
+	ps.mu.Unlock()
+	if ok && !v.Beats(cur) {
+		return nil // a newer version arrived meanwhile
+	}
 	p := n.pipeByName(v.Name)
 	if (v.Deleted && p == nil) || (p != nil && mesh.ContentHash(p.yaml) == v.Hash) {
 		// Nothing to run differently: record the version only.
-		n.swapMu.Lock()
 		ps.mu.Lock()
 		n.adoptLocked(v, doc, "")
 		n.pipeSetChangedLocked()
 		ps.mu.Unlock()
-		n.swapMu.Unlock()
 		return nil
 	}
 	ps.mu.Lock()
@@ -395,13 +406,13 @@ func (n *Node) installPipeline(ctx context.Context, m mesh.Member, v mesh.Pipeli
 	}()
 	var err error
 	if v.Deleted {
-		_, err = n.Delete(v.Name)
+		_, err = n.deleteLocked(v.Name)
 	} else {
-		_, err = n.Apply(v.Name, doc)
+		_, err = n.applyLocked(v.Name, doc)
 	}
 	var ae *ApplyError
 	if errors.As(err, &ae) {
-		reason := strings.Join(append([]string{}, errMessages(ae.Err)...), "; ")
+		reason := strings.Join(errMessages(ae.Err), "; ")
 		n.log.Error("mesh: a member's pipeline does not validate on this node; not applied (the previous version, if any, keeps running)",
 			"pipeline", v.Name, "version", v.String(), "from", m.Name, "err", reason)
 		ps.mu.Lock()
