@@ -148,6 +148,7 @@ func (n *Node) startPipelineSync(ctx context.Context) error {
 		ps.lost = st.Lost
 	}
 	n.psync = ps
+	n.mesh.SetPipelineDigest(ps.digest()) // the set kept across the restart, until reconciled
 	go n.runPipelineSync(ctx)
 	return nil
 }

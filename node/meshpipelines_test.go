@@ -30,6 +30,13 @@ func startMeshMember(t *testing.T, name string, join []string, pipelines map[str
 	if edit != nil {
 		edit(&cfg)
 	}
+	return startMeshMemberWith(t, cfg)
+}
+
+// startMeshMemberWith starts a mesh member with cfg (a restart when its
+// data directory was used before).
+func startMeshMemberWith(t *testing.T, cfg Config) *meshMember {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -231,5 +238,27 @@ func TestMeshPipelineThatDoesNotValidateHereIsReported(t *testing.T) {
 	}
 	if !strings.Contains(cond, "does not validate") || !strings.Contains(cond, "path") {
 		t.Errorf("b's status conditions do not say why t2 is not applied: %q", b.status(t).Conditions)
+	}
+}
+
+// TestMeshPipelinesAfterRestart: a member restarted from its data directory
+// publishes the pipeline set it kept (not an empty one) and is converged
+// with the others again, running the pipelines it had.
+func TestMeshPipelinesAfterRestart(t *testing.T) {
+	a := startMeshMember(t, "a", nil, nil, nil)
+	seed := []string{a.gossipAddr(t)}
+	b := startMeshMember(t, "b", seed, nil, nil)
+	if code, body := do(t, "PUT", a.url+"/api/v1/pipelines/t2", "tok", t2Doc); code != 201 {
+		t.Fatalf("apply t2 on a: %d %s", code, body)
+	}
+	converged(t, []*meshMember{a, b}, "t2", t2Doc)
+	cfg := b.cfg
+	b.stop(t)
+	b = startMeshMemberWith(t, cfg)
+	converged(t, []*meshMember{a, b}, "t2", t2Doc)
+	for _, p := range b.set(t).Pipelines {
+		if p.Name == "t2" && (p.Version != 1 || p.Node != "a") {
+			t.Errorf("b's t2 after its restart: %+v; want version 1 by a", p.PipelineVersion)
+		}
 	}
 }
