@@ -221,7 +221,7 @@ func (ps *pipeSync) listLocked() []mesh.PipelineVersion {
 	return out
 }
 
-// changedLocked persists the set, publishes its digest and wakes the sync
+// pipeSetChangedLocked persists the set, publishes its digest and wakes the sync
 // loop.
 func (n *Node) pipeSetChangedLocked() {
 	ps := n.psync

@@ -195,11 +195,10 @@ func TestMeshPipelineConflictResolvesAfterHeal(t *testing.T) {
 		}
 	}
 	// Both made version 1: the greater hash wins.
-	win, lose, loser, loserNode := docA, docB, b, "b"
+	win, loser, loserNode := docA, b, "b"
 	if mesh.ContentHash([]byte(docB)) > mesh.ContentHash([]byte(docA)) {
-		win, lose, loser, loserNode = docB, docA, a, "a"
+		win, loser, loserNode = docB, a, "a"
 	}
-	_ = lose
 	c := startMeshMember(t, "c", []string{a.gossipAddr(t), b.gossipAddr(t)}, nil, nil)
 	converged(t, []*meshMember{a, b, c}, "t2", win)
 	lost := loser.status(t).Mesh.Pipelines.Lost
