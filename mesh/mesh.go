@@ -60,6 +60,9 @@ type Member struct {
 	Draining bool `json:"draining,omitempty"`
 	// Self marks this node.
 	Self bool `json:"self,omitempty"`
+	// Pipelines is the digest of its pipeline set (pipelines.go), from its
+	// metadata: members with equal digests run the same pipeline versions.
+	Pipelines string `json:"pipelines,omitempty"`
 }
 
 // meta is a member's metadata (at most memberlist.MetaMaxSize bytes): its
@@ -73,6 +76,7 @@ type meta struct {
 	Owns    int              `json:"o"`
 	Standby int              `json:"s"`
 	Held    map[string][]int `json:"h,omitempty"` // owned partitions by pipeline
+	P       string           `json:"p,omitempty"` // pipeline-set digest (pipelines.go)
 }
 
 // Node is this gateway's membership in the mesh and the Ownership its
@@ -106,6 +110,8 @@ type Node struct {
 	queue        *memberlist.TransmitLimitedQueue
 	metaBuf      []byte
 	metaDirt     chan struct{}
+	pipeDigest   string // this member's pipeline-set digest (pipelines.go)
+	addr         string // the gossip address advertised, set by Run (Addr)
 
 	rejected atomic.Uint64
 	sent     atomic.Uint64 // bytes sent to other members (GossipBytes)
@@ -157,13 +163,11 @@ func (n *Node) numMembers() int { return int(n.nmembers.Load()) }
 // started memberlist.
 func (n *Node) Addr() (string, error) {
 	n.mu.Lock()
-	ml := n.ml
-	n.mu.Unlock()
-	if ml == nil {
+	defer n.mu.Unlock()
+	if n.ml == nil {
 		return "", ErrNotRunning
 	}
-	ln := ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port))), nil
+	return n.addr, nil
 }
 
 // Ready reports whether the first join attempt is over (Claims emits only
@@ -218,10 +222,11 @@ func (n *Node) Run(ctx context.Context) error {
 		tr.Shutdown()
 		return fmt.Errorf("mesh: start memberlist on %s (mesh.bind): %w", n.cfg.Bind, err)
 	}
+	ln := ml.LocalNode() // read once: memberlist rewrites it (unlocked) on every metadata update
+	addr := net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.mu.Lock()
-	n.ml = ml
+	n.ml, n.addr = ml, addr
 	n.mu.Unlock()
-	addr, _ := n.Addr()
 	n.log.Info("mesh started", "name", n.name, "addr", addr, "encrypted", n.key != nil, "standbys", n.cfg.Standbys)
 
 	joined := n.join(ml)
@@ -429,7 +434,7 @@ func (n *Node) persistLocked(changed []string) {
 // refreshMetaLocked recomputes this member's metadata and asks Run to
 // publish it.
 func (n *Node) refreshMetaLocked() {
-	m := meta{V: ProtocolVersion, N: n.opt.Partitions, D: n.draining, API: n.opt.APIAddr, Held: map[string][]int{}}
+	m := meta{V: ProtocolVersion, N: n.opt.Partitions, D: n.draining, API: n.opt.APIAddr, Held: map[string][]int{}, P: n.pipeDigest}
 	for pipe, np := range n.pipes {
 		for p := range np {
 			rank := Rank(n.eligibleLocked(), pipe, p, 1+n.cfg.Standbys)
@@ -504,7 +509,7 @@ func (n *Node) Members() []Member {
 		if m.Self {
 			var md meta
 			_ = json.Unmarshal(n.metaBuf, &md)
-			m.Owns, m.Standby = md.Owns, md.Standby
+			m.Owns, m.Standby, m.Pipelines = md.Owns, md.Standby, md.P
 		}
 		out = append(out, m)
 	}
@@ -533,7 +538,7 @@ func (e *events) setLive(m *memberlist.Node, alive bool) {
 			st = "suspect"
 		}
 		n.info[name] = Member{Name: name, Addr: m.Address(), API: md.API, Owns: md.Owns, Standby: md.Standby,
-			State: st, Self: name == n.name, Draining: md.D}
+			State: st, Self: name == n.name, Draining: md.D, Pipelines: md.P}
 	} else {
 		delete(n.live, name)
 		delete(n.info, name)

@@ -112,6 +112,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
 	mux.HandleFunc("POST /api/v1/ingest/{pipeline}/{source}", auth(n.handlePush))
 	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)
+	// The mesh's pipeline set (meshpipelines.go).
+	n.meshPipelineRoutes(mux, auth)
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
 		mux.HandleFunc("GET /debug/pprof/cmdline", auth(pprof.Cmdline))
@@ -309,6 +311,11 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	}
 	n.swapMu.Lock()
 	defer n.swapMu.Unlock()
+	return n.applyLocked(name, raw)
+}
+
+// applyLocked is Apply; the caller holds swapMu.
+func (n *Node) applyLocked(name string, raw []byte) (created bool, err error) {
 	file := filepath.Join(n.cfg.pipelinesDir(), name+".yaml")
 	old := n.pipeByName(name)
 	if old != nil && old.file != "" {
@@ -343,6 +350,7 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 		return old == nil, fmt.Errorf("pipeline %q runs but was not saved: %w", name, err)
 	}
 	n.log.Info("pipeline applied", "pipeline", name, "file", file)
+	n.pipelineChanged(name, raw) // spread through the mesh (meshpipelines.go)
 	return old == nil, nil
 }
 
@@ -378,6 +386,11 @@ func (n *Node) Delete(name string) (bool, error) {
 	}
 	n.swapMu.Lock()
 	defer n.swapMu.Unlock()
+	return n.deleteLocked(name)
+}
+
+// deleteLocked is Delete; the caller holds swapMu.
+func (n *Node) deleteLocked(name string) (bool, error) {
 	p := n.pipeByName(name)
 	if p == nil {
 		return false, nil
@@ -389,6 +402,7 @@ func (n *Node) Delete(name string) (bool, error) {
 		}
 	}
 	n.log.Info("pipeline deleted", "pipeline", name)
+	n.pipelineChanged(name, nil) // spread through the mesh (meshpipelines.go)
 	return true, nil
 }
 
@@ -423,6 +437,7 @@ func (n *Node) Reload() error {
 		}
 	}
 	n.log.Info("pipelines reloaded", "pipelines", len(lds))
+	n.reconcilePipelines() // spread the changes through the mesh (meshpipelines.go)
 	return errors.Join(errs...)
 }
 

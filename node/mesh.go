@@ -29,6 +29,9 @@ type MeshStatus struct {
 	Rejected uint64 `json:"rejectedGossip"`
 	// Members are the live members as this node sees them.
 	Members []mesh.Member `json:"members"`
+	// Pipelines is this member's pipeline set, spread through the mesh
+	// (meshpipelines.go).
+	Pipelines *MeshPipelines `json:"pipelines,omitempty"`
 }
 
 // meshTermsFile holds the highest ownership term of every partition.
@@ -51,6 +54,10 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 	}
 	n.mesh = m
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := n.startPipelineSync(mctx); err != nil {
+		cancel()
+		return nil, err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -111,6 +118,9 @@ func (n *Node) meshStatus(st *Status) {
 	_, alone := n.mesh.Ready()
 	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Incompatible: n.mesh.Incompatible(), GossipBytes: n.mesh.GossipBytes(), Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
 	st.Mesh = ms
+	if ms.Pipelines = n.meshPipelineStatus(); ms.Pipelines != nil {
+		st.Conditions = append(st.Conditions, meshPipelineConditions(ms.Pipelines)...)
+	}
 	if ms.Incompatible != "" {
 		st.Conditions = append(st.Conditions, "mesh: cannot join the site's mesh, emitting nothing: "+ms.Incompatible)
 	} else if alone {

@@ -77,6 +77,7 @@ func WithListener(l net.Listener) Option { return func(n *Node) { n.listener = l
 type Node struct {
 	cfg       Config
 	mesh      *mesh.Node // nil without a mesh: section (mesh.go)
+	psync     *pipeSync  // the mesh's pipeline set; nil without a mesh (meshpipelines.go)
 	log       *slog.Logger
 	clock     engine.Clock
 	stdout    io.Writer
