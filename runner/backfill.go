@@ -118,7 +118,10 @@ func (b *Backfill) Run(ctx context.Context) error {
 			continue
 		}
 		fails = 0
-		if !more {
+		// As a live runner: the rest of a full interval runs at once at
+		// the same boundary, but with the next one for processing-time
+		// pipelines.
+		if !more || b.r.procTime {
 			b.reached.Store(t)
 			t += b.iv
 		}

@@ -79,6 +79,10 @@ type LogSettler interface {
 	LogSettled(t int64)
 }
 
+// maxBehind is how many interval boundaries a runner with ArrivalCut runs
+// late, one epoch each, before it skips to the current one.
+const maxBehind = 600
+
 // errCut stops reading a log at an arrival-time cut.
 var errCut = errors.New("arrival cut")
 
@@ -440,10 +444,21 @@ func (r *Runner) Run(ctx context.Context) error {
 		case more && !r.procTime:
 			// Catch-up: more input waits than one epoch takes.
 			t = max(r.lastTimeLocked(), r.clock.Now().UnixMilli())
+			if r.cfg.ArrivalCut {
+				t = r.lastTimeLocked() // the rest of the same interval
+			}
 		default:
 			now := r.clock.Now().UnixMilli()
 			t = floorDiv(now, iv)*iv + iv
-			if lt := r.lastTimeLocked(); t <= lt {
+			lt := r.lastTimeLocked()
+			behind := r.cfg.ArrivalCut && lt > 0 && t-lt > iv && t-lt <= maxBehind*iv
+			switch {
+			case behind:
+				// An epoch ran long: run the boundaries it missed, each
+				// its own epoch, so epochs stay the intervals of arrival
+				// time (a backfill cuts the same ones).
+				t = lt + iv
+			case t <= lt:
 				t = lt + iv
 			}
 			select {
@@ -451,7 +466,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				return nil
 			case <-r.clock.After(time.Duration(t-now) * time.Millisecond):
 			}
-			if now := r.clock.Now().UnixMilli(); floorDiv(now, iv)*iv > t {
+			if now := r.clock.Now().UnixMilli(); !behind && floorDiv(now, iv)*iv > t && !(r.cfg.ArrivalCut && floorDiv(now, iv)*iv-t <= maxBehind*iv) {
 				t = floorDiv(now, iv) * iv // woke late: run at the current boundary
 			}
 		}

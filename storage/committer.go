@@ -194,6 +194,7 @@ func (x *DB) commitTx(group []*request) error {
 			x.settle.mu.Lock()
 			settling = true
 		}
+		x.settle.building.Store(1) // in flight, time not yet known: LogSettled waits
 		x.txTime = time.Now().UnixMilli()
 		x.settle.building.Store(x.txTime)
 		return x.writeFrames(tx)
