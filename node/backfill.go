@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
 	"github.com/edgedio/edged/pipeline"
 	"github.com/edgedio/edged/runner"
@@ -427,11 +429,20 @@ func (n *Node) loadBackfills() {
 }
 
 // logGaps returns the parts of [from, to) (unix ms) that logs no longer
-// hold: a log truncated at the front holds nothing from before its first
-// retained entry; what was dropped ended at the newest frame truncated
-// since start (the horizon), or, unknown, at the first retained entry.
+// hold (see logGapsIn).
 func (n *Node) logGaps(logs []string, from, to int64) ([]LogGap, error) {
-	st, err := n.db.Stats()
+	n.bf.mu.Lock()
+	horizon := maps.Clone(n.bf.horizon)
+	n.bf.mu.Unlock()
+	return logGapsIn(n.db, horizon, logs, from, to)
+}
+
+// logGapsIn returns the parts of [from, to) (unix ms) that logs of db no
+// longer hold: a log truncated at the front holds nothing from before its
+// first retained entry; what was dropped ended at the newest frame
+// truncated (horizon, when known), or at the first retained entry.
+func logGapsIn(db *storage.DB, horizon map[string]int64, logs []string, from, to int64) ([]LogGap, error) {
+	st, err := db.Stats()
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +454,7 @@ func (n *Node) logGaps(logs []string, from, to int64) ([]LogGap, error) {
 		}
 		end := to // an emptied log: all of it may be gone
 		if ls.Records > 0 {
-			err := n.db.LogFrames(lg, func(f storage.LogFrame) bool {
+			err := db.LogFrames(lg, func(f storage.LogFrame) bool {
 				end = f.Appended
 				return false
 			})
@@ -451,16 +462,105 @@ func (n *Node) logGaps(logs []string, from, to int64) ([]LogGap, error) {
 				return nil, err
 			}
 		}
-		n.bf.mu.Lock()
-		if h, ok := n.bf.horizon[lg]; ok && h < end {
+		if h, ok := horizon[lg]; ok && h < end {
 			end = h + 1
 		}
-		n.bf.mu.Unlock()
 		if end > from {
 			gaps = append(gaps, LogGap{Log: lg, From: time.UnixMilli(from).UTC(), To: time.UnixMilli(min(end, to)).UTC()})
 		}
 	}
 	return gaps, nil
+}
+
+// dbLog is the runner's view of the input logs of a storage file opened
+// by another process than the node (edged batch --from-log).
+type dbLog struct{ db *storage.DB }
+
+func (l dbLog) ReadLogEntries(log string, from uint64, max int, fn func(off uint64, appended int64, rec []byte) error) error {
+	return l.db.ReadLogEntries(log, from, max, fn)
+}
+
+func (l dbLog) LogNext(log string) uint64 {
+	st, err := l.db.Stats()
+	if err != nil {
+		return 1
+	}
+	return max(st.Log[log].Next, 1)
+}
+
+// OfflineBackfill is the outcome of RunBackfillOffline.
+type OfflineBackfill struct {
+	// From and To are the period run, widened to whole intervals.
+	From, To time.Time
+	// Missing are the parts of the period the log no longer held (run
+	// anyway with partial).
+	Missing []LogGap
+	// Entries is the number of input-log entries read.
+	Entries uint64
+}
+
+// RunBackfillOffline runs c over the input db's logs retained for [from,
+// to), as a backfill does (edged batch --from-log): the runner a live
+// pipeline uses, epochs cut by arrival time, its state in memory. Each
+// output goes to out (in commit order, by partition within an epoch), ids
+// carrying the pipeline name NAME@batch. A period the log no longer holds
+// in full is refused with a *GapError unless partial. fileInput makes the
+// first source read the input-file log (a node run with --input).
+func RunBackfillOffline(ctx context.Context, db *storage.DB, c *pipeline.Compiled, from, to time.Time, partial, fileInput bool,
+	out func(sink string, data []byte) error) (OfflineBackfill, error) {
+	var res OfflineBackfill
+	spec := *c.Spec
+	spec.Metadata.Name = c.Plan.Name() + "@batch"
+	c2, err := pipeline.Compile(&spec)
+	if err != nil {
+		return res, err
+	}
+	_, all, err := pipeSources(spec.Metadata.Name, c2, fileInput)
+	if err != nil {
+		return res, err
+	}
+	var srcs []runner.Source
+	var logs []string
+	for _, s := range all {
+		if !strings.HasPrefix(s.Log, "replay/") {
+			srcs = append(srcs, s)
+			if !slices.Contains(logs, s.Log) {
+				logs = append(logs, s.Log)
+			}
+		}
+	}
+	f, t := runner.AlignPeriod(from.UnixMilli(), to.UnixMilli(), max(c.Interval.Milliseconds(), 1))
+	res.From, res.To = time.UnixMilli(f).UTC(), time.UnixMilli(t).UTC()
+	if res.Missing, err = logGapsIn(db, nil, logs, f, t); err != nil {
+		return res, err
+	}
+	if len(res.Missing) > 0 && !partial {
+		return res, &GapError{Gaps: res.Missing}
+	}
+	start := map[string]uint64{}
+	for _, lg := range logs {
+		if start[lg], _, err = db.LogOffsetAt(lg, f); err != nil {
+			return res, err
+		}
+	}
+	sinks := map[string]string{}
+	for _, sk := range c2.Plan.Sinks() {
+		sinks[runner.SpoolName(spec.Metadata.Name, sk)] = sk
+	}
+	store := runner.NewOutputStore(func(o engine.Output) error { return out(sinks[o.Sink], o.Data) })
+	b, err := runner.NewBackfill(runner.Config{Compiled: c2, Sources: srcs, Log: dbLog{db}, Store: store,
+		Encode: decode.AppendJSON}, f, t, start, 1)
+	if err != nil {
+		return res, err
+	}
+	err = b.Run(ctx)
+	pos := b.Runner().Status().Position
+	for lg, s := range start {
+		if p := pos[lg]; p > s {
+			res.Entries += p - s
+		}
+	}
+	return res, err
 }
 
 // backfillFloor lowers the truncation points in low to the positions of
