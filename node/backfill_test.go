@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/storage"
 )
 
 // bfPipeline has a processing-time window (its results depend on where
@@ -252,4 +253,64 @@ func TestBackfillRefusesAPeriodTheLogNoLongerHolds(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInputLogRetainsConsumedInputAndYieldsToTheBudget: consumed input stays
+// in the log (inputLog.retain), and while input is back-pressured at the
+// disk budget the oldest retained input goes first, counted; a backfill
+// over what went is then refused with the gap.
+func TestInputLogRetainsConsumedInputAndYieldsToTheBudget(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
+	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	p := tn.pipeByName("bf")
+	from := time.Now().Add(-2 * time.Second)
+	first := time.Now()
+	ctx := context.Background()
+	for i := range 20 {
+		msg := Message{Topic: "sensors/a/temp", Payload: fmt.Appendf(nil, `{"sensor":"a","ts":%d,"temp":%d}`, time.Now().UnixMilli(), i)}
+		if err := tn.Ingest(ctx, []Message{msg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truncate := func() storage.LogStats {
+		t.Helper()
+		eventually(t, 10*time.Second, func() error {
+			if p.r.Status().Position[LogMQTT] != tn.logNext(LogMQTT) || tn.truncating.Load() {
+				return errors.New("not consumed yet")
+			}
+			return nil
+		})
+		tn.lastTruncate.Store(0)
+		tn.maybeTruncate() // one truncation, in the background
+		eventually(t, 10*time.Second, func() error {
+			if tn.truncating.Load() {
+				return errors.New("truncating")
+			}
+			return nil
+		})
+		st, _ := tn.db.Stats()
+		return st.Log[LogMQTT]
+	}
+	if ls := truncate(); ls.Records != 20 || ls.First != 1 {
+		t.Fatalf("after truncation the log holds %+v; want the 20 consumed entries retained", ls)
+	}
+	tn.backpressure.Store(true)
+	ls := truncate()
+	tn.backpressure.Store(false)
+	if ls.Records >= 20 || ls.Records == 0 || tn.bf.retainDropped.Load() != 20-ls.Records {
+		t.Fatalf("at the budget: log %+v, %d counted as dropped; want the oldest quarter of the bytes gone and counted", ls, tn.bf.retainDropped.Load())
+	}
+	last := time.Now()
+	eventually(t, 5*time.Second, func() error {
+		if time.Since(last) < 500*time.Millisecond {
+			return errors.New("the period's last interval has not ended yet")
+		}
+		return nil
+	})
+	_, err := tn.StartBackfill("bf", BackfillOptions{From: from, To: last.Add(100 * time.Millisecond)})
+	var ge *GapError
+	if !errors.As(err, &ge) || ge.Gaps[0].To.Before(first) {
+		t.Fatalf("backfill over dropped input: %v; want a GapError", err)
+	}
 }
