@@ -314,3 +314,42 @@ func TestInputLogRetainsConsumedInputAndYieldsToTheBudget(t *testing.T) {
 		t.Fatalf("backfill over dropped input: %v; want a GapError", err)
 	}
 }
+
+// TestBackfillCancel: DELETE stops a running backfill between epochs; its
+// status says canceled and where it stopped, and its state is freed.
+func TestBackfillCancel(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
+	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	srv := httptest.NewServer(tn.Handler())
+	defer srv.Close()
+	// An hour of 200 ms epochs at a hundredth of a core: it runs for minutes.
+	info, err := tn.StartBackfill("bf", BackfillOptions{From: time.Now().Add(-time.Hour), To: time.Now().Add(-time.Second), CPUShare: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if in := tn.Backfills("bf")[0]; in.Progress == 0 {
+			return errors.New("no epoch yet")
+		}
+		return nil
+	})
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/api/v1/pipelines/bf/backfill/"+info.ID, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in BackfillInfo
+	json.NewDecoder(resp.Body).Decode(&in)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || in.State != BackfillCanceled || in.Finished == nil || in.Progress <= 0 || in.Progress >= 1 {
+		t.Fatalf("cancel: %d %+v", resp.StatusCode, in)
+	}
+	eventually(t, 10*time.Second, func() error {
+		cp, err := tn.db.LastCheckpoint(info.Name, -1)
+		if err != nil || cp.Input != nil {
+			return fmt.Errorf("canceled backfill's checkpoint still there: %+v %v", cp, err)
+		}
+		return nil
+	})
+}
