@@ -82,6 +82,11 @@ type Executor struct {
 const (
 	idleNamespace = "#idle"
 	idleStartKey  = "\x00start"
+	// wmNamespace keeps, in a pipeline with several event-time sources, each
+	// source's own watermark (key: the source name), committed with the
+	// epoch that moved it, so that a restarted executor holds every source
+	// back exactly where the uninterrupted one would (see saveWatermarks).
+	wmNamespace = "#wm"
 )
 
 // ChunkSafe is implemented by operators whose outputs and state after an
@@ -179,6 +184,11 @@ func (x *Executor) restore() error {
 	for _, s := range x.plan.sources {
 		s.source.position = cp.Input[s.name]
 	}
+	if x.multiWM() {
+		if err := x.store.Scan(x.plan.name, x.opt.Partition, wmNamespace, x.loadWatermark); err != nil {
+			return fmt.Errorf("pipeline %q partition %d: restore per-source watermarks: %w", x.plan.name, x.opt.Partition, err)
+		}
+	}
 	if x.idle {
 		if err := x.store.Scan(x.plan.name, x.opt.Partition, idleNamespace, x.loadIdle); err != nil {
 			return fmt.Errorf("pipeline %q partition %d: restore idle-source state: %w", x.plan.name, x.opt.Partition, err)
@@ -237,6 +247,52 @@ func (x *Executor) saveIdle(c *Commit) {
 	for _, s := range x.plan.sources {
 		if src := s.source; src.hasLast && src.delay >= 0 {
 			w.Put([]byte(s.name), AppendVarint(AppendVarint(b[:0], src.base), src.last))
+		}
+	}
+}
+
+// multiWM reports whether the plan has several event-time sources, whose
+// own watermarks the checkpoint then keeps.
+func (x *Executor) multiWM() bool {
+	n := 0
+	for _, s := range x.plan.sources {
+		if s.source.delay >= 0 {
+			n++
+		}
+	}
+	return n > 1
+}
+
+// loadWatermark restores one source's own watermark (never below the
+// global one, where restore started it).
+func (x *Executor) loadWatermark(key, val []byte) error {
+	for _, s := range x.plan.sources {
+		if s.name != string(key) || s.source.delay < 0 {
+			continue
+		}
+		wm, _, err := ReadVarint(val)
+		if err != nil {
+			return err
+		}
+		s.source.wm = max(s.source.wm, wm)
+		s.source.savedWM = wm
+	}
+	return nil // a source no longer in the plan
+}
+
+// saveWatermarks appends to the commit the own watermark of every source
+// whose watermark moved since the last commit: with several event-time
+// sources the global watermark (their minimum) does not tell where each one
+// stands, and a source restarted at the global watermark would hold the
+// pipeline back, or let it run ahead, differently from an uninterrupted run.
+// The idle rule's advance is not saved: it is recomputed from committed
+// state.
+func (x *Executor) saveWatermarks(c *Commit) {
+	w := StateWriter{ns: wmNamespace, ops: &c.State, arena: &x.stateArena}
+	var b [binary.MaxVarintLen64]byte
+	for _, s := range x.plan.sources {
+		if src := s.source; src.delay >= 0 && src.wm != src.savedWM {
+			w.Put([]byte(s.name), AppendVarint(b[:0], src.wm))
 		}
 	}
 }
@@ -589,6 +645,10 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 	if x.idle {
 		x.saveIdle(c)
 	}
+	multi := x.multiWM()
+	if multi {
+		x.saveWatermarks(c)
+	}
 	if x.opt.Encode != nil {
 		x.encBuf = x.encBuf[:0]
 		for i, n := range x.plan.sinks {
@@ -603,7 +663,15 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 			}
 		}
 	}
-	return x.store.Commit(ctx, c)
+	if err := x.store.Commit(ctx, c); err != nil {
+		return err
+	}
+	if multi {
+		for _, s := range x.plan.sources {
+			s.source.savedWM = s.source.wm
+		}
+	}
+	return nil
 }
 
 func (x *Executor) outputCount() int {

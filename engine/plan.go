@@ -43,6 +43,7 @@ type sourceSpec struct {
 	delay    int64 // watermark delay ms; <0 = no watermark
 	maxTime  int64
 	wm       int64
+	savedWM  int64 // wm as last committed (wmNamespace)
 	seen     bool
 	position uint64
 

@@ -111,6 +111,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
+	mux.HandleFunc("POST /api/v1/ingest/{pipeline}/{source}", auth(n.handlePush))
 	n.fleetRoutes(mux, auth) // info, history, validate, dashboard (fleet.go)
 	if n.cfg.API.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
@@ -329,6 +330,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	}
 	if err := CheckPipeline(n.cfg, c); err != nil {
 		return false, bad(fmt.Errorf("%s: %w", file, err))
+	}
+	if err := n.checkCustoms(c.Spec); err != nil {
+		return false, bad(fmt.Errorf("%s: pipeline %q: %w", file, name, err))
 	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err

@@ -196,15 +196,17 @@ func (n *Node) StartBackfill(name string, o BackfillOptions) (BackfillInfo, erro
 	if err != nil {
 		return BackfillInfo{}, &ApplyError{Err: err}
 	}
-	_, all, err := pipeSources(bfName, c2, fileInput)
+	// The live pipeline's sources: the entries it reads (topic templates
+	// of bus and input sources carry its name).
+	_, all, err := pipeSources(name, c2, fileInput)
 	if err != nil {
 		return BackfillInfo{}, &ApplyError{Err: err}
 	}
 	var srcs []runner.Source
 	var logs []string
 	for _, s := range all {
-		if s.Log == ReplayLog(bfName) {
-			continue // its own replay log is empty
+		if s.Log == ReplayLog(name) {
+			continue // replayed dead letters belong to the live run
 		}
 		srcs = append(srcs, s)
 		if !slices.Contains(logs, s.Log) {
@@ -515,7 +517,7 @@ func RunBackfillOffline(ctx context.Context, db *storage.DB, c *pipeline.Compile
 	if err != nil {
 		return res, err
 	}
-	_, all, err := pipeSources(spec.Metadata.Name, c2, fileInput)
+	_, all, err := pipeSources(c.Plan.Name(), c2, fileInput)
 	if err != nil {
 		return res, err
 	}

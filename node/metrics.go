@@ -185,6 +185,7 @@ func (n *Node) Status() (Status, error) {
 	st.MQTT = n.MQTTStatus()
 	st.Conditions = append(st.Conditions, st.MQTT.conditions()...)
 	n.busStatus(&st)
+	n.sourceStatus(&st)
 	if st.Ingest.Backpressure {
 		st.Conditions = append(st.Conditions, fmt.Sprintf("back-pressure: disk quota reached (%d of %d bytes used): input is not acknowledged until sinks drain the spool and the log is truncated", ds.UsedBytes, ds.QuotaBytes))
 	}
@@ -453,6 +454,7 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		}
 	}
 	n.writeBusMetrics(g, c)
+	n.writeSourceMetrics(g, c)
 	if n.inputFile != "" {
 		c("edged_input_file_lines_total", "Input-file lines appended by this process.", float64(n.fileLines.Load()))
 		g("edged_input_file_done", "1 once the whole input file is in the log.", b2f(n.fileDone.Load()))

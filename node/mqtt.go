@@ -268,8 +268,8 @@ func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
 	m := n.mq
 	buf := m.handler[:0]
 	for i := range msgs {
-		if n.mqttReserved(msgs[i].Topic) {
-			continue // only local-bus sensors write $bus/ topics
+		if n.mqttReserved(msgs[i].Topic) || n.mqttSourceReserved(msgs[i].Topic) {
+			continue // only local-bus sensors write $bus/ topics, other sources $src/
 		}
 		buf = append(buf, Message{Topic: msgs[i].Topic, Payload: msgs[i].Payload, Duplicate: msgs[i].Duplicate})
 	}

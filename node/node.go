@@ -128,6 +128,7 @@ type Node struct {
 	uplinkFull     atomic.Value // string: an uplink sink back-pressuring, or
 
 	bus  busState      // local-bus sensors (bus.go)
+	src  srcState      // custom, file and http sources (source.go)
 	dash dashState     // rate history for /api/v1/info and the dashboard (fleet.go)
 	bf   backfillState // backfills and input-log retention (backfill.go)
 }
@@ -299,6 +300,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.loadBackfills()
 	n.ready.Store(true)
 	n.startAllBus()
+	n.startSources()
 	n.log.Info("node ready", "pipelines", len(specs), "dataDir", n.cfg.DataDir, "api", n.APIAddr())
 
 	var inWG sync.WaitGroup
@@ -334,6 +336,7 @@ func (n *Node) Run(ctx context.Context) error {
 	stopSrc()
 	<-srcDone
 	n.stopAllBus()
+	n.stopSources()
 	n.stopping.Store(true)
 	n.ready.Store(false)
 	cancel()
@@ -519,6 +522,7 @@ func (n *Node) start(c *pipeline.Compiled, raw []byte, file string) error {
 	}
 	n.launch(p)
 	n.startBus(p)
+	n.startTails(p)
 	n.subsChanged()
 	n.log.Info("pipeline started", "pipeline", name, "epoch", p.r.Epoch(), "partitions", p.r.Partitions())
 	return nil
@@ -540,6 +544,7 @@ func (n *Node) remove(name string) bool {
 		return false
 	}
 	n.stopBus(name)
+	n.stopTails(name)
 	p.stop()
 	n.mu.Lock()
 	delete(n.pipes, name)

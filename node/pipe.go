@@ -58,6 +58,11 @@ type pipeSource struct {
 func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, error) {
 	p := &pipe{name: c.Plan.Name(), spec: c.Spec, c: c, yaml: raw}
 	var srcs []runner.Source
+	for i := range c.Spec.Spec.Sources {
+		if err := n.checkCustom(&c.Spec.Spec.Sources[i]); err != nil {
+			return nil, fmt.Errorf("pipeline %q %w", p.name, err)
+		}
+	}
 	var err error
 	if p.sources, srcs, err = pipeSources(p.name, c, fileInput); err != nil {
 		return nil, err
@@ -118,7 +123,8 @@ func (n *Node) maxRecords() int {
 	return 65536
 }
 
-// pipeSources builds the sources of pipeline name (compiled as c): each
+// pipeSources builds the sources of pipeline name (compiled as c, maybe
+// under another name: a backfill reads the live pipeline's entries): each
 // reads the shared log (the input file's log for the first source when
 // fileInput) and its dead letters replayed to the pipeline (ReplayLog).
 func pipeSources(name string, c *pipeline.Compiled, fileInput bool) ([]*pipeSource, []runner.Source, error) {
@@ -145,6 +151,9 @@ func pipeSources(name string, c *pipeline.Compiled, fileInput bool) ([]*pipeSour
 		}
 		if t := busTemplate(name, &src); t != nil {
 			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
+		}
+		if t := inputTemplate(name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // http, file, custom (source.go)
 		}
 		d, err := decode.New(c.Decoders[src.Name])
 		if err != nil {

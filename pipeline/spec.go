@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/edgedio/edged/ingest/bus"
+	"github.com/edgedio/edged/ingest/source"
 )
 
 // APIVersion is the apiVersion every pipeline document carries.
@@ -86,6 +87,34 @@ type Source struct {
 	// sensor's: time (the read time), the measured values and the constant
 	// bus.fields.
 	Bus *bus.Config `yaml:"bus"`
+	// HTTP accepts JSON Lines pushed to POST /api/v1/ingest/PIPELINE/SOURCE
+	// on the node's API (used by the daemon; batch mode reads files).
+	HTTP *HTTPSource `yaml:"http"`
+	// File follows a growing file (a log) line by line, through rotation,
+	// with its position committed with the lines (used by the daemon).
+	File *source.TailConfig `yaml:"file"`
+	// Custom reads the source.Source that the program embedding edged
+	// registered under this name (node.WithSource).
+	Custom string `yaml:"custom"`
+}
+
+// HTTPSource is the `http:` block of a source that accepts HTTP push.
+type HTTPSource struct {
+	// MaxBodyBytes bounds one request's body; a larger one is refused
+	// whole (413). Zero means DefaultHTTPMaxBody.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+}
+
+// DefaultHTTPMaxBody is the body limit of an HTTP push: 4 MiB, tens of
+// thousands of readings, well within a gateway's memory.
+const DefaultHTTPMaxBody = 4 << 20
+
+// MaxBody returns the body limit of the source's HTTP push.
+func (h *HTTPSource) MaxBody() int64 {
+	if h == nil || h.MaxBodyBytes <= 0 {
+		return DefaultHTTPMaxBody
+	}
+	return h.MaxBodyBytes
 }
 
 // CSVFormat is the column layout of a csv source.

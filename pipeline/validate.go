@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/ingest/bus"
+	"github.com/edgedio/edged/ingest/source"
 	"github.com/edgedio/edged/internal/yamlcheck"
 )
 
@@ -213,10 +214,60 @@ func (s *Spec) validateSource(p string, src *Source, add func(string, string, ..
 			if bus.Reserved(t) {
 				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for local-bus readings (declare the sensor with bus: instead)", bus.TopicPrefix)
 			}
+			if source.Reserved(t) {
+				add(fmt.Sprintf("%s.mqtt.topics[%d]", p, j), "topics under %s are reserved for http, file and custom sources (declare them with http:, file: or custom: instead)", source.TopicPrefix)
+			}
 		}
 	}
 	if src.Bus != nil {
 		s.validateBus(p, src, add)
+	}
+	s.validateInputs(p, src, add)
+}
+
+// validateInputs checks the http, file and custom blocks of a source, and
+// that it reads at most one input.
+func (s *Spec) validateInputs(p string, src *Source, add func(string, string, ...any)) {
+	var kinds []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"mqtt", src.MQTT != nil}, {"bus", src.Bus != nil}, {"http", src.HTTP != nil}, {"file", src.File != nil}, {"custom", src.Custom != ""}} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) > 1 && !(len(kinds) == 2 && kinds[0] == "mqtt" && kinds[1] == "bus") { // validateBus says that one
+		add(p, "a source reads one input, not %s (declare one source per input and union them)", strings.Join(kinds, " and "))
+	}
+	if src.HTTP != nil {
+		switch src.Format {
+		case "", "json", "senml":
+		default:
+			add(p+".format", "an http source takes JSON Lines: format json or senml, not %s", src.Format)
+		}
+		if src.HTTP.MaxBodyBytes < 0 {
+			add(p+".http.maxBodyBytes", "must not be negative (0 means %d)", DefaultHTTPMaxBody)
+		}
+	}
+	if src.File != nil {
+		if err := src.File.Validate(); err != nil {
+			errs := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			for _, e := range errs {
+				// "file.KEY: message": at the key's own line.
+				if k, m, ok := strings.Cut(e.Error(), ": "); ok && strings.HasPrefix(k, "file.") {
+					add(p+"."+k, "%s", m)
+				} else {
+					add(p+".file", "%v", e)
+				}
+			}
+		}
+	}
+	if src.Custom != "" && !nameRE.MatchString(src.Custom) {
+		add(p+".custom", "%q is not a source name (letters, digits, '.', '_', '-')", src.Custom)
 	}
 }
 

@@ -22,6 +22,9 @@ type request struct {
 	// kind says what the request writes, for Stats.BytesWrittenBy.
 	kind  WriteKind
 	apply func(tx *bolt.Tx) error
+	// with runs in the transaction of a log append, once its records are
+	// added (Append): what must commit with them.
+	with  func(tx *bolt.Tx) error
 	after func()
 	// exclusive requests (Compact) run alone, outside any transaction.
 	exclusive func() error
@@ -187,6 +190,11 @@ func (x *DB) commitTx(group []*request) error {
 			}
 			if err := x.addLog(tx, r); err != nil {
 				return err
+			}
+			if r.with != nil {
+				if err := r.with(tx); err != nil {
+					return err
+				}
 			}
 		}
 		if !settling {

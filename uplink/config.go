@@ -16,7 +16,7 @@ const (
 // Targets.
 const (
 	TargetLocal   = "local"   // a local directory (default: works with no server)
-	TargetS3      = "s3"      // any S3-compatible store, through minio-go
+	TargetS3      = "s3"      // any S3-compatible store, through edged's own S3 client
 	TargetWebHDFS = "webhdfs" // HDFS through the WebHDFS REST API
 )
 
@@ -101,7 +101,9 @@ type S3Config struct {
 	// Endpoint is host[:port] of the S3 API, without scheme
 	// ("s3.amazonaws.com", "minio.local:9000").
 	Endpoint string `yaml:"endpoint"`
-	// Region of the bucket; empty lets the client discover it.
+	// Region of the bucket; empty: taken from an AWS endpoint's name
+	// (s3.eu-west-1.amazonaws.com), else asked once with GetBucketLocation,
+	// else us-east-1.
 	Region string `yaml:"region"`
 	// Bucket receives the objects; it must exist.
 	Bucket string `yaml:"bucket"`
@@ -110,9 +112,10 @@ type S3Config struct {
 	// AWS_SESSION_TOKEN).
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
-	// PathStyle forces path-style requests (http://host/bucket/key), needed
-	// by most self-hosted stores. false: the client chooses (virtual-host
-	// style for AWS).
+	// PathStyle forces path-style requests (http://host/bucket/key).
+	// false: virtual-host style (http://bucket.host/key) for AWS endpoints
+	// (*.amazonaws.com) and DNS-compatible bucket names, path style for
+	// any other endpoint (self-hosted stores).
 	PathStyle bool `yaml:"path_style"`
 	// TLS uses https. Default true.
 	TLS bool `yaml:"tls"`

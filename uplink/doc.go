@@ -53,14 +53,25 @@
 //
 // # Targets
 //
-// LocalTarget (temp file, fsync, rename, fsync dir), S3Target (minio-go
-// PutObject, path-style option, credentials from config or AWS_* env),
+// LocalTarget (temp file, fsync, rename, fsync dir), S3Target (edged's own
+// S3 client in uplink/internal/s3: Signature V4 with the payload's SHA-256
+// signed, PutObject, path-style option, credentials from config or AWS_*
+// env),
 // WebHDFSTarget (plain net/http, so it is built in without a build tag:
 // two-step CREATE to ".NAME.NONCE.tmp", RENAME to the key, DELETE first
 // when the key exists; RemoteException JSON parsed into *RemoteException).
 //
+// S3Target and WebHDFSTarget are also ObjectStores (HeadObject,
+// ListObjects, DeleteObject, PutObject with metadata and If-None-Match /
+// If-Match conditions) for split-brain fencing; WebHDFS keeps metadata in
+// user.* xattrs and supports IfNoneMatch (rename without replace) but not
+// IfMatch.
+//
 // What was tested: S3 against a real versitygw v1.8.0 (s3test), including
-// stop/restart under load; WebHDFS only against webhdfstest, an in-process
+// stop/restart under load, conditional puts and racing IfNoneMatch
+// writers; the signer against the example requests of the S3 API
+// Reference; not against AWS itself (virtual-host URLs, region lookup and
+// session tokens are covered by unit tests only); WebHDFS only against webhdfstest, an in-process
 // server written from the WebHDFS REST documentation (CREATE redirect,
 // OPEN, RENAME, DELETE, GETFILESTATUS, LISTSTATUS, MKDIRS, error JSON). Not
 // tested against a real Hadoop cluster: Kerberos/SPNEGO and delegation

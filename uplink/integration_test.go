@@ -61,7 +61,7 @@ func TestIntegrationS3OfflineExactlyOnce(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	objs := readBucket(t, srv.Client(), bucket, FormatParquet)
+	objs := readBucket(t, srv, bucket, FormatParquet)
 	checkExactlyOnce(t, objs, all)
 	t.Logf("%d rows in %d objects; %d rows were held offline; status %+v", len(all), len(objs), depth, u.Status())
 }

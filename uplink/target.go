@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,75 @@ type TargetFunc func(ctx context.Context, key string, r io.Reader, size int64) e
 func (f TargetFunc) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	return f(ctx, key, r, size)
 }
+
+// ObjectStore is implemented by targets that can also inspect, list,
+// delete and conditionally write the objects they store (S3Target and
+// WebHDFSTarget; not LocalTarget). It exists for split-brain fencing: a
+// node records its ownership term in an object's metadata and writes only
+// if nobody with a higher term wrote first. Use it with a type assertion
+// on a Target.
+//
+// Keys are the ones Put takes (S3: the object key in the bucket; WebHDFS:
+// the path under the root). Errors are *TargetError with a kind like
+// Put's; a missing object wraps ErrNotFound and a refused condition
+// ErrPreconditionFailed (test with errors.Is). S3Target and WebHDFSTarget
+// are safe for concurrent use.
+//
+// Fencing with it: both stores let exactly one of several writers create
+// a key (IfNoneMatch), so a claim can be one object per term
+// ("fence/PARTITION/TERM", zero-padded so that keys sort by term) created
+// with IfNoneMatch and found with ListObjects; a single object replaced
+// only by a higher term (HeadObject, then PutObject with IfMatch: its
+// ETag) needs IfMatch, which only S3 has.
+type ObjectStore interface {
+	Target
+	// PutObject writes like Put, with o's metadata and conditions, and
+	// returns the new object's ETag ("" when the store has none). A write
+	// refused by o.IfNoneMatch or o.IfMatch returns an error wrapping
+	// ErrPreconditionFailed and changes nothing.
+	PutObject(ctx context.Context, key string, r io.Reader, size int64, o PutOptions) (etag string, err error)
+	// HeadObject returns an object's size, ETag, time and metadata; a
+	// missing object gives an error wrapping ErrNotFound.
+	HeadObject(ctx context.Context, key string) (ObjectInfo, error)
+	// ListObjects yields the objects whose key starts with prefix, in
+	// lexical key order, without their Metadata; it stops after yielding
+	// an error.
+	ListObjects(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+	// DeleteObject deletes an object; a missing object is not an error.
+	DeleteObject(ctx context.Context, key string) error
+}
+
+// ObjectInfo describes a stored object (ObjectStore).
+type ObjectInfo struct {
+	Key  string
+	Size int64
+	// ETag identifies the object's version for PutOptions.IfMatch (S3:
+	// the entity tag with its quotes).
+	ETag     string
+	Modified time.Time
+	// Metadata is the user metadata by lowercase name (S3: x-amz-meta-*).
+	// Empty in listings.
+	Metadata map[string]string
+}
+
+// PutOptions are the optional parts of ObjectStore.PutObject.
+type PutOptions struct {
+	// Metadata is stored with the object. Names are lowercase letters,
+	// digits and '-'; names and values printable ASCII.
+	Metadata map[string]string
+	// IfNoneMatch writes only if the key does not exist.
+	IfNoneMatch bool
+	// IfMatch writes only if the object's current ETag is this one.
+	IfMatch string
+}
+
+// ErrNotFound is wrapped by the errors of reads of a missing object
+// (ObjectStore.HeadObject, WebHDFSTarget.Stat).
+var ErrNotFound = errors.New("not found")
+
+// ErrPreconditionFailed is wrapped by the error of a conditional write
+// that the store refused (ObjectStore.PutObject).
+var ErrPreconditionFailed = errors.New("precondition failed")
 
 // ErrorKind classifies a failed upload for status and metrics. Every kind is
 // retried: rows stay in the spool until the target confirms a write.

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +25,8 @@ import (
 // CREATE (the namenode redirects to a datanode, which receives the data),
 // then RENAMEs it to the key; HDFS refuses to rename over an existing file,
 // so an existing object (a retried upload) is deleted first. Readers never
-// see a partial file.
+// see a partial file. WebHDFSTarget is an ObjectStore and is safe for
+// concurrent use.
 type WebHDFSTarget struct {
 	cfg    WebHDFSConfig
 	client *http.Client
@@ -64,9 +67,6 @@ type FileStatus struct {
 	Replication      int    `json:"replication"`
 	ModificationTime int64  `json:"modificationTime"`
 }
-
-// ErrNotFound is returned (wrapped) by Stat for a missing path.
-var ErrNotFound = errors.New("not found")
 
 func (t *WebHDFSTarget) url(p, op string, q url.Values) string {
 	if q == nil {
@@ -150,18 +150,51 @@ func httpError(resp *http.Response) error {
 
 // Put implements Target.
 func (t *WebHDFSTarget) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	_, err := t.PutObject(ctx, key, r, size, PutOptions{})
+	return err
+}
+
+// PutObject implements ObjectStore like Put: o.Metadata becomes user.NAME
+// extended attributes (SETXATTR) of the temporary file, so they appear
+// with the object at the rename. IfNoneMatch renames without replacing:
+// HDFS refuses to rename over an existing file, atomically, so of two
+// racing writers one wins. IfMatch is not supported (HDFS cannot replace
+// a file only if it is unchanged) and is refused as a request error. The
+// ETag returned is "" (HDFS has none).
+func (t *WebHDFSTarget) PutObject(ctx context.Context, key string, r io.Reader, size int64, o PutOptions) (string, error) {
 	final := t.abs(key)
+	if o.IfMatch != "" {
+		return "", &TargetError{Kind: ErrRequest, Err: fmt.Errorf("webhdfs: put %s: If-Match is not supported: HDFS cannot replace a file only if it is unchanged", final)}
+	}
+	for k, v := range o.Metadata {
+		if !metadataName(k) || !printableASCII(v) {
+			return "", &TargetError{Kind: ErrRequest, Err: fmt.Errorf("webhdfs: put %s: metadata %q=%q: want a lowercase name of letters, digits and '-' and a printable ASCII value", final, k, v)}
+		}
+	}
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
 	tmp := path.Join(path.Dir(final), "."+path.Base(final)+"."+hex.EncodeToString(nonce[:])+".tmp")
 	if err := t.create(ctx, tmp, r, size); err != nil {
-		return err
+		return "", err
 	}
-	ok, err := t.Rename(ctx, tmp, final)
+	var err error
+	for k, v := range o.Metadata {
+		if err = t.setXAttr(ctx, tmp, "user."+k, v); err != nil {
+			break
+		}
+	}
+	ok := false
+	if err == nil {
+		ok, err = t.Rename(ctx, tmp, final)
+	}
 	if err == nil && !ok {
-		// The destination exists (a retry of an upload that succeeded):
-		// replace it. Its content is the same rows.
-		if _, serr := t.Stat(ctx, final); serr == nil {
+		_, serr := t.Stat(ctx, final)
+		switch {
+		case serr == nil && o.IfNoneMatch:
+			err = &TargetError{Kind: ErrRequest, Err: fmt.Errorf("webhdfs: put %s: %w: the file exists", final, ErrPreconditionFailed)}
+		case serr == nil:
+			// The destination exists (a retry of an upload that
+			// succeeded): replace it. Its content is the same rows.
 			if _, derr := t.Delete(ctx, final); derr != nil {
 				err = derr
 			} else {
@@ -177,7 +210,131 @@ func (t *WebHDFSTarget) Put(ctx context.Context, key string, r io.Reader, size i
 		t.Delete(dctx, tmp) // best effort
 		cancel()
 	}
+	return "", err
+}
+
+// setXAttr creates an extended attribute (SETXATTR); the value is sent
+// in WebHDFS's text encoding (between double quotes, stored as is).
+func (t *WebHDFSTarget) setXAttr(ctx context.Context, p, name, value string) error {
+	q := url.Values{"xattr.name": {name}, "xattr.value": {`"` + value + `"`}, "flag": {"CREATE"}}
+	_, err := t.do(ctx, http.MethodPut, t.url(p, "SETXATTR", q), nil, 0, http.StatusOK, nil)
 	return err
+}
+
+// HeadObject implements ObjectStore: GETFILESTATUS for the size and time,
+// GETXATTRS for the user.* attributes. A directory is not an object.
+func (t *WebHDFSTarget) HeadObject(ctx context.Context, key string) (ObjectInfo, error) {
+	p := t.abs(key)
+	st, err := t.Stat(ctx, p)
+	if err == nil && st.Type != "FILE" {
+		err = fmt.Errorf("webhdfs: %s is a directory: %w", p, ErrNotFound)
+	}
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	var out struct {
+		XAttrs []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"XAttrs"`
+	}
+	if _, err := t.do(ctx, http.MethodGet, t.url(p, "GETXATTRS", url.Values{"encoding": {"text"}}), nil, 0, http.StatusOK, &out); err != nil {
+		return ObjectInfo{}, err
+	}
+	oi := ObjectInfo{Key: key, Size: st.Length, Modified: time.UnixMilli(st.ModificationTime), Metadata: map[string]string{}}
+	for _, x := range out.XAttrs {
+		if name, ok := strings.CutPrefix(x.Name, "user."); ok {
+			v := x.Value // text encoding: between double quotes
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			oi.Metadata[name] = v
+		}
+	}
+	return oi, nil
+}
+
+// ListObjects implements ObjectStore with LISTSTATUS of the directories
+// that can hold keys under prefix; the whole listing is read before the
+// first object is yielded (to sort it). Temporary files of uploads in
+// progress are left out.
+func (t *WebHDFSTarget) ListObjects(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
+	return func(yield func(ObjectInfo, error) bool) {
+		var found []ObjectInfo
+		var walk func(dir string) error // dir: a key prefix ending in '/', or ""
+		walk = func(dir string) error {
+			list, err := t.List(ctx, t.abs(dir))
+			if isNotFound(err) {
+				return nil // no such directory: no keys
+			}
+			if err != nil {
+				return err
+			}
+			for _, st := range list {
+				k := dir + st.PathSuffix
+				switch {
+				case st.Type == "DIRECTORY" && (strings.HasPrefix(k+"/", prefix) || strings.HasPrefix(prefix, k+"/")):
+					if err := walk(k + "/"); err != nil {
+						return err
+					}
+				case st.Type == "FILE" && strings.HasPrefix(k, prefix) &&
+					!(strings.HasPrefix(st.PathSuffix, ".") && strings.HasSuffix(st.PathSuffix, ".tmp")):
+					found = append(found, ObjectInfo{Key: k, Size: st.Length, Modified: time.UnixMilli(st.ModificationTime)})
+				}
+			}
+			return nil
+		}
+		start := ""
+		if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+			start = prefix[:i+1]
+		}
+		if err := walk(start); err != nil {
+			yield(ObjectInfo{}, err)
+			return
+		}
+		slices.SortFunc(found, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+		for _, o := range found {
+			if !yield(o, nil) {
+				return
+			}
+		}
+	}
+}
+
+// isNotFound reports whether err is WebHDFS's answer for a missing path.
+func isNotFound(err error) bool {
+	var re *RemoteException
+	return errors.As(err, &re) && (re.Status == http.StatusNotFound || re.Exception == "FileNotFoundException")
+}
+
+// DeleteObject implements ObjectStore.
+func (t *WebHDFSTarget) DeleteObject(ctx context.Context, key string) error {
+	_, err := t.Delete(ctx, t.abs(key))
+	return err
+}
+
+// metadataName reports whether s is a metadata name both S3 and HDFS
+// keep as is: lowercase letters, digits and '-'.
+func metadataName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // create is the two-step CREATE: PUT to the namenode without data, which
@@ -225,9 +382,8 @@ func (t *WebHDFSTarget) Stat(ctx context.Context, p string) (FileStatus, error) 
 		FileStatus FileStatus `json:"FileStatus"`
 	}
 	_, err := t.do(ctx, http.MethodGet, t.url(p, "GETFILESTATUS", nil), nil, 0, http.StatusOK, &out)
-	var re *RemoteException
-	if errors.As(err, &re) && (re.Status == http.StatusNotFound || re.Exception == "FileNotFoundException") {
-		return FileStatus{}, fmt.Errorf("webhdfs: %s: %w", p, ErrNotFound)
+	if isNotFound(err) {
+		return FileStatus{}, &TargetError{Kind: ErrRequest, Err: fmt.Errorf("webhdfs: %s: %w", p, ErrNotFound)}
 	}
 	return out.FileStatus, err
 }

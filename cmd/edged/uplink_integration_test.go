@@ -3,20 +3,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/minio/minio-go/v7"
 
 	"github.com/edgedio/edged/uplink/s3test"
 )
@@ -91,31 +88,18 @@ func (e *uplinkEdged) uplinkStatus() (rows, objects, depth uint64, err error) {
 
 // bucketRows reads every object of the bucket: rows by _id, how often each
 // _id appears, and the keys.
-func bucketRows(t *testing.T, c *minio.Client, bucket string) (rows map[string]map[string]any, seen map[string]int, keys []string) {
+func bucketRows(t *testing.T, srv *s3test.Server, bucket string) (rows map[string]map[string]any, seen map[string]int, keys []string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	rows, seen = map[string]map[string]any{}, map[string]int{}
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Fatal(o.Err)
-		}
-		obj, err := c.GetObject(ctx, bucket, o.Key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(obj)
-		obj.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, o.Key)
+	for key, b := range srv.Objects(bucket) {
+		keys = append(keys, key)
 		for _, m := range s3test.ReadParquet(t, b) {
 			id, _ := m["_id"].(string)
 			seen[id]++
 			rows[id] = m
 		}
 	}
+	sort.Strings(keys)
 	return rows, seen, keys
 }
 
@@ -150,7 +134,7 @@ func checkBucket(t *testing.T, srv *s3test.Server, bucket, refFile string, want 
 	var seen map[string]int
 	var keys []string
 	eventually(t, 60*time.Second, func() error {
-		rows, seen, keys = bucketRows(t, srv.Client(), bucket)
+		rows, seen, keys = bucketRows(t, srv, bucket)
 		total := 0
 		for _, k := range seen {
 			total += k

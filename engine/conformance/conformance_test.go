@@ -3,11 +3,20 @@ package conformance
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
+// vectorsPath is CONFORMANCE_VECTORS, or the Spark file. A relative path
+// that does not exist from the package directory (where go test runs) is
+// taken from the module root, where make and the user run.
 func vectorsPath() string {
 	if p := os.Getenv("CONFORMANCE_VECTORS"); p != "" {
+		if _, err := os.Stat(p); err != nil && !filepath.IsAbs(p) {
+			if _, err := os.Stat(filepath.Join("..", "..", p)); err == nil {
+				return filepath.Join("..", "..", p)
+			}
+		}
 		return p
 	}
 	return "testdata/spark_vectors.json"

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -331,6 +332,12 @@ func canonBatch(s *engine.Schema, b []any, sorted bool) []string {
 
 // checkDStream compares the outputs with the vector's expectations.
 func checkDStream(v *Vector, s *engine.Schema, outs, snaps [][]any, hasState bool) error {
+	if v.Compare == "relaxed" {
+		return checkRelaxed(v, s, outs, snaps, hasState)
+	}
+	if v.RelaxedChecks != nil {
+		return fmt.Errorf("relaxed_checks is only for compare \"relaxed\", not %q", v.Compare)
+	}
 	var expected [][]any
 	if err := json.Unmarshal(v.Expected, &expected); err != nil {
 		return fmt.Errorf("expected: %w", err)
@@ -341,9 +348,6 @@ func checkDStream(v *Vector, s *engine.Schema, outs, snaps [][]any, hasState boo
 	want := map[int64][]any{}
 	for i, ts := range v.ExpectedTimesS {
 		want[ts] = expected[i]
-	}
-	if v.Compare == "relaxed" {
-		return checkRelaxed(v, s, outs, snaps, expected)
 	}
 	sorted := v.Compare != "ordered"
 	for k := 1; k <= len(outs); k++ {
@@ -382,48 +386,64 @@ func checkDStream(v *Vector, s *engine.Schema, outs, snaps [][]any, hasState boo
 	return nil
 }
 
-// checkRelaxed implements the "relaxed" comparison: the emitted values of all
-// batches, flattened, equal the expected ones as a multiset; the largest
-// expected snapshot appears among the snapshots and the last snapshot
-// matches.
-func checkRelaxed(v *Vector, s *engine.Schema, outs, snaps [][]any, expected [][]any) error {
-	var g, w []string
-	for _, b := range outs {
-		g = append(g, canonBatch(s, b, false)...)
+// checkRelaxed implements compare "relaxed" (see VECTORS.md, compare): the
+// vector's relaxed_checks replace expected and expected_state_snapshots.
+// Outputs still appear only at expected_times_s; every check present must
+// hold, and every failing one is reported.
+func checkRelaxed(v *Vector, s *engine.Schema, outs, snaps [][]any, hasState bool) error {
+	rc := v.RelaxedChecks
+	switch {
+	case rc == nil:
+		return errors.New(`compare "relaxed" needs a relaxed_checks object`)
+	case len(v.Expected) > 0 || len(v.ExpectedStateSnapshots) > 0:
+		return errors.New(`a "relaxed" vector has relaxed_checks instead of expected and expected_state_snapshots`)
+	case rc.AllOutputsFlattenedSorted == nil && rc.SomeStateSnapshotEquals == nil && rc.LastStateSnapshotEquals == nil:
+		return errors.New("relaxed_checks asserts nothing: want all_outputs_flattened_sorted, some_state_snapshot_equals or last_state_snapshot_equals")
 	}
-	for _, b := range expected {
-		w = append(w, canonBatch(s, b, false)...)
-	}
-	slices.Sort(g)
-	slices.Sort(w)
-	if !slices.Equal(g, w) {
-		return fmt.Errorf("emitted over all batches: got %v; want %v", g, w)
-	}
-	if n := len(v.ExpectedStateSnapshots); n > 0 {
-		if len(snaps) == 0 {
-			return fmt.Errorf("no state snapshots taken")
+	var errs []error
+	times := map[int64]bool{}
+	for _, ts := range v.ExpectedTimesS {
+		if ts < 1 || ts > int64(len(outs)) {
+			errs = append(errs, fmt.Errorf("expected time %ds outside the %d batches run", ts, len(outs)))
 		}
-		largest := v.ExpectedStateSnapshots[0]
-		for _, e := range v.ExpectedStateSnapshots {
-			if len(e) > len(largest) {
-				largest = e
-			}
+		times[ts] = true
+	}
+	for k, b := range outs {
+		if len(b) > 0 && !times[int64(k+1)] {
+			errs = append(errs, fmt.Errorf("time %ds is not an output time: got %v; want no records", k+1, b))
 		}
-		lw := canonBatch(nil, largest, true)
+	}
+	if want := rc.AllOutputsFlattenedSorted; want != nil {
+		var g []string
+		for _, b := range outs {
+			g = append(g, canonBatch(s, b, false)...)
+		}
+		slices.Sort(g)
+		if w := canonBatch(s, *want, true); !slices.Equal(g, w) {
+			errs = append(errs, fmt.Errorf("all outputs flattened and sorted: got %v; want %v", g, w))
+		}
+	}
+	if (rc.SomeStateSnapshotEquals != nil || rc.LastStateSnapshotEquals != nil) && (!hasState || len(snaps) == 0) {
+		return errors.Join(append(errs, errors.New("relaxed_checks asserts state but the plan has no queryable state step"))...)
+	}
+	if want := rc.SomeStateSnapshotEquals; want != nil {
+		w := canonBatch(nil, *want, true)
 		found := false
 		for _, sn := range snaps {
-			if slices.Equal(canonBatch(nil, sn, true), lw) {
+			if slices.Equal(canonBatch(nil, sn, true), w) {
 				found = true
 				break
 			}
 		}
 		if !found {
-			return fmt.Errorf("no state snapshot equals %v; got %v", lw, snaps)
-		}
-		last := canonBatch(nil, snaps[len(snaps)-1], true)
-		if lwant := canonBatch(nil, v.ExpectedStateSnapshots[n-1], true); !slices.Equal(last, lwant) {
-			return fmt.Errorf("last state: got %v; want %v", last, lwant)
+			errs = append(errs, fmt.Errorf("no state snapshot equals %v; got %v", w, snaps))
 		}
 	}
-	return nil
+	if want := rc.LastStateSnapshotEquals; want != nil {
+		g, w := canonBatch(nil, snaps[len(snaps)-1], true), canonBatch(nil, *want, true)
+		if !slices.Equal(g, w) {
+			errs = append(errs, fmt.Errorf("state after the last batch: got %v; want %v", g, w))
+		}
+	}
+	return errors.Join(errs...)
 }

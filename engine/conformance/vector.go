@@ -34,6 +34,7 @@ type Vector struct {
 	ExpectedTimesS         []int64          `json:"expected_times_s"`
 	Expected               json.RawMessage  `json:"expected"` // dstream: [[elem]]; window_assign: [row]
 	ExpectedStateSnapshots [][]any          `json:"expected_state_snapshots"`
+	RelaxedChecks          *RelaxedChecks   `json:"relaxed_checks"` // compare = relaxed only
 	InitialStateUnused     *json.RawMessage `json:"-"`
 
 	// kind = event_time
@@ -50,6 +51,20 @@ type Vector struct {
 	Window  *AssignWindow `json:"window"`
 	Records [][]any       `json:"records"`
 	Form    string        `json:"form"`
+}
+
+// RelaxedChecks are the checks of a vector with compare "relaxed", which
+// has them instead of expected and expected_state_snapshots. A nil field was
+// not asserted; every other one must hold.
+type RelaxedChecks struct {
+	// AllOutputsFlattenedSorted is every element emitted over all batches,
+	// flattened into one list, compared after sorting both.
+	AllOutputsFlattenedSorted *[]any `json:"all_outputs_flattened_sorted"`
+	// SomeStateSnapshotEquals is a full state ([[key, state], ...]) that the
+	// state after some batch equals, as a multiset.
+	SomeStateSnapshotEquals *[]any `json:"some_state_snapshot_equals"`
+	// LastStateSnapshotEquals is the full state after the last batch.
+	LastStateSnapshotEquals *[]any `json:"last_state_snapshot_equals"`
 }
 
 // Branch is one input branch of a dstream vector.

@@ -1,7 +1,8 @@
 // Package depcheck enforces the dependency rules of DESIGN.md: engine imports
 // only the standard library and its own packages; storage, mesh, uplink and the
 // ingest packages never import each other; edgectl imports neither engine nor
-// storage.
+// storage; ingest/source, the interface custom sources implement, imports
+// only the standard library.
 package depcheck
 
 import (
@@ -134,9 +135,9 @@ func TestEngineHasNoIOModule(t *testing.T) {
 // The runner gets its log, store, clock and ownership as interfaces: it
 // never links the node, storage, ingest, the mesh or the uplink, nor the
 // modules behind them.
-// (The pipeline spec it reads names local-bus devices, so ingest/bus's
-// config types come along through pipeline; the runner itself imports no
-// ingest package.)
+// (The pipeline spec it reads names local-bus devices and file tails, so
+// the config types of ingest/bus and ingest/source come along through
+// pipeline; the runner itself imports no ingest package.)
 func TestRunnerSeesOnlyInterfaces(t *testing.T) {
 	for pkg, ds := range imports(t, "./runner/...") {
 		for _, d := range ds {
@@ -182,6 +183,34 @@ func TestSinkIsALeaf(t *testing.T) {
 			for _, bad := range []string{"paho", "mochi", "bbolt", module + "/storage", module + "/node", module + "/ingest", module + "/runner"} {
 				if strings.Contains(d, bad) {
 					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+}
+
+// TestSourceSDKIsStdlibOnly: ingest/source is what a program embedding
+// edged implements its own sources against; it links nothing but the
+// standard library (the node wires it to storage, never the reverse).
+func TestSourceSDKIsStdlibOnly(t *testing.T) {
+	for pkg, ds := range deps(t, "./ingest/source/...") {
+		for _, d := range ds {
+			if !isStd(d) {
+				t.Errorf("%s depends on %s: ingest/source may import only the standard library", pkg, d)
+			}
+		}
+	}
+}
+
+// TestEdgedHasNoS3SDK: the uplink talks S3 with its own small client
+// (uplink/internal/s3, ~25 KB); minio-go and the modules only it pulled in
+// were ~1 MB of the stripped arm64 binary, and the AWS SDK is larger.
+func TestEdgedHasNoS3SDK(t *testing.T) {
+	for pkg, ds := range deps(t, "./cmd/edged") {
+		for _, d := range ds {
+			for _, banned := range []string{"github.com/minio/", "github.com/aws/"} {
+				if strings.HasPrefix(d, banned) {
+					t.Errorf("%s depends on %s: use uplink/internal/s3 (binary size budget)", pkg, d)
 				}
 			}
 		}

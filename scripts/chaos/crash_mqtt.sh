@@ -51,7 +51,7 @@ go build -o "$work/edged" ./cmd/edged
 go build -o "$work/pub" ./scripts/chaos/mqttpub
 mkdir -p "$work/pipelines"; cp scripts/chaos/pipeline-mqtt.yaml "$work/pipelines/chaos.yaml"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/chaos/lib.sh
 
 # setup NAME [MAXQ [HORIZON]]: a fresh mosquitto (sets mpid, broker) and
 # edged config for run NAME.
@@ -84,72 +84,14 @@ api: {listen: "$api"}
 mqtt: {brokers: ["$broker"], clientID: chaos-$1}
 YAML
 }
-# run NAME: start edged for run NAME in the background; sets pid.
-run() {
-  "$work/edged" run -c "$work/$1.yaml" --data-dir "$work/$1" --pipelines-dir "$work/pipelines" \
-    >/dev/null 2>>"$work/$1.log" &
-  pid=$!
-}
-metric() { awk -v m="$1" '$1 == m {print $2; exit}' "$work/metrics"; }
-wait_connected() {
-  local deadline=$(( SECONDS + 60 ))
-  until curl -sf "http://$api/api/v1/status" 2>/dev/null | grep -Eq '"state": *"connected"'; do
-    [ $SECONDS -lt $deadline ] || { echo "edged did not connect to $broker within 60 s" >&2; exit 2; }
-    sleep 0.05
-  done
-}
-# drained NAME: nothing is in flight from the broker or left in a spool.
-drained() {
-  curl -sf "http://$api/metrics" > "$work/metrics" 2>/dev/null || return 1
-  [ "$(metric edged_mqtt_in_flight)" = 0 ] || return 1
-  [ "$(awk '/^edged_sink_spool_depth/ && $2 != 0' "$work/metrics")" = "" ] || return 1
-}
-# wait_finished NAME: wait for the publisher, then until the sentinel (seq
-# RECORDS, published after the broker acknowledged every reading) is in the
-# pass-through output and everything is drained, twice a second apart. If
-# the sentinel never comes (it was lost), the run is done once drained with
-# no output growth for 10 s; the comparison then shows the loss.
-wait_finished() {
-  wait $ppid || { echo "publisher failed" >&2; exit 2; }
-  ppid=
-  local deadline=$(( SECONDS + 300 )) ok=0 idle=0 size=-1 s
-  while [ $ok -lt 2 ] && [ $idle -lt 10 ]; do
-    s=$(stat -c %s "$work/$1/out/pass.jsonl" 2>/dev/null || echo 0)
-    if drained "$1"; then
-      if grep -qF "\"seq\":$records," "$work/$1/out/pass.jsonl" 2>/dev/null; then ok=$((ok + 1)); else ok=0; fi
-      if [ "$s" = "$size" ]; then idle=$((idle + 1)); else idle=0; fi
-    else
-      ok=0; idle=0
-    fi
-    size=$s
-    [ $SECONDS -lt $deadline ] || { echo "timeout: run $1 did not finish within 300 s" >&2; break; }
-    sleep 1
-  done
-  [ $ok -ge 2 ] || echo "$1: the sentinel never reached the output; comparing what arrived" >&2
-  # counters of the last edged process only
-  awk -v run="$1" '/^edged_step_records_late_total/ {late += $2}
-    $1 == "edged_mqtt_redelivered_total" {re = $2} $1 == "edged_ingest_dedup_dropped_total" {dd = $2}
-    END {printf "%s (last process): late=%d redelivered=%d dedup_dropped=%d\n", run, late, re, dd}' "$work/metrics" >&2
-  kill -TERM $pid; wait $pid || true
-  kill -TERM $mpid; wait $mpid || true
-}
 publish() { "$work/pub" --broker "$broker" -n "$records" -keys 1000 -rate "$rate" >&2 & ppid=$!; }
 
 # Reference: never killed.
-setup ref; run ref; wait_connected; publish; wait_finished ref
+setup ref; run ref; wait_state connected "edged did not connect to $broker"; publish; wait_finished ref; kill -TERM $mpid; wait $mpid || true
 
 # Crashed run: edged subscribes once (creating its persistent session), then
 # the publisher starts and edged is killed and restarted KILLS times.
-setup crash "$maxq" "$horizon"; run crash; wait_connected; publish
-k=0; mid=0
-while [ $k -lt "$kills" ]; do
-  sleep "0.$(printf %03d $(( RANDOM % 800 + 50 )))"
-  kill -0 $ppid 2>/dev/null && mid=$((mid + 1))
-  kill -9 $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
-  k=$((k + 1))
-  run crash
-done
-echo "kills while the publisher was running: $mid of $k" >&2
-wait_finished crash
-go run ./scripts/chaos/compare -kills "$k" -key win.jsonl=window_start,sensor -key pass.jsonl=seq \
-  -rows pass.jsonl=$((records + 1)) -sum win.jsonl:n=$records "$work/ref/out" "$work/crash/out"
+setup crash "$maxq" "$horizon"; run crash; wait_state connected "edged did not connect to $broker"; publish
+crash_loop crash "$kills"
+wait_finished crash; kill -TERM $mpid; wait $mpid || true
+compare_runs

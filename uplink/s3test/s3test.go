@@ -11,6 +11,7 @@ package s3test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,10 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/edgedio/edged/internal/testkit"
+	"github.com/edgedio/edged/uplink/internal/s3"
 )
 
 // Server is a running versitygw.
@@ -130,11 +129,12 @@ func (s *Server) Restart() {
 	}
 }
 
-// Client returns a minio client for the server.
-func (s *Server) Client() *minio.Client {
+// Client returns a client of edged's own S3 client package for the
+// server (path style, us-east-1, the server's credentials).
+func (s *Server) Client() *s3.Client {
 	s.t.Helper()
-	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.Access, s.Secret, ""),
-		BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	c, err := s3.New(s3.Config{Endpoint: s.Endpoint, Region: "us-east-1", PathStyle: true,
+		AccessKey: s.Access, SecretKey: s.Secret})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -146,10 +146,45 @@ func (s *Server) Bucket(name string) string {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Client().MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+	if err := s.Client().CreateBucket(ctx, name); err != nil {
 		s.t.Fatalf("make bucket %s: %v", name, err)
 	}
 	return name
+}
+
+// Objects reads every object of the bucket back: the contents by key.
+func (s *Server) Objects(bucket string) map[string][]byte {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := s.Client()
+	out := map[string][]byte{}
+	next := ""
+	for {
+		p, err := c.ListObjects(ctx, bucket, "", next, 0)
+		if err != nil {
+			s.t.Fatalf("list %s: %v", bucket, err)
+		}
+		for _, o := range p.Objects {
+			body, _, err := c.GetObject(ctx, bucket, o.Key)
+			if err != nil {
+				s.t.Fatalf("get %s/%s: %v", bucket, o.Key, err)
+			}
+			b, err := io.ReadAll(body)
+			body.Close()
+			if err != nil {
+				s.t.Fatalf("read %s/%s: %v", bucket, o.Key, err)
+			}
+			if int64(len(b)) != o.Size {
+				s.t.Fatalf("read %s/%s: %d bytes; the listing says %d", bucket, o.Key, len(b), o.Size)
+			}
+			out[o.Key] = b
+		}
+		if p.Next == "" {
+			return out
+		}
+		next = p.Next
+	}
 }
 
 // String describes the server.

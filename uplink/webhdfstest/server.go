@@ -3,12 +3,16 @@
 // operations edged uses: CREATE with the two-step redirect (the namenode
 // answers 307 with a datanode Location, the datanode receives the data and
 // answers 201), OPEN (redirected the same way), RENAME, DELETE,
-// GETFILESTATUS, LISTSTATUS and MKDIRS, with errors as RemoteException JSON.
+// GETFILESTATUS, LISTSTATUS, MKDIRS, and SETXATTR / GETXATTRS (of files,
+// values in the text, hex and base64 encodings), with errors as
+// RemoteException JSON.
 // It is not a Hadoop cluster: no blocks, permissions only through User and
 // injected failures.
 package webhdfstest
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,6 +45,7 @@ type file struct {
 	data        []byte
 	replication int
 	mtime       int64
+	xattrs      map[string][]byte
 }
 
 // Failure is an injected error answer for the next request(s) of Op.
@@ -273,7 +278,76 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			list = append(list, st)
 		}
 		writeJSON(w, map[string]any{"FileStatuses": map[string]any{"FileStatus": list}})
+	case r.Method == http.MethodPut && op == "SETXATTR":
+		f := s.files[p]
+		if f == nil {
+			remote(w, http.StatusNotFound, "FileNotFoundException", "File does not exist: "+p)
+			return
+		}
+		name := q.Get("xattr.name")
+		if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") {
+			remote(w, http.StatusForbidden, "HadoopIllegalArgumentException",
+				"An XAttr name must be prefixed with user/trusted/security/system/raw, followed by a '.'")
+			return
+		}
+		v, err := decodeXAttr(q.Get("xattr.value"))
+		if err != nil {
+			remote(w, http.StatusBadRequest, "IllegalArgumentException", err.Error())
+			return
+		}
+		_, exists := f.xattrs[name]
+		if flag := strings.ToUpper(q.Get("flag")); flag == "CREATE" && exists || flag == "REPLACE" && !exists {
+			remote(w, http.StatusForbidden, "IOException", "XAttr: "+name+" flag "+flag+" refused")
+			return
+		}
+		if f.xattrs == nil {
+			f.xattrs = map[string][]byte{}
+		}
+		f.xattrs[name] = v
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodGet && op == "GETXATTRS":
+		f := s.files[p]
+		if f == nil {
+			remote(w, http.StatusNotFound, "FileNotFoundException", "File does not exist: "+p)
+			return
+		}
+		var names []string
+		for n := range f.xattrs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		list := []any{}
+		for _, n := range names {
+			list = append(list, map[string]string{"name": n, "value": encodeXAttr(f.xattrs[n], q.Get("encoding"))})
+		}
+		writeJSON(w, map[string]any{"XAttrs": list})
 	default:
 		remote(w, http.StatusBadRequest, "IllegalArgumentException", "Invalid value for webhdfs parameter \"op\": No enum constant "+op)
 	}
+}
+
+// decodeXAttr decodes an xattr value as WebHDFS does: "quoted" text,
+// 0x hex, 0s base64, else the bytes as given.
+func decodeXAttr(v string) ([]byte, error) {
+	switch {
+	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
+		return []byte(v[1 : len(v)-1]), nil
+	case strings.HasPrefix(v, "0x") || strings.HasPrefix(v, "0X"):
+		return hex.DecodeString(v[2:])
+	case strings.HasPrefix(v, "0s") || strings.HasPrefix(v, "0S"):
+		return base64.StdEncoding.DecodeString(v[2:])
+	}
+	return []byte(v), nil
+}
+
+// encodeXAttr encodes a value for GETXATTRS in encoding (hex, base64,
+// else text: the value in double quotes).
+func encodeXAttr(v []byte, encoding string) string {
+	switch strings.ToLower(encoding) {
+	case "hex":
+		return "0x" + hex.EncodeToString(v)
+	case "base64":
+		return "0s" + base64.StdEncoding.EncodeToString(v)
+	}
+	return `"` + string(v) + `"`
 }

@@ -1,0 +1,77 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/edgedio/edged/storage"
+)
+
+// TestAppendCommitsMarkAndDeadLettersWithRecords: a source's mark and the
+// dead letters of an append are in the same transaction as its records,
+// survive a reopen, and are not written when the append is refused.
+func TestAppendCommitsMarkAndDeadLettersWithRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	db := openDB(t, path, testOptions())
+	ctx := context.Background()
+	first, last, dropped, err := db.Append(ctx, &storage.Append{Log: "in", Recs: [][]byte{[]byte("a"), []byte("b"), []byte("a")},
+		Dedup: true, MarkKey: "file/p/s", Mark: []byte("pos-1"),
+		DeadLetters: []storage.DeadLetter{{Pipeline: "p", Source: "s", Topic: "$src/http/p/s", Payload: []byte("{bad"), Reason: "line 2: not JSON"}}})
+	if err != nil || first != 1 || last != 2 || dropped != 1 {
+		t.Fatalf("Append: %d..%d dropped %d, %v; want 1..2 dropped 1", first, last, dropped, err)
+	}
+	// Records without a mark keep the previous one.
+	if _, _, _, err := db.Append(ctx, &storage.Append{Log: "in", Recs: [][]byte{[]byte("c")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, path, testOptions())
+	if m, err := db.Mark("file/p/s"); err != nil || string(m) != "pos-1" {
+		t.Fatalf("Mark after reopen: %q, %v; want pos-1", m, err)
+	}
+	if m, _ := db.Mark("other"); m != nil {
+		t.Fatalf("Mark of an unknown key: %q; want nil", m)
+	}
+	dls, err := db.ListDeadLetters(storage.DeadLetterFilter{Pipeline: "p"}, 0)
+	if err != nil || len(dls) != 1 || string(dls[0].Payload) != "{bad" || dls[0].Topic != "$src/http/p/s" || dls[0].Time.IsZero() {
+		t.Fatalf("dead letters: %+v, %v; want the one appended", dls, err)
+	}
+	var recs []string
+	db.ReadLog("in", 1, 0, func(_ uint64, rec []byte) error { recs = append(recs, string(rec)); return nil })
+	if len(recs) != 3 {
+		t.Fatalf("log: %q; want a b c", recs)
+	}
+	if _, _, _, err := db.Append(ctx, &storage.Append{Log: "in", Mark: []byte("x")}); err == nil {
+		t.Fatal("a mark without a key: got nil error")
+	}
+}
+
+func TestAppendOverQuotaWritesNoMark(t *testing.T) {
+	o := testOptions()
+	o.QuotaBytes = 256 << 10
+	o.Compression = storage.CompressNone
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), o)
+	ctx := context.Background()
+	big := make([][]byte, 64)
+	for i := range big {
+		big[i] = make([]byte, 1024)
+	}
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, _, _, err = db.Append(ctx, &storage.Append{Log: "s", Recs: big, MarkKey: "k", Mark: []byte{byte(i)}})
+	}
+	if !errors.Is(err, storage.ErrQuotaExceeded) {
+		t.Fatalf("got %v; want ErrQuotaExceeded", err)
+	}
+	st, _ := db.Stats()
+	m, _ := db.Mark("k")
+	// Every committed append of 64 records carried mark i: the mark is the
+	// last committed one, whose records are all in the log.
+	if len(m) != 1 || uint64(m[0]+1)*64 != st.Log["s"].Records {
+		t.Fatalf("mark %v with %d records logged: the refused append's mark was written", m, st.Log["s"].Records)
+	}
+}
