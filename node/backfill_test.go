@@ -353,3 +353,45 @@ func TestBackfillCancel(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBackfillReadsTheLivePipelinesInputSources: entries of an http source
+// are logged under a topic that names the live pipeline; its backfill
+// (named apart) still reads them.
+func TestBackfillReadsTheLivePipelinesInputSources(t *testing.T) {
+	const y = `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: pushed}
+spec:
+  interval: 200ms
+  sources:
+    - name: in
+      http: {}
+      fields: [{name: v, type: number}]
+  steps:
+    - {name: big, filter: v > 1}
+  sinks:
+    - {name: out, input: big, type: file, path: pushed.jsonl}
+`
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"pushed": y})
+	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	from := time.Now()
+	if code, body := post(t, tn.Handler(), "/api/v1/ingest/pushed/in", "", "{\"v\":1}\n{\"v\":2}\n{\"v\":3}\n"); code != 200 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	live := waitLines(t, filepath.Join(cfg.outputDir(), "pushed.jsonl"), 2)
+	eventually(t, 5*time.Second, func() error {
+		if time.Since(from) < time.Second {
+			return errors.New("the period's last interval has not ended yet")
+		}
+		return nil
+	})
+	info, err := tn.StartBackfill("pushed", BackfillOptions{From: from, To: from.Add(500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf := waitLines(t, filepath.Join(cfg.outputDir(), "backfill", info.Name, "pushed.jsonl"), 2)
+	if len(bf) != len(live) || tn.Backfills("pushed")[0].Entries == 0 {
+		t.Fatalf("backfill: %d outputs (live %d), status %+v", len(bf), len(live), tn.Backfills("pushed")[0])
+	}
+}
