@@ -156,6 +156,12 @@ func NewExecutor(p *Plan, opt Options) (*Executor, error) {
 			x.chunked = false
 		}
 	}
+	tr, _ := x.store.(TableReader)
+	for _, n := range p.nodes {
+		if t, ok := n.op.(tableReaderOp); ok {
+			t.setTables(tr)
+		}
+	}
 	if err := x.restore(); err != nil {
 		return nil, err
 	}
@@ -638,7 +644,13 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 		}
 	}
 	c.Outputs = c.Outputs[:0]
-	if idle && len(c.State) == 0 && x.outputCount() == 0 {
+	c.Tables = c.Tables[:0]
+	for _, n := range x.plan.nodes {
+		if t, ok := n.op.(tableWriterOp); ok {
+			c.Tables = t.appendWrites(c.Tables, x.seq)
+		}
+	}
+	if idle && len(c.State) == 0 && len(c.Tables) == 0 && x.outputCount() == 0 {
 		x.seq--
 		return nil
 	}

@@ -42,6 +42,9 @@ type Commit struct {
 	// records an operator refused), stored in the same transaction so that
 	// a crash neither loses nor doubles them.
 	DeadLetters []DeadLetter
+	// Tables are the history-table rows the epoch wrote (WriteHistory),
+	// stored in the same transaction.
+	Tables []TableWrite
 }
 
 // DeadLetter is an input message or record that a pipeline rejected, with
@@ -121,6 +124,7 @@ type MemStore struct {
 	mu      sync.Mutex
 	parts   map[memKey]*memPart
 	outputs []Output
+	tables  map[string]*memTable
 	// KeepOutputs, when set, makes Commit retain the outputs (see Outputs).
 	KeepOutputs bool
 }
@@ -169,6 +173,7 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 		in[s] = o
 	}
 	p.cp = Checkpoint{Epoch: c.Epoch, Watermark: c.Watermark, Input: in}
+	m.writeTables(c.Tables)
 	if m.KeepOutputs {
 		for _, o := range c.Outputs {
 			o.Data = bytes.Clone(o.Data) // the executor reuses the buffer

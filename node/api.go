@@ -109,6 +109,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pipelines/{name}/backfill/{id}", auth(n.handleBackfillGet))
 	mux.HandleFunc("DELETE /api/v1/pipelines/{name}/backfill/{id}", auth(n.handleBackfillGet))
 	mux.HandleFunc("GET /api/v1/query", auth(n.handleQuery))
+	mux.HandleFunc("GET /api/v1/tables", auth(n.handleTables))
+	mux.HandleFunc("GET /api/v1/tables/{name}", auth(n.handleTableRows))
 	mux.HandleFunc("GET /api/v1/deadletters", auth(n.handleDeadLetters))
 	mux.HandleFunc("POST /api/v1/deadletters/replay", auth(n.handleReplay))
 	mux.HandleFunc("POST /api/v1/ingest/{pipeline}/{source}", auth(n.handlePush))
@@ -333,6 +335,9 @@ func (n *Node) Apply(name string, raw []byte) (created bool, err error) {
 	}
 	if err := n.checkCustoms(c.Spec); err != nil {
 		return false, bad(fmt.Errorf("%s: pipeline %q: %w", file, name, err))
+	}
+	if err := n.checkTables(c); err != nil {
+		return false, bad(err)
 	}
 	if err := n.start(c, raw, file); err != nil {
 		return false, err

@@ -80,3 +80,19 @@ func checkEnrichFiles(cfg Config, file string, raw []byte) error {
 	}
 	return errors.Join(errs...)
 }
+
+// checkTables checks the history tables of the pipelines the node would
+// run with c applied (c in place of a running pipeline of its name): a
+// table read must be written by one of them, with the key columns the
+// reader names (pipeline.CheckTables).
+func (n *Node) checkTables(c *pipeline.Compiled) error {
+	cs := []*pipeline.Compiled{c}
+	n.mu.RLock()
+	for name, p := range n.pipes {
+		if name != c.Plan.Name() {
+			cs = append(cs, p.c)
+		}
+	}
+	n.mu.RUnlock()
+	return pipeline.CheckTables(cs)
+}

@@ -306,6 +306,9 @@ func (n *Node) handleValidate(w http.ResponseWriter, r *http.Request) {
 			err = fmt.Errorf("%s: %w", file, cerr)
 		}
 	}
+	if err == nil {
+		err = n.checkTables(c)
+	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return

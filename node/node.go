@@ -478,6 +478,15 @@ func LoadPipelines(dir string) ([]loaded, error) {
 		out = append(out, loaded{c: c, raw: raw, file: file})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].c.Plan.Name() < out[j].c.Plan.Name() })
+	if len(errs) == 0 {
+		cs := make([]*pipeline.Compiled, len(out))
+		for i := range out {
+			cs[i] = out[i].c
+		}
+		if err := pipeline.CheckTables(cs); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return out, errors.Join(errs...)
 }
 

@@ -327,6 +327,28 @@ func (s *Spec) operator(p string, st *Step) (engine.Operator, error) {
 			}
 			return engine.NOfM(cfg), nil
 		}), nil
+	case "history":
+		h := st.History
+		return engine.WriteHistory(engine.HistoryWriteConfig{Table: h.Table, Keys: h.Keys, Time: h.Time,
+			Keep: h.Keep.D(), MaxRows: h.MaxRows, Writer: s.Metadata.Name + "/" + st.Name}), nil
+	case "historyJoin":
+		j := st.HistoryJoin
+		fields, err := s.tableFields(p+".historyJoin.fields", j.Fields)
+		if err != nil {
+			return nil, err
+		}
+		return engine.JoinHistory(engine.HistoryJoinConfig{Lookup: j.lookup(), Fields: fields, Prefix: j.Prefix, Left: j.Left}), nil
+	case "anomaly":
+		a := st.Anomaly
+		cfg := engine.AnomalyConfig{Rule: rule(a.Rule), Keys: a.Keys, Value: a.Value, Alpha: a.Alpha, K: a.K,
+			Warmup: a.Warmup, MinStd: a.MinStd}
+		if b := a.Baseline; b != nil {
+			cfg.Baseline = &engine.AnomalyBaseline{Lookup: b.lookup(), Field: b.Field}
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, s.errAt(p+".anomaly", "%v", err)
+		}
+		return engine.Anomaly(cfg), nil
 	default:
 		return nil, s.errAt(p, "operator %q is not available in this build", op)
 	}
@@ -480,6 +502,25 @@ func (s *Spec) enrich(p string, e *EnrichSpec) (engine.Operator, error) {
 		return engine.StaticLeftJoin(e.On, ts, rows, key), nil
 	}
 	return engine.StaticJoin(e.On, ts, rows, key), nil
+}
+
+// lookup converts a lookup spec into the engine's.
+func (l *LookupSpec) lookup() engine.HistoryLookup {
+	return engine.HistoryLookup{Table: l.Table, Keys: l.Keys, Time: l.Time, Align: l.Align.D(),
+		Offset: l.Offset.D(), Periods: l.Periods}
+}
+
+// tableFields converts declared table columns.
+func (s *Spec) tableFields(p string, fs []FieldSpec) ([]engine.Field, error) {
+	out := make([]engine.Field, len(fs))
+	for i, f := range fs {
+		k, ok := engine.ParseKind(f.Type)
+		if !ok || k == engine.KindList {
+			return nil, s.errAt(fmt.Sprintf("%s[%d].type", p, i), "unknown type %q (want number, string, bool or time)", f.Type)
+		}
+		out[i] = engine.Field{Name: f.Name, Kind: k}
+	}
+	return out, nil
 }
 
 // yamlValue converts a decoded YAML scalar to a value of kind k.

@@ -30,6 +30,15 @@
 // Its input is the step before it (the first step reads the first source)
 // unless input or inputs names other steps or sources.
 //
+// # History tables
+//
+// A history step writes its input into a named table on the gateway,
+// committed with the epoch; historyJoin and the anomaly step's baseline read
+// it back by key and time offset (see engine.WriteHistory,
+// engine.JoinHistory, engine.Anomaly). CheckTables checks the readers of a
+// set of pipelines against their writers. Durations of history steps take
+// days and weeks too (keep: 7d).
+//
 // # Idle sources
 //
 // An event-time source (eventTime and watermark set) that receives nothing

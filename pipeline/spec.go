@@ -1,7 +1,12 @@
 package pipeline
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/edgedio/edged/ingest/bus"
 	"github.com/edgedio/edged/ingest/source"
@@ -169,6 +174,9 @@ type Step struct {
 	CountByValue *CountByValue    `yaml:"countByValue"`
 	DStream      *DStreamWindow   `yaml:"dstreamWindow"`
 	UpdateState  *UpdateStateSpec `yaml:"updateStateByKey"`
+	History      *HistorySpec     `yaml:"history"`
+	HistoryJoin  *HistoryJoinSpec `yaml:"historyJoin"`
+	Anomaly      *AnomalySpec     `yaml:"anomaly"`
 }
 
 // NamedExpr is one output column: a single-key map {name: expression}.
@@ -309,3 +317,117 @@ type Sink struct {
 	// Format is jsonl (default) or csv.
 	Format string `yaml:"format"`
 }
+
+// HistorySpec writes the step's input into a history table and passes it
+// on (see engine.WriteHistory).
+type HistorySpec struct {
+	// Table names the table, on this gateway, shared by all pipelines.
+	Table string `yaml:"table"`
+	// Keys are the key columns: fields of the input.
+	Keys []string `yaml:"keys"`
+	// Time is the field (of type time) holding a row's time; empty means
+	// the record's event time (for a window's rows, name window_start).
+	Time string `yaml:"time"`
+	// Keep is the retention, e.g. 7d. Zero keeps rows until maxRows.
+	Keep Span `yaml:"keep"`
+	// MaxRows is the table's row budget; zero means 1,000,000.
+	MaxRows int64 `yaml:"maxRows"`
+}
+
+// LookupSpec says which rows of a history table a record reads.
+type LookupSpec struct {
+	// Table names the table read.
+	Table string `yaml:"table"`
+	// Keys are the table's key columns, in its order, read from the
+	// record's fields of the same names.
+	Keys []string `yaml:"keys"`
+	// Time is the record's time field; empty means its event time.
+	Time string `yaml:"time"`
+	// Align floors the record's time to a multiple of it (e.g. 1h to read
+	// the hourly rows of raw readings).
+	Align Span `yaml:"align"`
+	// Offset and Periods read the rows at time-offset, time-2*offset, ...,
+	// time-periods*offset (periods default 1): 24h for the same time
+	// yesterday; 24h and 7 for the same time on the last 7 days; 1h and
+	// 168 for the last 7 days of hourly rows.
+	Offset  Span `yaml:"offset"`
+	Periods int  `yaml:"periods"`
+}
+
+// HistoryJoinSpec joins records with rows of a history table (see
+// engine.JoinHistory).
+type HistoryJoinSpec struct {
+	LookupSpec `yaml:",inline"`
+	// Fields are the table columns read, with their types.
+	Fields []FieldSpec `yaml:"fields"`
+	// Prefix names the output columns (default hist_).
+	Prefix string `yaml:"prefix"`
+	// Left keeps records without a row, with null columns.
+	Left bool `yaml:"left"`
+}
+
+// AnomalySpec is an online anomaly model per key (see engine.Anomaly).
+type AnomalySpec struct {
+	Rule     string        `yaml:"rule"`
+	Keys     []string      `yaml:"keys"`
+	Value    string        `yaml:"value"`
+	Alpha    float64       `yaml:"alpha"`
+	K        float64       `yaml:"k"`
+	Warmup   int           `yaml:"warmup"`
+	MinStd   float64       `yaml:"minStd"`
+	Baseline *BaselineSpec `yaml:"baseline"`
+}
+
+// BaselineSpec is an anomaly step's seasonal baseline: the mean of a
+// history table's column over the rows the lookup reads. Its keys default
+// to the step's.
+type BaselineSpec struct {
+	LookupSpec `yaml:",inline"`
+	// Field is the table column holding the baseline value.
+	Field string `yaml:"field"`
+}
+
+// Span is a duration that also takes days and weeks: 90s, 30m, 12h, 7d, 2w.
+type Span time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Span) UnmarshalYAML(n *yaml.Node) error {
+	if msg := s.CheckYAML(n); msg != "" {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+	}
+	d, _ := ParseSpan(n.Value)
+	*s = Span(d)
+	return nil
+}
+
+// CheckYAML implements yamlcheck.Checker.
+func (s *Span) CheckYAML(n *yaml.Node) string {
+	if n.Kind != yaml.ScalarNode {
+		return "must be a duration (use e.g. 30m, 12h, 7d), not a list or mapping"
+	}
+	if _, err := ParseSpan(n.Value); err != nil {
+		return fmt.Sprintf("%q is not a duration; use e.g. 30m, 12h, 7d", n.Value)
+	}
+	return ""
+}
+
+// ParseSpan parses a Span: a Go duration, or a whole number of days (d) or
+// weeks (w).
+func ParseSpan(v string) (time.Duration, error) {
+	for unit, d := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(v, unit); ok {
+			i, err := strconv.Atoi(n)
+			if err != nil {
+				return 0, fmt.Errorf("%q is not a duration", v)
+			}
+			return time.Duration(i) * d, nil
+		}
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// D returns the span as a time.Duration.
+func (s Span) D() time.Duration { return time.Duration(s) }

@@ -352,13 +352,16 @@ func (st *Step) ops() []string {
 	set(st.CountByValue != nil, "countByValue")
 	set(st.DStream != nil, "dstreamWindow")
 	set(st.UpdateState != nil, "updateStateByKey")
+	set(st.History != nil, "history")
+	set(st.HistoryJoin != nil, "historyJoin")
+	set(st.Anomaly != nil, "anomaly")
 	return ops
 }
 
 func opKeys() string {
 	k := []string{"filter", "project", "extend", "flatMap", "keyBy", "require", "union", "enrich",
 		"dedup", "window", "aggregate", "threshold", "rateOfChange", "nOfM", "reduceByKey",
-		"countByValue", "dstreamWindow", "updateStateByKey"}
+		"countByValue", "dstreamWindow", "updateStateByKey", "history", "historyJoin", "anomaly"}
 	sort.Strings(k)
 	return fmt.Sprint(k)
 }
@@ -513,6 +516,36 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if !slices.Contains(ops, d.Op) {
 			add(p+".dstreamWindow.op", "unknown op %q%s (want %s)", d.Op, didYouMean(d.Op, ops), strings.Join(ops, ", "))
 		}
+	case "history":
+		h := st.History
+		if !nameRE.MatchString(h.Table) {
+			add(p+".history.table", "must be 1-63 letters, digits, '.', '_' or '-', got %q", h.Table)
+		}
+		if len(h.Keys) == 0 {
+			add(p+".history.keys", "at least one key column is required")
+		}
+		if h.Keep < 0 {
+			add(p+".history.keep", "must not be negative")
+		}
+		if h.MaxRows < 0 {
+			add(p+".history.maxRows", "must not be negative")
+		}
+	case "historyJoin":
+		s.validateLookup(p+".historyJoin", &st.HistoryJoin.LookupSpec, false, add)
+		if len(st.HistoryJoin.Fields) == 0 {
+			add(p+".historyJoin.fields", "at least one table column is required")
+		}
+	case "anomaly":
+		a := st.Anomaly
+		if a.Value == "" {
+			add(p+".anomaly.value", "the value field is required")
+		}
+		if b := a.Baseline; b != nil {
+			s.validateLookup(p+".anomaly.baseline", &b.LookupSpec, true, add)
+			if b.Field == "" {
+				add(p+".anomaly.baseline.field", "the table column holding the baseline is required")
+			}
+		}
 	case "updateStateByKey":
 		u := st.UpdateState
 		if u.Key == "" {
@@ -521,6 +554,31 @@ func (s *Spec) validateStep(p string, st *Step, op string, add func(string, stri
 		if u.ExpireAfter < 0 {
 			add(p+".updateStateByKey.expireAfter", "must not be negative")
 		}
+	}
+}
+
+// validateLookup checks a history lookup; keys may be left out of an
+// anomaly baseline (they default to the step's).
+func (s *Spec) validateLookup(p string, l *LookupSpec, keysOptional bool, add func(string, string, ...any)) {
+	if !nameRE.MatchString(l.Table) {
+		add(p+".table", "must be 1-63 letters, digits, '.', '_' or '-', got %q", l.Table)
+	}
+	if len(l.Keys) == 0 && !keysOptional {
+		add(p+".keys", "the table's key columns are required")
+	}
+	for _, d := range []struct {
+		key string
+		v   Span
+	}{{"align", l.Align}, {"offset", l.Offset}} {
+		if d.v < 0 {
+			add(p+"."+d.key, "must not be negative")
+		}
+	}
+	switch {
+	case l.Periods < 0 || l.Periods > engine.MaxPeriods:
+		add(p+".periods", "must be between 1 and %d (one read per period), got %d", engine.MaxPeriods, l.Periods)
+	case l.Offset == 0:
+		add(p+".offset", "required: how far back the rows are read (24h: the same time yesterday)")
 	}
 }
 

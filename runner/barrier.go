@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -158,4 +159,13 @@ func (s *partStore) LastCheckpoint(pipeline string, partition int) (engine.Check
 
 func (s *partStore) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
 	return s.r.cfg.Store.Scan(pipeline, partition, namespace, fn)
+}
+
+// ViewTables serves the executor's history-table reads (engine.TableReader)
+// from the Store, when it keeps history tables.
+func (s *partStore) ViewTables(fn func(v engine.TableView) error) error {
+	if tr, ok := s.r.cfg.Store.(engine.TableReader); ok {
+		return tr.ViewTables(fn)
+	}
+	return errors.New("the store keeps no history tables")
 }

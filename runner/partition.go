@@ -109,6 +109,8 @@ func Partitionable(s *pipeline.Spec) bool {
 			return false
 		case st.NOfM != nil && !covers(st.NOfM.Keys):
 			return false
+		case st.Anomaly != nil && !covers(st.Anomaly.Keys):
+			return false
 		case st.Dedup != nil && !covers(st.Dedup.Keys):
 			return false
 		case st.Reduce != nil && !covers(one(st.Reduce.Key)):

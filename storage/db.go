@@ -60,6 +60,8 @@ type DB struct {
 
 	codec *codec
 
+	tables tableCache // parsed history-table metadata
+
 	// Owned by the committer goroutine.
 	logs      map[string]*logSource
 	pending   []*logSource

@@ -26,6 +26,9 @@
 //	spoolmeta             <sink> -> depth, bytes
 //	dlq                   8-byte sequence -> time, pipeline, source, step, reason, payload
 //	dlqmeta               <pipeline> -> count
+//	tables/<table>        'm' -> metadata (JSON); 'c' + 8-byte chunk number -> chunk bucket
+//	                      {8-byte time + encoded key -> encoded columns} (history tables,
+//	                      see table.go; created by the first write)
 //
 // A log frame is the records of one source in one transaction: uvarint count,
 // a codec byte (raw, zstd, s2) and the body, which is per record uvarint key

@@ -207,6 +207,9 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit, now int64) error {
 			return fmt.Errorf("dead letter: %w", err)
 		}
 	}
+	if err := x.applyTables(tx, c.Tables); err != nil {
+		return err
+	}
 	return x.spoolOutputs(tx, c.Outputs, now)
 }
 

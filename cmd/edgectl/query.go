@@ -10,17 +10,24 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 const queryUsage = `usage: edgectl query PIPELINE --step NAME [--where EXPR] [--limit N] [flags]
+       edgectl query --table NAME [--key VALUE]... [--from TIME] [--to TIME] [--limit N] [flags]
 
 Reads the live state of a step (open windows, per-key aggregates) on every
 targeted node, each from a consistent snapshot between two epochs, and
 merges the rows into one table with a NODE column, sorted by the step's
 columns. --where is a filter in the pipeline expression language, evaluated
 on each node (e.g. --where 'avg_temp > 30').
+
+With --table, reads the rows of a history table (a pipeline's history step
+writes it) from one snapshot on each node: those of one key (one --key per
+key column, in order; none for every key) with a time in [--from, --to]
+(RFC 3339, e.g. 2026-03-01T12:00:00Z; open ends when left out).
 `
 
 // queryAnswer is the node's /api/v1/query answer.
@@ -36,27 +43,51 @@ func cmdQuery(ctx context.Context, g *globals, args []string) int {
 	step := fs.String("step", "", "the `step` whose state to read (required)")
 	where := fs.String("where", "", "filter `expression`")
 	limit := fs.Int("limit", 1000, "rows per node at most")
+	table := fs.String("table", "", "read the history `table` instead of a step's state")
+	var keys repeated
+	fs.Var(&keys, "key", "with --table: the `value` of a key column (repeat, one per column, in order)")
+	from := fs.String("from", "", "with --table: the first row `time` (RFC 3339)")
+	to := fs.String("to", "", "with --table: the last row `time` (RFC 3339)")
 	pos, code := g.parse(fs, args)
 	if code >= 0 {
 		return code
 	}
-	if len(pos) != 1 {
-		return g.fail(exitUsage, "want one PIPELINE")
+	var path string
+	if *table != "" {
+		if len(pos) > 0 || *step != "" || *where != "" {
+			return g.fail(exitUsage, "--table reads a history table: no PIPELINE, --step or --where")
+		}
+		q := url.Values{"limit": {strconv.Itoa(*limit)}, "key": keys}
+		for k, v := range map[string]string{"from": *from, "to": *to} {
+			if v == "" {
+				continue
+			}
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return g.fail(exitUsage, "--%s: %q is not an RFC 3339 time (e.g. 2026-03-01T12:00:00Z)", k, v)
+			}
+			q.Set(k, v)
+		}
+		path = "/api/v1/tables/" + url.PathEscape(*table) + "?" + q.Encode()
+	} else if len(pos) != 1 {
+		return g.fail(exitUsage, "want one PIPELINE (or --table NAME)")
 	}
 	ts, err := g.resolve(false)
 	if err != nil {
 		return g.fail(exitUsage, "%v", err)
 	}
-	if *step == "" {
-		return g.fail(exitUsage, "--step: required; %s", stepHint(ctx, g, ts[0], pos[0]))
-	}
-	q := url.Values{"pipeline": {pos[0]}, "step": {*step}, "limit": {strconv.Itoa(*limit)}}
-	if *where != "" {
-		q.Set("filter", *where)
+	if path == "" {
+		if *step == "" {
+			return g.fail(exitUsage, "--step: required; %s", stepHint(ctx, g, ts[0], pos[0]))
+		}
+		q := url.Values{"pipeline": {pos[0]}, "step": {*step}, "limit": {strconv.Itoa(*limit)}}
+		if *where != "" {
+			q.Set("filter", *where)
+		}
+		path = "/api/v1/query?" + q.Encode()
 	}
 	res := fanOut(ctx, g, ts, func(ctx context.Context, c *client) (queryAnswer, error) {
 		var a queryAnswer
-		return a, c.getJSON(ctx, "/api/v1/query?"+q.Encode(), &a)
+		return a, c.getJSON(ctx, path, &a)
 	})
 	code = report(g, res)
 	var cols []string
@@ -126,6 +157,13 @@ func cmdQuery(ctx context.Context, g *globals, args []string) int {
 	tw.flush()
 	return code
 }
+
+// repeated is a repeatable flag whose values are taken whole (a key may
+// hold commas).
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // cell formats a JSON value for a table cell; numbers get at most 3 decimals.
 func cell(v any) string {

@@ -37,6 +37,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -121,13 +123,38 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code := 0
-	for _, f := range files {
-		c, err := load(f)
+	loaded := make([]*pipeline.Compiled, len(files))
+	errs := make([]error, len(files))
+	var all []*pipeline.Compiled
+	for i, f := range files {
+		loaded[i], errs[i] = load(f)
+		if loaded[i] != nil {
+			all = append(all, loaded[i])
+		}
+	}
+	// History tables: every table read is written by one of the pipelines
+	// checked together (or in the config's pipelines directory), with the
+	// key columns the reader names. Each problem goes with its file.
+	var tableErrs []error
+	if err := pipeline.CheckTables(withDirPipelines(cfg, *cfgFile != "", all)); err != nil {
+		tableErrs = err.(interface{ Unwrap() []error }).Unwrap()
+	}
+	for i, f := range files {
+		c, err := loaded[i], errs[i]
 		if err == nil {
 			// Everything apply checks beyond compiling: topics, sink
 			// topics, file-sink paths.
 			if cerr := node.CheckPipeline(cfg, c); cerr != nil {
 				err = fmt.Errorf("%s: %w", f, cerr)
+			}
+			var mine []error
+			for _, te := range tableErrs {
+				if strings.HasPrefix(te.Error(), f+":") {
+					mine = append(mine, te)
+				}
+			}
+			if len(mine) > 0 {
+				err = errors.Join(append([]error{err}, mine...)...)
 			}
 		}
 		if err == nil && !*offline {
@@ -143,6 +170,30 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok\n", f)
 	}
 	return code
+}
+
+// withDirPipelines adds to cs the pipelines of the config's pipelines
+// directory (when a config was given and the directory loads) that are not
+// among cs by name: the node would run them beside cs.
+func withDirPipelines(cfg node.Config, given bool, cs []*pipeline.Compiled) []*pipeline.Compiled {
+	if !given {
+		return cs
+	}
+	dir := cfg.PipelinesDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "pipelines")
+	}
+	names := map[string]bool{}
+	for _, c := range cs {
+		names[c.Plan.Name()] = true
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	for _, f := range files {
+		if c, err := load(f); err == nil && !names[c.Plan.Name()] {
+			cs = append(cs, c)
+		}
+	}
+	return cs
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {

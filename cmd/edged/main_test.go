@@ -141,3 +141,50 @@ spec:
 		t.Errorf("check: exit %d, stderr %q; want 1 naming both sinks", code, msg)
 	}
 }
+
+// TestCheckRejectsJoinsAgainstMissingOrOtherTables: `edged check` rejects a
+// history join against a table no pipeline checked with it writes, and one
+// against a table with other key columns, each at its file, line and key,
+// every problem at once; with the writer of the right keys it passes.
+func TestCheckRejectsJoinsAgainstMissingOrOtherTables(t *testing.T) {
+	dir := t.TempDir()
+	reader := filepath.Join(dir, "reader.yaml")
+	os.WriteFile(reader, []byte(`apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: reader}
+spec:
+  sources:
+    - name: in
+      fields: [{name: sensor, type: string}, {name: site, type: string}, {name: ts, type: time}, {name: v, type: number}]
+      eventTime: ts
+  steps:
+    - name: by-site
+      historyJoin: {table: hourly_temp, keys: [site], offset: 24h, fields: [{name: temp, type: number}]}
+    - name: missing
+      input: in
+      historyJoin: {table: nope, keys: [sensor], offset: 24h, fields: [{name: temp, type: number}]}
+  sinks: [{name: o1, input: by-site}, {name: o2, input: missing}]
+`), 0o644)
+	writer := "../../configs/pipelines/history.yaml"
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", reader, writer}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d; want 1\n%s", code, stderr.String())
+	}
+	for _, want := range []string{
+		reader + `:11: spec.steps[0].historyJoin.keys: table "hourly_temp" has key columns [sensor] (written by history/keep); this step names [site]`,
+		reader + `:14: spec.steps[1].historyJoin.table: no pipeline writes table "nope" (tables written: hourly_temp)`,
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "reader.yaml: ok") || !strings.Contains(stdout.String(), "history.yaml: ok") {
+		t.Errorf("stdout: %s", stdout.String())
+	}
+	// Alone, the example's own join finds its writer; without it, a reader
+	// of hourly_temp does not.
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", writer}, &stdout, &stderr); code != 0 {
+		t.Fatalf("the example alone: exit %d: %s", code, stderr.String())
+	}
+}

@@ -130,6 +130,13 @@ func sanitize(m string) string {
 	return goType.ReplaceAllString(m, "here")
 }
 
+// Checker is implemented by types that decode themselves and describe
+// what is wrong with a value in the user's words ("" when it is fine), so
+// the problem is reported at its key with the others.
+type Checker interface {
+	CheckYAML(n *yaml.Node) string
+}
+
 type checker struct {
 	file string
 	errs []*Error
@@ -162,6 +169,12 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if ck, ok := reflect.New(t).Interface().(Checker); ok {
+		if msg := ck.CheckYAML(n); msg != "" {
+			c.add(n, path, "%s", msg)
+		}
+		return
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textType) {
 		return // a type that decodes itself
