@@ -241,7 +241,7 @@ func (n *Node) StartBackfill(name string, o BackfillOptions) (BackfillInfo, erro
 		run.info.Sinks = append(run.info.Sinks, SinkName(bfName, sk))
 	}
 	b, err := runner.NewBackfill(runner.Config{Compiled: c2, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
-		Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log.With("backfill", bfName), Encode: decode.AppendJSON,
+		Log: nodeLog{n}, Store: backfillStore{n.db}, Clock: n.clock, Logger: n.log.With("backfill", bfName), Encode: decode.AppendJSON,
 		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords,
 		Committed: func() { n.epochDone(bp) }}, from, to, start, share)
 	if err != nil {
@@ -264,6 +264,20 @@ func (n *Node) StartBackfill(name string, o BackfillOptions) (BackfillInfo, erro
 	n.log.Info("backfill started", "backfill", bfName, "from", run.info.From, "to", run.info.To, "missing", len(gaps))
 	go n.runBackfill(ctx, run, bp)
 	return run.snapshot(), nil
+}
+
+// backfillStore is a backfill's store: the node's, except that the
+// backfill's history steps write no rows. Its joins read the gateway's
+// tables (what the live pipelines wrote); its writes would overwrite the
+// live rows, or, from a version with other columns, drop the table.
+type backfillStore struct{ *storage.DB }
+
+// CommitAll implements runner.Store without the history-table rows.
+func (s backfillStore) CommitAll(ctx context.Context, cs []*engine.Commit) error {
+	for _, c := range cs {
+		c.Tables = nil
+	}
+	return s.DB.CommitAll(ctx, cs)
 }
 
 // backfillID returns a new id: "backfill-" and the time in base 36,

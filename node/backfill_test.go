@@ -395,3 +395,61 @@ spec:
 		t.Fatalf("backfill: %d outputs (live %d), status %+v", len(bf), len(live), tn.Backfills("pushed")[0])
 	}
 }
+
+// TestBackfillLeavesHistoryTablesAlone: a backfill of a new version of a
+// pipeline that writes a history table, with other columns, neither drops
+// nor rewrites the live table.
+func TestBackfillLeavesHistoryTablesAlone(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"writer": historyWriter})
+	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	from := time.Now()
+	ctx := context.Background()
+	for i := range 5 {
+		if err := tn.Ingest(ctx, []Message{{Topic: "sensors/a/temp", Payload: fmt.Appendf(nil, `{"sensor":"a","ts":%d,"temp":%d}`, time.Now().UnixMilli()+int64(i), i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func() int64 {
+		ts, err := tn.db.Tables()
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("tables %+v %v", ts, err)
+		}
+		return ts[0].Rows
+	}
+	eventually(t, 10*time.Second, func() error {
+		if tn.db == nil || len(mustTables(tn)) == 0 || rows() != 5 {
+			return errors.New("live rows not written yet")
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, func() error {
+		if time.Since(from) < 2*time.Second {
+			return errors.New("the period's last interval has not ended yet")
+		}
+		return nil
+	})
+	v2 := strings.Replace(historyWriter, "{name: temp, type: number}]", "{name: temp, type: number}, {name: extra, type: string}]", 1)
+	info, err := tn.StartBackfill("writer", BackfillOptions{From: from, To: from.Add(time.Second), Spec: []byte(v2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := tn.Backfills("writer")[0]; st.State != BackfillDone || st.Entries != 5 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	if got := rows(); got != 5 {
+		t.Fatalf("the live table has %d rows after the backfill %s; want its 5", got, info.Name)
+	}
+	ts, _ := tn.db.Tables()
+	if len(ts[0].Cols) != 2 {
+		t.Fatalf("the live table's columns changed: %+v", ts[0].Cols)
+	}
+}
+
+func mustTables(tn *testNode) []storage.TableInfo {
+	ts, _ := tn.db.Tables()
+	return ts
+}
