@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -buildid= -X github.com/edgedio/edged/internal/version.Version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-integration test-race test-short test-deps test-check conformance bench bench-engine bench-e2e fuzz lint depcheck cross test-arm chaos clean help
+.PHONY: all build test test-integration test-race test-short test-deps test-check conformance bench bench-engine bench-e2e fuzz lint depcheck cross test-arm chaos chaos-failover clean help
 
 all: build
 
@@ -63,6 +63,9 @@ depcheck: ## enforce the package dependency rules of DESIGN.md
 
 chaos: ## crash harness: SIGKILL edged 20 times over 200k records, compare with an uninterrupted run (SEED=n, SOURCE=file|mqtt|embedded, PIPELINE=dstream|events)
 	bash scripts/chaos/crash.sh $(if $(SEED),--seed $(SEED)) $(if $(SOURCE),--source $(SOURCE)) $(if $(PIPELINE),--pipeline $(PIPELINE))
+
+chaos-failover: ## mesh failover harness: 3 edged + mosquitto, 1,000 sensors, SIGKILL an owner of several partitions and restart it (SEED=n, SHORT=1 for the CI version)
+	bash scripts/chaos/failover.sh $(if $(SEED),--seed $(SEED)) $(if $(SHORT),--short)
 
 cross: ## static stripped binaries for linux armv6/armv7/arm64/amd64 in dist/, with sizes
 	VERSION=$(VERSION) bash scripts/cross/build.sh

@@ -32,6 +32,10 @@ type Options struct {
 	// APIAddr is this node's API address, carried in its metadata so that
 	// peers (and edgectl) can reach it.
 	APIAddr string
+	// Partitions is the node's number of partitions per partitionable
+	// pipeline (epochs.partitions); members with another number cannot
+	// join. Zero means not checked.
+	Partitions int
 	// StateFile is where the highest term of every partition is persisted
 	// (fsynced at every change), so terms never go backwards across
 	// restarts. Empty means not persisted (tests).
@@ -51,6 +55,9 @@ type Member struct {
 	Standby int `json:"standby"`
 	// State is alive or suspect.
 	State string `json:"state"`
+	// Draining is set while the member hands its partitions over
+	// (edgectl drain): it is no longer an owner or standby.
+	Draining bool `json:"draining,omitempty"`
 	// Self marks this node.
 	Self bool `json:"self,omitempty"`
 }
@@ -59,6 +66,9 @@ type Member struct {
 // API address and the partitions it holds (counts, and the partitions
 // themselves while they fit).
 type meta struct {
+	V       int              `json:"v"`           // ProtocolVersion
+	N       int              `json:"n,omitempty"` // Options.Partitions
+	D       bool             `json:"d,omitempty"` // draining: hands its partitions over
 	API     string           `json:"a,omitempty"`
 	Owns    int              `json:"o"`
 	Standby int              `json:"s"`
@@ -75,23 +85,32 @@ type Node struct {
 	name string
 	key  []byte
 
-	mu       sync.Mutex
-	terms    termTable
-	members  []string // live member names, sorted; self only until Run joined
-	live     map[string]bool
-	info     map[string]Member // what status shows of each live member
-	pipes    map[string]int    // pipelines asked about, with their partition counts
-	ready    bool              // the first join attempt is over
-	alone    bool              // no seed was reachable
-	saveErr  error
-	ml       *memberlist.Memberlist
-	queue    *memberlist.TransmitLimitedQueue
-	metaBuf  []byte
-	metaDirt chan struct{}
+	mu           sync.Mutex
+	terms        termTable
+	members      []string // live member names, sorted; self only until Run joined
+	live         map[string]bool
+	info         map[string]Member    // what status shows of each live member
+	pipes        map[string]int       // pipelines asked about, with their partition counts
+	marks        map[string]mark      // by termKey: the furthest an owner committed, by term then watermark (Committed)
+	termFrom     map[string]termFrom  // by termKey: where this member's windows start under its term (TermFrom)
+	waiting      map[string]time.Time // by termKey: since when a live previous owner is expected to hand over
+	refusal      string               // why a member was last refused (compat.go)
+	refused      map[string]string    // by member: the reason logged
+	incompatible bool                 // this node's join was refused: it emits nothing
+	joinRefused  string               // why the running join attempt was refused
+	draining     bool                 // Drain: this member hands its partitions over
+	ready        bool                 // the first join attempt is over
+	alone        bool                 // no seed was reachable
+	saveErr      error
+	ml           *memberlist.Memberlist
+	queue        *memberlist.TransmitLimitedQueue
+	metaBuf      []byte
+	metaDirt     chan struct{}
 
 	rejected atomic.Uint64
-	crashed  atomic.Bool  // tests: memberlist was shut down without leaving
-	nmembers atomic.Int64 // len(members), for the broadcast queue
+	sent     atomic.Uint64 // bytes sent to other members (GossipBytes)
+	crashed  atomic.Bool   // tests: memberlist was shut down without leaving
+	nmembers atomic.Int64  // len(members), for the broadcast queue
 }
 
 // New checks cfg and loads the persisted terms. The mesh starts in Run.
@@ -117,8 +136,9 @@ func New(cfg Config, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, opt: opt, log: opt.Logger.With("component", "mesh"), name: name, key: key,
-		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, metaDirt: make(chan struct{}, 1)}
+		terms: terms, members: []string{name}, live: map[string]bool{}, info: map[string]Member{}, pipes: map[string]int{}, marks: map[string]mark{}, termFrom: map[string]termFrom{}, waiting: map[string]time.Time{}, refused: map[string]string{}, metaDirt: make(chan struct{}, 1)}
 	n.nmembers.Store(1)
+	n.refreshMetaLocked() // the metadata (protocol, partitions) is sent from the first contact
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: n.numMembers, RetransmitMult: 3}
 	return n, nil
 }
@@ -181,9 +201,21 @@ func (n *Node) Run(ctx context.Context) error {
 	mc.TCPTimeout = 2 * time.Second
 	mc.Delegate = (*delegate)(n)
 	mc.Events = (*events)(n)
+	mc.Merge = (*merge)(n)
+	mc.Alive = (*alive)(n)
 	mc.Logger = log.New(logBridge{n}, "", 0)
+	tr, bound, err := newTransport(host, port, mc.Logger, &n.sent)
+	if err != nil {
+		return err
+	}
+	mc.Transport = tr
+	mc.BindPort = bound
+	if n.cfg.Advertise == "" {
+		mc.AdvertisePort = bound
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		tr.Shutdown()
 		return fmt.Errorf("mesh: start memberlist on %s (mesh.bind): %w", n.cfg.Bind, err)
 	}
 	n.mu.Lock()
@@ -248,7 +280,22 @@ func (n *Node) join(ml *memberlist.Memberlist) bool {
 	if len(seeds) == 0 {
 		return true
 	}
+	n.mu.Lock()
+	n.joinRefused = ""
+	n.mu.Unlock()
 	k, err := ml.Join(seeds)
+	n.mu.Lock()
+	refused := n.joinRefused
+	wasIncompatible := n.incompatible
+	n.incompatible = k == 0 && refused != ""
+	n.mu.Unlock()
+	if k == 0 && refused != "" {
+		if !wasIncompatible {
+			n.log.Error("mesh: cannot join: the seeds' mesh is incompatible with this node; it emits nothing (every partition is kept as a standby) until restarted with a compatible configuration",
+				"join", seeds, "reason", refused)
+		}
+		return false
+	}
 	if k == 0 {
 		n.log.Warn("mesh: no seed reachable; processing as a one-node mesh until one answers", "join", seeds, "err", err)
 		return false
@@ -269,7 +316,7 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pipes[pipeline] = nparts
-	if !n.ready {
+	if !n.ready || n.incompatible {
 		cs := make([]Claim, nparts)
 		for p := range cs {
 			cs[p] = Claim{Partition: p, Term: max(n.terms[termKey(pipeline, p)].Term, 1)}
@@ -277,38 +324,85 @@ func (n *Node) Claims(pipeline string, nparts int) []Claim {
 		return cs
 	}
 	var cs []Claim
-	for p, h := range n.holdLocked(pipeline, nparts) {
-		if i := slices.Index(h.rank, n.name); i >= 0 {
-			cs = append(cs, Claim{Partition: p, Term: h.term, Emit: i == 0})
+	for p, h := range n.holdLocked(pipeline, nparts, true) {
+		switch {
+		case h.owner == n.name:
+			cs = append(cs, Claim{Partition: p, Term: h.term, Emit: true})
+		case slices.Contains(h.rank, n.name):
+			cs = append(cs, Claim{Partition: p, Term: h.term})
 		}
 	}
 	return cs
 }
 
 type hold struct {
-	rank []string // owner, then standbys
-	term uint64
+	rank  []string // owner by rendezvous, then standbys
+	term  uint64
+	owner string // the member that emits: rank[0], or a live previous owner that has not handed over yet
 }
 
-// holdLocked ranks the members for every partition of pipeline and raises
-// the term of each partition whose owner changed (persisting and gossiping
-// the new terms).
-func (n *Node) holdLocked(pipeline string, nparts int) []hold {
+// handoverTimeout is how long a member that should own a partition waits
+// for the live previous owner to hand it over before it takes it anyway.
+const handoverTimeout = 5 * time.Second
+
+// holdLocked ranks the members for every partition of pipeline and decides
+// who emits it. When the rendezvous owner differs from the one the
+// partition's term was raised for:
+//   - if that previous owner is dead (not a live member), any member raises
+//     the term for the new owner (they all compute the same entry);
+//   - if it is alive, only it raises the term, from its runner's Claims
+//     (handover), at an epoch boundary after the watermark of its last
+//     emitting epoch was sent to the partition's holders (Committed); the
+//     new owner keeps the partition as a standby meanwhile, for at most
+//     handoverTimeout.
+//
+// Raised terms are persisted and gossiped; a hand-over is also sent to the
+// new owner directly.
+func (n *Node) holdLocked(pipeline string, nparts int, handover bool) []hold {
 	out := make([]hold, nparts)
 	var changed []string
+	var handed []string
+	now := time.Now()
 	for p := range nparts {
-		rank := Rank(n.members, pipeline, p, 1+n.cfg.Standbys)
+		rank := Rank(n.eligibleLocked(), pipeline, p, 1+n.cfg.Standbys)
 		k := termKey(pipeline, p)
 		e := n.terms[k]
+		if e.Term != 0 && e.Owner != rank[0] {
+			prev := e.Owner
+			switch {
+			case prev == n.name && !handover:
+				// Shown as it is until this member's runner hands over.
+				out[p] = hold{rank, e.Term, prev}
+				continue
+			case prev != n.name && n.live[prev]:
+				since, ok := n.waiting[k]
+				if !ok {
+					n.waiting[k] = now
+					since = now
+				}
+				if now.Sub(since) < handoverTimeout || !handover {
+					out[p] = hold{rank, e.Term, prev}
+					continue
+				}
+				n.log.Warn("mesh: the previous owner did not hand the partition over; taking it", "pipeline", pipeline,
+					"partition", p, "previous_owner", prev, "waited", now.Sub(since).Round(time.Millisecond))
+			case prev == n.name:
+				handed = append(handed, k)
+			}
+		}
+		delete(n.waiting, k)
 		if e.Owner != rank[0] || e.Term == 0 {
 			e = termEntry{Term: e.Term + 1, Owner: rank[0]}
 			n.terms[k] = e
 			changed = append(changed, k)
 		}
-		out[p] = hold{rank, e.Term}
+		out[p] = hold{rank, e.Term, rank[0]}
 	}
 	if len(changed) > 0 {
 		n.persistLocked(changed)
+	}
+	if len(handed) > 0 {
+		n.handOverLocked(pipeline, handed)
 	}
 	return out
 }
@@ -335,10 +429,10 @@ func (n *Node) persistLocked(changed []string) {
 // refreshMetaLocked recomputes this member's metadata and asks Run to
 // publish it.
 func (n *Node) refreshMetaLocked() {
-	m := meta{API: n.opt.APIAddr, Held: map[string][]int{}}
+	m := meta{V: ProtocolVersion, N: n.opt.Partitions, D: n.draining, API: n.opt.APIAddr, Held: map[string][]int{}}
 	for pipe, np := range n.pipes {
 		for p := range np {
-			rank := Rank(n.members, pipe, p, 1+n.cfg.Standbys)
+			rank := Rank(n.eligibleLocked(), pipe, p, 1+n.cfg.Standbys)
 			switch slices.Index(rank, n.name) {
 			case -1:
 			case 0:
@@ -378,15 +472,21 @@ func (n *Node) Table() []Holding {
 	for _, pipe := range pipes {
 		var hs []hold
 		if n.ready {
-			hs = n.holdLocked(pipe, n.pipes[pipe])
+			hs = n.holdLocked(pipe, n.pipes[pipe], false)
 		} else {
 			for p := range n.pipes[pipe] {
-				hs = append(hs, hold{Rank(n.members, pipe, p, 1+n.cfg.Standbys), n.terms[termKey(pipe, p)].Term})
+				r := Rank(n.eligibleLocked(), pipe, p, 1+n.cfg.Standbys)
+				hs = append(hs, hold{r, n.terms[termKey(pipe, p)].Term, r[0]})
 			}
 		}
 		for p, h := range hs {
-			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: h.rank[0],
-				Standbys: append([]string{}, h.rank[1:]...), Term: h.term})
+			sb := []string{}
+			for _, m := range h.rank {
+				if m != h.owner {
+					sb = append(sb, m)
+				}
+			}
+			out = append(out, Holding{Pipeline: pipe, Partition: p, Owner: h.owner, Standbys: sb, Term: h.term})
 		}
 	}
 	return out
@@ -433,7 +533,7 @@ func (e *events) setLive(m *memberlist.Node, alive bool) {
 			st = "suspect"
 		}
 		n.info[name] = Member{Name: name, Addr: m.Address(), API: md.API, Owns: md.Owns, Standby: md.Standby,
-			State: st, Self: name == n.name}
+			State: st, Self: name == n.name, Draining: md.D}
 	} else {
 		delete(n.live, name)
 		delete(n.info, name)
@@ -479,7 +579,13 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return append([]byte(nil), n.metaBuf...)
 }
 
-func (d *delegate) NotifyMsg(b []byte) { d.mergeState(b) }
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) > 0 && b[0] == markMsg {
+		(*Node)(d).receiveMarks(b[1:])
+		return
+	}
+	d.mergeState(b)
+}
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return (*Node)(d).queue.GetBroadcasts(overhead, limit)

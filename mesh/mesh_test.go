@@ -17,7 +17,7 @@ var key1 = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789a
 
 // startNode runs a mesh node on 127.0.0.1, a free port, and returns it with
 // the function that stops it (leaving the mesh).
-func startNode(t *testing.T, name, key string, join []string, stateFile string) (*Node, func()) {
+func startNode(t testing.TB, name, key string, join []string, stateFile string) (*Node, func()) {
 	t.Helper()
 	cfg := Config{Name: name, Bind: "127.0.0.1:0", Key: key, Join: join, JoinRetry: 200 * time.Millisecond}
 	n, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), APIAddr: "api-" + name, StateFile: stateFile})

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -18,6 +19,12 @@ type MeshStatus struct {
 	// Alone is set when no seed of mesh.join answered: the node processes
 	// as a one-node mesh and keeps trying.
 	Alone bool `json:"alone"`
+	// Incompatible says why this node's join was refused (another mesh
+	// protocol version or another epochs.partitions): it emits nothing.
+	Incompatible string `json:"incompatible,omitempty"`
+	// GossipBytes is how many bytes this node sent to the other members
+	// (membership, terms, marks) since it started.
+	GossipBytes uint64 `json:"gossipBytesSent"`
 	// Rejected counts gossip messages rejected for not carrying mesh.key.
 	Rejected uint64 `json:"rejectedGossip"`
 	// Members are the live members as this node sees them.
@@ -33,7 +40,11 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 	if n.cfg.Mesh == nil {
 		return func() {}, nil
 	}
-	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(),
+	parts := n.cfg.Epochs.Partitions
+	if parts <= 0 {
+		parts = runner.DefaultPartitions
+	}
+	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
 		return nil, err
@@ -56,15 +67,31 @@ func (n *Node) ownership() runner.Ownership {
 	if n.mesh == nil {
 		return nil
 	}
-	m := n.mesh
-	return runner.OwnershipFunc(func(pipeline string, np int) []runner.Claim {
-		mc := m.Claims(pipeline, np)
-		cs := make([]runner.Claim, len(mc))
-		for i, c := range mc {
-			cs[i] = runner.Claim{Partition: c.Partition, Term: c.Term, Emit: c.Emit}
-		}
-		return cs
-	})
+	return meshOwnership{n.mesh}
+}
+
+// meshOwnership adapts the mesh to the runner's Ownership and Marker.
+type meshOwnership struct{ m *mesh.Node }
+
+func (o meshOwnership) Claims(pipeline string, np int) []runner.Claim {
+	mc := o.m.Claims(pipeline, np)
+	cs := make([]runner.Claim, len(mc))
+	for i, c := range mc {
+		cs[i] = runner.Claim{Partition: c.Partition, Term: c.Term, Emit: c.Emit}
+	}
+	return cs
+}
+
+func (o meshOwnership) Committed(pipeline string, marks []runner.Mark) {
+	ms := make([]mesh.Mark, len(marks))
+	for i, m := range marks {
+		ms[i] = mesh.Mark{Partition: m.Partition, Term: m.Term, Watermark: m.Watermark}
+	}
+	o.m.Committed(pipeline, ms)
+}
+
+func (o meshOwnership) EmittedThrough(pipeline string, partition int) (int64, bool) {
+	return o.m.EmittedThrough(pipeline, partition)
 }
 
 // standbyHold is how long standbys keep their outputs (mesh.standbyHold);
@@ -82,9 +109,11 @@ func (n *Node) meshStatus(st *Status) {
 		return
 	}
 	_, alone := n.mesh.Ready()
-	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
+	ms := &MeshStatus{Name: n.mesh.Name(), Alone: alone, Incompatible: n.mesh.Incompatible(), GossipBytes: n.mesh.GossipBytes(), Rejected: n.mesh.Rejected(), Members: n.mesh.Members()}
 	st.Mesh = ms
-	if alone {
+	if ms.Incompatible != "" {
+		st.Conditions = append(st.Conditions, "mesh: cannot join the site's mesh, emitting nothing: "+ms.Incompatible)
+	} else if alone {
 		st.Conditions = append(st.Conditions, "mesh: no seed of mesh.join answered; processing as a one-node mesh and retrying")
 	}
 	if ms.Rejected > 0 {
@@ -127,4 +156,44 @@ func (n *Node) handlePartitions(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, PartitionsResponse{Mesh: true, Node: n.mesh.Name(), Partitions: t})
+}
+
+// claimFrom is the uplink's Options.ClaimFrom: where this node's windows
+// of a partition start under a term (mesh.Node.TermFrom).
+func (n *Node) claimFrom(pipeline string, partition int, term uint64) (int64, bool) {
+	if n.mesh == nil {
+		return 0, false
+	}
+	return n.mesh.TermFrom(pipeline, partition, term)
+}
+
+// handleDrain hands every partition this node holds to its peers
+// (edgectl drain) and answers once it holds none: 200, or 504 after
+// ?timeout= (default 30s); 501 without a mesh. The node keeps running,
+// holding nothing, until it is stopped.
+func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
+	if n.mesh == nil {
+		writeErr(w, http.StatusNotImplemented, errors.New("no mesh on this node: there is no peer to hand its partitions to"))
+		return
+	}
+	timeout := 30 * time.Second
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			writeErr(w, http.StatusBadRequest, errors.New("timeout: want a positive duration like 30s"))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if err := n.mesh.Drain(ctx); err != nil {
+		code := http.StatusGatewayTimeout
+		if errors.Is(err, mesh.ErrNotRunning) || !errors.Is(err, context.DeadlineExceeded) {
+			code = http.StatusConflict
+		}
+		writeErr(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": n.mesh.Name(), "drained": true})
 }

@@ -134,8 +134,10 @@ func (n *Node) attachUplink(pipelineName, sinkName string) error {
 	cfg := n.cfg.uplinkConfig()
 	cfg.JournalDir = filepath.Join(cfg.JournalDir, pipelineName, sinkName)
 	u, err := uplink.New(cfg, n.nodeSpool(sink), uplink.Options{
-		Sink:   sinkName,
-		Logger: n.log.With("pipeline", pipelineName, "sink", sinkName),
+		Fence:     n.cfg.Mesh != nil, // split brain: a lower ownership term never uploads over a higher one
+		ClaimFrom: n.claimFrom,
+		Sink:      sinkName,
+		Logger:    n.log.With("pipeline", pipelineName, "sink", sinkName),
 		DeadLetter: func(id string, data []byte, reason string) error {
 			p, _, _ := strings.Cut(id, "/")
 			err := n.db.PutDeadLetter(context.Background(), storage.DeadLetter{Pipeline: p,

@@ -84,13 +84,29 @@ func (b *barrier) commit(ctx context.Context) error {
 	cs := make([]*engine.Commit, 0, 1+len(b.commits))
 	cs = append(cs, pc)
 	var released []*part
+	var marks []Mark
 	for _, c := range b.commits {
-		if p := r.byID[c.Partition]; p != nil && !p.claim.Emit {
-			p.hold(r, c.Outputs)
+		p := r.byID[c.Partition]
+		if p != nil && !p.claim.Emit {
+			p.hold(r, c.Outputs, p.wm, c.Watermark)
 			c.Outputs = c.Outputs[:0]
-		} else if p != nil && len(p.release) > 0 {
-			c.Outputs = append(slices.Clip(p.release), c.Outputs...)
-			released = append(released, p)
+		} else if p != nil {
+			if p.fence != engine.NoWatermark && p.wm < p.fence {
+				// Catching up behind the previous owner's mark: drop what
+				// it committed (Marker).
+				keep := c.Outputs[:0]
+				for i := range c.Outputs {
+					if !r.committedBefore(&c.Outputs[i], p.wm, c.Watermark, p.fence) {
+						keep = append(keep, c.Outputs[i])
+					}
+				}
+				c.Outputs = keep
+			}
+			if len(p.release) > 0 {
+				c.Outputs = append(slices.Clip(p.release), c.Outputs...)
+				released = append(released, p)
+			}
+			marks = append(marks, Mark{Partition: c.Partition, Term: p.claim.Term, Watermark: c.Watermark})
 		}
 		for i := range c.Outputs {
 			o := &c.Outputs[i]
@@ -106,14 +122,24 @@ func (b *barrier) commit(ctx context.Context) error {
 	for _, p := range released {
 		p.release = nil
 	}
+	for _, c := range b.commits {
+		if p := r.byID[c.Partition]; p != nil {
+			p.wm = c.Watermark
+		}
+	}
+	if mk, ok := r.cfg.Owner.(Marker); ok && len(marks) > 0 {
+		mk.Committed(r.name, marks)
+	}
 	r.epoch++
 	return nil
 }
 
-// heldOutput is an output a standby computed, with when.
+// heldOutput is an output a standby computed, with when, and the
+// watermarks before and after its epoch.
 type heldOutput struct {
-	at  time.Time
-	out engine.Output
+	at       time.Time
+	from, to int64
+	out      engine.Output
 }
 
 // maxHeld bounds a standby partition's held outputs.
@@ -121,13 +147,13 @@ const maxHeld = 100_000
 
 // hold keeps copies of a standby's outputs for Config.StandbyHold and
 // forgets older ones.
-func (p *part) hold(r *Runner, outs []engine.Output) {
+func (p *part) hold(r *Runner, outs []engine.Output, from, to int64) {
 	if r.cfg.StandbyHold <= 0 {
 		return
 	}
 	now := r.clock.Now()
 	for _, o := range outs {
-		p.held = append(p.held, heldOutput{now, engine.Output{Sink: o.Sink, ID: o.ID, Data: slices.Clone(o.Data)}})
+		p.held = append(p.held, heldOutput{now, from, to, engine.Output{Sink: o.Sink, ID: o.ID, Data: slices.Clone(o.Data)}})
 	}
 	i := 0
 	for i < len(p.held) && (now.Sub(p.held[i].at) > r.cfg.StandbyHold || len(p.held)-i > maxHeld) {

@@ -40,3 +40,29 @@ func (SingleNode) Claims(_ string, n int) []Claim {
 	}
 	return cs
 }
+
+// Mark says how far one emitting partition's outputs are committed: its
+// term and its event-time watermark after the committed epoch.
+type Mark struct {
+	Partition int
+	Term      uint64
+	Watermark int64
+}
+
+// Marker is an optional interface of an Ownership that lets a new owner
+// of a partition continue exactly where the previous one stopped, with no
+// window lost or emitted twice. The owner's runner calls Committed after
+// every epoch it committed, before the epoch's sinks are woken, with the
+// watermark of each emitting partition (an implementation tells the
+// partition's other holders before it returns). When a partition turns
+// from standby to owner, the runner asks EmittedThrough how far the
+// previous owner's committed outputs went: it drops the outputs it computed
+// (held as a standby, or in its first epochs as owner while it catches up)
+// of epochs whose watermark did not pass that mark, and emits the rest.
+// An output of an epoch that straddles the mark is emitted (a possible
+// duplicate rather than a loss). Append-mode windows close when the
+// watermark passes their end, so this is exact for them.
+type Marker interface {
+	Committed(pipeline string, marks []Mark)
+	EmittedThrough(pipeline string, partition int) (watermark int64, ok bool)
+}

@@ -200,6 +200,8 @@ type part struct {
 	claim   Claim
 	held    []heldOutput    // a standby's recent outputs (Config.StandbyHold)
 	release []engine.Output // a promoted standby's held outputs, emitted at its next commit
+	wm      int64           // the watermark of the partition's last committed epoch
+	fence   int64           // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
 	c       *pipeline.Compiled
 	x       *engine.Executor
 	inputs  []*engine.Batch // per source of Config.Sources
@@ -329,7 +331,7 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 			return nil, fmt.Errorf("pipeline %q: %w", r.name, err)
 		}
 	}
-	p := &part{claim: cl, c: c}
+	p := &part{claim: cl, c: c, fence: engine.NoWatermark}
 	p.store = &partStore{r: r, p: p}
 	x, err := engine.NewExecutor(c.Plan, engine.Options{Store: p.store, Clock: r.clock, Partition: cl.Partition,
 		Term: cl.Term, Interval: c.Interval, Encode: r.cfg.Encode, DeadLetter: r.operatorDeadLetter, Logger: r.log})
@@ -337,6 +339,14 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 		return nil, err
 	}
 	p.x = x
+	p.wm = x.Watermark()
+	if mk, ok := r.cfg.Owner.(Marker); ok && cl.Emit {
+		// A new owner (or term): the previous owner may have committed
+		// outputs beyond this node's state.
+		if through, ok := mk.EmittedThrough(r.name, cl.Partition); ok {
+			p.fence = through
+		}
+	}
 	for _, s := range r.cfg.Sources {
 		in := x.Input(s.Name)
 		if in == nil {
@@ -374,10 +384,22 @@ func (r *Runner) reconcile() error {
 			switch {
 			case have == nil:
 			case !have.claim.Emit && w.Emit: // promoted
+				dropped := 0
 				for _, h := range have.held {
+					if r.committedBefore(&h.out, h.from, h.to, p.fence) {
+						dropped++ // the previous owner committed it
+						continue
+					}
+					// Emitted under the new term: the id says who emitted it
+					// (the uplink's fence compares terms).
+					if id, err := engine.ParseOutputID(h.out.ID); err == nil {
+						id.Term = w.Term
+						h.out.ID = id.String()
+					}
 					p.release = append(p.release, h.out)
 				}
-				r.log.Info("standby promoted", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.release))
+				r.log.Info("standby promoted", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.release),
+					"held_dropped", dropped, "previous_owner_through", fenceString(p.fence))
 			case !have.claim.Emit: // still a standby, under another term
 				p.held = have.held
 				r.log.Debug("standby term changed", "pipeline", r.name, "partition", i, "term", w.Term, "held_outputs", len(p.held))
@@ -742,4 +764,12 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// fenceString shows a promoted owner's fence for the log.
+func fenceString(wm int64) string {
+	if wm == engine.NoWatermark {
+		return "unknown"
+	}
+	return time.UnixMilli(wm).UTC().Format(time.RFC3339Nano)
 }

@@ -91,6 +91,21 @@ type Options struct {
 	// "sink=" level of every key, so that two uplink sinks of one pipeline
 	// never write the same key. Empty: keys have no sink level.
 	Sink string
+	// Fence, set on a mesh member, records each partition's ownership
+	// claim in the target before uploading (see Claim), and drops from
+	// every batch the rows a higher claim of another node covers (this
+	// node owned the partition on the losing side of a network
+	// partition): those rows are superseded, acknowledged and counted in
+	// Status.FencedRows. It needs a target with a ClaimStore (local, S3,
+	// WebHDFS: ClaimStoreOf); other targets upload unfenced, and New logs
+	// it.
+	Fence bool
+	// ClaimFrom tells, for Fence, the watermark after which this node's
+	// windows of (pipeline, partition) under term are its own (the
+	// previous owner committed those up to it); false when unknown: then
+	// no claim is recorded for that term (its rows are still checked
+	// against the others' claims).
+	ClaimFrom func(pipeline string, partition int, term uint64) (int64, bool)
 }
 
 // Status is a snapshot of an Uploader, for the node API.
@@ -123,6 +138,9 @@ type Status struct {
 	Compression   float64 `json:"compression_ratio"`
 	DroppedRows   uint64  `json:"dropped_rows"` // by retention drop-oldest
 	DeadLetters   uint64  `json:"dead_letters"`
+	// FencedRows are rows not uploaded because a higher ownership term of
+	// their partition uploads them (Options.Fence).
+	FencedRows uint64 `json:"fenced_rows,omitempty"`
 }
 
 // Uploader drains a Spool into a Target. Create it with New, run it with
@@ -140,8 +158,11 @@ type Uploader struct {
 	notify  chan struct{}
 	flushCh chan chan error
 
-	sink string
-	seen map[string]time.Time // first id of each group -> first seen
+	sink      string
+	fence     ClaimStore // Options.Fence with a fenceable target
+	claimFrom func(pipeline string, partition int, term uint64) (int64, bool)
+	recorded  map[string]uint64    // by claim scope: the highest term recorded
+	seen      map[string]time.Time // first id of each group -> first seen
 
 	mu      sync.Mutex
 	st      Status
@@ -168,6 +189,13 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Fence {
+		if cs, ok := ClaimStoreOf(u.tgt); ok {
+			u.fence, u.claimFrom, u.recorded = cs, opt.ClaimFrom, map[string]uint64{}
+		} else {
+			u.log.Warn("uplink: this target cannot fence uploads by ownership term; after a network partition of the mesh, objects of both sides may be kept", "target", cfg.Target)
+		}
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -260,6 +288,7 @@ type batch struct {
 	rows        []Row
 	n           int    // entries (positions) read to cover the batch
 	key         string // the first part's key: names the batch in the journal and status
+	fenced      int    // rows superseded by a higher ownership claim (fenceBatch)
 	raw         int64
 	parts       []part
 }
@@ -755,6 +784,10 @@ func (u *Uploader) encode(b *batch) (bad []BadRow, size int64, err error) {
 	schema := u.schema(b.g.pipeline)
 	for i := range b.parts {
 		p := &b.parts[i]
+		if len(p.rows) == 0 { // every row superseded (fenceBatch)
+			p.done = true
+			continue
+		}
 		var buf bytes.Buffer
 		pbad, err := u.enc.Encode(&buf, schema, p.rows)
 		if err != nil {
@@ -769,6 +802,16 @@ func (u *Uploader) encode(b *batch) (bad []BadRow, size int64, err error) {
 
 // upload encodes b, writes its objects with retries, and acknowledges it.
 func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, force *bool) {
+	for u.fence != nil {
+		err := u.fenceBatch(ctx, b)
+		if err == nil {
+			break
+		}
+		u.fail(fmt.Errorf("uplink: ownership claims of %s: %w", b.key, err), b.key, 0)
+		if !u.sleep(ctx, u.backoff(1), waiters, force) {
+			return
+		}
+	}
 	bad, size, err := u.encode(b)
 	for err != nil { // an encoder failure on valid input: retry, never drop
 		u.fail(err, b.key, 0)
@@ -835,7 +878,7 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 	u.st.LastError, u.st.LastErrorKind = "", ""
 	u.st.LastKey = b.parts[len(b.parts)-1].key
 	u.st.Objects += uint64(len(b.parts))
-	u.st.Rows += uint64(len(b.rows) - len(bad))
+	u.st.Rows += uint64(len(b.rows) - len(bad) - b.fenced)
 	u.st.BytesUploaded += uint64(size)
 	u.st.BytesRaw += uint64(b.raw)
 	u.st.DeadLetters += uint64(len(bad))
@@ -862,7 +905,7 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, dlqDone 
 		if p.done {
 			continue
 		}
-		if err := u.put(ctx, p.key, p.data); err != nil {
+		if err := u.put(ctx, p.key, p.data, b); err != nil {
 			return err
 		}
 		p.done = true
@@ -870,7 +913,7 @@ func (u *Uploader) attempt(ctx context.Context, b *batch, bad []BadRow, dlqDone 
 	return nil
 }
 
-func (u *Uploader) put(ctx context.Context, key string, data []byte) error {
+func (u *Uploader) put(ctx context.Context, key string, data []byte, b *batch) error {
 	actx := ctx
 	if u.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -882,4 +925,66 @@ func (u *Uploader) put(ctx context.Context, key string, data []byte) error {
 		r = &limitedReader{ctx: actx, r: r, l: u.lim}
 	}
 	return u.tgt.Put(actx, key, r, int64(len(data)))
+}
+
+// term is the highest ownership term of the batch's outputs.
+func (b *batch) term() uint64 {
+	var t uint64
+	for _, id := range b.ids {
+		if g, err := ParseOutputID(id); err == nil {
+			t = max(t, g.Term)
+		}
+	}
+	return t
+}
+
+// fenceBatch records this node's claim on the batch's partition (when
+// ClaimFrom knows where its windows start) and drops the rows a higher
+// claim of another node covers (Superseded), counting them in FencedRows;
+// their ids stay in the batch, so they are acknowledged with it.
+func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
+	scope := ClaimScope(u.cfg.Prefix, b.g.pipeline, u.sink, b.g.partition)
+	term := b.term()
+	if u.recorded[scope] < term && u.claimFrom != nil {
+		if from, ok := u.claimFrom(b.g.pipeline, b.g.partition, term); ok {
+			if err := RecordClaim(ctx, u.fence, scope, Claim{Term: term, Owner: u.cfg.Node, From: from}); err != nil {
+				return err
+			}
+			u.recorded[scope] = term
+		}
+	}
+	claims, err := ListClaims(ctx, u.fence, scope)
+	if err != nil || len(claims) == 0 {
+		return err
+	}
+	dropped := 0
+	for i := range b.parts {
+		p := &b.parts[i]
+		keep := make([]Row, 0, len(p.rows))
+		for _, r := range p.rows {
+			g, _ := ParseOutputID(r.ID)
+			end, ok := windowEnd(r.Data)
+			if Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
+				dropped++
+				continue
+			}
+			keep = append(keep, r)
+		}
+		p.rows = keep
+	}
+	b.fenced += dropped
+	if dropped > 0 {
+		u.log.Warn("uplink: rows superseded by a higher ownership term of their partition, not uploaded",
+			"key", b.key, "rows", dropped, "claims", fmt.Sprint(claims))
+		u.mu.Lock()
+		u.st.FencedRows += uint64(dropped)
+		u.mu.Unlock()
+	}
+	return nil
+}
+
+// windowEnd reads a row's window_end (or session_end): unix ms or RFC 3339.
+func windowEnd(row []byte) (int64, bool) {
+	t, ok := rowTime(row, []string{"window_end", "session_end"})
+	return t.UnixMilli(), ok
 }

@@ -80,6 +80,7 @@ want mosquitto mosquitto /usr/sbin/mosquitto
 want mosquitto-clients mosquitto_pub
 want chromium chromium /usr/bin/chromium
 want prometheus promtool
+want iproute2 ip     # the split-brain test builds network namespaces
 want nodejs node   # the DuckDB read-back of uplinked Parquet (npm installs its client)
 want npm npm
 if [ ${#need[@]} -gt 0 ]; then
