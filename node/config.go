@@ -44,6 +44,9 @@ type Config struct {
 	Sinks SinksConfig `yaml:"sinks"`
 	// Epochs tunes the per-pipeline executor loops.
 	Epochs EpochConfig `yaml:"epochs"`
+	// InputLog is the input log's retention, for backfills (see
+	// InputLogConfig).
+	InputLog InputLogConfig `yaml:"inputLog"`
 	// MQTT configures MQTT ingest and the mqtt sinks (see MQTTConfig).
 	MQTT MQTTConfig `yaml:"mqtt"`
 	// MemoryLimitMB is the Go runtime's soft memory limit
@@ -165,6 +168,30 @@ type EpochConfig struct {
 	// their key. Other pipelines run as one partition. Zero means 8.
 	// Changing it for a pipeline that has state starts that state afresh.
 	Partitions int `yaml:"partitions"`
+	// Cut is how a clock-driven epoch takes its input: "arrival" (the
+	// default) takes the entries appended before the epoch's interval
+	// boundary, so its epochs are a function of the input log and a backfill
+	// over the log reproduces them byte for byte; "read" takes whatever is
+	// in the log when the epoch reads it (a few ms sooner, not
+	// reproducible). Empty means arrival.
+	Cut string `yaml:"cut"`
+}
+
+// InputLogConfig keeps input in the log after every pipeline consumed it,
+// so that a pipeline (or a new version of it) can be run again over a past
+// period: POST /api/v1/pipelines/NAME/backfill and edged batch --from-log.
+// Retention lives inside the disk budget (storage.quotaBytes) and yields to
+// it: when input is back-pressured at the budget, the oldest retained input
+// is dropped first (counted in edged_input_log_retained_dropped_total and
+// logged).
+type InputLogConfig struct {
+	// Retain is how long input is kept. Zero means 24h; negative keeps
+	// nothing beyond what pipelines have still to read.
+	Retain time.Duration `yaml:"retain"`
+	// RetainBytes caps the retained input of each log (stored, compressed
+	// bytes; JSON readings compress 5-10x). Zero means a tenth of the disk
+	// budget, at most 256 MiB (about a day of 100 sensors at 1 Hz).
+	RetainBytes int64 `yaml:"retainBytes"`
 }
 
 // MQTTConfig is the MQTT section. With Brokers empty and Listen set, the
@@ -447,6 +474,12 @@ func (c Config) Validate() error {
 	}
 	if c.Epochs.MaxRecords < 0 {
 		add("epochs.maxRecords", "must not be negative")
+	}
+	if c.Epochs.Cut != "" && c.Epochs.Cut != "arrival" && c.Epochs.Cut != "read" {
+		add("epochs.cut", "%q is not arrival or read", c.Epochs.Cut)
+	}
+	if c.InputLog.RetainBytes < 0 {
+		add("inputLog.retainBytes", "must not be negative (0 means a tenth of the disk budget)")
 	}
 	if c.Epochs.Partitions < 0 || c.Epochs.Partitions > 1024 {
 		add("epochs.partitions", "must be 0 (8) to 1024")

@@ -110,7 +110,7 @@ spec:
 
 // testConfig returns a config over dir with the given pipelines written into
 // dir/pipelines.
-func testConfig(t *testing.T, dir string, pipelines map[string]string) Config {
+func testConfig(t testing.TB, dir string, pipelines map[string]string) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
@@ -131,7 +131,7 @@ func testConfig(t *testing.T, dir string, pipelines map[string]string) Config {
 
 var t0 = time.UnixMilli(1_700_000_000_000)
 
-func startNode(t *testing.T, cfg Config, clock *fakeClock, opts ...Option) *testNode {
+func startNode(t testing.TB, cfg Config, clock *fakeClock, opts ...Option) *testNode {
 	t.Helper()
 	opts = append([]Option{WithClock(clock)}, opts...)
 	n, err := New(cfg, opts...)
@@ -156,7 +156,7 @@ func startNode(t *testing.T, cfg Config, clock *fakeClock, opts ...Option) *test
 	return tn
 }
 
-func (tn *testNode) stop(t *testing.T) {
+func (tn *testNode) stop(t testing.TB) {
 	t.Helper()
 	if tn.cancel == nil {
 		return

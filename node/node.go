@@ -128,9 +128,10 @@ type Node struct {
 	externalBytes  atomic.Int64 // file sinks and local uplink bytes in the budget
 	uplinkFull     atomic.Value // string: an uplink sink back-pressuring, or
 
-	bus  busState  // local-bus sensors (bus.go)
-	src  srcState  // custom, file and http sources (source.go)
-	dash dashState // rate history for /api/v1/info and the dashboard (fleet.go)
+	bus  busState      // local-bus sensors (bus.go)
+	src  srcState      // custom, file and http sources (source.go)
+	dash dashState     // rate history for /api/v1/info and the dashboard (fleet.go)
+	bf   backfillState // backfills and input-log retention (backfill.go)
 }
 
 // maybeTruncate truncates the input logs behind the slowest pipeline that
@@ -158,10 +159,11 @@ func (n *Node) maybeTruncate() {
 		}
 	}
 	n.mu.RUnlock()
+	n.backfillFloor(low)
 	go func() {
 		defer n.truncating.Store(false)
 		for lg, pos := range low {
-			if err := n.db.TruncateLog(context.Background(), lg, pos); err != nil {
+			if err := n.truncateRetained(lg, pos); err != nil {
 				n.log.Warn("truncate input log", "log", lg, "err", err)
 			}
 		}
@@ -296,6 +298,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.resumeRetiring(); err != nil {
 		n.log.Warn("resume retiring sinks", "err", err)
 	}
+	n.loadBackfills()
 	n.ready.Store(true)
 	n.startAllBus()
 	n.startSources()
@@ -351,6 +354,7 @@ const ShutdownTimeout = 10 * time.Second
 // stopAll stops the epoch loops (each finishes its epoch), then lets the sinks
 // deliver what is spooled under ShutdownTimeout.
 func (n *Node) stopAll() {
+	n.stopBackfills()
 	n.swapMu.Lock()
 	defer n.swapMu.Unlock()
 	n.mu.Lock()

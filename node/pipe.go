@@ -58,53 +58,20 @@ type pipeSource struct {
 func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, error) {
 	p := &pipe{name: c.Plan.Name(), spec: c.Spec, c: c, yaml: raw}
 	var srcs []runner.Source
-	for i, src := range c.Spec.Spec.Sources {
-		ps := &pipeSource{name: src.Name, log: LogMQTT}
-		if fileInput && i == 0 {
-			ps.log = LogFile
-		}
-		if src.MQTT != nil {
-			ps.qos = byte(src.MQTT.QoS)
-			for i, t := range src.MQTT.Topics {
-				tt, err := topic.ParseTemplate(t)
-				if err == nil {
-					err = topic.ValidateFilter(tt.Filter())
-				}
-				if err != nil {
-					return nil, fmt.Errorf("pipeline %q source %q: mqtt.topics[%d]: %w", p.name, src.Name, i, err)
-				}
-				ps.tmpls = append(ps.tmpls, tt)
-				ps.subs = append(ps.subs, tt.Filter())
-			}
-		}
-		if t := busTemplate(p.name, &src); t != nil {
-			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
-		}
-		if t := inputTemplate(p.name, &src); t != nil {
-			ps.tmpls = append(ps.tmpls, t) // http, file, custom (source.go)
-		}
-		if err := n.checkCustom(&src); err != nil {
+	for i := range c.Spec.Spec.Sources {
+		if err := n.checkCustom(&c.Spec.Spec.Sources[i]); err != nil {
 			return nil, fmt.Errorf("pipeline %q %w", p.name, err)
 		}
-		d, err := decode.New(c.Decoders[src.Name])
-		if err != nil {
-			return nil, fmt.Errorf("pipeline %q source %q: %w", p.name, src.Name, err)
-		}
-		ps.dec = d
-		p.sources = append(p.sources, ps)
-		rs := runner.Source{Name: src.Name, Log: ps.log, Decoder: ps}
-		if ps.log == LogMQTT {
-			rs.Match = ps.matches
-		}
-		srcs = append(srcs, rs)
-		rs.Log = ReplayLog(p.name)
-		srcs = append(srcs, rs)
+	}
+	var err error
+	if p.sources, srcs, err = pipeSources(p.name, c, fileInput); err != nil {
+		return nil, err
 	}
 	r, err := runner.New(runner.Config{Compiled: c, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
 		Owner: n.ownership(), StandbyHold: n.standbyHold(), Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
 		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, Virtual: n.cfg.Epochs.Virtual,
-		InputOpen: func() bool { return n.inputFile != "" && !n.fileDone.Load() },
-		Committed: func() { n.epochDone(p) }})
+		InputOpen:  func() bool { return n.inputFile != "" && !n.fileDone.Load() },
+		ArrivalCut: n.arrivalCut(), Committed: func() { n.epochDone(p) }})
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +87,9 @@ func (l nodeLog) ReadLogEntries(log string, from uint64, max int, fn func(off ui
 }
 
 func (l nodeLog) LogNext(log string) uint64 { return l.n.logNext(log) }
+
+// LogSettled implements runner.LogSettler (epochs.cut: arrival).
+func (l nodeLog) LogSettled(t int64) { l.n.db.LogSettled(t) }
 
 // matches reports whether a topic feeds source s.
 func (s *pipeSource) matches(topic string) bool {
@@ -151,4 +121,61 @@ func (n *Node) maxRecords() int {
 		return n.cfg.Epochs.MaxRecords
 	}
 	return 65536
+}
+
+// pipeSources builds the sources of pipeline name (compiled as c, maybe
+// under another name: a backfill reads the live pipeline's entries): each
+// reads the shared log (the input file's log for the first source when
+// fileInput) and its dead letters replayed to the pipeline (ReplayLog).
+func pipeSources(name string, c *pipeline.Compiled, fileInput bool) ([]*pipeSource, []runner.Source, error) {
+	var out []*pipeSource
+	var srcs []runner.Source
+	for i, src := range c.Spec.Spec.Sources {
+		ps := &pipeSource{name: src.Name, log: LogMQTT}
+		if fileInput && i == 0 {
+			ps.log = LogFile
+		}
+		if src.MQTT != nil {
+			ps.qos = byte(src.MQTT.QoS)
+			for i, t := range src.MQTT.Topics {
+				tt, err := topic.ParseTemplate(t)
+				if err == nil {
+					err = topic.ValidateFilter(tt.Filter())
+				}
+				if err != nil {
+					return nil, nil, fmt.Errorf("pipeline %q source %q: mqtt.topics[%d]: %w", name, src.Name, i, err)
+				}
+				ps.tmpls = append(ps.tmpls, tt)
+				ps.subs = append(ps.subs, tt.Filter())
+			}
+		}
+		if t := busTemplate(name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // matched by Ingest, never subscribed
+		}
+		if t := inputTemplate(name, &src); t != nil {
+			ps.tmpls = append(ps.tmpls, t) // http, file, custom (source.go)
+		}
+		d, err := decode.New(c.Decoders[src.Name])
+		if err != nil {
+			return nil, nil, fmt.Errorf("pipeline %q source %q: %w", name, src.Name, err)
+		}
+		ps.dec = d
+		out = append(out, ps)
+		rs := runner.Source{Name: src.Name, Log: ps.log, Decoder: ps}
+		if ps.log == LogMQTT {
+			rs.Match = ps.matches
+		}
+		srcs = append(srcs, rs)
+		rs.Log = ReplayLog(name)
+		srcs = append(srcs, rs)
+	}
+	return out, srcs, nil
+}
+
+// arrivalCut reports whether runners cut epochs by arrival time
+// (epochs.cut): only on the system clock, the one the log stamps entries
+// with.
+func (n *Node) arrivalCut() bool {
+	_, sys := n.clock.(engine.SystemClock)
+	return sys && n.cfg.Epochs.Cut != "read"
 }

@@ -162,7 +162,8 @@ func (n *Node) resumeRetiring() error {
 	}
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".yaml")
-		pipe, sink, ok2 := strings.Cut(name, "@")
+		i := strings.LastIndexByte(name, '@') // a backfill's pipeline is NAME@ID
+		pipe, sink, ok2 := name[:max(i, 0)], name[i+1:], i > 0
 		if !ok || !ok2 {
 			continue
 		}

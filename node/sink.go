@@ -5,6 +5,7 @@ import (
 	"github.com/edgedio/edged/runner"
 	"github.com/edgedio/edged/sink"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,11 @@ import (
 // sinkFilePath is where a file sink of pipeline p writes: the spec's path
 // (relative paths under outputDir), or outputDir/<pipeline>.<sink>.jsonl.
 func sinkFilePath(outputDir, p string, sk *pipeline.Sink) string {
+	if live, _, ok := strings.Cut(p, "@"); ok {
+		// A backfill (NAME@ID) writes beside the live files, in a
+		// directory of its own.
+		return filepath.Join(outputDir, "backfill", p, filepath.Base(sinkFilePath(outputDir, live, sk)))
+	}
 	switch {
 	case sk.Path == "":
 		return filepath.Join(outputDir, p+"."+sk.Name+".jsonl")

@@ -35,10 +35,34 @@ type BatchOptions struct {
 	// DeadLetter receives input lines that do not decode and records an operator
 	// rejected. Nil ignores them (they are still counted).
 	DeadLetter func(dl DeadLetter)
-	// EpochRecords caps the records per epoch when the source has no event time.
-	// Zero means 4096.
+	// EpochRecords caps the records per epoch in event-time order when the
+	// source has no event time. Zero means 4096.
 	EpochRecords int
+	// Order is the order records are fed in: OrderArrival (the default)
+	// or OrderEventTime.
+	Order string
+	// EpochLines is how many input lines an epoch takes in arrival order,
+	// like epochs.maxRecords of `edged run --input`. Zero means 65536 (its
+	// default).
+	EpochLines int
 }
+
+// Orders of RunBatch.
+const (
+	// OrderArrival feeds the records in the order of the file (the order
+	// they arrived in, for a recording) in epochs of EpochLines lines at
+	// processing times interval, 2*interval, ...: the epochs `edged run
+	// --input FILE` cuts, so the outputs are the live run's, byte for byte,
+	// as long as no record is late for one of its partitions' watermarks
+	// and not for the other (see docs/ARCHITECTURE.md, "Backfill").
+	OrderArrival = "arrival"
+	// OrderEventTime sorts the records by event time (stable) and feeds
+	// one interval of event time per epoch: a recording in another order
+	// gives the windows a stream in event-time order would (averages can
+	// differ in the last bits from the live run's: the sums add up in
+	// another order).
+	OrderEventTime = "event-time"
+)
 
 // DeadLetter is an input message or a record that could not be processed.
 type DeadLetter struct {
@@ -58,10 +82,12 @@ type BatchStats struct {
 }
 
 // RunBatch runs the compiled plan over a recorded file, the way the daemon runs
-// it over a stream: records are sorted by event time (stable, so arrival order
-// breaks ties) and fed in epochs of one interval of event time each, with the
+// it over a stream: in arrival order (the file's) in epochs of EpochLines
+// lines, or, with OrderEventTime, sorted by event time (stable, so arrival
+// order breaks ties) in epochs of one interval of event time each, with the
 // epoch's processing time at the end of its interval. At the end the input is
-// drained: every open event-time window is finalized and emitted.
+// drained: every open event-time window is finalized and emitted (a daemon
+// keeps them open).
 func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, error) {
 	var st BatchStats
 	src := opt.Source
@@ -72,18 +98,29 @@ func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, e
 	if !ok {
 		return st, fmt.Errorf("pipeline %q has no source %q", c.Plan.Name(), src)
 	}
+	switch opt.Order {
+	case "", OrderArrival, OrderEventTime:
+	default:
+		return st, fmt.Errorf("unknown order %q (want arrival or event-time)", opt.Order)
+	}
+	arrival := opt.Order != OrderEventTime
 	all := engine.NewBatch(cfg.Schema)
+	var lines []int // per record, its input line (arrival order)
 	onErr := func(line int, raw []byte, err error) {
 		st.Invalid++
 		if opt.DeadLetter != nil {
 			opt.DeadLetter(DeadLetter{Line: line, Raw: append([]byte(nil), raw...), Reason: err})
 		}
 	}
-	if err := decodeFile(cfg, opt, all, onErr); err != nil {
+	if err := decodeFile(cfg, opt, all, onErr, func(line int) {
+		for len(lines) < all.Len() {
+			lines = append(lines, line)
+		}
+	}); err != nil {
 		return st, err
 	}
 	st.Records = all.Len()
-	hasTime := cfg.TimeField != ""
+	hasTime := cfg.TimeField != "" && !arrival
 	if hasTime {
 		sort.SliceStable(all.Recs, func(i, j int) bool { return all.Recs[i].Time < all.Recs[j].Time })
 	}
@@ -147,9 +184,26 @@ func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, e
 		st.Epochs++
 		return write(res)
 	}
+	perEpoch := opt.EpochLines
+	if perEpoch <= 0 {
+		perEpoch = 65536
+	}
 	var bucket int64
 	for i := 0; i < len(all.Recs); {
 		j := i
+		if arrival {
+			// The epoch of lines (k-1)*perEpoch+1 .. k*perEpoch, at k*interval.
+			k := (lines[i] - 1) / perEpoch
+			for j < len(all.Recs) && (lines[j]-1)/perEpoch == k {
+				j++
+			}
+			epochTime = int64(k+1) * interval
+			if err := run(i, j, epochTime); err != nil {
+				return st, err
+			}
+			i = j
+			continue
+		}
 		if hasTime {
 			next := floorDiv(all.Recs[i].Time, interval)
 			// Quiet intervals between records still run (empty) epochs, as a
@@ -191,7 +245,7 @@ func RunBatch(ctx context.Context, c *Compiled, opt BatchOptions) (BatchStats, e
 // the format: the file is split into messages (decode.SplitFile) and each
 // one decodes as one MQTT payload would. A CSV file in header mode has its
 // header once, at the top: its rows then decode in the header's column order.
-func decodeFile(cfg decode.Config, opt BatchOptions, all *engine.Batch, onErr func(int, []byte, error)) error {
+func decodeFile(cfg decode.Config, opt BatchOptions, all *engine.Batch, onErr func(int, []byte, error), decoded func(line int)) error {
 	format := opt.Format
 	switch format {
 	case "":
@@ -239,6 +293,7 @@ func decodeFile(cfg decode.Config, opt BatchOptions, all *engine.Batch, onErr fu
 			return nil
 		}
 		err := d.Decode(all, decode.Input{Payload: msg, Received: opt.Received})
+		decoded(line)
 		if err != nil {
 			var de *decode.DecodeError
 			if errors.As(err, &de) {

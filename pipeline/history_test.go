@@ -50,7 +50,10 @@ func TestHistoryExampleMatchesPlainCode(t *testing.T) {
 	c := compileExample(t, "history.yaml")
 	c.Interval = time.Minute // event-time results do not depend on it; fewer idle epochs
 	var out bytes.Buffer
-	if _, err := RunBatch(context.Background(), c, BatchOptions{Input: bytes.NewReader(data), Output: &out}); err != nil {
+	// Event-time order: one minute of event time per epoch, so each hour's row
+	// is in the table before later hours join it (arrival order would feed the
+	// whole file to one epoch).
+	if _, err := RunBatch(context.Background(), c, BatchOptions{Input: bytes.NewReader(data), Output: &out, Order: OrderEventTime}); err != nil {
 		t.Fatal(err)
 	}
 	// Plain code: hourly means per sensor, then each hour against the mean

@@ -40,4 +40,14 @@
 // close windows for which no time passed; they catch up at MaxRecords per
 // interval. In virtual mode (input files, tests) epochs run back to back at
 // times epoch*interval while input waits.
+//
+// # Epochs by arrival time and backfills
+//
+// With Config.ArrivalCut the epoch at interval boundary t reads the entries
+// appended before t and no later ones, once every entry appended before t
+// is visible (LogSettler); an epoch that ran long is followed by one epoch
+// per missed boundary (up to 600). Epochs are then a function of the log,
+// and Backfill, which drives a Runner of its own by hand over a past period
+// with the same cut, reproduces them: same outputs, same ids but for the
+// pipeline name, when it starts where the live state was empty.
 package runner

@@ -71,6 +71,21 @@ type Log interface {
 	LogNext(log string) uint64
 }
 
+// LogSettler is implemented by a Log whose entries become visible some time
+// after their append time (a group commit's fsync). LogSettled returns once
+// every entry appended before t (unix ms) is visible; it is called at or
+// after time t. Config.ArrivalCut uses it.
+type LogSettler interface {
+	LogSettled(t int64)
+}
+
+// maxBehind is how many interval boundaries a runner with ArrivalCut runs
+// late, one epoch each, before it skips to the current one.
+const maxBehind = 600
+
+// errCut stops reading a log at an arrival-time cut.
+var errCut = errors.New("arrival cut")
+
 // Store keeps checkpoints and operator state. Implementations must be safe
 // for concurrent use (queries read while epochs commit).
 type Store interface {
@@ -132,6 +147,13 @@ type Config struct {
 	// being appended: epochs then take only full MaxRecords, so that epoch
 	// boundaries depend on the input alone. Nil means false.
 	InputOpen func() bool
+	// ArrivalCut cuts clock-mode epochs by arrival time: the epoch at
+	// processing time t reads the entries appended before t, and no later
+	// ones, once every entry appended before t is visible (LogSettler). Its
+	// epochs are then a function of the log alone, so a backfill over the
+	// same log (Backfill) reproduces them. It needs the clock to be the one
+	// the log stamps entries with (the system clock). Off in virtual mode.
+	ArrivalCut bool
 	// Committed is called after every committed epoch, on the runner's
 	// goroutine (the node wakes the sinks). Nil is fine.
 	Committed func()
@@ -444,10 +466,21 @@ func (r *Runner) Run(ctx context.Context) error {
 		case more && !r.procTime:
 			// Catch-up: more input waits than one epoch takes.
 			t = max(r.lastTimeLocked(), r.clock.Now().UnixMilli())
+			if r.cfg.ArrivalCut {
+				t = r.lastTimeLocked() // the rest of the same interval
+			}
 		default:
 			now := r.clock.Now().UnixMilli()
 			t = floorDiv(now, iv)*iv + iv
-			if lt := r.lastTimeLocked(); t <= lt {
+			lt := r.lastTimeLocked()
+			behind := r.cfg.ArrivalCut && lt > 0 && t-lt > iv && t-lt <= maxBehind*iv
+			switch {
+			case behind:
+				// An epoch ran long: run the boundaries it missed, each
+				// its own epoch, so epochs stay the intervals of arrival
+				// time (a backfill cuts the same ones).
+				t = lt + iv
+			case t <= lt:
 				t = lt + iv
 			}
 			select {
@@ -455,7 +488,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				return nil
 			case <-r.clock.After(time.Duration(t-now) * time.Millisecond):
 			}
-			if now := r.clock.Now().UnixMilli(); floorDiv(now, iv)*iv > t {
+			if now := r.clock.Now().UnixMilli(); !behind && floorDiv(now, iv)*iv > t && !(r.cfg.ArrivalCut && floorDiv(now, iv)*iv-t <= maxBehind*iv) {
 				t = floorDiv(now, iv) * iv // woke late: run at the current boundary
 			}
 		}
@@ -523,12 +556,19 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 		return false, err
 	}
 	newPos := cloneMap(r.pos)
+	cut := r.cfg.ArrivalCut && !r.cfg.Virtual
+	if s, ok := r.cfg.Log.(LogSettler); ok && cut {
+		s.LogSettled(t)
+	}
 	var bad uint64
 	var topicStr string
 	var topicB []byte
 	for _, lg := range r.logs {
 		n := 0
 		err := r.cfg.Log.ReadLogEntries(lg, newPos[lg], r.cfg.MaxRecords, func(off uint64, at int64, rec []byte) error {
+			if cut && at >= t {
+				return errCut
+			}
 			newPos[lg] = off + 1
 			n++
 			topic, payload, framed := SplitEntry(rec)
@@ -554,6 +594,9 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 			}
 			return nil
 		})
+		if errors.Is(err, errCut) {
+			err = nil
+		}
 		if err != nil {
 			err = fmt.Errorf("read input log %q: %w", lg, err)
 			if r.fedAny() {

@@ -163,6 +163,13 @@ func (x *DB) commitGroup(group []*request) {
 func (x *DB) commitTx(group []*request) error {
 	x.arena = x.arena[:0]
 	alloc0 := x.pageAlloc()
+	settling := false
+	defer func() {
+		if settling {
+			x.settle.building.Store(0)
+			x.settle.mu.Unlock()
+		}
+	}()
 	err := x.bdb.Update(func(tx *bolt.Tx) error {
 		over := false
 		if x.opt.QuotaBytes > 0 {
@@ -190,7 +197,14 @@ func (x *DB) commitTx(group []*request) error {
 				}
 			}
 		}
+		if !settling {
+			// LogSettled waits for this commit from its append time on.
+			x.settle.mu.Lock()
+			settling = true
+		}
+		x.settle.building.Store(1) // in flight, time not yet known: LogSettled waits
 		x.txTime = time.Now().UnixMilli()
+		x.settle.building.Store(x.txTime)
 		return x.writeFrames(tx)
 	})
 	if err != nil {

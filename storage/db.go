@@ -40,7 +40,8 @@ const formatMagic = "edged-storage/1"
 // for concurrent use. Writes go through one committer goroutine that groups
 // them into shared transactions (see doc.go, "Group commit").
 type DB struct {
-	txTime int64 // append time of the frames of the transaction being built (committer only)
+	txTime int64  // append time of the frames of the transaction being built (committer only)
+	settle settle // the commit in flight, for LogSettled
 	path   string
 	opt    Options
 	log    *slog.Logger

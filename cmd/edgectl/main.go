@@ -37,6 +37,7 @@ pipelines:
   query P       live state of a step (--step), merged across nodes
   deadletters   list|replay
   uplink        status|flush of the uplink sinks
+  backfill      start|list|cancel: run a pipeline over retained input
 other:
   config        get-contexts|current-context|use-context|set-context|view
   sim           publish synthetic sensor readings to an MQTT broker
@@ -64,6 +65,7 @@ var commands = map[string]func(ctx context.Context, g *globals, args []string) i
 	"query":       cmdQuery,
 	"deadletters": cmdDeadLetters,
 	"uplink":      cmdUplink,
+	"backfill":    cmdBackfill,
 	"partitions":  cmdPartitions,
 	"drain":       cmdDrain,
 	"config": func(_ context.Context, g *globals, args []string) int {
@@ -112,6 +114,7 @@ var subcommands = map[string][]string{
 	"config":      {"get-contexts", "current-context", "use-context", "set-context", "view"},
 	"deadletters": {"list", "replay"},
 	"uplink":      {"status", "flush"},
+	"backfill":    {"start", "list", "cancel"},
 	"completion":  {"bash", "zsh", "fish"},
 }
 
@@ -128,7 +131,7 @@ const globalFlags = "--config --context --node --site --all --token -o --timeout
 
 // groupUsage is the usage of the commands that take a subcommand, printed
 // for `edgectl CMD -h`.
-var groupUsage = map[string]string{"config": configUsage, "deadletters": deadlettersUsage, "uplink": uplinkUsage}
+var groupUsage = map[string]string{"config": configUsage, "deadletters": deadlettersUsage, "uplink": uplinkUsage, "backfill": backfillUsage}
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "help" }
 

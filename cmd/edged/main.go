@@ -2,7 +2,8 @@
 //
 //	edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
 //	edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
-//	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
+//	edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--order arrival|event-time] [--output FILE] [--dead-letter FILE]
+//	edged batch -f PIPELINE.yaml --from-log DATADIR --from T1 --to T2 [--partial] [--output FILE]
 //	edged check [--offline] PIPELINE.yaml...
 //	edged probe [-i2c N|all] [-json]
 //	edged version
@@ -21,7 +22,10 @@
 //
 // batch runs a pipeline over a recorded file with the same plan the daemon runs
 // over a stream, so a pipeline can be tested on yesterday's data before it is
-// shipped to the fleet.
+// shipped to the fleet. Records go in in the file's order (arrival order, like
+// `edged run --input FILE`), or sorted by event time with --order event-time.
+// With --from-log it runs over the input a node's data directory retained
+// (inputLog.retain) for a period, as a backfill does.
 package main
 
 import (
@@ -53,7 +57,8 @@ func main() {
 const usage = `usage:
   edged run [-c edged.yaml] [--data-dir D] [--pipelines-dir P] [--input FILE] [--api ADDR]
   edged -check-config [-c edged.yaml] [--data-dir D] [--pipelines-dir P]
-  edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]
+  edged batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--order arrival|event-time] [--output FILE] [--dead-letter FILE]
+  edged batch -f PIPELINE.yaml --from-log DATADIR --from T1 --to T2 [--partial] [--output FILE]
   edged check [--offline] PIPELINE.yaml...
   edged probe [-i2c N|all] [-json]
   edged version
@@ -192,22 +197,32 @@ func withDirPipelines(cfg node.Config, given bool, cs []*pipeline.Compiled) []*p
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := newCommand("batch", "batch -f PIPELINE.yaml --input FILE [--format jsonl|csv] [--output FILE] [--dead-letter FILE]",
-		"Runs a pipeline over a recorded file with the plan the daemon runs over a stream.")
+	cmd := newCommand("batch", "batch -f PIPELINE.yaml (--input FILE | --from-log DATADIR --from T1 --to T2) [flags]",
+		"Runs a pipeline over a recorded file, or over the input a node retained in its data directory,\nwith the plan the daemon runs over a stream.")
 	fs := cmd.fs
 	file := fs.String("f", "", "pipeline spec `file` (YAML)")
 	input := fs.String("input", "", "recorded input `file` (JSON Lines, CSV, SenML or raw lines); - for stdin")
 	format := fs.String("format", "", "input format: json (JSON Lines), csv, senml (a pack per line) or raw (a payload per line) (default: the source's format; csv for a .csv file)")
+	order := fs.String("order", pipeline.OrderArrival, "`order` records go in: arrival (the file's order, in epochs of --epoch-records lines, as edged run --input cuts them) or event-time (sorted, one interval of event time per epoch)")
+	epochRecords := fs.Int("epoch-records", 0, "lines per epoch in arrival order (default 65536, edged run's epochs.maxRecords)")
 	received := fs.String("received", "", "RFC 3339 `time` the input's messages were received; SenML relative times count from it")
 	output := fs.String("output", "", "output `file` (JSON Lines); default stdout")
 	dead := fs.String("dead-letter", "", "write rejected input and records to this `file` (JSON Lines)")
 	source := fs.String("source", "", "the pipeline source the input feeds (default: the first)")
+	fromLog := fs.String("from-log", "", "run over the input log retained in this node data `directory` (stop edged first, or copy the directory)")
+	fromT := fs.String("from", "", "with --from-log: RFC 3339 start `time` (rounded down to the pipeline's interval)")
+	toT := fs.String("to", "", "with --from-log: RFC 3339 end `time` (rounded up to the pipeline's interval)")
+	partial := fs.Bool("partial", false, "with --from-log: run even if the log no longer holds part of the period")
+	fileLog := fs.Bool("file-log", false, "with --from-log: the first source reads the log of edged run --input")
 	if code, ok := cmd.parse(args, stdout, stderr); !ok {
 		return code
 	}
-	if *file == "" || *input == "" {
-		fmt.Fprintln(stderr, "edged batch: -f and --input are required (see edged batch --help)")
+	if *file == "" || (*input == "") == (*fromLog == "") {
+		fmt.Fprintln(stderr, "edged batch: -f and one of --input or --from-log are required (see edged batch --help)")
 		return 2
+	}
+	if *fromLog != "" {
+		return runBatchFromLog(ctx, *file, *fromLog, *fromT, *toT, *partial, *fileLog, *output, stdout, stderr)
 	}
 	c, err := load(*file)
 	if err != nil {
@@ -258,7 +273,7 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	enc := json.NewEncoder(dlw)
 	st, err := pipeline.RunBatch(ctx, c, pipeline.BatchOptions{
-		Input: in, Format: *format, Source: *source, Output: out, Received: receivedMs,
+		Input: in, Format: *format, Source: *source, Output: out, Received: receivedMs, Order: *order, EpochLines: *epochRecords,
 		DeadLetter: func(dl pipeline.DeadLetter) {
 			if dlw == nil {
 				return
