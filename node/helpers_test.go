@@ -180,7 +180,7 @@ func (tn *testNode) epoch(t *testing.T, p string) {
 	now := tn.clock.Now().UnixMilli()
 	next := time.UnixMilli((now/1000 + 1) * 1000)
 	want := len(tn.sortedPipes())
-	eventually(t, 10*time.Second, func() error {
+	eventually(t, 30*time.Second, func() error {
 		if k := tn.clock.waitersAt(next); k < want {
 			return fmt.Errorf("%d of %d pipelines wait for %v", k, want, next)
 		}
@@ -188,7 +188,7 @@ func (tn *testNode) epoch(t *testing.T, p string) {
 	})
 	pp := tn.pipeByName(p)
 	tn.clock.set(next)
-	eventually(t, 10*time.Second, func() error {
+	eventually(t, 30*time.Second, func() error {
 		if pp.r.Status().LastTime < next.UnixMilli() {
 			return fmt.Errorf("pipeline %s: no epoch at %v", p, next)
 		}
