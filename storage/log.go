@@ -280,6 +280,7 @@ func (x *DB) commitLogs() {
 		x.appended.Add(uint64(src.txN))
 		x.appendedRaw.Add(src.txBytes)
 		x.logStats[src.name] = src.st
+		x.tailAdd(src)
 		src.inTx = false
 	}
 	x.statMu.Unlock()
@@ -307,6 +308,9 @@ func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, re
 // ms: when the group commit that logged it ran; 0 for records logged by
 // versions that did not keep it).
 func (x *DB) ReadLogEntries(source string, from uint64, max int, fn func(off uint64, appended int64, rec []byte) error) error {
+	if ok, err := x.readTail(source, from, max, fn); ok {
+		return err
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
@@ -371,7 +375,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{kind: KindLogTruncate}
+	r := &request{kind: KindLogTruncate, after: func() { x.tailDrop(source, before) }}
 	r.apply = func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktLog).Bucket([]byte(source))
 		if b == nil {
