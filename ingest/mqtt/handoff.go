@@ -80,19 +80,28 @@ type handoff struct {
 	lastErr                                                    string
 }
 
-// item is one PUBLISH waiting for the Handler.
+// item is one PUBLISH waiting for the Handler. It is small (a mochi Packet
+// is 800 bytes): the queue and the batch hold up to 3 BatchSize of them.
 type item struct {
-	p  *peer // nil for QoS 0
-	pk packets.Packet
+	p  *peer           // nil for QoS 0
+	pk *packets.Packet // QoS 1/2: delivered to subscribers once accepted; nil for QoS 0
 	m  Message
+}
+
+// ack is a PUBACK (or PUBREC) waiting for its client's writer: the packet is
+// built when written, so the queue of a client's in-flight window (1024 by
+// default, for every client) holds 4 bytes per message, not a mochi Packet.
+type ack struct {
+	id  uint16
+	typ byte
 }
 
 // peer is one client's acknowledgement window and writer.
 type peer struct {
 	cl    *mochi.Client
-	slots chan struct{}       // a send takes a slot; the writer frees it
-	acks  chan packets.Packet // PUBACK/PUBREC to write, in order; cap = window
-	done  chan struct{}       // closed when the client disconnected
+	slots chan struct{} // a send takes a slot; the writer frees it
+	acks  chan ack      // PUBACK/PUBREC to write, in order; cap = window
+	done  chan struct{} // closed when the client disconnected
 }
 
 func newHandoff(srv *mochi.Server, cfg BrokerConfig, log *slog.Logger) *handoff {
@@ -142,7 +151,7 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if pk.FixedHeader.Dup {
 		h.redelivered.Add(1)
 	}
-	it := item{pk: pk, m: Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+	it := item{m: Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
 		Duplicate: pk.FixedHeader.Dup, Received: h.now()}}
 	if pk.FixedHeader.Qos == 0 {
 		select {
@@ -164,7 +173,8 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 	}
-	it.p = p
+	held := pk // only QoS 1/2 messages pay for a copy on the heap
+	it.p, it.pk = p, &held
 	h.inflight.Add(1)
 	select {
 	case h.q <- it:
@@ -195,7 +205,7 @@ func (h *handoff) peer(cl *mochi.Client) *peer {
 	if p := h.peers[cl]; p != nil {
 		return p
 	}
-	p := &peer{cl: cl, slots: make(chan struct{}, h.window), acks: make(chan packets.Packet, h.window),
+	p := &peer{cl: cl, slots: make(chan struct{}, h.window), acks: make(chan ack, h.window),
 		done: make(chan struct{})}
 	h.peers[cl] = p
 	go h.write(p)
@@ -212,7 +222,8 @@ func (h *handoff) write(p *peer) {
 			return
 		case <-h.stopped:
 			return
-		case ack := <-p.acks:
+		case a := <-p.acks:
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id}
 			if ack.FixedHeader.Type == packets.Pubrec {
 				p.cl.State.Inflight.Set(ack) // mochi answers the PUBREL with PUBCOMP
 			}
@@ -331,17 +342,17 @@ func (h *handoff) accepted(batch []item) {
 		if it.p == nil {
 			continue
 		}
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.pk.PacketID}
+		a := ack{id: it.pk.PacketID, typ: packets.Puback}
 		if it.pk.FixedHeader.Qos == 2 {
-			ack.FixedHeader.Type = packets.Pubrec
+			a.typ = packets.Pubrec
 		}
 		h.inflight.Add(-1)
 		select {
-		case it.p.acks <- ack: // never blocks: the item holds one of the window's slots
+		case it.p.acks <- a: // never blocks: the item holds one of the window's slots
 		default:
 			panic("BUG: mqtt hand-off: acknowledgement queue of a client is full")
 		}
-		pk := it.pk
+		pk := *it.pk
 		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
 		h.origin = pk.Origin
 		if err := h.srv.InjectPacket(h.inline, pk); err != nil {
