@@ -354,6 +354,8 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		c("edged_storage_records_appended_total", "Records appended to input logs since start.", float64(ds.RecordsAppended))
 		c("edged_storage_commits_total", "Write transactions (fsyncs) since start.", float64(ds.Commits))
 		c("edged_storage_dedup_dropped_total", "Input records dropped as redelivered duplicates.", float64(ds.DedupDropped))
+		c("edged_storage_log_reads_total", "Input-log reads since start, by where they read: memory (the log's in-memory tail) or file.", float64(ds.Tail.Reads), "from", "memory")
+		c("edged_storage_log_reads_total", "Input-log reads since start, by where they read: memory (the log's in-memory tail) or file.", float64(ds.Tail.Misses), "from", "file")
 		g("edged_storage_file_bytes", "Size of the database file.", float64(ds.FileBytes))
 		g("edged_storage_used_bytes", "Bytes counted against the quota.", float64(ds.UsedBytes))
 		g("edged_storage_quota_bytes", "Disk quota (0: none).", float64(ds.QuotaBytes))

@@ -129,15 +129,19 @@ func (x *DB) readTail(source string, from uint64, max int, fn func(off uint64, a
 	x.tailMu.Lock()
 	t := x.tails[source]
 	x.tailMu.Unlock()
+	x.statMu.Lock()
+	st := x.logStats[source]
+	x.statMu.Unlock()
+	if from < st.First {
+		from = st.First
+	}
+	if from >= st.Next {
+		return true, nil // nothing to read (the tail always ends at Next)
+	}
 	if t == nil {
 		x.tailStats.misses.Add(1)
 		return false, nil
 	}
-	x.statMu.Lock()
-	if f := x.logStats[source].First; from < f {
-		from = f
-	}
-	x.statMu.Unlock()
 	fp := x.tailScratch.Get().(*[]tailFrame)
 	defer func() { clear(*fp); *fp = (*fp)[:0]; x.tailScratch.Put(fp) }()
 	t.mu.RLock()

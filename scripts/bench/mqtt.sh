@@ -179,7 +179,7 @@ heap_sampler() {
     if [ "${rss:-0}" -gt $((top + 2048)) ]; then
       top=$rss
       curl -sf -o "$HEAP_DIR/edged-$1.heap.tmp" "http://$3/debug/pprof/heap" 2>/dev/null &&
-        mv "$HEAP_DIR/edged-$1.heap.tmp" "$HEAP_DIR/edged-$1.heap.pprof" && echo $rss > "$HEAP_DIR/edged-$1.heap.rss"
+        mv "$HEAP_DIR/edged-$1.heap.tmp" "$HEAP_DIR/edged-$1.heap.pprof" && grep -E "VmRSS|RssAnon|RssFile" /proc/$2/status > "$HEAP_DIR/edged-$1.heap.rss"
     fi
     sleep 0.25
   done
@@ -197,6 +197,11 @@ show_profile_cum() {
   [ -n "${PROFILE_DIR:-}" ] && [ -s "$f" ] || return 0
   echo "-- same, top $2 by cumulative time:"
   go tool pprof -top -cum -nodecount=$2 "$work/edged" "$f" 2>/dev/null | sed -n "6,$(($2 + 6))p"
+}
+# log_reads: where edged's epochs read the input log (its in-memory tail or
+# the file), from its metrics.
+log_reads() {
+  curl -sf http://$api/metrics 2>/dev/null | awk '/^edged_storage_log_reads_total/{split($1, a, "\""); r[a[2]]=$2} END{if (length(r)) printf "  input-log reads: %d from memory, %d from the file\n", r["memory"], r["file"]}' || true
 }
 stop_edged() { kill -TERM $epid 2>/dev/null || true; wait $epid 2>/dev/null || true; }
 
@@ -247,6 +252,7 @@ edged_pub() {
   local ok=0; wait $opid || ok=$?
   read -r pstart pelapsed pcpu < "$d/pub.out"
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
+  log_reads
   stop_edged
   echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")"
   edged_warnings "$d"
