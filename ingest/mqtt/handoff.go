@@ -83,9 +83,44 @@ type handoff struct {
 // item is one PUBLISH waiting for the Handler. It is small (a mochi Packet
 // is 800 bytes): the queue and the batch hold up to 3 BatchSize of them.
 type item struct {
-	p  *peer           // nil for QoS 0
-	pk *packets.Packet // QoS 1/2: delivered to subscribers once accepted; nil for QoS 0
+	p  *peer // nil for QoS 0
+	pk *pub  // QoS 1/2: delivered to subscribers once accepted; nil for QoS 0
 	m  Message
+}
+
+// pub is what a held QoS 1/2 PUBLISH needs to be delivered to the broker's
+// subscribers once accepted: about 100 bytes where a mochi Packet (with its
+// CONNECT fields) is 800, for each message of every client's in-flight
+// window.
+type pub struct {
+	fh      packets.FixedHeader
+	topic   string
+	payload []byte
+	origin  string
+	props   *packets.Properties // MQTT 5 only
+	id      uint16
+	pv      byte
+}
+
+func holdPub(pk *packets.Packet) *pub {
+	p := &pub{fh: pk.FixedHeader, topic: pk.TopicName, payload: pk.Payload, origin: pk.Origin, id: pk.PacketID,
+		pv: pk.ProtocolVersion}
+	if pk.ProtocolVersion == 5 {
+		props := pk.Properties
+		p.props = &props
+	}
+	return p
+}
+
+// packet rebuilds the PUBLISH for InjectPacket (which sets its creation and
+// expiry times again).
+func (p *pub) packet() packets.Packet {
+	pk := packets.Packet{FixedHeader: p.fh, TopicName: p.topic, Payload: p.payload, Origin: p.origin,
+		PacketID: p.id, ProtocolVersion: p.pv}
+	if p.props != nil {
+		pk.Properties = *p.props
+	}
+	return pk
 }
 
 // ack is a PUBACK (or PUBREC) waiting for its client's writer: the packet is
@@ -173,8 +208,7 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 	}
-	held := pk // only QoS 1/2 messages pay for a copy on the heap
-	it.p, it.pk = p, &held
+	it.p, it.pk = p, holdPub(&pk)
 	h.inflight.Add(1)
 	select {
 	case h.q <- it:
@@ -342,8 +376,8 @@ func (h *handoff) accepted(batch []item) {
 		if it.p == nil {
 			continue
 		}
-		a := ack{id: it.pk.PacketID, typ: packets.Puback}
-		if it.pk.FixedHeader.Qos == 2 {
+		a := ack{id: it.pk.id, typ: packets.Puback}
+		if it.pk.fh.Qos == 2 {
 			a.typ = packets.Pubrec
 		}
 		h.inflight.Add(-1)
@@ -352,7 +386,7 @@ func (h *handoff) accepted(batch []item) {
 		default:
 			panic("BUG: mqtt hand-off: acknowledgement queue of a client is full")
 		}
-		pk := *it.pk
+		pk := it.pk.packet()
 		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
 		h.origin = pk.Origin
 		if err := h.srv.InjectPacket(h.inline, pk); err != nil {
