@@ -60,7 +60,7 @@
 //
 // # The tail in memory
 //
-// Each source's most recently committed frames (Options.TailBytes, 8 MiB by
+// Each source's most recently committed frames (Options.TailBytes, 4 MiB by
 // default) are also kept in memory as they were appended, uncompressed:
 // ReadLog from an offset inside them is served from there, without a read
 // transaction or decompression, and returns exactly what the file holds
