@@ -74,13 +74,45 @@ type slider struct {
 	valid    bool
 	lo, hi   int64 // panes in [lo, hi) are cached in suf/pre
 	sufBlock int64
-	sufFrom  int // suf[j] valid for j >= sufFrom
-	suf      []kstore
+	sufFrom  int      // suf[i] valid for i >= sufFrom
+	suf      []kstore // suf[i]: the suffix partial from pane i*sufEvery of the block
+	tmp      [2]kstore
+	cur      kstore // the suffix partial of the current window, between kept ones
 	preBlock int64
 	preHi    int64
 	pre      kstore
 	out      kstore
 	order    []int32
+}
+
+// sufEvery is how far apart the kept suffix partials of a block are (in
+// panes). Keeping one per pane cost a partial per key per pane of the
+// window (a 60 s window sliding by 1 s: 60 partials of every key); one in
+// sufEvery costs an eighth, and a window folds at most sufEvery-1 panes
+// into the next kept partial (the same right-to-left fold, so the same
+// bits).
+const sufEvery = 8
+
+// foldSuffix sets dst to the suffix partial from pane j of block a: panes
+// e-1 down to j folded right to left onto next (the partial from pane e;
+// nil when e is the block's end), each pane first and then the partial after
+// it, as a partial per pane would be. dst must not be next.
+func (s *slider) foldSuffix(o *timeWinOp, a int64, j, e int, next, dst *kstore) {
+	prev := next
+	for jj := e - 1; jj >= j; jj-- {
+		d := dst
+		if jj > j {
+			d = &s.tmp[jj&1]
+		}
+		d.reset(o)
+		if p := o.panes[a+int64(jj)*o.width]; p != nil {
+			d.mergePane(o, p)
+		}
+		if prev != nil {
+			d.mergeStore(o, prev)
+		}
+		prev = d
+	}
 }
 
 // moveTo prepares the window starting at ws (windows must be visited in
@@ -90,22 +122,32 @@ func (s *slider) moveTo(o *timeWinOp, ws int64) {
 	nb := int(size / w)
 	a := floorDiv(ws-o.offset, size)*size + o.offset
 	j := int((ws - a) / w)
-	if len(s.suf) != nb {
-		s.suf = make([]kstore, nb)
+	nk := (nb + sufEvery - 1) / sufEvery
+	if len(s.suf) != nk {
+		s.suf = make([]kstore, nk)
 	}
-	if !s.valid || s.sufBlock != a || j < s.sufFrom {
+	ci := (j + sufEvery - 1) / sufEvery // the first kept partial at or after j
+	if !s.valid || s.sufBlock != a || ci < s.sufFrom {
 		s.sufBlock = a
-		for jj := nb - 1; jj >= j; jj-- {
-			k := &s.suf[jj]
-			k.reset(o)
-			if p := o.panes[a+int64(jj)*w]; p != nil {
-				k.mergePane(o, p)
+		for i := nk - 1; i >= ci; i-- {
+			var next *kstore
+			if i+1 < nk {
+				next = &s.suf[i+1]
 			}
-			if jj+1 < nb {
-				k.mergeStore(o, &s.suf[jj+1])
-			}
+			s.foldSuffix(o, a, i*sufEvery, min((i+1)*sufEvery, nb), next, &s.suf[i])
 		}
-		s.sufFrom = j
+		s.sufFrom = ci
+	}
+	var suf *kstore
+	switch {
+	case ci < nk && ci*sufEvery == j:
+		suf = &s.suf[ci]
+	case ci < nk:
+		s.foldSuffix(o, a, j, ci*sufEvery, &s.suf[ci], &s.cur)
+		suf = &s.cur
+	default:
+		s.foldSuffix(o, a, j, nb, nil, &s.cur)
+		suf = &s.cur
 	}
 	b, end := a+size, ws+size
 	if !s.valid || s.preBlock != b || s.preHi > end {
@@ -118,9 +160,11 @@ func (s *slider) moveTo(o *timeWinOp, ws int64) {
 		}
 	}
 	s.valid = true
-	s.lo, s.hi = a+int64(s.sufFrom)*w, max(s.preHi, b)
+	// Panes before the first kept partial are read afresh by every window;
+	// the prefix is cached from b on.
+	s.lo, s.hi = a+int64(min(s.sufFrom*sufEvery, nb))*w, max(s.preHi, b)
 	s.out.reset(o)
-	s.out.mergeStore(o, &s.suf[j])
+	s.out.mergeStore(o, suf)
 	s.out.mergeStore(o, &s.pre)
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -179,7 +180,9 @@ type timeWinOp struct {
 	chgPanes []*wpane
 	starts   []int64
 	paneList []int64
-	scr      kstore // scratch for combining panes
+	scr      kstore  // scratch for combining panes
+	rowLast  []int64 // StateRows' scratch: per key id, the last window counted
+	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
 }
@@ -830,20 +833,47 @@ func (o *timeWinOp) StateRows() int {
 	if o.point || o.size == o.slide {
 		return o.rows
 	}
-	open := map[winKey]struct{}{}
+	// A (window, key) row is open when a pane of the window holds the key.
+	// The windows of a pane are a run of window starts, and the runs move
+	// forward with the pane start; so, panes in start order, a key's new
+	// windows are those of the run after the last window counted for it.
+	// No set of rows is built (it was a map entry per row, per call).
+	o.rowPanes = o.rowPanes[:0]
+	for ps := range o.panes {
+		o.rowPanes = append(o.rowPanes, ps)
+	}
+	slices.Sort(o.rowPanes)
+	n := o.dict.size()
+	if cap(o.rowLast) < n {
+		o.rowLast = make([]int64, n)
+	}
+	last := o.rowLast[:n]
+	for i := range last {
+		last[i] = math.MinInt64
+	}
+	rows := 0
 	var ws []int64
-	for ps, p := range o.panes {
+	for _, ps := range o.rowPanes {
 		ws = o.windowsOf(ws[:0], ps)
-		for _, w := range ws {
-			if o.cfg.Mode != OutputComplete && o.end(w) <= o.emitted {
-				continue
+		for len(ws) > 0 && o.cfg.Mode != OutputComplete && o.end(ws[0]) <= o.emitted {
+			ws = ws[1:]
+		}
+		if len(ws) == 0 {
+			continue
+		}
+		lo, hi := ws[0], ws[len(ws)-1]
+		for _, id := range o.panes[ps].keys {
+			from := lo
+			if l := last[id]; l != math.MinInt64 && l+o.slide > from {
+				from = l + o.slide
 			}
-			for _, id := range p.keys {
-				open[winKey{w, id}] = struct{}{}
+			if hi >= from {
+				rows += int((hi-from)/o.slide) + 1
+				last[id] = hi
 			}
 		}
 	}
-	return len(open)
+	return rows
 }
 
 // QuerySchema implements Queryable: the output schema (open windows with their

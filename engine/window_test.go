@@ -507,3 +507,122 @@ func TestCountWindows(t *testing.T) {
 		})
 	}
 }
+
+// refStateRows counts a sliding window's open (window, key) rows as a set,
+// the way StateRows did before it stopped building one.
+func refStateRows(o *timeWinOp) int {
+	open := map[[2]int64]struct{}{}
+	for ps, p := range o.panes {
+		for _, w := range o.windowsOf(nil, ps) {
+			if o.cfg.Mode != OutputComplete && o.end(w) <= o.emitted {
+				continue
+			}
+			for _, id := range p.keys {
+				open[[2]int64{w, int64(id)}] = struct{}{}
+			}
+		}
+	}
+	return len(open)
+}
+
+// TestSlidingStateRowsCountsOpenRows checks the sliding window's state-row
+// count (status, metrics) against a set of its open (window, key) rows, after
+// every epoch, over keys that come and go, late rows and a gap, in each
+// output mode.
+func TestSlidingStateRowsCountsOpenRows(t *testing.T) {
+	for _, mode := range []OutputMode{OutputAppend, OutputUpdate, OutputComplete} {
+		cfg := WindowConfig{Keys: []string{"k"}, Aggs: allAggs[:2], Size: 12000, Slide: 3000, Mode: mode}
+		op := WindowAggregate(cfg).(*timeWinOp)
+		x, err := NewExecutor(buildTest(t, func(s Stream) Stream { return s.Then("op", op) }, 2*time.Second), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := uint64(11)
+		ts := int64(100)
+		nonzero := 0
+		for e := 0; e < 30; e++ {
+			in := x.Input("in")
+			for i := 0; i < 25; i++ {
+				r ^= r << 13
+				r ^= r >> 7
+				r ^= r << 17
+				in.AppendValues((ts-int64(r%5))*1000, String(string(rune('a'+(r%9)+uint64(e/10)))), Number(float64(r%7)))
+				if r%5 == 0 {
+					ts += 2
+				}
+			}
+			if e == 15 {
+				ts += 60 // a gap
+			}
+			if _, err := x.RunEpochAt(context.Background(), int64(e+1)*1000); err != nil {
+				t.Fatal(err)
+			}
+			want := refStateRows(op)
+			if got := op.StateRows(); got != want {
+				t.Fatalf("mode %v epoch %d: StateRows = %d, want %d", mode, e+1, got, want)
+			}
+			if want > 0 {
+				nonzero++
+			}
+		}
+		if nonzero < 10 {
+			t.Fatalf("mode %v: only %d epochs had open rows; the test protects little", mode, nonzero)
+		}
+	}
+}
+
+// TestSliderMatchesPanesWithManyPanes checks the slider, which keeps a
+// suffix partial only every sufEvery panes of a block and folds the panes
+// in between, against merging each window's panes from scratch (combine),
+// for a 60-pane window: every window start in ascending order (the caches
+// carried from one window to the next), after epochs with late records.
+// Integer values keep the sums exact whatever the merge order.
+func TestSliderMatchesPanesWithManyPanes(t *testing.T) {
+	aggs := []AggSpec{{Func: "count", As: "n"}, {Func: "sum", Field: "v", As: "sum"},
+		{Func: "min", Field: "v", As: "min"}, {Func: "max", Field: "v", As: "max"}}
+	cfg := WindowConfig{Keys: []string{"k"}, Aggs: aggs, Size: 60_000, Slide: 1000}
+	op := WindowAggregate(cfg).(*timeWinOp)
+	x, err := NewExecutor(buildTest(t, func(s Stream) Stream { return s.Then("op", op) }, 200*time.Second), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := uint64(5)
+	next := func() uint64 { r ^= r << 13; r ^= r >> 7; r ^= r << 17; return r }
+	ts := int64(1000)
+	for e := 0; e < 12; e++ {
+		in := x.Input("in")
+		for i := 0; i < 200; i++ {
+			in.AppendValues((ts-int64(next()%90))*1000, String(string(rune('a'+next()%6))), Number(float64(next()%50)))
+			ts += int64(next() % 2)
+		}
+		if _, err := x.RunEpochAt(context.Background(), int64(e+1)*1000); err != nil {
+			t.Fatal(err)
+		}
+		var lo, hi int64 = math.MaxInt64, math.MinInt64
+		for ps := range op.panes {
+			lo, hi = min(lo, ps), max(hi, ps)
+		}
+		checked := 0
+		for ws := lo - op.size + op.slide; ws <= hi; ws += op.slide {
+			op.sl.moveTo(op, ws)
+			op.combine(ws)
+			got, want := &op.sl.out, &op.scr
+			if len(got.keys) != len(want.keys) {
+				t.Fatalf("epoch %d window %d: slider has %d keys, panes %d", e+1, ws, len(got.keys), len(want.keys))
+			}
+			for _, id := range want.keys {
+				for i := range aggs {
+					g := op.plan.result(i, &got.st, got.idx[id]-1)
+					w := op.plan.result(i, &want.st, want.idx[id]-1)
+					if g.String() != w.String() {
+						t.Fatalf("epoch %d window %d key %s %s: slider %v, panes %v", e+1, ws, op.dict.enc[id], aggs[i].As, g, w)
+					}
+				}
+			}
+			checked += len(want.keys)
+		}
+		if checked < 100 {
+			t.Fatalf("epoch %d: only %d window rows checked", e+1, checked)
+		}
+	}
+}

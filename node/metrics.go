@@ -356,6 +356,8 @@ func (n *Node) WriteMetrics(bw *bufio.Writer) {
 		c("edged_storage_commits_total", "Write transactions (fsyncs) since start.", float64(ds.Commits))
 		c("edged_storage_dedup_dropped_total", "Input records dropped as redelivered duplicates.", float64(ds.DedupDropped))
 		c("edged_input_log_retained_dropped_total", "Retained input-log entries (inputLog) dropped early to make room under the disk budget.", float64(n.bf.retainDropped.Load()))
+		c("edged_storage_log_reads_total", "Input-log reads since start, by where they read: memory (the log's in-memory tail) or file.", float64(ds.Tail.Reads), "from", "memory")
+		c("edged_storage_log_reads_total", "Input-log reads since start, by where they read: memory (the log's in-memory tail) or file.", float64(ds.Tail.Misses), "from", "file")
 		g("edged_storage_file_bytes", "Size of the database file.", float64(ds.FileBytes))
 		g("edged_storage_used_bytes", "Bytes counted against the quota.", float64(ds.UsedBytes))
 		g("edged_storage_quota_bytes", "Disk quota (0: none).", float64(ds.QuotaBytes))

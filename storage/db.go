@@ -83,6 +83,12 @@ type DB struct {
 	dedupDropped atomic.Uint64
 	quotaHit     atomic.Bool
 	external     atomic.Int64 // bytes outside the database counted against the quota
+
+	// The logs' tails in memory (tail.go).
+	tailMu      sync.Mutex
+	tails       map[string]*logTail
+	tailStats   tailCounters
+	tailScratch sync.Pool // *[]tailFrame
 }
 
 // Open opens (creating if needed) the database file at path. An existing file
@@ -101,6 +107,8 @@ func Open(path string, opts Options) (*DB, error) {
 		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
 		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{},
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	x.tails = map[string]*logTail{}
+	x.tailScratch.New = func() any { return new([]tailFrame) }
 	var err error
 	if x.codec, err = newCodec(o.Compression); err != nil {
 		return nil, err

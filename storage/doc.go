@@ -61,6 +61,17 @@
 // queue space, never the wait for a queued request. Slices handed to callbacks
 // (ReadLog, Scan, SpoolRead) are valid only during the call.
 //
+// # The tail in memory
+//
+// Each source's most recently committed frames (Options.TailBytes, 4 MiB by
+// default) are also kept in memory as they were appended, uncompressed:
+// ReadLog from an offset inside them is served from there, without a read
+// transaction or decompression, and returns exactly what the file holds
+// (offsets, append times, records; truncation applies). A frame enters the
+// tail only after its transaction committed. A read from an earlier offset
+// (after a restart, a reader far behind) reads the file; Stats.Tail counts
+// both.
+//
 // # Snapshots
 //
 // Reads run in bbolt read transactions, which see one committed transaction

@@ -76,33 +76,78 @@ func (x *DB) hashRecord(rec []byte) recHash {
 
 // dedupWindow remembers the hashes of the last records of a source (up to the
 // horizon), counting records that are equal byte for byte (AppendLog does not
-// deduplicate) so that evicting one leaves the other.
+// deduplicate) so that evicting one leaves the other. The set is an
+// open-addressing table of its own (linear probing, deletion by backward
+// shift), sized at twice the horizon: the hashes are uniform already, and a
+// Go map of 128-bit keys churned by the ring cost a tenth of the ingest CPU
+// and several times the memory.
 type dedupWindow struct {
-	set  map[recHash]uint32
-	ring []recHash
-	pos  int
+	slots []dedupSlot // power of two, >= 2*horizon
+	mask  uint64
+	ring  []recHash
+	pos   int
 }
 
-func newDedupWindow(n int) *dedupWindow {
-	return &dedupWindow{set: make(map[recHash]uint32), ring: make([]recHash, 0, min(n, 1024))}
+// dedupSlot is one entry of the table; n == 0 marks an empty slot.
+type dedupSlot struct {
+	h recHash
+	n uint32
 }
 
-func (w *dedupWindow) has(h recHash) bool { return w.set[h] > 0 }
+func newDedupWindow(horizon int) *dedupWindow {
+	size := 1024
+	for size < 2*horizon {
+		size <<= 1
+	}
+	return &dedupWindow{slots: make([]dedupSlot, size), mask: uint64(size - 1), ring: make([]recHash, 0, min(horizon, 1024))}
+}
+
+// find returns the slot of h, or the empty slot where it would go.
+func (w *dedupWindow) find(h recHash) uint64 {
+	i := h[0] & w.mask
+	for w.slots[i].n != 0 && w.slots[i].h != h {
+		i = (i + 1) & w.mask
+	}
+	return i
+}
+
+func (w *dedupWindow) has(h recHash) bool { return w.slots[w.find(h)].n > 0 }
 
 func (w *dedupWindow) add(h recHash, horizon int) {
 	if len(w.ring) < horizon {
 		w.ring = append(w.ring, h)
 	} else {
-		old := w.ring[w.pos]
-		if w.set[old] <= 1 {
-			delete(w.set, old)
-		} else {
-			w.set[old]--
-		}
+		w.remove(w.ring[w.pos])
 		w.ring[w.pos] = h
 		w.pos = (w.pos + 1) % horizon
 	}
-	w.set[h]++
+	i := w.find(h)
+	w.slots[i].h = h
+	w.slots[i].n++
+}
+
+// remove takes one count of h (present) off the table.
+func (w *dedupWindow) remove(h recHash) {
+	i := w.find(h)
+	if w.slots[i].n > 1 {
+		w.slots[i].n--
+		return
+	}
+	// Backward-shift deletion: move later entries of the probe run into the
+	// hole when their home slot is not after it.
+	j := i
+	for {
+		j = (j + 1) & w.mask
+		if w.slots[j].n == 0 {
+			break
+		}
+		home := w.slots[j].h[0] & w.mask
+		if (j-home)&w.mask >= (j-i)&w.mask {
+			w.slots[i] = w.slots[j]
+			i = j
+		}
+	}
+	w.slots[i] = dedupSlot{}
 }
 
 // AppendLog appends recs to the input log of source, durably: when it returns
@@ -280,6 +325,7 @@ func (x *DB) commitLogs() {
 		x.appended.Add(uint64(src.txN))
 		x.appendedRaw.Add(src.txBytes)
 		x.logStats[src.name] = src.st
+		x.tailAdd(src)
 		src.inTx = false
 	}
 	x.statMu.Unlock()
@@ -307,6 +353,9 @@ func (x *DB) ReadLog(source string, from uint64, max int, fn func(off uint64, re
 // ms: when the group commit that logged it ran; 0 for records logged by
 // versions that did not keep it).
 func (x *DB) ReadLogEntries(source string, from uint64, max int, fn func(off uint64, appended int64, rec []byte) error) error {
+	if ok, err := x.readTail(source, from, max, fn); ok {
+		return err
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
@@ -371,7 +420,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{kind: KindLogTruncate}
+	r := &request{kind: KindLogTruncate, after: func() { x.tailDrop(source, before) }}
 	r.apply = func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktLog).Bucket([]byte(source))
 		if b == nil {

@@ -53,6 +53,9 @@ type Stats struct {
 	// ProcWriteBytes is /proc/self/io write_bytes (the whole process, all
 	// files; -1 where unavailable).
 	ProcWriteBytes int64
+	// Tail counts log reads served from the in-memory tail (Options.TailBytes)
+	// and those that read the file.
+	Tail TailStats
 }
 
 // WriteAmplification is BytesWritten per raw appended byte (0 before any
@@ -82,6 +85,7 @@ func (x *DB) Stats() (Stats, error) {
 	s.RawBytesAppended = x.appendedRaw.Load()
 	s.DedupDropped = x.dedupDropped.Load()
 	s.QuotaExceeded = x.quotaHit.Load()
+	s.Tail = TailStats{Reads: x.tailStats.reads.Load(), Misses: x.tailStats.misses.Load()}
 	var err error
 	if s.Spool, err = x.SpoolStats(); err != nil {
 		return s, err

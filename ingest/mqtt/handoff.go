@@ -80,19 +80,63 @@ type handoff struct {
 	lastErr                                                    string
 }
 
-// item is one PUBLISH waiting for the Handler.
+// item is one PUBLISH waiting for the Handler. It is small (a mochi Packet
+// is 800 bytes): the queue and the batch hold up to 3 BatchSize of them.
 type item struct {
 	p  *peer // nil for QoS 0
-	pk packets.Packet
+	pk *pub  // QoS 1/2: delivered to subscribers once accepted; nil for QoS 0
 	m  Message
+}
+
+// pub is what a held QoS 1/2 PUBLISH needs to be delivered to the broker's
+// subscribers once accepted: about 100 bytes where a mochi Packet (with its
+// CONNECT fields) is 800, for each message of every client's in-flight
+// window.
+type pub struct {
+	fh      packets.FixedHeader
+	topic   string
+	payload []byte
+	origin  string
+	props   *packets.Properties // MQTT 5 only
+	id      uint16
+	pv      byte
+}
+
+func holdPub(pk *packets.Packet) *pub {
+	p := &pub{fh: pk.FixedHeader, topic: pk.TopicName, payload: pk.Payload, origin: pk.Origin, id: pk.PacketID,
+		pv: pk.ProtocolVersion}
+	if pk.ProtocolVersion == 5 {
+		props := pk.Properties
+		p.props = &props
+	}
+	return p
+}
+
+// packet rebuilds the PUBLISH for InjectPacket (which sets its creation and
+// expiry times again).
+func (p *pub) packet() packets.Packet {
+	pk := packets.Packet{FixedHeader: p.fh, TopicName: p.topic, Payload: p.payload, Origin: p.origin,
+		PacketID: p.id, ProtocolVersion: p.pv}
+	if p.props != nil {
+		pk.Properties = *p.props
+	}
+	return pk
+}
+
+// ack is a PUBACK (or PUBREC) waiting for its client's writer: the packet is
+// built when written, so the queue of a client's in-flight window (1024 by
+// default, for every client) holds 4 bytes per message, not a mochi Packet.
+type ack struct {
+	id  uint16
+	typ byte
 }
 
 // peer is one client's acknowledgement window and writer.
 type peer struct {
 	cl    *mochi.Client
-	slots chan struct{}       // a send takes a slot; the writer frees it
-	acks  chan packets.Packet // PUBACK/PUBREC to write, in order; cap = window
-	done  chan struct{}       // closed when the client disconnected
+	slots chan struct{} // a send takes a slot; the writer frees it
+	acks  chan ack      // PUBACK/PUBREC to write, in order; cap = window
+	done  chan struct{} // closed when the client disconnected
 }
 
 func newHandoff(srv *mochi.Server, cfg BrokerConfig, log *slog.Logger) *handoff {
@@ -142,7 +186,7 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if pk.FixedHeader.Dup {
 		h.redelivered.Add(1)
 	}
-	it := item{pk: pk, m: Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+	it := item{m: Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
 		Duplicate: pk.FixedHeader.Dup, Received: h.now()}}
 	if pk.FixedHeader.Qos == 0 {
 		select {
@@ -164,7 +208,7 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 	}
-	it.p = p
+	it.p, it.pk = p, holdPub(&pk)
 	h.inflight.Add(1)
 	select {
 	case h.q <- it:
@@ -195,7 +239,7 @@ func (h *handoff) peer(cl *mochi.Client) *peer {
 	if p := h.peers[cl]; p != nil {
 		return p
 	}
-	p := &peer{cl: cl, slots: make(chan struct{}, h.window), acks: make(chan packets.Packet, h.window),
+	p := &peer{cl: cl, slots: make(chan struct{}, h.window), acks: make(chan ack, h.window),
 		done: make(chan struct{})}
 	h.peers[cl] = p
 	go h.write(p)
@@ -212,7 +256,8 @@ func (h *handoff) write(p *peer) {
 			return
 		case <-h.stopped:
 			return
-		case ack := <-p.acks:
+		case a := <-p.acks:
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id}
 			if ack.FixedHeader.Type == packets.Pubrec {
 				p.cl.State.Inflight.Set(ack) // mochi answers the PUBREL with PUBCOMP
 			}
@@ -331,17 +376,17 @@ func (h *handoff) accepted(batch []item) {
 		if it.p == nil {
 			continue
 		}
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.pk.PacketID}
-		if it.pk.FixedHeader.Qos == 2 {
-			ack.FixedHeader.Type = packets.Pubrec
+		a := ack{id: it.pk.id, typ: packets.Puback}
+		if it.pk.fh.Qos == 2 {
+			a.typ = packets.Pubrec
 		}
 		h.inflight.Add(-1)
 		select {
-		case it.p.acks <- ack: // never blocks: the item holds one of the window's slots
+		case it.p.acks <- a: // never blocks: the item holds one of the window's slots
 		default:
 			panic("BUG: mqtt hand-off: acknowledgement queue of a client is full")
 		}
-		pk := it.pk
+		pk := it.pk.packet()
 		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
 		h.origin = pk.Origin
 		if err := h.srv.InjectPacket(h.inline, pk); err != nil {

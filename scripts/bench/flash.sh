@@ -5,6 +5,8 @@
 # written per million messages by /proc/<pid>/io write_bytes and by the
 # storage estimate (by kind), against the raw payload bytes.
 #   scripts/bench/flash.sh [--rate R] [--duration D]   (default 500/s, 30s)
+# MQTT_EXTRA="maxBatchDelay: 1s" adds keys to edged's mqtt section (to
+# measure the knobs that trade acknowledgement latency for flash writes).
 set -euo pipefail
 rate=500; duration=30s
 while [ $# -gt 0 ]; do
@@ -48,7 +50,7 @@ spec:
     - {name: out, input: per-sensor, type: file, path: windows.jsonl}
 YAML
   mp=$(port); api=127.0.0.1:$(port)
-  echo "mqtt: {listen: 127.0.0.1:$mp}" > "$d/edged.yaml"
+  echo "mqtt: {listen: 127.0.0.1:$mp${MQTT_EXTRA:+, $MQTT_EXTRA}}" > "$d/edged.yaml"
   "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api 2> "$d/edged.log" & epid=$!
   "$work/waitfor" --url http://$api/metrics --metric edged_ready --value 1 --timeout 30s > /dev/null
   w0=$(awk '/^write_bytes/{print $2}' /proc/$epid/io)

@@ -38,7 +38,9 @@
 # the QoS 0 part (b) and of the others are printed. BARE_CONN=paho gives
 # the bare subscriber paho's own unbuffered connection instead of edged's
 # buffered one (the default, so that edged's read buffering does not flatter
-# the CPU ratio). KEEP_WORK=1 keeps the work directory (logs).
+# the CPU ratio). KEEP_WORK=1 keeps the work directory (logs). HEAP_DIR=dir:
+# edged serves pprof and dir/edged-PART.heap.pprof is its heap profile taken
+# at the highest resident set seen (sampled every 250 ms).
 set -euo pipefail
 messages=1000000 sensors=1000 perwin=50 clients="1 10 100"
 only=qos0,embedded,drain,sliding,catchup
@@ -67,6 +69,7 @@ cleanup() {
 trap cleanup EXIT
 cd "$root"
 [ -z "${PROFILE_DIR:-}" ] || { mkdir -p "$PROFILE_DIR"; PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd); }
+[ -z "${HEAP_DIR:-}" ] || { mkdir -p "$HEAP_DIR"; HEAP_DIR=$(cd "$HEAP_DIR" && pwd); }
 for t in pub sub outs; do go build -o "$work/$t" ./scripts/bench/$t; done
 go build -o "$work/edged" ./cmd/edged
 echo "load at start: $(uptime)"
@@ -155,14 +158,31 @@ start_edged() {
   local d=$1 conf=$2; shift 2
   api=127.0.0.1:$(freeport)
   printf '%s\n' "$conf" > "$d/edged.yaml"
+  [ -z "${HEAP_DIR:-}" ] || echo "api: {pprof: true}" >> "$d/edged.yaml"
   "$work/edged" run -c "$d/edged.yaml" --data-dir "$d/data" --pipelines-dir "$d/pipelines" --api $api $(profile_args "$d") "$@" 2>> "$d/edged.log" &
   epid=$!; pids+=($epid)
+  [ -z "${HEAP_DIR:-}" ] || { heap_sampler "$(basename "$d")" $epid $api & pids+=($!); }
   for _ in $(seq 400); do
     curl -sf http://$api/api/v1/status 2>/dev/null | grep -Eq '"state": *"(connected|listening)"' && return 0
     kill -0 $epid 2>/dev/null || { echo "FAIL: edged exited: $(tail -3 "$d/edged.log")" >&2; exit 1; }
     sleep 0.05
   done
   echo "FAIL: edged's MQTT client did not connect within 20 s: $(tail -3 "$d/edged.log")" >&2; exit 1
+}
+# heap_sampler PART PID API: while edged runs, fetches its heap profile
+# (/debug/pprof/heap) each time its resident set reaches a new high, to
+# HEAP_DIR/edged-PART.heap.pprof: the heap as it was near the peak RSS.
+heap_sampler() {
+  local top=0 rss
+  while kill -0 $2 2>/dev/null; do
+    rss=$(awk '/^VmRSS/{print $2}' /proc/$2/status 2>/dev/null || echo 0)
+    if [ "${rss:-0}" -gt $((top + 2048)) ]; then
+      top=$rss
+      curl -sf -o "$HEAP_DIR/edged-$1.heap.tmp" "http://$3/debug/pprof/heap" 2>/dev/null &&
+        mv "$HEAP_DIR/edged-$1.heap.tmp" "$HEAP_DIR/edged-$1.heap.pprof" && grep -E "VmRSS|RssAnon|RssFile" /proc/$2/status > "$HEAP_DIR/edged-$1.heap.rss"
+    fi
+    sleep 0.25
+  done
 }
 profile_args() { [ -z "${PROFILE_DIR:-}" ] || echo "-cpuprofile $PROFILE_DIR/edged-$(basename "$1").cpu.pprof"; }
 # show_profile PART NODES: the top entries of edged's CPU profile of PART
@@ -177,6 +197,11 @@ show_profile_cum() {
   [ -n "${PROFILE_DIR:-}" ] && [ -s "$f" ] || return 0
   echo "-- same, top $2 by cumulative time:"
   go tool pprof -top -cum -nodecount=$2 "$work/edged" "$f" 2>/dev/null | sed -n "6,$(($2 + 6))p"
+}
+# log_reads: where edged's epochs read the input log (its in-memory tail or
+# the file), from its metrics.
+log_reads() {
+  curl -sf http://$api/metrics 2>/dev/null | awk '/^edged_storage_log_reads_total/{split($1, a, "\""); r[a[2]]=$2} END{if (length(r)) printf "  input-log reads: %d from memory, %d from the file\n", r["memory"], r["file"]}' || true
 }
 stop_edged() { kill -TERM $epid 2>/dev/null || true; wait $epid 2>/dev/null || true; }
 
@@ -227,6 +252,7 @@ edged_pub() {
   local ok=0; wait $opid || ok=$?
   read -r pstart pelapsed pcpu < "$d/pub.out"
   read -r sum outputs dupouts end t1 hwm < "$d/outs.out"
+  log_reads
   stop_edged
   echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")"
   edged_warnings "$d"
