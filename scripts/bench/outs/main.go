@@ -7,10 +7,21 @@
 // clock ticks (utime+stime, /proc/PID/stat) and peak RSS (VmHWM) of --pid,
 // the process under test, at that moment.
 //
-// It prints "sum outputs dup_outputs end ticks hwm_kb" and exits 1 when the
-// sum falls short (nothing new for --idle: readings lost) or goes past
-// --expect (readings counted twice). An output delivered twice under the
-// same id is reported but allowed: sinks deliver at least once with
+// The publisher's finals (a reading per sensor an hour after the data, so
+// that every window of the data closes) are in windows of their own, which
+// edged's idle rule (spec.idleTimeout, default 10 s) closes too, from about
+// 13 s after the input stopped: a window output with n = 1 per sensor and
+// window. They are no readings of the data: with --finals TS (the finals'
+// event time, `pub --finals-ts`) an output whose window_end is after TS is
+// left out of the sum and counted apart. Without that, a run whose last
+// outputs take longer than those 13 s (a 60 s window sliding by 1 s over a
+// million readings) counted them during --linger and failed as if readings
+// had been counted twice.
+//
+// It prints "sum outputs dup_outputs end ticks hwm_kb finals_outputs" and
+// exits 1 when the sum falls short (nothing new for --idle: readings lost) or
+// goes past --expect (readings counted twice). An output delivered twice
+// under the same id is reported but allowed: sinks deliver at least once with
 // deterministic ids for consumers to drop copies.
 package main
 
@@ -41,61 +52,44 @@ func main() {
 	idle := flag.Duration("idle", 60*time.Second, "give up after this long without a new output, once outputs began")
 	first := flag.Duration("first", 15*time.Minute, "give up after this long without any output")
 	linger := flag.Duration("linger", 500*time.Millisecond, "keep counting this long after the end (late duplicates)")
+	finals := flag.Int64("finals", 0, "event time of the publisher's finals (unix ms, pub --finals-ts): outputs of windows ending after it are counted apart; 0: none")
 	flag.Parse()
 
 	var (
 		mu         sync.Mutex
-		ids        = map[string]struct{}{}
-		sum        int64
-		outputs    int64
-		dupOutputs int64
-		bad        int64
+		t          = newTally(*finals)
 		end        time.Time
 		ticks, hwm int64
 		last       = time.Now()
 	)
 	done := make(chan struct{})
 	handler := func(_ paho.Client, m paho.Message) {
-		var o struct {
-			ID string  `json:"_id"`
-			N  float64 `json:"n"`
-		}
 		mu.Lock()
 		defer mu.Unlock()
 		last = time.Now()
-		if err := json.Unmarshal(m.Payload(), &o); err != nil || o.ID == "" {
-			bad++
+		if !t.add(m.Payload()) || t.sum < *expect || !end.IsZero() {
 			return
 		}
-		if _, ok := ids[o.ID]; ok {
-			dupOutputs++
-			return
-		}
-		ids[o.ID] = struct{}{}
-		outputs++
-		sum += int64(o.N)
-		if sum >= *expect && end.IsZero() {
-			end = time.Now()
-			var err error
-			if *pidFile != "" {
-				b, rerr := os.ReadFile(*pidFile)
-				if rerr != nil {
-					fail("%v", rerr)
-				}
-				if _, err := fmt.Sscan(string(b), pid); err != nil {
-					fail("%s: %v", *pidFile, err)
-				}
+		end = time.Now()
+		var err error
+		if *pidFile != "" {
+			b, rerr := os.ReadFile(*pidFile)
+			if rerr != nil {
+				fail("%v", rerr)
 			}
-			if *pid > 0 {
-				if ticks, err = proc.CPUTicks(*pid); err == nil {
-					hwm, err = proc.HWMKB(*pid)
-				}
-				if err != nil {
-					fail("process under test: %v", err)
-				}
+			if _, err := fmt.Sscan(string(b), pid); err != nil {
+				fail("%s: %v", *pidFile, err)
 			}
-			close(done)
 		}
+		if *pid > 0 {
+			if ticks, err = proc.CPUTicks(*pid); err == nil {
+				hwm, err = proc.HWMKB(*pid)
+			}
+			if err != nil {
+				fail("process under test: %v", err)
+			}
+		}
+		close(done)
 	}
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(*broker).SetClientID(fmt.Sprintf("bench-outs-%d", os.Getpid())).
 		SetCleanSession(true).SetOrderMatters(true).SetDefaultPublishHandler(handler))
@@ -117,7 +111,7 @@ wait:
 		case <-tick.C:
 			mu.Lock()
 			quiet := time.Since(last)
-			none := outputs == 0 && dupOutputs == 0 && bad == 0
+			none := t.outputs == 0 && t.dupOutputs == 0 && t.bad == 0 && t.finalOutputs == 0
 			mu.Unlock()
 			limit := *idle
 			if none {
@@ -135,11 +129,54 @@ wait:
 	c.Disconnect(250)
 	mu.Lock()
 	defer mu.Unlock()
-	if bad > 0 {
-		fmt.Fprintf(os.Stderr, "outs: %d outputs without an _id or not JSON\n", bad)
+	if t.bad > 0 {
+		fmt.Fprintf(os.Stderr, "outs: %d outputs without an _id or not JSON\n", t.bad)
 	}
-	fmt.Printf("%d %d %d %.6f %d %d\n", sum, outputs, dupOutputs, float64(end.UnixNano())/1e9, ticks, hwm)
-	if !ok || sum != *expect {
+	fmt.Printf("%d %d %d %.6f %d %d %d\n", t.sum, t.outputs, t.dupOutputs, float64(end.UnixNano())/1e9, ticks, hwm, t.finalOutputs)
+	if !ok || t.sum != *expect {
 		os.Exit(1)
 	}
+}
+
+// tally adds up the window counts of distinct outputs.
+type tally struct {
+	finals       int64 // the finals' event time (unix ms); 0: no finals
+	ids          map[string]struct{}
+	sum          int64 // n over distinct outputs of the data's windows
+	outputs      int64 // distinct outputs of the data's windows
+	dupOutputs   int64 // outputs delivered again under an id already seen
+	finalOutputs int64 // distinct outputs of windows holding the finals
+	bad          int64 // payloads that are not JSON or have no _id
+}
+
+func newTally(finals int64) *tally {
+	return &tally{finals: finals, ids: map[string]struct{}{}}
+}
+
+// add counts one output payload and reports whether it added to sum: a new
+// output of a window of the data. An output whose window_end is after the
+// finals' event time is a window holding a final (closed by the idle rule
+// once the input stopped): counted in finalOutputs, not in sum.
+func (t *tally) add(payload []byte) bool {
+	var o struct {
+		ID        string  `json:"_id"`
+		N         float64 `json:"n"`
+		WindowEnd int64   `json:"window_end"`
+	}
+	if err := json.Unmarshal(payload, &o); err != nil || o.ID == "" {
+		t.bad++
+		return false
+	}
+	if _, ok := t.ids[o.ID]; ok {
+		t.dupOutputs++
+		return false
+	}
+	t.ids[o.ID] = struct{}{}
+	if t.finals > 0 && o.WindowEnd > t.finals {
+		t.finalOutputs++
+		return false
+	}
+	t.outputs++
+	t.sum += int64(o.N)
+	return true
 }

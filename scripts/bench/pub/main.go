@@ -20,6 +20,8 @@
 // seconds until the last one was sent (QoS 1: acknowledged) and its own CPU
 // seconds. --write FILE writes the same readings (with a "sensor" field) as
 // JSON Lines instead, for `edged batch` and `edged run --input`.
+// --finals-ts prints the finals' event time (unix ms) and exits: outs
+// leaves the outputs of windows holding the finals out of its count.
 package main
 
 import (
@@ -64,10 +66,16 @@ func (g gen) reading(buf []byte, i int, withSensor bool) []byte {
 	return append(buf, '}')
 }
 
+// finalTS is the event time of the finals: an hour after the start of the
+// last 1 s of the readings.
+func (g gen) finalTS() int64 {
+	per := g.sensors * g.perWindow
+	return int64(base) + int64((g.n-1)/per)*1000 + 3_600_000
+}
+
 // final appends sensor s's final reading, an hour after the last one.
 func (g gen) final(buf []byte, s int, withSensor bool) []byte {
-	per := g.sensors * g.perWindow
-	ts := int64(base) + int64((g.n-1)/per)*1000 + 3_600_000
+	ts := g.finalTS()
 	buf = append(buf, `{"seq":`...)
 	buf = strconv.AppendInt(buf, int64(g.n+s), 10)
 	if withSensor {
@@ -97,8 +105,13 @@ func main() {
 	window := flag.Int("window", 256, "publishes in flight per client (a sliding window)")
 	write := flag.String("write", "", "write the readings as JSON Lines to this file instead of publishing")
 	client := flag.String("client", "raw", "QoS 0 with one client: raw (a minimal MQTT writer, far cheaper than paho) or paho")
+	finalsTS := flag.Bool("finals-ts", false, "print the event time of the finals (unix ms) and exit")
 	flag.Parse()
 	g := gen{n: *n, sensors: *sensors, perWindow: *perWindow}
+	if *finalsTS {
+		fmt.Println(g.finalTS())
+		return
+	}
 	if *write != "" {
 		writeFile(g, *write)
 		return
