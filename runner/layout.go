@@ -28,7 +28,7 @@ func (r *Runner) keepLayout() error {
 			return fmt.Errorf("pipeline %q: record its partition count: %w", r.name, err)
 		}
 	case stored == r.nparts:
-	case r.nparts == 1 && stored > 1:
+	case stored > 1 && !Partitionable(r.spec):
 		return fmt.Errorf("pipeline %q: its state is split by the source key in %d partitions, and this version's steps "+
 			"do not all group by the source key (key:), so it would run as one partition and lose the state of the others; "+
 			"keep every stateful step grouped by the key fields, or delete the pipeline and apply it again to start with empty state",
