@@ -52,6 +52,16 @@ func (n *Node) upgradePipeline(c *pipeline.Compiled, srcs []runner.Source, fileI
 	if err != nil {
 		return nil, err
 	}
+	known := rep.Upgraded
+	n.nextMu.Lock()
+	for _, s := range c.Spec.Spec.Sources {
+		_, ok := n.nextOff[UpgradeLog(name, s.Name)]
+		known = known || ok
+	}
+	n.nextMu.Unlock()
+	if !known {
+		return nil, nil
+	}
 	st, err := n.db.Stats()
 	if err != nil {
 		return nil, err
@@ -72,7 +82,7 @@ func (n *Node) upgradePipeline(c *pipeline.Compiled, srcs []runner.Source, fileI
 		if !ok {
 			continue
 		}
-		if ls.Records == 0 {
+		{
 			cp, err := n.db.LastCheckpoint(name, runner.PipelinePartition)
 			if err != nil {
 				return nil, err
@@ -81,6 +91,9 @@ func (n *Node) upgradePipeline(c *pipeline.Compiled, srcs []runner.Source, fileI
 				if err := n.db.DeleteLog(context.Background(), lg); err != nil {
 					return nil, fmt.Errorf("remove the consumed upgrade log %q: %w", lg, err)
 				}
+				n.nextMu.Lock()
+				delete(n.nextOff, lg)
+				n.nextMu.Unlock()
 				n.log.Info("upgrade log consumed and removed", "pipeline", name, "log", lg)
 				continue
 			}

@@ -190,6 +190,29 @@ func TestUpgradeFromEdged01KeepsUnconsumedInput(t *testing.T) {
 		t.Errorf("mq: %d readings; want each of the %d once", len(gotMQ), len(wantMQ))
 	}
 
+	st0 := func() storage.Stats {
+		db, err := storage.Open(filepath.Join(dir, "data", "edged.db"), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		st, err := db.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if _, ok := st0().Log[UpgradeLog("mq", "readings")]; !ok {
+		t.Errorf("no upgrade log for mq: its unconsumed input went elsewhere")
+	}
+	// The next start removes the consumed upgrade log.
+	runUntil(t, config(filepath.Join(dir, "data"), filepath.Join(dir, "out")), input, func() error { return nil })
+	if _, ok := st0().Log[UpgradeLog("mq", "readings")]; ok {
+		t.Errorf("the consumed upgrade log is still there after a restart")
+	}
+	if got := countLines(filepath.Join(dir, "out", "mq.jsonl")); got != len(wantMQ) {
+		t.Errorf("after a restart mq.jsonl has %d lines; want %d", got, len(wantMQ))
+	}
 	db, err := storage.Open(filepath.Join(dir, "data", "edged.db"), storage.Options{})
 	if err != nil {
 		t.Fatal(err)

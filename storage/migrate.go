@@ -71,6 +71,21 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 	if err := ctx.Err(); err != nil {
 		return UpgradeReport{}, err
 	}
+	// Most loads find nothing to do: find out without a write transaction.
+	todo := false
+	if err := x.view(func(tx *bolt.Tx) error {
+		ck, meta := tx.Bucket(bktCkpt), tx.Bucket(bktLogMeta)
+		if ck.Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
+			return nil
+		}
+		todo = ck.Get(ckptKey(nil, u.Pipeline, 0)) != nil
+		for src := range u.Sources {
+			todo = todo || meta.Get([]byte(OldLogName(u.Pipeline, src))) != nil
+		}
+		return nil
+	}); err != nil || !todo {
+		return UpgradeReport{}, err
+	}
 	var rep UpgradeReport
 	var newLogs map[string]LogStats
 	var oldLogs []string
