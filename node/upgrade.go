@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/pipeline"
@@ -107,4 +108,26 @@ func (n *Node) upgradePipeline(c *pipeline.Compiled, srcs []runner.Source, fileI
 		extra = append(extra, runner.Source{Name: s.Name, Log: lg, Decoder: dec})
 	}
 	return extra, nil
+}
+
+// dropUpgradeLogs removes the upgrade logs of a deleted pipeline.
+func (n *Node) dropUpgradeLogs(pipeline string) {
+	prefix := UpgradeLog(pipeline, "")
+	n.nextMu.Lock()
+	var logs []string
+	for lg := range n.nextOff {
+		if strings.HasPrefix(lg, prefix) {
+			logs = append(logs, lg)
+		}
+	}
+	n.nextMu.Unlock()
+	for _, lg := range logs {
+		if err := n.db.DeleteLog(context.Background(), lg); err != nil {
+			n.log.Warn("remove the upgrade log of a deleted pipeline", "log", lg, "err", err)
+			continue
+		}
+		n.nextMu.Lock()
+		delete(n.nextOff, lg)
+		n.nextMu.Unlock()
+	}
 }
