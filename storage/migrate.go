@@ -130,6 +130,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 				return err
 			}
 			if st.Next == 0 { // no old log: the source starts at the new log's end
+				at = 1
 				if s := x.logs[to]; s != nil {
 					at = max(s.st.Next, 1)
 				}
