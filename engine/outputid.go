@@ -65,6 +65,9 @@ func ParseOutputID(s string) (OutputID, error) {
 	for i := 3; i >= 0; i-- {
 		j := strings.LastIndexByte(rest, '/')
 		if j < 0 {
+			if i == 0 {
+				return parseOldOutputID(s)
+			}
 			return OutputID{}, errOutputID
 		}
 		f[i], rest = rest[j+1:], rest[:j]
@@ -80,4 +83,22 @@ func ParseOutputID(s string) (OutputID, error) {
 		return OutputID{}, errOutputID
 	}
 	return OutputID{Pipeline: rest, Partition: p, Term: t, Epoch: e, Seq: q}, nil
+}
+
+// parseOldOutputID parses the id form of edged 0.1,
+// "pipeline/partition/epoch/seq" (pipeline names hold no '/'), as term 0:
+// its outputs, still spooled or written by a file sink when a gateway is
+// upgraded, come before those of the new version (term 1).
+func parseOldOutputID(s string) (OutputID, error) {
+	f := strings.Split(s, "/")
+	if len(f) != 4 || f[0] == "" {
+		return OutputID{}, errOutputID
+	}
+	p, err1 := strconv.Atoi(f[1])
+	e, err2 := strconv.ParseUint(f[2], 10, 64)
+	q, err3 := strconv.Atoi(f[3])
+	if errors.Join(err1, err2, err3) != nil || p < 0 || q < 0 {
+		return OutputID{}, errOutputID
+	}
+	return OutputID{Pipeline: f[0], Partition: p, Epoch: e, Seq: q}, nil
 }

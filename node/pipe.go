@@ -67,6 +67,11 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 	if p.sources, srcs, err = pipeSources(p.name, c, fileInput); err != nil {
 		return nil, err
 	}
+	up, err := n.upgradePipeline(c, srcs, fileInput)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.name, err)
+	}
+	srcs = append(up, srcs...) // the older input first
 	r, err := runner.New(runner.Config{Compiled: c, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
 		Owner: n.ownership(), StandbyHold: n.standbyHold(), Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
 		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, Virtual: n.cfg.Epochs.Virtual,

@@ -60,6 +60,7 @@ func (n *Node) retire(p *pipe) {
 			n.log.Warn("free the state of a deleted pipeline", "pipeline", p.name, "err", err)
 			return
 		}
+		n.dropUpgradeLogs(p.name)
 		n.log.Info("deleted pipeline freed", "pipeline", p.name)
 	}()
 }
@@ -213,6 +214,8 @@ func (n *Node) resumeRetiring() error {
 				if n.pipeByName(pipe) == nil && !n.hasRetiring(pipe) {
 					if err := n.db.DeletePipeline(context.Background(), pipe, ReplayLog(pipe)); err != nil {
 						n.log.Warn("free the state of a deleted pipeline", "pipeline", pipe, "err", err)
+					} else {
+						n.dropUpgradeLogs(pipe)
 					}
 				}
 			}()

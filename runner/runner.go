@@ -105,6 +105,20 @@ func SpoolName(pipeline, sink string) string { return pipeline + "/" + sink }
 // the pipeline's own record: its epoch count and its input positions.
 const PipelinePartition = -1
 
+// LayoutPartition is the checkpoint partition under which the runner keeps
+// how many partitions the pipeline's state is split in (see LayoutRecord).
+const LayoutPartition = -2
+
+// LayoutRecord is the commit that records that pipeline's state is split in
+// n partitions. The runner writes it when a pipeline starts; a pipeline
+// whose state exists keeps that number of partitions (see New).
+func LayoutRecord(pipeline string, n int) *engine.Commit {
+	return &engine.Commit{Pipeline: pipeline, Partition: LayoutPartition, Epoch: 1,
+		Watermark: engine.NoWatermark, Input: map[string]uint64{layoutKey: uint64(n)}}
+}
+
+const layoutKey = "partitions"
+
 // Config configures a Runner.
 type Config struct {
 	// Compiled is the pipeline. Its plan is compiled again for every
@@ -248,6 +262,9 @@ func New(cfg Config) (*Runner, error) {
 		}
 		sch := c.Decoders[s.Name].Schema
 		r.scratch = append(r.scratch, engine.NewBatch(sch))
+	}
+	if err := r.keepLayout(); err != nil {
+		return nil, err
 	}
 	r.byID = make([]*part, r.nparts)
 	if err := r.restore(context.Background(), c); err != nil {

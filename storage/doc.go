@@ -30,6 +30,10 @@
 //	                      {8-byte time + encoded key -> encoded columns} (history tables,
 //	                      see table.go; created by the first write)
 //
+// Data files of edged 0.1 have one log per pipeline source ("<pipeline>/<source>"),
+// checkpoints at partition 0 and spools by sink name; UpgradePipeline
+// (migrate.go) carries a pipeline over to the layout above in one transaction.
+//
 // A log frame is the records of one source in one transaction: uvarint count,
 // a codec byte (raw, zstd, s2) and the body, which is per record uvarint key
 // length, key, uvarint length, record. The key is empty: the dedup window is

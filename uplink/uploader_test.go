@@ -556,7 +556,9 @@ func TestObjectKey(t *testing.T) {
 	}{
 		{"agg/1/1/22/3", OutputID{Pipeline: "agg", Partition: 1, Term: 1, Epoch: 22, Seq: 3}, true},
 		{"a/b/1/2/22/3", OutputID{Pipeline: "a/b", Partition: 1, Term: 2, Epoch: 22, Seq: 3}, true},
-		{"1/1/22/3", OutputID{}, false},
+		{"1/1/22/3", OutputID{Pipeline: "1", Partition: 1, Epoch: 22, Seq: 3}, true}, // edged 0.1's form: term 0
+		{"1/22/3", OutputID{}, false},
+		{"a/b/22/3", OutputID{}, false},
 		{"agg/x/1/22/3", OutputID{}, false},
 	} {
 		got, err := ParseOutputID(tc.id)
