@@ -445,6 +445,38 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 	return Null
 }
 
+// fill writes the results of slot, one per aggregate, into dst, whose values
+// must be null (as Batch.Append returns them): the same values as result, but
+// numeric results set only Kind and Num, so emitting a row copies no string
+// or list headers for them.
+func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
+	base := int(slot) * st.w
+	accs := st.accs[base : base+st.w]
+	dst = dst[:len(accs)]
+	for i := range accs {
+		a, v := &accs[i], &dst[i]
+		switch p.fn[i] {
+		case AggCount:
+			v.Kind, v.Num = KindNumber, float64(a.n)
+		case AggSum:
+			v.Kind = KindNumber
+			if a.n != 0 {
+				v.Num = a.a
+			}
+		case AggMin, AggMax:
+			if a.n != 0 {
+				v.Kind, v.Num = p.kinds[i], a.a
+			}
+		case AggAvg:
+			if a.n != 0 {
+				v.Kind, v.Num = KindNumber, a.a/float64(a.n)
+			}
+		default:
+			*v = p.result(i, st, slot)
+		}
+	}
+}
+
 // appendAccs encodes the accumulators of one group for state: per aggregate
 // the count, then (when non-zero and the function keeps one) the raw float64
 // of a, of M2 for stddev, and the first/last value or the sketch.
