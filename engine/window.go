@@ -514,10 +514,15 @@ func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
 func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
 	d := out.Append()
 	vals := d.Vals // all null: only the non-null parts are written
-	kv := o.dict.vals[id]
 	j := 0
-	for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
-		vals[j] = kv[j]
+	if d := o.dict; d.strOnly && d.strs[id] != "" {
+		vals[0].Kind, vals[0].Str = KindString, d.strs[id]
+		j = 1
+	} else {
+		kv := d.vals[id]
+		for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
+			vals[j] = kv[j]
+		}
 	}
 	vals[j].Kind, vals[j].Num = KindTime, float64(ws)
 	j++
