@@ -221,7 +221,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	}
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
-	o.scr.st.w = len(o.plan.fn)
+	o.scr.st.w = o.plan.ncol()
 	return o.out, nil
 }
 
@@ -465,7 +465,7 @@ func (o *timeWinOp) newPane(ps int64) *wpane {
 		o.free = o.free[:k-1]
 	} else {
 		p = &wpane{}
-		p.st.w = len(o.plan.fn)
+		p.st.w = o.plan.ncol()
 	}
 	p.start = ps
 	o.panes[ps] = p
