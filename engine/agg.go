@@ -104,6 +104,45 @@ type aggPlan struct {
 	names []string
 	aux   bool  // some aggregate needs accAux (M2, first/last, sketch)
 	nums  []int // input positions that numeric aggregates read
+	// Aggregates whose accumulators are the same (sum and avg of a field,
+	// stddev and stddev_pop, percentiles of a field, repeats) share one
+	// column of the accumulator store: col maps an aggregate to its column,
+	// and cfn, cfield give each column's accumulator function (sum for avg,
+	// stddev for stddev_pop) and input field. A group of count(*), sum, min,
+	// max and avg of one field is thus 4 columns, 64 bytes: one cache line.
+	col    []int
+	cfn    []AggFunc
+	cfield []int
+}
+
+// ncol returns the number of accumulator columns (accStore.w).
+func (p *aggPlan) ncol() int { return len(p.cfn) }
+
+// accFunc returns the accumulator function of aggregate function f: the
+// function whose accumulator f's result is computed from.
+func accFunc(f AggFunc) AggFunc {
+	switch f {
+	case AggAvg:
+		return AggSum
+	case AggStddevPop:
+		return AggStddev
+	}
+	return f
+}
+
+// addColumn maps aggregate i (function f over input field idx) to a column,
+// sharing one with an earlier aggregate that keeps the same accumulator.
+func (p *aggPlan) addColumn(f AggFunc, idx int) {
+	af := accFunc(f)
+	for c := range p.cfn {
+		if p.cfn[c] == af && p.cfield[c] == idx {
+			p.col = append(p.col, c)
+			return
+		}
+	}
+	p.col = append(p.col, len(p.cfn))
+	p.cfn = append(p.cfn, af)
+	p.cfield = append(p.cfield, idx)
 }
 
 // check reports a record whose numeric aggregate field holds a non-numeric
@@ -167,6 +206,7 @@ func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
 		}
 		p.fn = append(p.fn, f)
 		p.field = append(p.field, idx)
+		p.addColumn(f, idx)
 		p.q = append(p.q, s.Q)
 		p.kinds = append(p.kinds, kind)
 		// Counts are integers; so are min, max, sum, first and last of an
@@ -235,7 +275,7 @@ func (s *accStore) newSlot(p *aggPlan) int32 {
 		s.accs = append(s.accs, acc{})
 		if p.aux {
 			x := accAux{ext: -1}
-			switch p.fn[i] {
+			switch p.cfn[i] {
 			case AggFirst, AggLast:
 				x.ext = int32(len(s.ext))
 				s.ext = append(s.ext, accExt{})
@@ -274,7 +314,7 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 	accs := st.accs[base : base+st.w]
 	for i := range accs {
 		a := &accs[i]
-		f := p.field[i]
+		f := p.cfield[i]
 		if f < 0 {
 			a.n++
 			continue
@@ -284,7 +324,7 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 			continue
 		}
 		x := v.Num
-		switch p.fn[i] {
+		switch p.cfn[i] {
 		case AggCount:
 			a.n++
 		case AggSum, AggAvg:
@@ -329,7 +369,7 @@ func (p *aggPlan) merge(dst *accStore, ds int32, src *accStore, ss int32) {
 		if s.n == 0 {
 			continue
 		}
-		switch p.fn[i] {
+		switch p.cfn[i] {
 		case AggCount:
 		case AggSum, AggAvg:
 			d.a += s.a
@@ -375,7 +415,7 @@ func (p *aggPlan) subtract(dst *accStore, ds int32, src *accStore, ss int32) boo
 			continue
 		}
 		n := d.n - s.n
-		switch p.fn[i] {
+		switch p.cfn[i] {
 		case AggCount:
 		case AggSum, AggAvg:
 			d.a -= s.a
@@ -411,7 +451,7 @@ func (p *aggPlan) subtract(dst *accStore, ds int32, src *accStore, ss int32) boo
 
 // result returns the value of aggregate i of slot.
 func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
-	k := int(slot)*st.w + i
+	k := int(slot)*st.w + p.col[i]
 	a := &st.accs[k]
 	switch p.fn[i] {
 	case AggCount:
@@ -445,13 +485,46 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 	return Null
 }
 
+// fill writes the results of slot, one per aggregate, into dst, whose values
+// must be null (as Batch.Append returns them): the same values as result, but
+// numeric results set only Kind and Num, so emitting a row copies no string
+// or list headers for them.
+func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
+	base := int(slot) * st.w
+	accs := st.accs[base : base+st.w]
+	dst = dst[:len(p.fn)]
+	for i := range dst {
+		a, v := &accs[p.col[i]], &dst[i]
+		switch p.fn[i] {
+		case AggCount:
+			v.Kind, v.Num = KindNumber, float64(a.n)
+		case AggSum:
+			v.Kind = KindNumber
+			if a.n != 0 {
+				v.Num = a.a
+			}
+		case AggMin, AggMax:
+			if a.n != 0 {
+				v.Kind, v.Num = p.kinds[i], a.a
+			}
+		case AggAvg:
+			if a.n != 0 {
+				v.Kind, v.Num = KindNumber, a.a/float64(a.n)
+			}
+		default:
+			*v = p.result(i, st, slot)
+		}
+	}
+}
+
 // appendAccs encodes the accumulators of one group for state: per aggregate
 // the count, then (when non-zero and the function keeps one) the raw float64
 // of a, of M2 for stddev, and the first/last value or the sketch.
 func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 	base := int(slot) * st.w
-	for i := 0; i < st.w; i++ {
-		a := &st.accs[base+i]
+	for i := range p.fn {
+		k := base + p.col[i]
+		a := &st.accs[k]
 		dst = binary.AppendVarint(dst, a.n)
 		if a.n == 0 {
 			continue
@@ -462,11 +535,11 @@ func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
 		case AggStddev, AggStddevPop:
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.aux[base+i].b))
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.aux[k].b))
 		case AggFirst, AggLast:
-			dst = AppendValue(dst, st.ext[st.aux[base+i].ext].v)
+			dst = AppendValue(dst, st.ext[st.aux[k].ext].v)
 		case AggPercentile:
-			dst = st.ext[st.aux[base+i].ext].sk.appendTo(dst)
+			dst = st.ext[st.aux[k].ext].sk.appendTo(dst)
 		}
 	}
 	return dst
@@ -475,8 +548,9 @@ func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 // readAccs decodes accumulators written by appendAccs into a fresh slot.
 func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 	base := int(slot) * st.w
-	for i := 0; i < st.w; i++ {
-		a := &st.accs[base+i]
+	for i := range p.fn {
+		k := base + p.col[i]
+		a := &st.accs[k]
 		var err error
 		if a.n, b, err = ReadVarint(b); err != nil {
 			return nil, err
@@ -494,7 +568,7 @@ func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 			if a.a, b, err = readF64(b); err != nil {
 				return nil, err
 			}
-			if st.aux[base+i].b, b, err = readF64(b); err != nil {
+			if st.aux[k].b, b, err = readF64(b); err != nil {
 				return nil, err
 			}
 		case AggFirst, AggLast:
@@ -502,9 +576,9 @@ func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 			if v, b, err = ReadValue(b); err != nil {
 				return nil, err
 			}
-			st.ext[st.aux[base+i].ext].v = v
+			st.ext[st.aux[k].ext].v = v
 		case AggPercentile:
-			if b, err = st.ext[st.aux[base+i].ext].sk.read(b); err != nil {
+			if b, err = st.ext[st.aux[k].ext].sk.read(b); err != nil {
 				return nil, err
 			}
 		}

@@ -44,7 +44,7 @@ func (o *aggOp) Open(in []*Schema) (*Schema, error) {
 	if err := o.openGrouping(in[0], o.cfg.Keys, o.cfg.Aggs); err != nil {
 		return nil, err
 	}
-	o.st.w = len(o.plan.fn)
+	o.st.w = o.plan.ncol()
 	return o.out, nil
 }
 
@@ -99,7 +99,7 @@ func (o *aggOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	for _, s := range emit {
 		d := out.Append()
 		j := copy(d.Vals, o.dict.vals[o.keyOf[s]])
-		for i := 0; i < o.st.w; i++ {
+		for i := range o.plan.fn {
 			d.Vals[j+i] = o.plan.result(i, &o.st, s)
 		}
 		d.Time = ep.Watermark
@@ -160,7 +160,7 @@ func (o *aggOp) QueryState(fn func(r *Record) bool) {
 		b.Reset(o.out)
 		d := b.Append()
 		j := copy(d.Vals, o.dict.vals[o.keyOf[s]])
-		for i := 0; i < o.st.w; i++ {
+		for i := range o.plan.fn {
 			d.Vals[j+i] = o.plan.result(i, &o.st, s)
 		}
 		if !fn(d) {

@@ -29,6 +29,14 @@ type Batch struct {
 	// spilled counts the values placed in earlier arena blocks since the last
 	// Reset, so Reset can size one block for the whole batch next time.
 	spilled int
+	// staleRecs and staleVals are the lengths of Recs and arena at the last
+	// Reset that found records: entries below them may still hold earlier
+	// contents. Append clears each one as it reuses it (while it is in
+	// cache), a Reset that finds records clears those not reused, and a Reset
+	// of a batch found empty twice in a row clears them all, so an idle batch
+	// retains nothing for longer than two Resets (epochs).
+	staleRecs, staleVals int
+	empties              uint8
 }
 
 // NewBatch returns an empty batch for schema s.
@@ -37,16 +45,32 @@ func NewBatch(s *Schema) *Batch { return &Batch{Schema: s} }
 // Reset empties the batch and sets its schema, keeping allocated capacity.
 func (b *Batch) Reset(s *Schema) {
 	b.Schema = s
-	for i := range b.Recs {
-		b.Recs[i] = Record{}
+	if len(b.Recs) == 0 && len(b.arena) == 0 {
+		if b.empties < 2 {
+			b.empties++
+			if b.empties < 2 {
+				return
+			}
+		} else if b.staleRecs == 0 && b.staleVals == 0 {
+			return
+		}
+	} else {
+		b.empties = 0
 	}
+	if n := len(b.Recs); n < b.staleRecs {
+		clear(b.Recs[n:b.staleRecs])
+	}
+	if n := len(b.arena); n < b.staleVals {
+		clear(b.arena[n:b.staleVals])
+	}
+	b.staleRecs, b.staleVals = len(b.Recs), len(b.arena)
 	b.Recs = b.Recs[:0]
-	clear(b.arena)
 	if b.spilled > 0 {
 		// The batch outgrew its block: one block big enough for all of it, so
 		// the next epoch of the same size appends without allocating.
+		clear(b.Recs[:b.staleRecs])
 		b.arena = make([]Value, 0, b.spilled+len(b.arena))
-		b.spilled = 0
+		b.spilled, b.staleRecs, b.staleVals = 0, 0, 0
 	}
 	b.arena = b.arena[:0]
 }
@@ -67,16 +91,21 @@ func (b *Batch) Append() *Record {
 		}
 		b.spilled += len(b.arena)
 		b.arena = make([]Value, 0, c)
+		b.staleVals = 0
 	}
-	vals := b.arena[len(b.arena) : len(b.arena)+n : len(b.arena)+n]
-	b.arena = b.arena[:len(b.arena)+n]
+	start := len(b.arena)
+	vals := b.arena[start : start+n : start+n]
+	b.arena = b.arena[:start+n]
+	if start < b.staleVals {
+		clear(vals)
+	}
 	if len(b.Recs) < cap(b.Recs) {
 		b.Recs = b.Recs[:len(b.Recs)+1]
 	} else {
 		b.Recs = append(b.Recs, Record{})
 	}
 	r := &b.Recs[len(b.Recs)-1]
-	r.Vals = vals
+	*r = Record{Vals: vals}
 	return r
 }
 

@@ -54,7 +54,7 @@ func (o *countWinOp) Open(in []*Schema) (*Schema, error) {
 	if err := o.openGrouping(in[0], c.Keys, c.Aggs, start, end); err != nil {
 		return nil, err
 	}
-	o.scr.w = len(o.plan.fn)
+	o.scr.w = o.plan.ncol()
 	return o.out, nil
 }
 
@@ -65,7 +65,7 @@ func (o *countWinOp) key(id int32) *countKey {
 	k := o.keys[id]
 	if k == nil {
 		k = &countKey{min: make([]int64, o.panes), max: make([]int64, o.panes)}
-		k.st.w = len(o.plan.fn)
+		k.st.w = o.plan.ncol()
 		for i := int64(0); i < o.panes; i++ {
 			k.st.newSlot(o.plan)
 		}
@@ -124,7 +124,7 @@ func (o *countWinOp) emit(out *Batch, id int32, k *countKey) {
 	j := copy(r.Vals, o.dict.vals[id])
 	r.Vals[j], r.Vals[j+1] = Time(lo), Time(hi+1)
 	j += 2
-	for i := 0; i < o.scr.w; i++ {
+	for i := range o.plan.fn {
 		r.Vals[j+i] = o.plan.result(i, &o.scr, d)
 	}
 	r.Time = hi

@@ -25,6 +25,10 @@ type groupDict struct {
 	// str is the fast path for a single string key field: raw string -> id.
 	str     map[string]int32
 	strOnly bool
+	// strs holds, with strOnly, the key string per id ("" for a key that is
+	// not a non-empty string): what emitting a row copies, without going
+	// through vals.
+	strs []string
 }
 
 func newGroupDict() *groupDict { return &groupDict{idx: map[string]int32{}} }
@@ -112,10 +116,14 @@ func (d *groupDict) insert(enc string, vals []Value) int32 {
 		d.vals = append(d.vals, vals)
 		d.refs = append(d.refs, 0)
 		d.used = append(d.used, d.gen)
+		if d.strOnly {
+			d.strs = append(d.strs, "")
+		}
 	}
 	d.idx[enc] = id
 	if d.strOnly && len(vals) == 1 && vals[0].Kind == KindString {
 		d.str[vals[0].Str] = id
+		d.strs[id] = vals[0].Str
 	}
 	d.unused++
 	return id
@@ -163,6 +171,9 @@ func (d *groupDict) sweep() {
 				delete(d.str, d.vals[id][0].Str)
 			}
 			d.enc[id], d.vals[id] = "", nil
+			if d.strOnly {
+				d.strs[id] = ""
+			}
 			d.free = append(d.free, int32(id))
 			d.unused--
 		}

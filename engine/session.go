@@ -79,7 +79,7 @@ func (o *sessionOp) markDirty(id int32, k *sessKey) {
 
 func (o *sessionOp) newSession(start, end int64) *session {
 	s := &session{start: start, end: end}
-	s.st.w = len(o.plan.fn)
+	s.st.w = o.plan.ncol()
 	s.st.newSlot(o.plan)
 	return s
 }
@@ -185,7 +185,7 @@ func (o *sessionOp) emit(out *Batch, id int32, s *session) {
 	j := copy(d.Vals, o.dict.vals[id])
 	d.Vals[j], d.Vals[j+1] = Time(s.start), Time(s.end)
 	j += 2
-	for i := 0; i < s.st.w; i++ {
+	for i := range o.plan.fn {
 		d.Vals[j+i] = o.plan.result(i, &s.st, 0)
 	}
 	if o.cfg.OutputTime == OutputTimeStart {

@@ -17,7 +17,7 @@ func (k *kstore) reset(o *timeWinOp) {
 		k.idx[id] = 0
 	}
 	k.keys = k.keys[:0]
-	k.st.w = len(o.plan.fn)
+	k.st.w = o.plan.ncol()
 	k.st.reset()
 }
 

@@ -137,7 +137,14 @@ type memKey struct {
 type memPart struct {
 	cp    Checkpoint
 	state map[string]map[string]*[]byte // namespace -> key -> value (updated in place)
+	// free holds the value buffers of deleted entries (at most memFreeMax),
+	// reused by new ones: state that moves on (a window's entries deleted as
+	// the next window's are written) then allocates no value buffers.
+	free []*[]byte
 }
+
+// memFreeMax bounds memPart.free.
+const memFreeMax = 1 << 14
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore { return &MemStore{parts: map[memKey]*memPart{}} }
@@ -160,9 +167,21 @@ func (m *MemStore) Commit(_ context.Context, c *Commit) error {
 		}
 		switch v, ok := ns[string(op.Key)]; {
 		case op.Delete:
-			delete(ns, string(op.Key))
+			if ok {
+				delete(ns, string(op.Key))
+				if len(p.free) < memFreeMax {
+					*v = (*v)[:0]
+					p.free = append(p.free, v)
+				}
+			}
 		case ok:
 			*v = append((*v)[:0], op.Val...)
+		case len(p.free) > 0:
+			b := p.free[len(p.free)-1]
+			p.free[len(p.free)-1] = nil
+			p.free = p.free[:len(p.free)-1]
+			*b = append(*b, op.Val...)
+			ns[string(op.Key)] = b
 		default:
 			b := bytes.Clone(op.Val)
 			ns[string(op.Key)] = &b

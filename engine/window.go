@@ -185,6 +185,7 @@ type timeWinOp struct {
 	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
+	ids      []recID // lookupAll's result
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -220,7 +221,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	}
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
-	o.scr.st.w = len(o.plan.fn)
+	o.scr.st.w = o.plan.ncol()
 	return o.out, nil
 }
 
@@ -317,6 +318,8 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	late, final := lateBounds(ep, o.cfg.AllowedLateness)
 	complete := o.cfg.Mode == OutputComplete
 	update := o.cfg.Mode == OutputUpdate
+	o.lookupAll(b)
+	k := 0
 	for i := range b.Recs {
 		r := &b.Recs[i]
 		if len(o.plan.nums) > 0 {
@@ -364,7 +367,16 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		if ps < o.sl.hi && ps >= o.sl.lo {
 			o.sl.valid = false // a wpane included in the slider changed
 		}
-		id := o.dict.lookup(r, o.keyIdx)
+		var id int32
+		for k < len(o.ids) && o.ids[k].rec < int32(i) {
+			k++ // a record skipped above
+		}
+		if k < len(o.ids) && o.ids[k].rec == int32(i) {
+			id = o.ids[k].id
+			k++
+		} else {
+			id = o.dict.lookup(r, o.keyIdx)
+		}
 		nkeys := len(p.keys)
 		s := p.slot(o, id)
 		if len(p.keys) > nkeys { // a new key in this pane
@@ -421,6 +433,31 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	return nil
 }
 
+// recID is the key id of one record of a batch.
+type recID struct{ rec, id int32 }
+
+// lookupAll interns, ahead of the main loop, the keys of the records of b
+// that are not dead letters, into o.ids (ascending rec). A tight loop of
+// lookups alone keeps many hash probes in flight at once. Records later found
+// late or in a gap are interned (without a reference) like any seen key.
+// Only the single-string-key fast path is taken here.
+func (o *timeWinOp) lookupAll(b *Batch) {
+	o.ids = o.ids[:0]
+	if !o.dict.strOnly {
+		return
+	}
+	f := o.keyIdx[0]
+	for i := range b.Recs {
+		v := &b.Recs[i].Vals[f]
+		if v.Kind != KindString {
+			continue
+		}
+		if id, ok := o.dict.str[v.Str]; ok {
+			o.ids = append(o.ids, recID{int32(i), id})
+		}
+	}
+}
+
 func (o *timeWinOp) newPane(ps int64) *wpane {
 	var p *wpane
 	if k := len(o.free); k > 0 {
@@ -428,7 +465,7 @@ func (o *timeWinOp) newPane(ps int64) *wpane {
 		o.free = o.free[:k-1]
 	} else {
 		p = &wpane{}
-		p.st.w = len(o.plan.fn)
+		p.st.w = o.plan.ncol()
 	}
 	p.start = ps
 	o.panes[ps] = p
@@ -476,21 +513,25 @@ func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
 
 func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
 	d := out.Append()
-	kv := o.dict.vals[id]
+	vals := d.Vals // all null: only the non-null parts are written
 	j := 0
-	for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
-		d.Vals[j] = kv[j]
+	if d := o.dict; d.strOnly && d.strs[id] != "" {
+		vals[0].Kind, vals[0].Str = KindString, d.strs[id]
+		j = 1
+	} else {
+		kv := d.vals[id]
+		for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
+			vals[j] = kv[j]
+		}
 	}
-	d.Vals[j] = Time(ws)
+	vals[j].Kind, vals[j].Num = KindTime, float64(ws)
 	j++
 	we := o.end(ws)
 	if !o.point {
-		d.Vals[j] = Time(we)
+		vals[j].Kind, vals[j].Num = KindTime, float64(we)
 		j++
 	}
-	for i := 0; i < st.w; i++ {
-		d.Vals[j+i] = o.plan.result(i, st, slot)
-	}
+	o.plan.fill(vals[j:], st, slot)
 	switch {
 	case o.point:
 		d.Time = ws

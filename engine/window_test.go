@@ -80,9 +80,9 @@ func TestAggregatesMergeLikeOnePass(t *testing.T) {
 	vals := []float64{2, 4, 4, 4, 5, 5, 7, 9}
 	want := []float64{8, 40, 2, 9, 5, 2, 9, math.Sqrt(32.0 / 7), 2, 4}
 	rec := func(x float64) *Record { return &Record{Vals: []Value{String("a"), Number(x)}} }
-	one := accStore{w: len(specs)}
+	one := accStore{w: p.ncol()}
 	s1 := one.newSlot(p)
-	a, b := accStore{w: len(specs)}, accStore{w: len(specs)}
+	a, b := accStore{w: p.ncol()}, accStore{w: p.ncol()}
 	sa, sb := a.newSlot(p), b.newSlot(p)
 	for i, x := range vals {
 		p.add(&one, s1, rec(x))
@@ -623,6 +623,34 @@ func TestSliderMatchesPanesWithManyPanes(t *testing.T) {
 		}
 		if checked < 100 {
 			t.Fatalf("epoch %d: only %d window rows checked", e+1, checked)
+		}
+	}
+}
+
+// TestAggregatesShareAccumulators protects the accumulator layout: aggregates
+// computed from the same accumulator (sum and avg of a field, stddev and
+// stddev_pop, percentiles of a field) share one column, so a group of
+// count(*), sum, min, max and avg of one field takes 4 columns (64 bytes, one
+// cache line), while the same function over different fields does not share.
+func TestAggregatesShareAccumulators(t *testing.T) {
+	s := MustSchema(Field{"k", KindString}, Field{"v", KindNumber}, Field{"w", KindNumber})
+	for _, c := range []struct {
+		specs []AggSpec
+		want  int
+	}{
+		{[]AggSpec{{Func: "count", As: "n"}, {Func: "sum", Field: "v", As: "sum"}, {Func: "min", Field: "v", As: "min"},
+			{Func: "max", Field: "v", As: "max"}, {Func: "avg", Field: "v", As: "avg"}}, 4},
+		{[]AggSpec{{Func: "stddev", Field: "v", As: "a"}, {Func: "stddev_pop", Field: "v", As: "b"},
+			{Func: "percentile", Field: "v", Q: 0.5, As: "c"}, {Func: "percentile", Field: "v", Q: 0.9, As: "d"}}, 2},
+		{[]AggSpec{{Func: "sum", Field: "v", As: "a"}, {Func: "sum", Field: "w", As: "b"}, {Func: "avg", Field: "w", As: "c"},
+			{Func: "count", Field: "v", As: "d"}, {Func: "count", As: "e"}}, 4},
+	} {
+		p, err := resolveAggs(c.specs, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ncol() != c.want {
+			t.Errorf("%v: %d accumulator columns, want %d", c.specs, p.ncol(), c.want)
 		}
 	}
 }
