@@ -159,7 +159,7 @@ metadata: {name: model}
 spec:
   sources:
     - name: readings
-      mqtt: {topics: ["sensors/+/temp"]}
+      mqtt: {topics: ["sensors/+/temp", "sensors/+/now"]}
       fields: [{name: sensor, type: string}, {name: ts, type: time}, {name: temp, type: number}]
       eventTime: ts
   steps:
