@@ -236,6 +236,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	retry := time.NewTicker(n.cfg.JoinRetry)
 	defer retry.Stop()
+	var rejoining atomic.Bool // one background rejoin at a time
 	for {
 		select {
 		case <-ctx.Done():
@@ -263,6 +264,18 @@ func (n *Node) Run(ctx context.Context) error {
 				n.mu.Lock()
 				n.alone = !ok
 				n.mu.Unlock()
+			} else if missing := n.missingSeeds(); len(missing) > 0 && rejoining.CompareAndSwap(false, true) {
+				// A seed that is not a live member: after a network
+				// partition longer than memberlist keeps gossiping to the
+				// dead, the two sides would never meet again on their own.
+				go func() {
+					defer rejoining.Store(false)
+					if k, err := ml.Join(missing); k > 0 {
+						n.log.Info("mesh: rejoined seeds", "contacted", k, "members", ml.NumMembers())
+					} else {
+						n.log.Debug("mesh: seeds still unreachable", "join", missing, "err", err)
+					}
+				}()
 			}
 		case <-n.metaDirt:
 			if err := ml.UpdateNode(time.Second); err != nil {
@@ -270,6 +283,28 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// missingSeeds returns the seeds (other than this node) whose address is
+// not a live member's. A seed given by host name is resolved; one that does
+// not resolve counts as missing.
+func (n *Node) missingSeeds() []string {
+	self, _ := n.Addr()
+	live := map[string]bool{}
+	for _, m := range n.Members() {
+		live[m.Addr] = true
+	}
+	var out []string
+	for _, s := range n.cfg.Join {
+		if s == self || live[s] {
+			continue
+		}
+		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && (live[a.String()] || a.String() == self) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // join contacts the seeds (other than itself); true when there were none or

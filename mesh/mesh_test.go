@@ -19,7 +19,13 @@ var key1 = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789a
 // the function that stops it (leaving the mesh).
 func startNode(t testing.TB, name, key string, join []string, stateFile string) (*Node, func()) {
 	t.Helper()
-	cfg := Config{Name: name, Bind: "127.0.0.1:0", Key: key, Join: join, JoinRetry: 200 * time.Millisecond}
+	return startNodeAt(t, name, "127.0.0.1:0", key, join, stateFile)
+}
+
+// startNodeAt is startNode bound to bind (host:port).
+func startNodeAt(t testing.TB, name, bind, key string, join []string, stateFile string) (*Node, func()) {
+	t.Helper()
+	cfg := Config{Name: name, Bind: bind, Key: key, Join: join, JoinRetry: 200 * time.Millisecond}
 	n, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), APIAddr: "api-" + name, StateFile: stateFile})
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +279,21 @@ func TestCrashedMemberIsDeclaredDeadWithinTheLANBound(t *testing.T) {
 			t.Errorf("partition %d still owned by the crashed member", p)
 		}
 	}
+}
+
+// TestASeedThatComesBackIsJoinedAgain: b joined the mesh through seed a;
+// a goes away and comes back at the same address with no seeds of its
+// own (as after a network partition longer than memberlist gossips to
+// the dead, where neither side would contact the other again). b, which
+// lists a as a seed, joins it again.
+func TestASeedThatComesBackIsJoinedAgain(t *testing.T) {
+	dir := t.TempDir()
+	a, stopA := startNode(t, "a", key1, nil, filepath.Join(dir, "a"))
+	seed := addr(t, a)
+	b, _ := startNode(t, "b", key1, []string{seed}, filepath.Join(dir, "b"))
+	waitMembers(t, 2, a, b)
+	stopA() // leaves: b stops gossiping to it at once
+	waitMembers(t, 1, b)
+	a2, _ := startNodeAt(t, "a", seed, key1, nil, filepath.Join(dir, "a"))
+	waitMembers(t, 2, a2, b)
 }
