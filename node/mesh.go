@@ -50,6 +50,7 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	n.mesh = m
+	n.ho.n = n
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -67,7 +68,7 @@ func (n *Node) ownership() runner.Ownership {
 	if n.mesh == nil {
 		return nil
 	}
-	return meshOwnership{n.mesh}
+	return handoverOwner{meshOwnership{n.mesh}, &n.ho}
 }
 
 // meshOwnership adapts the mesh to the runner's Ownership and Marker.

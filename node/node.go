@@ -77,6 +77,7 @@ func WithListener(l net.Listener) Option { return func(n *Node) { n.listener = l
 type Node struct {
 	cfg       Config
 	mesh      *mesh.Node // nil without a mesh: section (mesh.go)
+	ho        handover   // the state hand-over to this node as a new holder (handover.go)
 	log       *slog.Logger
 	clock     engine.Clock
 	stdout    io.Writer
