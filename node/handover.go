@@ -66,6 +66,10 @@ type handover struct {
 	claimed map[string]map[int]bool
 	pending map[string]map[int]time.Time
 	running map[string]bool
+	// installed counts the state rows installed and the time the runner
+	// pauses took (the hand-over rate).
+	installed int
+	took      time.Duration
 }
 
 // handoverOwner is the runners' Ownership with a mesh: the mesh's claims,
@@ -217,7 +221,7 @@ func (h *handover) fetchAll(pipeline string) {
 					if done[p] {
 						continue
 					}
-					k, ok, err := h.fetchInstall(pipeline, p, b)
+					k, ok, err := h.fetchInstall(pipeline, p, b, time.Until(deadline) < handoverWait/2)
 					if errors.Is(err, errNoneHolds) {
 						// No peer has the partition's state (they are all
 						// starting, or unreachable): as without a hand-over.
@@ -246,6 +250,8 @@ func (h *handover) fetchAll(pipeline string) {
 		for p := range done {
 			delete(h.pending[pipeline], p)
 		}
+		h.installed += keys
+		h.took += time.Since(start)
 		h.mu.Unlock()
 		if len(done) > 0 {
 			el := time.Since(start)
@@ -267,7 +273,7 @@ var errNoneHolds = errors.New("no other holder serves the partition's state")
 
 // fetchInstall fetches one partition's snapshot from a holder and installs
 // it if it covers pos. It returns the rows installed and whether it did.
-func (h *handover) fetchInstall(pipeline string, partition int, b runner.Boundary) (int, bool, error) {
+func (h *handover) fetchInstall(pipeline string, partition int, b runner.Boundary, lenient bool) (int, bool, error) {
 	var errs []error
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
@@ -277,7 +283,7 @@ func (h *handover) fetchInstall(pipeline string, partition int, b runner.Boundar
 			continue
 		}
 		served = true
-		skips, rest, err := h.mapAnchors(snap.Extra, b.Pos)
+		skips, rest, err := h.mapAnchors(snap.Extra, b.Pos, lenient)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -444,7 +450,12 @@ func entryHash(rec []byte) uint64 {
 // mapAnchors finds a sender's anchors in this node's logs and returns, per
 // log, the offset from which the partition's records are new; errNotCovered
 // when the sender is behind pos or its anchors are not logged here yet.
-func (h *handover) mapAnchors(extra []byte, pos map[string]uint64) (map[string]uint64, []byte, error) {
+//
+// When none of the anchors is in this node's log and the sender had
+// consumed every entry it logged, this node's entries from its position on
+// are taken as new to the partition: at once when there are none (both
+// idle), and when lenient (the wait is half over) otherwise.
+func (h *handover) mapAnchors(extra []byte, pos map[string]uint64, lenient bool) (map[string]uint64, []byte, error) {
 	bad := errors.New("malformed anchors in the snapshot")
 	rd := func() (uint64, bool) {
 		v, k := binary.Uvarint(extra)
@@ -519,6 +530,9 @@ func (h *handover) mapAnchors(extra []byte, pos map[string]uint64) (map[string]u
 			if off, ok := at[sides[1][i]]; ok {
 				cut, found = off, true
 			}
+		}
+		if !found && len(sides[1]) == 0 && (next <= q || lenient) {
+			cut, found = q, true
 		}
 		if !found || cut < q {
 			return nil, nil, errNotCovered
