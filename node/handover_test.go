@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/mesh"
 	"github.com/edgedio/edged/runner"
 )
@@ -211,5 +213,48 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 	}
 	if bad > 5 {
 		t.Errorf("... %d windows wrong in all", bad)
+	}
+}
+
+// TestAnchorsMapTheSendersPositionIntoThisLog: two nodes logged an
+// overlapping stream at other offsets. The sender's position after its 7th
+// entry maps to the receiver's offset after the same entry; a receiver
+// already past that point is told the snapshot does not cover it; a sender
+// that consumed nothing maps to its first unconsumed entry.
+func TestAnchorsMapTheSendersPositionIntoThisLog(t *testing.T) {
+	start := func() *testNode {
+		return startNode(t, testConfig(t, t.TempDir(), map[string]string{"w": handoverPipeline}), newFakeClock(t0))
+	}
+	snd, rcv := start(), start()
+	entry := func(i int) Message { return msg("h/s", fmt.Sprintf(`{"sensor":"s","ts":%d,"seq":%d}`, t0.UnixMilli(), i)) }
+	var e1, e2 []Message
+	for i := 1; i <= 10; i++ {
+		e1 = append(e1, entry(i))
+	}
+	for i := 5; i <= 15; i++ {
+		e2 = append(e2, entry(i))
+	}
+	ctx := context.Background()
+	if err := snd.Ingest(ctx, e1); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Ingest(ctx, e2); err != nil {
+		t.Fatal(err)
+	}
+	sFirst := snd.logNext(LogMQTT) - 10 // offset of entry 1 at the sender
+	rFirst := rcv.logNext(LogMQTT) - 11 // offset of entry 5 at the receiver
+	h := &handover{n: rcv.Node}
+	extra := snd.anchors(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst + 7}}) // consumed entries 1-7
+	got, _, err := h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst}, false)
+	if err != nil || got[LogMQTT] != rFirst+3 { // entry 8 is the receiver's 4th
+		t.Errorf("consumed through entry 7: mapped to %v, %v; want %d", got, err, rFirst+3)
+	}
+	if _, _, err := h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst + 5}, false); !errors.Is(err, errNotCovered) {
+		t.Errorf("receiver past the sender's position: %v; want errNotCovered", err)
+	}
+	extra = snd.anchors(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst}}) // nothing consumed
+	got, _, err = h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst}, false)
+	if err != nil || got[LogMQTT] != rFirst { // entry 5, the first of the sender's the receiver has
+		t.Errorf("nothing consumed: mapped to %v, %v; want %d", got, err, rFirst)
 	}
 }
