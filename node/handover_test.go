@@ -226,7 +226,9 @@ func TestAnchorsMapTheSendersPositionIntoThisLog(t *testing.T) {
 		return startNode(t, testConfig(t, t.TempDir(), map[string]string{"w": handoverPipeline}), newFakeClock(t0))
 	}
 	snd, rcv := start(), start()
-	entry := func(i int) Message { return msg("h/s", fmt.Sprintf(`{"sensor":"s","ts":%d,"seq":%d}`, t0.UnixMilli(), i)) }
+	entry := func(i int) Message {
+		return msg("h/s", fmt.Sprintf(`{"sensor":"s","ts":%d,"seq":%d}`, t0.UnixMilli(), i))
+	}
 	var e1, e2 []Message
 	for i := 1; i <= 10; i++ {
 		e1 = append(e1, entry(i))
