@@ -66,6 +66,7 @@ type handover struct {
 	claimed map[string]map[int]bool
 	pending map[string]map[int]time.Time
 	running map[string]bool
+	paused  map[string]bool // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
 	// installed counts the state rows installed and the time the runner
 	// pauses took (the hand-over rate).
 	installed int
@@ -93,7 +94,7 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.claimed == nil {
-		h.claimed, h.pending, h.running = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}
+		h.claimed, h.pending, h.running, h.paused = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}, map[string]bool{}
 	}
 	prev, seen := h.claimed[pipeline]
 	now := map[int]bool{}
@@ -215,13 +216,17 @@ func (h *handover) fetchAll(pipeline string) {
 		keys := 0
 		done := map[int]bool{}
 		err := pp.r.Between(func(b runner.Boundary) error {
+			h.setPaused(pipeline, true)
+			defer h.setPaused(pipeline, false)
 			deadline := time.Now().Add(handoverWait)
+			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
+			defer cancel()
 			for len(done) < len(parts) && time.Now().Before(deadline) {
 				for _, p := range parts {
 					if done[p] {
 						continue
 					}
-					k, ok, err := h.fetchInstall(pipeline, p, b, time.Until(deadline) < handoverWait/2)
+					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, time.Until(deadline) < handoverWait/2)
 					if errors.Is(err, errNoneHolds) {
 						// No peer has the partition's state (they are all
 						// starting, or unreachable): as without a hand-over.
@@ -264,6 +269,20 @@ func (h *handover) fetchAll(pipeline string) {
 	}
 }
 
+// setPaused records whether a pipeline's runner waits for a fetch.
+func (h *handover) setPaused(pipeline string, on bool) {
+	h.mu.Lock()
+	h.paused[pipeline] = on
+	h.mu.Unlock()
+}
+
+// isPaused reports whether a pipeline's runner waits for a fetch.
+func (h *handover) isPaused(pipeline string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.paused[pipeline]
+}
+
 // errNotCovered says a holder's snapshot does not yet cover this node's
 // input position (or its anchors are not yet in this node's log).
 var errNotCovered = errors.New("the holder's snapshot does not cover this node's input position yet")
@@ -273,11 +292,11 @@ var errNoneHolds = errors.New("no other holder serves the partition's state")
 
 // fetchInstall fetches one partition's snapshot from a holder and installs
 // it if it covers pos. It returns the rows installed and whether it did.
-func (h *handover) fetchInstall(pipeline string, partition int, b runner.Boundary, lenient bool) (int, bool, error) {
+func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, lenient bool) (int, bool, error) {
 	var errs []error
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
-		snap, err := h.fetch(addr, pipeline, partition)
+		snap, err := h.fetch(ctx, addr, pipeline, partition)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -313,9 +332,7 @@ func (h *handover) fetchInstall(pipeline string, partition int, b runner.Boundar
 }
 
 // fetch GETs a partition's snapshot from a peer's API.
-func (h *handover) fetch(addr, pipeline string, partition int) (*storage.PartitionSnapshot, error) {
-	ctx, cancel := context.WithTimeout(h.n.runCtx, 30*time.Second)
-	defer cancel()
+func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int) (*storage.PartitionSnapshot, error) {
 	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -355,6 +372,10 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || part < 0 || part >= p.r.Partitions() {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("partition %q: want 0 to %d", r.PathValue("partition"), p.r.Partitions()-1))
+		return
+	}
+	if n.ho.isPaused(name) {
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("pipeline %q is itself waiting for a peer's state", name))
 		return
 	}
 	// The read transaction opens between two epochs, while the runner

@@ -138,11 +138,12 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 	b := start("b", []string{aAddr})
 	eventually(t, 30*time.Second, func() error {
 		b.ho.mu.Lock()
-		defer b.ho.mu.Unlock()
 		pend := 0
 		for _, p := range b.ho.pending {
 			pend += len(p)
 		}
+		installed := b.ho.installed
+		b.ho.mu.Unlock()
 		owned := 0
 		for _, h := range b.mesh.Table() {
 			if h.Owner == "b" {
@@ -158,7 +159,7 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 			}
 			return nil
 		})
-		if owned == 0 || pend > 0 || held < b.pipeByName("w").r.Partitions() || (b.ho.installed == 0 && !handoverDisabled) {
+		if owned == 0 || pend > 0 || held < b.pipeByName("w").r.Partitions() || (installed == 0 && !handoverDisabled) {
 			return fmt.Errorf("b owns %d partitions, holds %d, %d wait for their state", owned, held, pend)
 		}
 		return nil

@@ -34,8 +34,8 @@ type Boundary struct {
 	// Adopt gives a partition, before it is restored from a peer's state,
 	// the outputs that peer held as a standby: when the partition is
 	// restored as owner, those past the previous owner's mark (Marker) are
-	// emitted in its first epoch, under its term; as a standby it holds
-	// them.
+	// emitted in its first epoch, under its term (none when that mark is
+	// unknown); as a standby it holds them.
 	Adopt func(partition int, outs []HeldOutput)
 }
 
@@ -80,6 +80,11 @@ func (r *Runner) adopt(p *part) {
 	}
 	delete(r.adopted, p.claim.Partition)
 	now := r.clock.Now()
+	if p.claim.Emit && p.fence == engine.NoWatermark {
+		// Without the previous owner's mark nothing says which of them it
+		// emitted: they are dropped rather than emitted twice.
+		hs = nil
+	}
 	for _, h := range hs {
 		if !p.claim.Emit {
 			p.held = append(p.held, heldOutput{now, h.From, h.To, h.Out})
