@@ -66,7 +66,9 @@ type handover struct {
 	claimed map[string]map[int]bool
 	pending map[string]map[int]time.Time
 	running map[string]bool
-	paused  map[string]bool // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
+	terms   map[string]map[int]uint64 // by pipeline: the terms of the partitions it emits, from the last Claims
+	fresh   bool                      // this node had never been in the mesh when it started (startMesh): only then does it fetch
+	paused  map[string]bool           // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
 	// installed counts the state rows installed and the time the runner
 	// pauses took (the hand-over rate).
 	installed int
@@ -80,12 +82,66 @@ type handoverOwner struct {
 	h *handover
 }
 
+// EmittedThrough is asked by the runner when it starts emitting a
+// partition (promotion, a new term): once the mesh knows where this node's
+// windows start, its uplinks record their claims at once rather than at
+// their first upload, so that during a network partition the other side
+// fences its uploads sooner (uplink.Uploader.ClaimNow).
+func (o handoverOwner) EmittedThrough(pipeline string, partition int) (int64, bool) {
+	wm, ok := o.meshOwnership.EmittedThrough(pipeline, partition)
+	o.h.mu.Lock()
+	term := o.h.terms[pipeline][partition]
+	o.h.mu.Unlock()
+	if term > 0 && o.h.n != nil {
+		go o.h.n.claimNow(pipeline, partition, term)
+	}
+	return wm, ok
+}
+
+// claimNow records this node's claim on a partition in every uplink of the
+// pipeline.
+func (n *Node) claimNow(pipeline string, partition int, term uint64) {
+	n.mu.RLock()
+	var us []*upSink
+	for _, s := range n.uploaders {
+		if s.pipeline == pipeline {
+			us = append(us, s)
+		}
+	}
+	n.mu.RUnlock()
+	for _, s := range us {
+		ctx, cancel := context.WithTimeout(n.upCtx, 10*time.Second)
+		if err := s.u.ClaimNow(ctx, pipeline, partition, term); err != nil {
+			n.log.Warn("uplink: record the claim on a partition this node started emitting (it is recorded at the first upload)",
+				"pipeline", pipeline, "sink", s.sink, "partition", partition, "term", term, "err", err)
+		}
+		cancel()
+	}
+}
+
 func (o handoverOwner) Claims(pipeline string, np int) []runner.Claim {
 	cs := o.meshOwnership.Claims(pipeline, np)
-	if ready, _ := o.m.Ready(); !ready || handoverDisabled {
+	o.h.noteTerms(pipeline, cs)
+	if ready, _ := o.m.Ready(); !ready || handoverDisabled || !o.h.fresh {
 		return cs
 	}
 	return o.h.filter(pipeline, cs)
+}
+
+// noteTerms keeps the terms of the partitions this node emits.
+func (h *handover) noteTerms(pipeline string, cs []runner.Claim) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.terms == nil {
+		h.terms = map[string]map[int]uint64{}
+	}
+	t := map[int]uint64{}
+	for _, c := range cs {
+		if c.Emit {
+			t[c.Partition] = c.Term
+		}
+	}
+	h.terms[pipeline] = t
 }
 
 // filter hides the partitions waiting for their state and starts fetching
@@ -96,7 +152,7 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	if h.claimed == nil {
 		h.claimed, h.pending, h.running, h.paused = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}, map[string]bool{}
 	}
-	prev, seen := h.claimed[pipeline]
+	_, seen := h.claimed[pipeline]
 	now := map[int]bool{}
 	pend := h.pending[pipeline]
 	out := cs[:0]
@@ -106,7 +162,10 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 		if _, waiting := pend[c.Partition]; waiting {
 			continue
 		}
-		if seen && prev[c.Partition] {
+		if seen {
+			// Only the partitions of the node's join are fetched: later
+			// changes keep the runner's own state (as a restarted node
+			// does), see the README.
 			out = append(out, c)
 			continue
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -44,6 +46,8 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 	if parts <= 0 {
 		parts = runner.DefaultPartitions
 	}
+	_, err := os.Stat(filepath.Join(n.cfg.DataDir, meshTermsFile))
+	n.ho.fresh = errors.Is(err, fs.ErrNotExist) // handover.go: a new member fetches its partitions' state
 	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
