@@ -100,6 +100,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", auth(n.handleStatus))
 	mux.HandleFunc("GET /api/v1/partitions", auth(n.handlePartitions))
 	mux.HandleFunc("POST /api/v1/drain", auth(n.handleDrain))
+	mux.HandleFunc("GET /api/v1/mesh/snapshot/{pipeline}/{partition}", auth(n.handleSnapshot))
 	mux.HandleFunc("GET /api/v1/pipelines", auth(n.handleList))
 	mux.HandleFunc("GET /api/v1/pipelines/{name}", auth(n.handleGet))
 	mux.HandleFunc("PUT /api/v1/pipelines/{name}", auth(n.handleApply))

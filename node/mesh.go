@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -47,12 +49,15 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 	if parts <= 0 {
 		parts = runner.DefaultPartitions
 	}
+	_, err := os.Stat(filepath.Join(n.cfg.DataDir, meshTermsFile))
+	n.ho.fresh = errors.Is(err, fs.ErrNotExist) // handover.go: a new member fetches its partitions' state
 	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
 		return nil, err
 	}
 	n.mesh = m
+	n.ho.n = n
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := n.startPipelineSync(mctx); err != nil {
 		cancel()
@@ -74,7 +79,7 @@ func (n *Node) ownership() runner.Ownership {
 	if n.mesh == nil {
 		return nil
 	}
-	return meshOwnership{n.mesh}
+	return handoverOwner{meshOwnership{n.mesh}, &n.ho}
 }
 
 // meshOwnership adapts the mesh to the runner's Ownership and Marker.

@@ -78,6 +78,7 @@ type Node struct {
 	cfg       Config
 	mesh      *mesh.Node // nil without a mesh: section (mesh.go)
 	psync     *pipeSync  // the mesh's pipeline set; nil without a mesh (meshpipelines.go)
+	ho        handover   // the state hand-over to this node as a new holder (handover.go)
 	log       *slog.Logger
 	clock     engine.Clock
 	stdout    io.Writer

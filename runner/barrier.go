@@ -87,6 +87,9 @@ func (b *barrier) commit(ctx context.Context) error {
 	var marks []Mark
 	for _, c := range b.commits {
 		p := r.byID[c.Partition]
+		if p != nil && p.skip != nil {
+			c.Input = p.keepSkips(c.Input, b.newPos)
+		}
 		if p != nil && !p.claim.Emit {
 			p.hold(r, c.Outputs, p.wm, c.Watermark)
 			c.Outputs = c.Outputs[:0]

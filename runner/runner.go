@@ -207,15 +207,18 @@ type Runner struct {
 
 	snapMu sync.Mutex
 	snap   Status
+
+	adopted map[int][]HeldOutput // by partition: a peer's held outputs (Boundary.Adopt)
 }
 
 // part is one held partition.
 type part struct {
 	claim   Claim
-	held    []heldOutput    // a standby's recent outputs (Config.StandbyHold)
-	release []engine.Output // a promoted standby's held outputs, emitted at its next commit
-	wm      int64           // the watermark of the partition's last committed epoch
-	fence   int64           // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
+	held    []heldOutput      // a standby's recent outputs (Config.StandbyHold)
+	release []engine.Output   // a promoted standby's held outputs, emitted at its next commit
+	wm      int64             // the watermark of the partition's last committed epoch
+	fence   int64             // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
+	skip    map[string]uint64 // by log: entries before are in the installed state (SkipKey)
 	c       *pipeline.Compiled
 	x       *engine.Executor
 	inputs  []*engine.Batch // per source of Config.Sources
@@ -357,6 +360,9 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 	}
 	p.x = x
 	p.wm = x.Watermark()
+	if err := r.readSkips(p); err != nil {
+		return nil, fmt.Errorf("pipeline %q partition %d: %w", r.name, cl.Partition, err)
+	}
 	if mk, ok := r.cfg.Owner.(Marker); ok && cl.Emit {
 		// A new owner (or term): the previous owner may have committed
 		// outputs beyond this node's state.
@@ -364,6 +370,7 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 			p.fence = through
 		}
 	}
+	r.adopt(p)
 	for _, s := range r.cfg.Sources {
 		in := x.Input(s.Name)
 		if in == nil {
@@ -665,8 +672,8 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	direct := r.nparts == 1
 	var b *engine.Batch
 	if direct {
-		if r.byID[0] == nil {
-			return 0, nil // partition 0 is held by another node
+		if r.byID[0] == nil || off < r.byID[0].skip[s.Log] {
+			return 0, nil // partition 0 is held by another node, or its state has the entry
 		}
 		b = r.byID[0].inputs[si]
 	} else {
@@ -691,8 +698,8 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	for i := range b.Recs {
 		rec := &b.Recs[i]
 		p := r.byID[PartitionOf(rec.Key, r.nparts)]
-		if p == nil {
-			continue // another node holds it
+		if p == nil || off < p.skip[s.Log] {
+			continue // another node holds it, or its installed state has it
 		}
 		p.inputs[si].AppendCopy(rec)
 		p.pending++

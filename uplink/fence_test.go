@@ -160,3 +160,29 @@ func TestFencedUploaderNeverUploadsALowerTermOverAHigherOne(t *testing.T) {
 		t.Errorf("partition 0 windows in the store by node: %v; want %v (objects %v)", ends, want, keys)
 	}
 }
+
+// TestClaimNowRecordsTheClaimBeforeAnyUpload: a node that starts emitting a
+// partition records its claim at once (ClaimNow), with nothing spooled,
+// so that the other side of a network partition fences from then on; a
+// second call for the same term writes nothing new.
+func TestClaimNowRecordsTheClaimBeforeAnyUpload(t *testing.T) {
+	dir := t.TempDir()
+	c := testConfig(t)
+	c.Node, c.Local.Dir, c.Format = "gw-b", dir, FormatJSONL
+	calls := 0
+	u, _ := startUploader(t, c, &memSpool{}, Options{Fence: true, Sink: "out",
+		ClaimFrom: func(string, int, uint64) (int64, bool) { calls++; return 1700000006000, true }})
+	ctx := context.Background()
+	for range 2 {
+		if err := u.ClaimNow(ctx, "p", 4, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := ListClaims(ctx, u.fence, ClaimScope(c.Prefix, "p", "out", 4))
+	if err != nil || len(cs) != 1 || cs[0].Term != 3 || cs[0].Owner != "gw-b" || cs[0].From != 1700000006000 {
+		t.Fatalf("claims %+v, %v; want gw-b's term 3 from 1700000006000", cs, err)
+	}
+	if calls != 1 {
+		t.Errorf("ClaimFrom asked %d times; want once (the claim is recorded once per term)", calls)
+	}
+}

@@ -161,6 +161,7 @@ type Uploader struct {
 	sink      string
 	fence     ClaimStore // Options.Fence with a fenceable target
 	claimFrom func(pipeline string, partition int, term uint64) (int64, bool)
+	recMu     sync.Mutex           // guards recorded (fenceBatch, ClaimNow)
 	recorded  map[string]uint64    // by claim scope: the highest term recorded
 	seen      map[string]time.Time // first id of each group -> first seen
 
@@ -938,6 +939,35 @@ func (b *batch) term() uint64 {
 	return t
 }
 
+// ClaimNow records this node's claim on a partition under term, if it is
+// not recorded yet and ClaimFrom knows where its windows start. The node
+// calls it when it starts emitting a partition, so that the other side of
+// a network partition sees the claim before this node's first upload;
+// fenceBatch calls it before each upload. Safe for concurrent use.
+func (u *Uploader) ClaimNow(ctx context.Context, pipeline string, partition int, term uint64) error {
+	if u.fence == nil || u.claimFrom == nil {
+		return nil
+	}
+	scope := ClaimScope(u.cfg.Prefix, pipeline, u.sink, partition)
+	u.recMu.Lock()
+	done := u.recorded[scope] >= term
+	u.recMu.Unlock()
+	if done {
+		return nil
+	}
+	from, ok := u.claimFrom(pipeline, partition, term)
+	if !ok {
+		return nil
+	}
+	if err := RecordClaim(ctx, u.fence, scope, Claim{Term: term, Owner: u.cfg.Node, From: from}); err != nil {
+		return err
+	}
+	u.recMu.Lock()
+	u.recorded[scope] = max(u.recorded[scope], term)
+	u.recMu.Unlock()
+	return nil
+}
+
 // fenceBatch records this node's claim on the batch's partition (when
 // ClaimFrom knows where its windows start) and drops the rows a higher
 // claim of another node covers (Superseded), counting them in FencedRows;
@@ -945,13 +975,8 @@ func (b *batch) term() uint64 {
 func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
 	scope := ClaimScope(u.cfg.Prefix, b.g.pipeline, u.sink, b.g.partition)
 	term := b.term()
-	if u.recorded[scope] < term && u.claimFrom != nil {
-		if from, ok := u.claimFrom(b.g.pipeline, b.g.partition, term); ok {
-			if err := RecordClaim(ctx, u.fence, scope, Claim{Term: term, Owner: u.cfg.Node, From: from}); err != nil {
-				return err
-			}
-			u.recorded[scope] = term
-		}
+	if err := u.ClaimNow(ctx, b.g.pipeline, b.g.partition, term); err != nil {
+		return err
 	}
 	claims, err := ListClaims(ctx, u.fence, scope)
 	if err != nil || len(claims) == 0 {

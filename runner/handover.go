@@ -1,0 +1,138 @@
+package runner
+
+import (
+	"strings"
+
+	"github.com/edgedio/edged/engine"
+)
+
+// skipPrefix starts the keys of a partition checkpoint's Input that say
+// from which offset of an input log the partition's records are new: a
+// partition installed from a peer's snapshot (node/handover.go) already
+// holds the effect of the entries before it.
+const skipPrefix = "@log:"
+
+// SkipKey is the key, in a partition checkpoint's Input, of the first
+// offset of input log lg whose records the partition has not seen: the
+// runner does not feed the partition records of earlier entries (they are
+// in the installed state), even though the pipeline reads them for its
+// other partitions.
+func SkipKey(lg string) string { return skipPrefix + lg }
+
+// Boundary is what Between shows of the runner between two epochs.
+type Boundary struct {
+	// Pos is the pipeline's committed input position in each log: the
+	// next epoch reads from there.
+	Pos map[string]uint64
+	// Held reports whether the runner held a partition in the last epoch.
+	Held func(partition int) bool
+	// HeldOutputs returns copies of the outputs a standby partition
+	// computed and did not emit (Config.StandbyHold): a node that takes
+	// the partition with this node's state must emit those the previous
+	// owner did not.
+	HeldOutputs func(partition int) []HeldOutput
+	// Adopt gives a partition, before it is restored from a peer's state,
+	// the outputs that peer held as a standby: when the partition is
+	// restored as owner, those past the previous owner's mark (Marker) are
+	// emitted in its first epoch, under its term (none when that mark is
+	// unknown); as a standby it holds them.
+	Adopt func(partition int, outs []HeldOutput)
+}
+
+// HeldOutput is an output a standby computed and did not emit, with the
+// partition's watermarks before and after its epoch.
+type HeldOutput struct {
+	From, To int64
+	Out      engine.Output
+}
+
+// Between runs fn between two epochs: no epoch runs (and no claim is
+// followed) until fn returns, so what fn reads of the store is the state of
+// Pos, and what it installs is restored at the next epoch's reconcile.
+func (r *Runner) Between(fn func(b Boundary) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	held := func(p int) bool { return p >= 0 && p < r.nparts && r.byID[p] != nil }
+	return fn(Boundary{Pos: cloneMap(r.pos), Held: held,
+		HeldOutputs: func(p int) []HeldOutput {
+			if !held(p) {
+				return nil
+			}
+			out := make([]HeldOutput, len(r.byID[p].held))
+			for i, h := range r.byID[p].held {
+				out[i] = HeldOutput{h.from, h.to, h.out}
+			}
+			return out
+		},
+		Adopt: func(p int, outs []HeldOutput) {
+			if r.adopted == nil {
+				r.adopted = map[int][]HeldOutput{}
+			}
+			r.adopted[p] = outs
+		}})
+}
+
+// adopt hands a new partition the held outputs adopted for it (Adopt).
+func (r *Runner) adopt(p *part) {
+	hs, ok := r.adopted[p.claim.Partition]
+	if !ok {
+		return
+	}
+	delete(r.adopted, p.claim.Partition)
+	now := r.clock.Now()
+	if p.claim.Emit && p.fence == engine.NoWatermark {
+		// Without the previous owner's mark nothing says which of them it
+		// emitted: they are dropped rather than emitted twice.
+		hs = nil
+	}
+	for _, h := range hs {
+		if !p.claim.Emit {
+			p.held = append(p.held, heldOutput{now, h.From, h.To, h.Out})
+			continue
+		}
+		if r.committedBefore(&h.Out, h.From, h.To, p.fence) {
+			continue
+		}
+		if id, err := engine.ParseOutputID(h.Out.ID); err == nil {
+			id.Term = p.claim.Term
+			h.Out.ID = id.String()
+		}
+		p.release = append(p.release, h.Out)
+	}
+	if p.claim.Emit {
+		r.log.Info("partition taken with a peer's state", "pipeline", r.name, "partition", p.claim.Partition, "term", p.claim.Term,
+			"adopted_outputs", len(p.release), "previous_owner_through", fenceString(p.fence))
+	}
+}
+
+// readSkips sets p.skip from the partition's checkpoint: the offsets,
+// ahead of the pipeline's position, before which it has no new records.
+func (r *Runner) readSkips(p *part) error {
+	cp, err := r.cfg.Store.LastCheckpoint(r.name, p.claim.Partition)
+	if err != nil {
+		return err
+	}
+	for k, v := range cp.Input {
+		if lg, ok := strings.CutPrefix(k, skipPrefix); ok && v > r.pos[lg] {
+			if p.skip == nil {
+				p.skip = map[string]uint64{}
+			}
+			p.skip[lg] = v
+		}
+	}
+	return nil
+}
+
+// keepSkips carries the skips still ahead of the epoch's new positions
+// into the partition's commit, so that a restart skips them too.
+func (p *part) keepSkips(in map[string]uint64, newPos map[string]uint64) map[string]uint64 {
+	for lg, v := range p.skip {
+		if v > newPos[lg] {
+			if in == nil {
+				in = map[string]uint64{}
+			}
+			in[SkipKey(lg)] = v
+		}
+	}
+	return in
+}

@@ -1,0 +1,199 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/edgedio/edged/engine"
+	bolt "go.etcd.io/bbolt"
+)
+
+// snapMagic starts a partition snapshot stream (WritePartition).
+const snapMagic = "edged-partition-snapshot-1\n"
+
+// PartitionSnapshot is one pipeline partition's committed state as a peer
+// sent it (ReadPartition): what a node that becomes a new holder of the
+// partition installs (InstallPartition) before its runner restores it.
+type PartitionSnapshot struct {
+	// Checkpoint is the partition's own checkpoint (epoch, watermark).
+	Checkpoint engine.Checkpoint
+	// Pipeline is the pipeline's record (partition -1) of the same
+	// transaction: the sender's input positions the state covers.
+	Pipeline engine.Checkpoint
+	// Extra is what the sender added (the node: its input anchors).
+	Extra []byte
+	// Rows are the state rows, by namespace then key, as stored.
+	Rows []SnapshotRow
+}
+
+// SnapshotRow is one stored state row of a partition.
+type SnapshotRow struct {
+	Namespace string
+	Key, Val  []byte // the stored key (with its prefix) and value
+}
+
+// WritePartition streams one partition's committed state as of the
+// snapshot: magic, the partition's and the pipeline's checkpoints, extra
+// (computed from the pipeline's checkpoint by the caller, may be nil), then
+// every state row as uvarint-length-prefixed namespace, key and value, and
+// a zero byte. It returns the number of rows written.
+func (s *Snapshot) WritePartition(w io.Writer, pipeline string, partition int, extra func(pipe engine.Checkpoint) []byte) (int, error) {
+	ck := s.tx.Bucket(bktCkpt)
+	pcp := ck.Get(ckptKey(nil, pipeline, partition))
+	ppl := ck.Get(ckptKey(nil, pipeline, -1))
+	var ex []byte
+	if extra != nil {
+		cp, err := s.LastCheckpoint(pipeline, -1)
+		if err != nil {
+			return 0, err
+		}
+		ex = extra(cp)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var b []byte
+	b = append(b, snapMagic...)
+	for _, v := range [][]byte{pcp, ppl, ex} {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	if _, err := bw.Write(b); err != nil {
+		return 0, err
+	}
+	rows := 0
+	if part := partBucket(s.tx, pipeline, partition); part != nil {
+		err := part.ForEachBucket(func(ns []byte) error {
+			return part.Bucket(ns).ForEach(func(k, v []byte) error {
+				if v == nil {
+					return nil
+				}
+				b = b[:0]
+				b = append(b, 1)
+				for _, x := range [][]byte{ns, k, v} {
+					b = binary.AppendUvarint(b, uint64(len(x)))
+					b = append(b, x...)
+				}
+				rows++
+				_, err := bw.Write(b)
+				return err
+			})
+		})
+		if err != nil {
+			return rows, err
+		}
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return rows, err
+	}
+	return rows, bw.Flush()
+}
+
+// ReadPartition reads what WritePartition wrote.
+func ReadPartition(r io.Reader) (*PartitionSnapshot, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	bad := func(what string, err error) error {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("partition snapshot: %s: %w", what, err)
+	}
+	magic := make([]byte, len(snapMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapMagic {
+		return nil, fmt.Errorf("partition snapshot: not a snapshot stream of this version")
+	}
+	field := func() ([]byte, error) {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		if n > 1<<30 {
+			return nil, fmt.Errorf("field of %d bytes", n)
+		}
+		b := make([]byte, n)
+		_, err = io.ReadFull(br, b)
+		return b, err
+	}
+	s := &PartitionSnapshot{}
+	var head [3][]byte
+	for i := range head {
+		var err error
+		if head[i], err = field(); err != nil {
+			return nil, bad("header", err)
+		}
+	}
+	for i, cp := range []*engine.Checkpoint{&s.Checkpoint, &s.Pipeline} {
+		if len(head[i]) == 0 {
+			continue
+		}
+		c, err := decodeCheckpoint(head[i])
+		if err != nil {
+			return nil, bad("checkpoint", err)
+		}
+		*cp = c
+	}
+	s.Extra = head[2]
+	for {
+		t, err := br.ReadByte()
+		if err != nil {
+			return nil, bad("rows", err)
+		}
+		if t == 0 {
+			return s, nil
+		}
+		var f [3][]byte
+		for i := range f {
+			if f[i], err = field(); err != nil {
+				return nil, bad("row "+strconv.Itoa(len(s.Rows)), err)
+			}
+		}
+		s.Rows = append(s.Rows, SnapshotRow{Namespace: string(f[0]), Key: f[1], Val: f[2]})
+	}
+}
+
+// InstallPartition replaces a partition's state with a snapshot's rows and
+// its checkpoint with cp, in one durable transaction: a runner that
+// restores the partition afterwards starts from exactly the snapshot.
+func (x *DB) InstallPartition(ctx context.Context, pipeline string, partition int, rows []SnapshotRow, cp engine.Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
+		pb, err := tx.Bucket(bktState).CreateBucketIfNotExists([]byte(pipeline))
+		if err != nil {
+			return err
+		}
+		pk := strconv.AppendInt(nil, int64(partition), 10)
+		if pb.Bucket(pk) != nil {
+			if err := pb.DeleteBucket(pk); err != nil {
+				return err
+			}
+		}
+		part, err := pb.CreateBucket(pk)
+		if err != nil {
+			return err
+		}
+		var b *bolt.Bucket
+		ns := ""
+		for i := range rows {
+			row := &rows[i]
+			if b == nil || row.Namespace != ns {
+				ns = row.Namespace
+				if b, err = part.CreateBucketIfNotExists([]byte(ns)); err != nil {
+					return fmt.Errorf("state namespace %q: %w", ns, err)
+				}
+			}
+			if err := b.Put(row.Key, row.Val); err != nil {
+				return fmt.Errorf("state namespace %q: %w", ns, err)
+			}
+		}
+		return tx.Bucket(bktCkpt).Put(ckptKey(nil, pipeline, partition), encodeCheckpoint(nil, cp.Epoch, cp.Watermark, cp.Input))
+	}}
+	if err := x.submit(r); err != nil {
+		return fmt.Errorf("storage: install pipeline %q partition %d: %w", pipeline, partition, err)
+	}
+	return nil
+}
