@@ -83,10 +83,13 @@ func (t *countingTransport) DialAddressTimeout(a memberlist.Address, d time.Dura
 
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
-// Shutdown stops the listeners and the stream forwarder.
+// Shutdown stops the listeners, then the stream forwarder. In that order:
+// memberlist's listener waits to hand over a stream accepted during the
+// shutdown, so the forwarder must keep taking them until it has stopped.
 func (t *countingTransport) Shutdown() error {
+	err := t.NetTransport.Shutdown()
 	close(t.done)
-	return t.NetTransport.Shutdown()
+	return err
 }
 
 // countingConn counts the bytes written to a stream.
