@@ -59,7 +59,7 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 		dir := t.TempDir()
 		cfg := testConfig(t, dir, map[string]string{"w": handoverPipeline})
 		cfg.API.Listen = "127.0.0.1:0"
-		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join}
+		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join, FetchState: true}
 		clk := newFakeClock(t0)
 		var opts []Option
 		if os.Getenv("EDGED_HANDOVER_LOG") != "" {

@@ -50,7 +50,7 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 		parts = runner.DefaultPartitions
 	}
 	_, err := os.Stat(filepath.Join(n.cfg.DataDir, meshTermsFile))
-	n.ho.fresh = errors.Is(err, fs.ErrNotExist) // handover.go: a new member fetches its partitions' state
+	n.ho.fresh = n.cfg.Mesh.FetchState && errors.Is(err, fs.ErrNotExist) // handover.go: a new member fetches its partitions' state
 	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
