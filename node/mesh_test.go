@@ -33,25 +33,7 @@ func TestMeshConfigIsStrictAndNamesKeys(t *testing.T) {
 // node owns everything until the second joins; it hands the second's
 // partitions over at its runner's next epoch boundary (the clocks advance).
 func TestMeshSharesPartitionsAndAnswersTheTable(t *testing.T) {
-	var clocks []*fakeClock
-	start := func(name string, join []string) (*testNode, *httptest.Server) {
-		keyed := strings.Replace(testPipeline, "      mqtt: {topics:", "      key: [sensor]\n      mqtt: {topics:", 1)
-		cfg := testConfig(t, t.TempDir(), map[string]string{"t1": keyed})
-		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join}
-		clk := newFakeClock(t0)
-		clocks = append(clocks, clk)
-		tn := startNode(t, cfg, clk)
-		srv := httptest.NewServer(tn.Handler())
-		t.Cleanup(srv.Close)
-		return tn, srv
-	}
-	a, sa := start("a", nil)
-	var aAddr string
-	eventually(t, 5*time.Second, func() (err error) {
-		aAddr, err = a.mesh.Addr()
-		return err
-	})
-	b, sb := start("b", []string{aAddr})
+	a, sa, b, sb, clocks := startMeshPair(t)
 	eventually(t, 10*time.Second, func() error {
 		for _, n := range []*testNode{a, b} {
 			st, err := n.Status()
@@ -128,25 +110,7 @@ func TestPartitionsWithoutMeshIsSingleNode(t *testing.T) {
 // other then owns them all, and the drained node's status says so. A node
 // without a mesh answers 501.
 func TestDrainHandsPartitionsToThePeer(t *testing.T) {
-	var clocks []*fakeClock
-	start := func(name string, join []string) (*testNode, *httptest.Server) {
-		keyed := strings.Replace(testPipeline, "      mqtt: {topics:", "      key: [sensor]\n      mqtt: {topics:", 1)
-		cfg := testConfig(t, t.TempDir(), map[string]string{"t1": keyed})
-		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join}
-		clk := newFakeClock(t0)
-		clocks = append(clocks, clk)
-		tn := startNode(t, cfg, clk)
-		srv := httptest.NewServer(tn.Handler())
-		t.Cleanup(srv.Close)
-		return tn, srv
-	}
-	a, sa := start("a", nil)
-	var aAddr string
-	eventually(t, 5*time.Second, func() (err error) {
-		aAddr, err = a.mesh.Addr()
-		return err
-	})
-	b, sb := start("b", []string{aAddr})
+	_, sa, b, sb, clocks := startMeshPair(t)
 	owned := func(url string) map[string]int {
 		code, body := do(t, "GET", url+"/api/v1/partitions", "", "")
 		var r PartitionsResponse
@@ -203,4 +167,30 @@ func TestDrainHandsPartitionsToThePeer(t *testing.T) {
 	if code, body := do(t, "POST", srv.URL+"/api/v1/drain", "", ""); code != 501 {
 		t.Errorf("drain without a mesh: %d %s; want 501", code, body)
 	}
+}
+
+// startMeshPair starts two in-process mesh members a and b (b joins a),
+// each running a keyed pipeline t1 on its own fake clock and serving its
+// API; it returns them, their servers and their clocks.
+func startMeshPair(t *testing.T) (a *testNode, sa *httptest.Server, b *testNode, sb *httptest.Server, clocks []*fakeClock) {
+	t.Helper()
+	start := func(name string, join []string) (*testNode, *httptest.Server) {
+		keyed := strings.Replace(testPipeline, "      mqtt: {topics:", "      key: [sensor]\n      mqtt: {topics:", 1)
+		cfg := testConfig(t, t.TempDir(), map[string]string{"t1": keyed})
+		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join}
+		clk := newFakeClock(t0)
+		clocks = append(clocks, clk)
+		tn := startNode(t, cfg, clk)
+		srv := httptest.NewServer(tn.Handler())
+		t.Cleanup(srv.Close)
+		return tn, srv
+	}
+	a, sa = start("a", nil)
+	var aAddr string
+	eventually(t, 5*time.Second, func() (err error) {
+		aAddr, err = a.mesh.Addr()
+		return err
+	})
+	b, sb = start("b", []string{aAddr})
+	return a, sa, b, sb, clocks
 }
