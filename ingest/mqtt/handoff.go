@@ -172,7 +172,7 @@ func (h *handoff) Provides(b byte) bool { return b == mochi.OnPublish || b == mo
 // OnPublish runs on the publishing client's read goroutine. QoS 0 messages
 // are queued for the Handler and delivered to subscribers at once. QoS 1/2
 // messages take a slot of the client's window (waiting, and so not reading
-// the connection, while it is full), are queued, and are rejected for mochi
+// the connection, while it is full), are queued, and are withheld from mochi
 // (no acknowledgement, no delivery): the batcher acknowledges and delivers
 // them once the Handler has accepted them.
 func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
@@ -216,7 +216,21 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		h.inflight.Add(-1)
 		<-p.slots
 	}
-	return pk, packets.ErrRejectPacket
+	return withheld(pk), nil
+}
+
+// withheld is what the hand-off returns to mochi for a QoS 1/2 PUBLISH it
+// holds: marked ignored and downgraded to QoS 0, mochi neither acknowledges
+// it, nor retains it, nor delivers it (the batcher does all three once the
+// Handler accepted it). Rejecting it (packets.ErrRejectPacket) would do the
+// same, but mochi logs every rejected publish at Debug with the whole Packet
+// as an argument, which copies about 800 bytes to the heap per message
+// whatever the log level.
+func withheld(pk packets.Packet) packets.Packet {
+	pk.FixedHeader.Qos = 0
+	pk.FixedHeader.Retain = false
+	pk.Ignore = true
+	return pk
 }
 
 // OnDisconnect ends the client's ack writer. Acknowledgements still queued
