@@ -186,6 +186,32 @@ func TestStatusGolden(t *testing.T) {
 	golden(t, "status.golden", b.String())
 }
 
+// edgectl status shows the mesh: its members, whether the pipeline set
+// converged, the versions that lost a conflict and those not run here.
+func TestStatusShowsTheMesh(t *testing.T) {
+	var info nodeInfo
+	if err := json.Unmarshal([]byte(`{"mesh":true,"partitions":21,"status":{"ready":true,"pipelines":[],
+"mesh":{"name":"gw1","members":[{"name":"gw1","state":"alive","owns":21,"standby":22,"self":true},
+{"name":"gw2","state":"suspect","owns":22,"standby":21},{"name":"gw3","state":"alive","owns":21,"standby":21,"draining":true}],
+"pipelines":{"node":"gw1","digest":"0a1b2c3d4e5f6071","converged":false,
+"pipelines":[{"name":"etl","version":3,"hash":"ab","node":"gw2"},{"name":"alerts","version":2,"hash":"cd","node":"gw1","failed":"alerts.yaml:7: steps[0].window: unknown key"}],
+"lost":[{"pipeline":"etl","lost":"v2 (sha256 0123456789ab by gw1)","lostNode":"gw1","winner":"v3 (sha256 ba9876543210 by gw2)","winnerNode":"gw2","at":"2026-12-06T10:00:00Z"}]}}}}`), &info); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeStatus(&b, target{Name: "gw1", URL: "http://10.0.0.1:8080"}, info)
+	mustContain(t, "status", b.String(),
+		"mesh:         3 members: gw1 (21 owned, 22 standby), gw2 (22 owned, 21 standby, suspect), gw3 (21 owned, 21 standby, draining)",
+		"pipeline set: 2 pipelines, digest 0a1b2c3d4e5f6071, NOT converged",
+		"alerts version 2 (by gw1) NOT RUN here: alerts.yaml:7: steps[0].window: unknown key",
+		"etl: conflict: v2 (sha256 0123456789ab by gw1) lost to v3 (sha256 ba9876543210 by gw2)")
+
+	info.Status.Mesh.Incompatible = "another mesh.key"
+	b.Reset()
+	writeStatus(&b, target{Name: "gw1", URL: "http://10.0.0.1:8080"}, info)
+	mustContain(t, "refused", b.String(), "mesh:         REFUSED by the site, emits nothing: another mesh.key")
+}
+
 func TestConfigContexts(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "edgectl", "config.yaml")
 	steps := []struct {

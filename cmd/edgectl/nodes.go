@@ -56,6 +56,37 @@ type nodeStatus struct {
 	} `json:"sinks"`
 	Uplink     map[string]uplinkStatus `json:"uplink"`
 	Conditions []string                `json:"conditions"`
+	Mesh       *meshStatus             `json:"mesh"`
+}
+
+// meshStatus is the part of a node's mesh status that edgectl status shows.
+type meshStatus struct {
+	Name         string `json:"name"`
+	Alone        bool   `json:"alone"`
+	Incompatible string `json:"incompatible"`
+	Members      []struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Owns     int    `json:"owns"`
+		Standby  int    `json:"standby"`
+		Draining bool   `json:"draining"`
+	} `json:"members"`
+	Pipelines *struct {
+		Digest    string `json:"digest"`
+		Converged bool   `json:"converged"`
+		Pipelines []struct {
+			Name    string `json:"name"`
+			Version uint64 `json:"version"`
+			Node    string `json:"node"`
+			Deleted bool   `json:"deleted"`
+			Failed  string `json:"failed"`
+		} `json:"pipelines"`
+		Lost []struct {
+			Pipeline string `json:"pipeline"`
+			Lost     string `json:"lost"`
+			Winner   string `json:"winner"`
+		} `json:"lost"`
+	} `json:"pipelines"`
 }
 
 type pipelineInfo struct {
@@ -290,6 +321,7 @@ func writeStatus(w io.Writer, t target, info nodeInfo) {
 	} else {
 		fmt.Fprintf(w, "partitions:   no mesh on this node (it holds every partition)\n")
 	}
+	writeMesh(w, st.Mesh)
 	fmt.Fprintln(w)
 	tw := newTable(w, "PIPELINE", "VERSION", "EPOCH", "IN/S", "LATE/S", "INVALID/S", "LAG", "BACKLOG", "STATE")
 	for _, p := range st.Pipelines {
@@ -417,4 +449,49 @@ func cmdTop(ctx context.Context, g *globals, args []string) int {
 		}
 	}
 	return code
+}
+
+// writeMesh adds the mesh lines of edgectl status: the members as this node
+// sees them and whether the site agrees on its pipeline set (a version that
+// lost a conflict, or that does not validate on this node, is named).
+func writeMesh(w io.Writer, m *meshStatus) {
+	if m == nil {
+		return
+	}
+	var members []string
+	for _, mb := range m.Members {
+		d := fmt.Sprintf("%s (%d owned, %d standby", mb.Name, mb.Owns, mb.Standby)
+		if mb.State != "" && mb.State != "alive" {
+			d += ", " + mb.State
+		}
+		if mb.Draining {
+			d += ", draining"
+		}
+		members = append(members, d+")")
+	}
+	line := fmt.Sprintf("%d members: %s", len(m.Members), strings.Join(members, ", "))
+	switch {
+	case m.Incompatible != "":
+		line = "REFUSED by the site, emits nothing: " + oneLine(m.Incompatible)
+	case m.Alone:
+		line += "; no seed of mesh.join answered: processing alone, still trying"
+	}
+	fmt.Fprintf(w, "mesh:         %s\n", line)
+	p := m.Pipelines
+	if p == nil {
+		return
+	}
+	state := "converged"
+	if !p.Converged {
+		state = "NOT converged (members hold other versions)"
+	}
+	fmt.Fprintf(w, "pipeline set: %d pipelines, digest %s, %s\n", len(p.Pipelines), orDash(p.Digest), state)
+	for _, v := range p.Pipelines {
+		if v.Failed != "" {
+			fmt.Fprintf(w, "              %s version %d (by %s) NOT RUN here: %s\n", v.Name, v.Version, v.Node, oneLine(v.Failed))
+		}
+	}
+	for _, l := range p.Lost {
+		fmt.Fprintf(w, "              %s: conflict: %s lost to %s\n", l.Pipeline, l.Lost, l.Winner)
+	}
 }
