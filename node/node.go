@@ -747,7 +747,14 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	}
 	s.mu.Unlock()
 	if len(ack) > 0 {
-		if _, err := n.db.SpoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
+		// A sink that is not behind lets its acknowledgement ride with the
+		// next epoch's commit (flash wear); one draining a backlog commits it
+		// at once, as its next batch reads after it.
+		spoolAck := n.db.SpoolAck
+		if len(ds) < batch {
+			spoolAck = n.db.SpoolAckDeferred
+		}
+		if _, err := spoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
 			errs = append(errs, err)
 		}
 	}
