@@ -275,12 +275,23 @@ func (x *DB) commitTx(group []*request) error {
 	x.commits.Add(1)
 	// Attribute the pages this transaction wrote (and its meta page) to the
 	// kind of its largest writer: an epoch commit if there is one (it carries
-	// state and outputs), else the first request's kind.
+	// state and outputs), else a log append, else the first request that is
+	// not lazy (lazy ones ride along), else the first.
 	kind := group[0].kind
-	for _, r := range group {
-		if r.kind == KindEpoch {
-			kind = KindEpoch
-			break
+	rank := func(r *request) int {
+		switch {
+		case r.kind == KindEpoch:
+			return 3
+		case r.kind == KindLog:
+			return 2
+		case !r.lazy:
+			return 1
+		}
+		return 0
+	}
+	for best, i := rank(group[0]), 1; i < len(group); i++ {
+		if k := rank(group[i]); k > best {
+			best, kind = k, group[i].kind
 		}
 	}
 	x.written[kind].Add(x.pageAlloc() - alloc0 + int64(x.pageSize))
