@@ -112,7 +112,8 @@ type StorageConfig struct {
 	// GroupMaxRecords caps the log records of one group commit.
 	GroupMaxRecords int `yaml:"groupMaxRecords"`
 	// GroupMaxDelay is how long a group commit waits for more appends: the
-	// knob trading ingest latency for fewer fsyncs (flash wear).
+	// knob trading ingest latency for fewer fsyncs (flash wear). Zero in
+	// the file means no wait; absent means 20ms.
 	GroupMaxDelay time.Duration `yaml:"groupMaxDelay"`
 	// QuotaBytes is one disk budget for everything edged writes: the
 	// database (input log, state, spool, dead letters), file-sink files with
@@ -256,7 +257,11 @@ func DefaultConfig() Config {
 		API: APIConfig{
 			Listen: "127.0.0.1:8080", // loopback only: no token needed, not exposed to the LAN
 		},
-		Storage: StorageConfig{Sync: "always", Compression: "zstd"}, // the rest: storage defaults
+		Storage: StorageConfig{Sync: "always", Compression: "zstd", // the rest: storage defaults, but
+			// epoch commits finishing within 20ms of each other (pipelines
+			// share the epoch boundary) share one transaction: ~10% fewer
+			// bytes written with the example pipelines, +20ms to a QoS 1 ack
+			GroupMaxDelay: 20 * time.Millisecond},
 		Sinks: SinksConfig{
 			FileMaxBytes: 64 << 20, // a few rotated files fit any SD card
 			Batch:        1024,     // one fsync per 1024 delivered lines at most
