@@ -28,8 +28,8 @@ type request struct {
 	after func()
 	// exclusive requests (Compact) run alone, outside any transaction.
 	exclusive func() error
-	// lazy requests need not be durable at once (a spool acknowledgement,
-	// a log truncation): they start no transaction of their own but wait
+	// lazy requests need not be durable at once (SpoolAckDeferred): they
+	// start no transaction of their own but wait
 	// up to Options.DeferMaxDelay to share the next one (see run).
 	lazy bool
 	// noop is set by apply when it changed nothing: a transaction of noop
@@ -69,10 +69,10 @@ func (x *DB) submit(r *request) error {
 // more until GroupMaxRecords log records are queued, GroupMaxDelay has passed
 // or (with no delay) the queue is empty, and commits them in one transaction.
 // A lazy first request waits up to DeferMaxDelay for a request that is not
-// lazy, gathering the lazy ones meanwhile, so that acknowledgements and
-// truncations ride in the transactions of log appends and epoch commits
-// instead of costing a transaction (a meta page, the pages above what they
-// change, two fsyncs) of their own.
+// lazy, gathering the lazy ones meanwhile, so that acknowledgements ride in
+// the transactions of log appends and epoch commits instead of costing a
+// transaction (a meta page, the pages above what they change, two fsyncs)
+// of their own.
 func (x *DB) run() {
 	defer close(x.stopped)
 	var group []*request

@@ -85,10 +85,9 @@ func TestAppendWriteCost(t *testing.T) {
 }
 
 // TestLazyWritesRideWithTheNextCommit protects the sharing of transactions:
-// a log truncation and a deferred spool acknowledgement wait for the next
-// write and commit in its transaction (one commit for the three); alone,
-// they commit after DeferMaxDelay; a truncation that deletes nothing writes
-// nothing.
+// deferred spool acknowledgements wait for the next write and commit in its
+// transaction (one commit for the three); alone, one commits after
+// DeferMaxDelay; a truncation that deletes nothing writes nothing.
 func TestLazyWritesRideWithTheNextCommit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := testOptions()
@@ -100,18 +99,20 @@ func TestLazyWritesRideWithTheNextCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		out := engine.Output{Sink: "out", ID: "p/0/1/0", Data: []byte("x")}
-		if err := db.Commit(ctx, &engine.Commit{Pipeline: "p", Partition: 0, Epoch: 1, Outputs: []engine.Output{out}}); err != nil {
+		outs := []engine.Output{{Sink: "a", ID: "p/0/1/0", Data: []byte("x")}, {Sink: "b", ID: "p/0/1/1", Data: []byte("y")},
+			{Sink: "a", ID: "p/0/1/2", Data: []byte("z")}}
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "p", Partition: 0, Epoch: 1, Outputs: outs}); err != nil {
 			t.Fatal(err)
 		}
 		st0 := mustStats(t, db)
 		start := time.Now()
 		done := make(chan error, 2)
-		go func() { done <- db.TruncateLog(ctx, "mqtt", 11) }()
-		go func() { _, err := db.SpoolAckDeferred(ctx, "out", out.ID); done <- err }()
+		for _, o := range outs[:2] {
+			go func() { _, err := db.SpoolAckDeferred(ctx, o.Sink, o.ID); done <- err }()
+		}
 		synctest.Wait() // both queued, waiting for a transaction to share
 		if st := mustStats(t, db); st.Commits != st0.Commits {
-			t.Fatalf("lazy writes committed on their own (%d commits)", st.Commits-st0.Commits)
+			t.Fatalf("deferred acknowledgements committed on their own (%d commits)", st.Commits-st0.Commits)
 		}
 		if _, _, err := db.AppendLog(ctx, "mqtt", readings(10, 30)); err != nil {
 			t.Fatal(err)
@@ -122,40 +123,44 @@ func TestLazyWritesRideWithTheNextCommit(t *testing.T) {
 			}
 		}
 		if d := time.Since(start); d != 0 {
-			t.Errorf("lazy writes returned after %v; want at once with the append", d)
+			t.Errorf("deferred acknowledgements returned after %v; want at once with the append", d)
 		}
 		st1 := mustStats(t, db)
 		if c := st1.Commits - st0.Commits; c != 1 {
-			t.Errorf("append + truncation + acknowledgement took %d commits; want 1", c)
+			t.Errorf("append + 2 acknowledgements took %d commits; want 1", c)
 		}
-		if got := st1.Log["mqtt"].First; got != 11 {
-			t.Errorf("log starts at %d after the truncation; want 11", got)
-		}
-		if got := st1.Spool["out"].Depth; got != 0 {
-			t.Errorf("spool depth %d after the acknowledgement; want 0", got)
+		if a, b := st1.Spool["a"].Depth, st1.Spool["b"].Depth; a != 1 || b != 0 {
+			t.Errorf("spool depths a=%d b=%d after the acknowledgements; want 1 and 0", a, b)
 		}
 
-		// Alone, a lazy write waits DeferMaxDelay, then commits.
+		// Alone, a deferred acknowledgement waits DeferMaxDelay, then commits.
 		start = time.Now()
-		if err := db.TruncateLog(ctx, "mqtt", 21); err != nil {
+		if _, err := db.SpoolAckDeferred(ctx, "a", outs[2].ID); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d != o.DeferMaxDelay {
-			t.Errorf("a lone truncation returned after %v; want %v", d, o.DeferMaxDelay)
+			t.Errorf("a lone deferred acknowledgement returned after %v; want %v", d, o.DeferMaxDelay)
 		}
 		st2 := mustStats(t, db)
-		if c := st2.Commits - st1.Commits; c != 1 || st2.Log["mqtt"].First != 21 {
-			t.Errorf("lone truncation: %d commits, log starts at %d; want 1 and 21", c, st2.Log["mqtt"].First)
+		if c := st2.Commits - st1.Commits; c != 1 || st2.Spool["a"].Depth != 0 {
+			t.Errorf("lone acknowledgement: %d commits, spool depth %d; want 1 and 0", c, st2.Spool["a"].Depth)
 		}
 
-		// A truncation with nothing to delete writes nothing.
-		if err := db.TruncateLog(ctx, "mqtt", 25); err != nil {
+		// A truncation with nothing to delete (the first frame holds
+		// offsets 1-10) writes nothing.
+		if err := db.TruncateLog(ctx, "mqtt", 5); err != nil {
 			t.Fatal(err)
 		}
 		st3 := mustStats(t, db)
 		if st3.Commits != st2.Commits || st3.BytesWritten != st2.BytesWritten {
 			t.Errorf("a truncation that deletes nothing committed %d transactions, %d bytes; want none",
 				st3.Commits-st2.Commits, st3.BytesWritten-st2.BytesWritten)
+		}
+		if err := db.TruncateLog(ctx, "mqtt", 11); err != nil {
+			t.Fatal(err)
+		}
+		if st := mustStats(t, db); st.Commits != st3.Commits+1 || st.Log["mqtt"].First != 11 {
+			t.Errorf("truncation before 11: %d commits, log starts at %d; want 1 and 11", st.Commits-st3.Commits, st.Log["mqtt"].First)
 		}
 		db.Close()
 	})

@@ -416,14 +416,13 @@ var errStop error = stopErr{}
 // TruncateLog deletes the records of source's log with offsets < before
 // (retention once a checkpoint covers them). Frames are deleted whole: a frame
 // holding offsets on both sides of before is kept until a later truncation.
-// Nothing is urgent about it: it waits up to Options.DeferMaxDelay to share
-// the transaction of another write, and one that deletes nothing writes
-// nothing.
+// A truncation that deletes nothing writes nothing (no transaction is
+// committed for it).
 func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{kind: KindLogTruncate, lazy: true, after: func() { x.tailDrop(source, before) }}
+	r := &request{kind: KindLogTruncate, after: func() { x.tailDrop(source, before) }}
 	r.apply = func(tx *bolt.Tx) error {
 		r.noop = true
 		b := tx.Bucket(bktLog).Bucket([]byte(source))
