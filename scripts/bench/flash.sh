@@ -10,9 +10,10 @@
 # (a pipe here; journald writes it under systemd, not edged); and, at QoS 1,
 # the PUBACK latency of a probe publishing one reading at a time beside the
 # simulator (the acknowledgement waits for the fsync'd log commit).
-#   scripts/bench/flash.sh [--rate R] [--duration D] [--sensors N] [--pipelines DIR]
-# (defaults 500/s, 30s, 100 sensors, the example pipelines). --pipelines DIR
-# loads DIR's pipelines instead (e.g. a single window pipeline).
+#   scripts/bench/flash.sh [--rate R] [--duration D] [--sensors N] [--window | --pipelines DIR]
+# (defaults 500/s, 30s, 100 sensors, the example pipelines). --window loads
+# only a per-sensor 10 s tumbling window to a file sink; --pipelines DIR
+# loads DIR's pipelines.
 # MQTT_EXTRA="maxBatchDelay: 1s" adds keys to edged's mqtt section and
 # STORAGE_EXTRA="groupMaxDelay: 20ms" to its storage section (to measure the
 # knobs that trade latency for flash writes); CONFIG_EXTRA adds YAML lines
@@ -25,7 +26,8 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --sensors) sensors=$2; shift 2 ;;
     --pipelines) pdir=$(cd "$2" && pwd); shift 2 ;;
-    *) echo "usage: $0 [--rate R] [--duration D] [--sensors N] [--pipelines DIR]" >&2; exit 2 ;;
+    --window) pdir=window; shift ;;
+    *) echo "usage: $0 [--rate R] [--duration D] [--sensors N] [--window | --pipelines DIR]" >&2; exit 2 ;;
   esac
 done
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,6 +38,32 @@ go build -o "$work/edged" ./cmd/edged
 go build -o "$work/edgectl" ./cmd/edgectl
 go build -o "$work/waitfor" ./scripts/bench/waitfor
 go build -o "$work/puback" ./scripts/bench/puback
+if [ "$pdir" = window ]; then
+  pdir="$work/window"; mkdir -p "$pdir"
+  cat > "$pdir/window.yaml" <<'YAML'
+apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: flash}
+spec:
+  interval: 1s
+  sources:
+    - name: readings
+      mqtt: {topics: ["sensors/{sensor}/reading"], qos: 1}
+      fields:
+        - {name: sensor, type: string}
+        - {name: ts, type: time}
+        - {name: temp, type: number}
+      eventTime: ts
+      watermark: 2s
+  steps:
+    - name: per-sensor
+      input: readings
+      window: {type: tumbling, size: 10s, keys: [sensor], output: append,
+               aggregates: [{n: count()}, {avg_temp: avg(temp)}]}
+  sinks:
+    - {name: out, input: per-sensor, type: file, path: windows.jsonl}
+YAML
+fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 metric() { awk -v m="$1" '$1==m{print $2}' <<<"$2"; }
 echo "flash: $(uptime)"
