@@ -29,8 +29,8 @@ type request struct {
 	// exclusive requests (Compact) run alone, outside any transaction.
 	exclusive func() error
 	// lazy requests need not be durable at once (SpoolAckDeferred): they
-	// start no transaction of their own but wait
-	// up to Options.DeferMaxDelay to share the next one (see run).
+	// start no transaction of their own but wait up to
+	// Options.DeferMaxDelay to share the next one (see run).
 	lazy bool
 	// noop is set by apply when it changed nothing: a transaction of noop
 	// requests only is rolled back instead of committed (no meta page, no
@@ -125,9 +125,10 @@ func (x *DB) run() {
 		for _, r := range group {
 			n += len(r.recs)
 		}
-		if excl != nil {
+		switch {
+		case excl != nil:
 			// Commit what was gathered, then run the exclusive request.
-		} else if x.opt.GroupMaxDelay > 0 {
+		case x.opt.GroupMaxDelay > 0:
 			t := arm(&timer, x.opt.GroupMaxDelay)
 		gather:
 			for n < x.opt.GroupMaxRecords {
@@ -146,7 +147,7 @@ func (x *DB) run() {
 				}
 			}
 			t.Stop()
-		} else {
+		default:
 		drain:
 			for n < x.opt.GroupMaxRecords {
 				select {
