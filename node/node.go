@@ -747,7 +747,15 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	}
 	s.mu.Unlock()
 	if len(ack) > 0 {
-		if _, err := n.db.SpoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
+		// A sink that is not behind lets its acknowledgement ride with the
+		// next epoch's commit (flash wear); one draining a backlog commits it
+		// at once, as its next batch reads after it, and so does a stopping
+		// node (no commit may come to ride with).
+		spoolAck := n.db.SpoolAck
+		if len(ds) < batch && ctx.Err() == nil {
+			spoolAck = n.db.SpoolAckDeferred
+		}
+		if _, err := spoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -758,7 +766,6 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 // logs behind the slowest pipeline at most once a second.
 func (n *Node) epochDone(p *pipe) {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
 	for i := range p.spec.Spec.Sinks {
 		name := SinkName(p.name, p.spec.Spec.Sinks[i].Name)
 		if s := n.sinks[name]; s != nil {
@@ -768,6 +775,9 @@ func (n *Node) epochDone(p *pipe) {
 			s.u.Notify()
 		}
 	}
+	n.mu.RUnlock()
+	// Outside the read lock: maybeTruncate takes it again, and a second
+	// RLock waits behind a waiting Lock (stopAll), which waits for the first.
 	n.maybeTruncate()
 }
 

@@ -28,6 +28,14 @@ type request struct {
 	after func()
 	// exclusive requests (Compact) run alone, outside any transaction.
 	exclusive func() error
+	// lazy requests need not be durable at once (SpoolAckDeferred): they
+	// start no transaction of their own but wait up to
+	// Options.DeferMaxDelay to share the next one (see run).
+	lazy bool
+	// noop is set by apply when it changed nothing: a transaction of noop
+	// requests only is rolled back instead of committed (no meta page, no
+	// fsync).
+	noop bool
 
 	err  error
 	done chan error
@@ -60,10 +68,23 @@ func (x *DB) submit(r *request) error {
 // run is the committer goroutine: it takes the first queued request, gathers
 // more until GroupMaxRecords log records are queued, GroupMaxDelay has passed
 // or (with no delay) the queue is empty, and commits them in one transaction.
+// A lazy first request waits up to DeferMaxDelay for a request that is not
+// lazy, gathering the lazy ones meanwhile, so that acknowledgements ride in
+// the transactions of log appends and epoch commits instead of costing a
+// transaction (a meta page, the pages above what they change, two fsyncs)
+// of their own.
 func (x *DB) run() {
 	defer close(x.stopped)
 	var group []*request
-	var timer *time.Timer
+	var timer, lazyTimer *time.Timer
+	arm := func(t **time.Timer, d time.Duration) *time.Timer {
+		if *t == nil {
+			*t = time.NewTimer(d)
+		} else {
+			(*t).Reset(d)
+		}
+		return *t
+	}
 	for {
 		group = group[:0]
 		select {
@@ -77,14 +98,38 @@ func (x *DB) run() {
 			x.finish(group, group[0].exclusive())
 			continue
 		}
-		n := len(group[0].recs)
 		var excl *request
-		if x.opt.GroupMaxDelay > 0 {
-			if timer == nil {
-				timer = time.NewTimer(x.opt.GroupMaxDelay)
-			} else {
-				timer.Reset(x.opt.GroupMaxDelay)
+		if group[0].lazy && x.opt.DeferMaxDelay > 0 {
+			t := arm(&lazyTimer, x.opt.DeferMaxDelay)
+		wait:
+			for {
+				select {
+				case r := <-x.reqs:
+					if r.exclusive != nil {
+						excl = r
+						break wait
+					}
+					group = append(group, r)
+					if !r.lazy {
+						break wait
+					}
+				case <-t.C:
+					break wait
+				case <-x.closing:
+					break wait
+				}
 			}
+			t.Stop()
+		}
+		n := 0
+		for _, r := range group {
+			n += len(r.recs)
+		}
+		switch {
+		case excl != nil:
+			// Commit what was gathered, then run the exclusive request.
+		case x.opt.GroupMaxDelay > 0:
+			t := arm(&timer, x.opt.GroupMaxDelay)
 		gather:
 			for n < x.opt.GroupMaxRecords {
 				select {
@@ -95,14 +140,14 @@ func (x *DB) run() {
 					}
 					group = append(group, r)
 					n += len(r.recs)
-				case <-timer.C:
+				case <-t.C:
 					break gather
 				case <-x.closing:
 					break gather
 				}
 			}
-			timer.Stop()
-		} else {
+			t.Stop()
+		default:
 		drain:
 			for n < x.opt.GroupMaxRecords {
 				select {
@@ -170,32 +215,39 @@ func (x *DB) commitTx(group []*request) error {
 			x.settle.mu.Unlock()
 		}
 	}()
-	err := x.bdb.Update(func(tx *bolt.Tx) error {
+	committed, err := x.update(func(tx *bolt.Tx) (bool, error) {
 		over := false
 		if x.opt.QuotaBytes > 0 {
 			over = x.usedBytes(tx)+x.external.Load() >= x.opt.QuotaBytes
 			x.quotaHit.Store(over)
 		}
+		changed := false
 		for _, r := range group {
 			r.err = nil
+			r.noop = false
 			if r.apply != nil {
 				if err := r.apply(tx); err != nil {
-					return err
+					return false, err
 				}
+				changed = changed || !r.noop
 				continue
 			}
 			if over {
 				r.err = ErrQuotaExceeded
 				continue
 			}
+			changed = true
 			if err := x.addLog(tx, r); err != nil {
-				return err
+				return false, err
 			}
 			if r.with != nil {
 				if err := r.with(tx); err != nil {
-					return err
+					return false, err
 				}
 			}
+		}
+		if !changed {
+			return false, nil
 		}
 		if !settling {
 			// LogSettled waits for this commit from its append time on.
@@ -205,21 +257,42 @@ func (x *DB) commitTx(group []*request) error {
 		x.settle.building.Store(1) // in flight, time not yet known: LogSettled waits
 		x.txTime = time.Now().UnixMilli()
 		x.settle.building.Store(x.txTime)
-		return x.writeFrames(tx)
+		return true, x.writeFrames(tx)
 	})
 	if err != nil {
 		x.abortLogs()
 		return err
 	}
+	if !committed {
+		// Nothing changed: rolled back, nothing written.
+		x.abortLogs()
+		for _, r := range group {
+			if r.after != nil && r.err == nil {
+				r.after()
+			}
+		}
+		return nil
+	}
 	x.commits.Add(1)
 	// Attribute the pages this transaction wrote (and its meta page) to the
 	// kind of its largest writer: an epoch commit if there is one (it carries
-	// state and outputs), else the first request's kind.
+	// state and outputs), else a log append, else the first request that is
+	// not lazy (lazy ones ride along), else the first.
 	kind := group[0].kind
-	for _, r := range group {
-		if r.kind == KindEpoch {
-			kind = KindEpoch
-			break
+	rank := func(r *request) int {
+		switch {
+		case r.kind == KindEpoch:
+			return 3
+		case r.kind == KindLog:
+			return 2
+		case !r.lazy:
+			return 1
+		}
+		return 0
+	}
+	for best, i := rank(group[0]), 1; i < len(group); i++ {
+		if k := rank(group[i]); k > best {
+			best, kind = k, group[i].kind
 		}
 	}
 	x.written[kind].Add(x.pageAlloc() - alloc0 + int64(x.pageSize))
@@ -233,6 +306,28 @@ func (x *DB) commitTx(group []*request) error {
 		}
 	}
 	return nil
+}
+
+// update runs fn in a write transaction and commits it, unless every
+// request fn applied was a noop and no log record was added: then it rolls
+// back and reports committed false (bbolt would write a meta page and fsync
+// twice for a transaction that changed nothing).
+func (x *DB) update(fn func(tx *bolt.Tx) (changed bool, err error)) (committed bool, err error) {
+	tx, err := x.bdb.Begin(true)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	changed, err := fn(tx)
+	if err != nil || !changed {
+		return false, err
+	}
+	committed = true // Commit rolls back itself when it fails
+	return true, tx.Commit()
 }
 
 // usedBytes is the file's high-water mark minus its free pages.

@@ -3,9 +3,11 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -128,6 +130,8 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 func (x *DB) openBolt(path string) (*bolt.DB, error) {
+	_, err := os.Stat(path)
+	created := errors.Is(err, os.ErrNotExist)
 	bo := &bolt.Options{
 		Timeout:         x.opt.OpenTimeout,
 		NoFreelistSync:  !x.opt.SyncFreelist,
@@ -136,6 +140,18 @@ func (x *DB) openBolt(path string) (*bolt.DB, error) {
 		MaxSize:         x.opt.MaxMapBytes,
 		NoSync:          x.opt.Sync == SyncNever,
 	}
+	if created {
+		// bbolt writes a new file's first pages in one write: close it so
+		// that prepareCache can drop them.
+		b, err := bolt.Open(path, 0o600, bo)
+		if err != nil {
+			return nil, boltOpenError(path, err)
+		}
+		if err := b.Close(); err != nil {
+			return nil, boltOpenError(path, err)
+		}
+	}
+	prepareCache(path, os.Getpagesize())
 	b, err := bolt.Open(path, 0o600, bo)
 	if err != nil {
 		return nil, boltOpenError(path, err)

@@ -111,6 +111,20 @@
 // record by the bbolt count and ~73 B by /proc/self/io write_bytes, against
 // 64 B raw; a single appender (256 per commit) ~86 and ~135 B.
 //
+// The acknowledgements of a sink that is not behind (SpoolAckDeferred) need
+// not be durable at once: they start no transaction of their own but wait up
+// to DeferMaxDelay (1 s) to ride in the next log append or epoch commit. A
+// transaction that changes nothing (a truncation with nothing to delete) is
+// rolled back, not committed.
+//
+// The kernel counts a page-cache write (/proc/PID/io write_bytes) per folio
+// dirtied, at the folio's size, while ext4 writes back only the dirty
+// blocks. A read at open (with readahead) or bbolt's first write of a new
+// file leaves the meta pages in a 16 KiB folio, and each commit's 4 KiB meta
+// write was then counted 16 KiB; Open drops the file's cached pages and
+// reads the first ones back without readahead (prepareCache), so
+// write_bytes counts what is written (TestAppendWriteCost checks both).
+//
 // Stats.BytesPerMillionRecords is the flash-wear figure: bytes written (bbolt
 // pages allocated plus one meta page per commit, all writes including epoch
 // commits) per million log records appended since Open. Stats also reports

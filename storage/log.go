@@ -416,17 +416,20 @@ var errStop error = stopErr{}
 // TruncateLog deletes the records of source's log with offsets < before
 // (retention once a checkpoint covers them). Frames are deleted whole: a frame
 // holding offsets on both sides of before is kept until a later truncation.
+// A truncation that deletes nothing writes nothing (no transaction is
+// committed for it).
 func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r := &request{kind: KindLogTruncate, after: func() { x.tailDrop(source, before) }}
 	r.apply = func(tx *bolt.Tx) error {
+		r.noop = true
 		b := tx.Bucket(bktLog).Bucket([]byte(source))
 		if b == nil {
 			return nil
 		}
-		src := x.touch(source)
+		var src *logSource
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
 			first := binary.BigEndian.Uint64(k)
@@ -436,8 +439,18 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 				return &FrameError{Source: source, Offset: first, Err: errors.New("bad frame header")}
 			}
 			if first+n > before {
-				src.txSt.First = first
+				if src == nil && x.logs[source] != nil && x.logs[source].st.First != first {
+					src = x.touch(source)
+					r.noop = false
+				}
+				if src != nil {
+					src.txSt.First = first
+				}
 				return nil
+			}
+			if src == nil {
+				src = x.touch(source)
+				r.noop = false
 			}
 			src.txSt.Records -= n
 			src.txSt.Bytes -= uint64(len(fv))
@@ -451,7 +464,9 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 				return err
 			}
 		}
-		src.txSt.First = src.txSt.Next
+		if src != nil {
+			src.txSt.First = src.txSt.Next
+		}
 		return nil
 	}
 	return x.submit(r)

@@ -51,6 +51,15 @@ type Options struct {
 	// negative is invalid.
 	GroupMaxDelay time.Duration
 
+	// DeferMaxDelay is how long a write that need not be durable at once,
+	// an acknowledgement of delivered outputs by a sink that is not behind
+	// (SpoolAckDeferred), waits for another write to share its transaction. Each write transaction costs a meta page, the
+	// pages above what it changes and two fsyncs whatever it carries, so
+	// riding with the next log append or epoch commit saves flash; the
+	// caller waits meanwhile (up to this long when nothing else is
+	// written). Zero means 1 second; negative commits them at once.
+	DeferMaxDelay time.Duration
+
 	// QuotaBytes is the disk quota in bytes: the database file's size minus
 	// its free pages, plus the bytes set with DB.SetExternalBytes (what edged
 	// keeps in files outside the database). When it is reached AppendLog returns
@@ -112,6 +121,7 @@ func DefaultOptions() Options {
 		Sync:            SyncAlways,         // a committed epoch survives power loss
 		GroupMaxRecords: 4096,               // ~256 KiB of 64-byte records per fsync at most
 		GroupMaxDelay:   0,                  // commit at once when idle; appends arriving during a commit share the next
+		DeferMaxDelay:   time.Second,        // a sink's ack rides with the next epoch's commit
 		QuotaBytes:      0,                  // no quota unless the operator sets one
 		InitialMmapSize: defaultMmapSize,    // 8 MiB (64-bit) or 1 MiB (32-bit)
 		MaxMapBytes:     defaultMaxMapBytes, // 1 GiB on 32-bit, unlimited on 64-bit
@@ -136,6 +146,9 @@ var (
 func (o Options) withDefaults() Options {
 	if o.GroupMaxRecords <= 0 {
 		o.GroupMaxRecords = 4096
+	}
+	if o.DeferMaxDelay == 0 {
+		o.DeferMaxDelay = time.Second
 	}
 	if o.InitialMmapSize <= 0 {
 		o.InitialMmapSize = defaultMmapSize

@@ -121,11 +121,24 @@ func (x *DB) SpoolRead(sink string, max int, fn func(id string, data []byte) err
 // the oldest entry and stops once every id was found, so acknowledging in
 // delivery order is cheap. It returns how many entries were deleted.
 func (x *DB) SpoolAck(ctx context.Context, sink string, ids ...string) (int, error) {
+	return x.spoolAck(ctx, sink, false, ids)
+}
+
+// SpoolAckDeferred is SpoolAck for a sink that is not behind: the deletion
+// waits up to Options.DeferMaxDelay to share the transaction of another
+// write (the next epoch's commit, usually) instead of costing one of its
+// own. Until it commits a crash redelivers the entries, as it would between
+// a delivery and its SpoolAck; a sink draining a backlog uses SpoolAck.
+func (x *DB) SpoolAckDeferred(ctx context.Context, sink string, ids ...string) (int, error) {
+	return x.spoolAck(ctx, sink, true, ids)
+}
+
+func (x *DB) spoolAck(ctx context.Context, sink string, lazy bool, ids []string) (int, error) {
 	want := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
 		want[id] = struct{}{}
 	}
-	return x.spoolDelete(ctx, sink, func(id []byte) (del, stop bool) {
+	return x.spoolDelete(ctx, sink, lazy, func(id []byte) (del, stop bool) {
 		if _, ok := want[string(id)]; ok {
 			delete(want, string(id))
 			return true, len(want) == 0
@@ -157,7 +170,7 @@ func (x *DB) SpoolAckThrough(ctx context.Context, sink, id string) (int, error) 
 		return 0, err
 	}
 	done := false
-	return x.spoolDelete(ctx, sink, func(eid []byte) (bool, bool) {
+	return x.spoolDelete(ctx, sink, false, func(eid []byte) (bool, bool) {
 		if done {
 			return false, true
 		}
@@ -166,12 +179,12 @@ func (x *DB) SpoolAckThrough(ctx context.Context, sink, id string) (int, error) 
 	})
 }
 
-func (x *DB) spoolDelete(ctx context.Context, sink string, match func(id []byte) (del, stop bool)) (int, error) {
+func (x *DB) spoolDelete(ctx context.Context, sink string, lazy bool, match func(id []byte) (del, stop bool)) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
-	r := &request{kind: KindSpoolAck}
+	r := &request{kind: KindSpoolAck, lazy: lazy}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bktSpool).Bucket([]byte(sink))

@@ -1,0 +1,179 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/edgedio/edged/engine"
+	"github.com/edgedio/edged/storage"
+)
+
+// readings returns n JSON readings of about 110 bytes, like the flash
+// benchmark's.
+func readings(n, from int) [][]byte {
+	recs := make([][]byte, n)
+	for i := range recs {
+		k := from + i
+		recs[i] = fmt.Appendf(nil, `sensors/s-%04d/reading {"seq":%d,"ts":%d,"temp":%.1f,"hum":%d}`,
+			k%100, k, 1767225600000+int64(k)*2, 20+float64(k%97)/10, 40+k%20)
+	}
+	return recs
+}
+
+func mustStats(t *testing.T, db *storage.DB) storage.Stats {
+	t.Helper()
+	st, err := db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestAppendWriteCost protects the flash cost of an input-log append, which
+// is paid per transaction and per page: a group commit of 100 readings
+// writes at most maxPages pages (meta page included) by storage's count,
+// and the kernel counts (write_bytes) no more than that: bbolt's meta
+// pages, written at every commit, must not sit in a large page-cache folio
+// that the kernel counts whole (it counted 16 KiB per 4 KiB meta write).
+func TestAppendWriteCost(t *testing.T) {
+	const (
+		appends  = 40
+		perTx    = 100
+		maxPages = 6 // meta, frame, frame-reference leaf, log bucket, logmeta, root
+	)
+	o := storage.DefaultOptions() // fsync'd: write_bytes is counted as the device sees it
+	path := filepath.Join(t.TempDir(), "edged.db")
+	db := openDB(t, path, o)
+	ctx := context.Background()
+	for i := range 20 { // a log of some depth
+		if _, _, err := db.AppendLog(ctx, "mqtt", readings(perTx, i*perTx)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := 20
+	// In a new file, and in one opened again (its first pages read at open).
+	for _, phase := range []string{"new file", "reopened"} {
+		if phase == "reopened" {
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openDB(t, path, o)
+		}
+		st0 := mustStats(t, db)
+		for range appends {
+			if _, _, err := db.AppendLog(ctx, "mqtt", readings(perTx, next*perTx)); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		st1 := mustStats(t, db)
+		commits := st1.Commits - st0.Commits
+		if commits != appends {
+			t.Fatalf("%s: %d sequential appends took %d commits; want %d", phase, appends, commits, appends)
+		}
+		written := st1.BytesWritten - st0.BytesWritten
+		t.Logf("%s: an append of %d readings: %.2f pages by storage's count; write_bytes %.2fx that", phase,
+			perTx, float64(written)/4096/float64(commits), float64(st1.ProcWriteBytes-st0.ProcWriteBytes)/float64(written))
+		if pages := float64(written) / 4096 / float64(commits); pages > maxPages {
+			t.Errorf("%s: an append of %d readings writes %.2f pages; want at most %d", phase, perTx, pages, maxPages)
+		}
+		if st0.ProcWriteBytes < 0 {
+			continue // no /proc/self/io
+		}
+		proc := st1.ProcWriteBytes - st0.ProcWriteBytes
+		if proc == 0 {
+			t.Logf("write_bytes did not move (tmpfs?): kernel count not checked")
+			continue
+		}
+		if limit := written + written/4 + 64<<10; proc > limit {
+			t.Errorf("%s: the kernel counted %d bytes written for %d by storage's count (%.2fx); want at most %d",
+				phase, proc, written, float64(proc)/float64(written), limit)
+		}
+	}
+}
+
+// TestLazyWritesRideWithTheNextCommit protects the sharing of transactions:
+// deferred spool acknowledgements wait for the next write and commit in its
+// transaction (one commit for the three); alone, one commits after
+// DeferMaxDelay; a truncation that deletes nothing writes nothing.
+func TestLazyWritesRideWithTheNextCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOptions()
+		o.DeferMaxDelay = time.Minute
+		db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), o)
+		ctx := context.Background()
+		for i := range 3 {
+			if _, _, err := db.AppendLog(ctx, "mqtt", readings(10, i*10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		outs := []engine.Output{{Sink: "a", ID: "p/0/1/0", Data: []byte("x")}, {Sink: "b", ID: "p/0/1/1", Data: []byte("y")},
+			{Sink: "a", ID: "p/0/1/2", Data: []byte("z")}}
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "p", Partition: 0, Epoch: 1, Outputs: outs}); err != nil {
+			t.Fatal(err)
+		}
+		st0 := mustStats(t, db)
+		start := time.Now()
+		done := make(chan error, 2)
+		for _, o := range outs[:2] {
+			go func() { _, err := db.SpoolAckDeferred(ctx, o.Sink, o.ID); done <- err }()
+		}
+		synctest.Wait() // both queued, waiting for a transaction to share
+		if st := mustStats(t, db); st.Commits != st0.Commits {
+			t.Fatalf("deferred acknowledgements committed on their own (%d commits)", st.Commits-st0.Commits)
+		}
+		if _, _, err := db.AppendLog(ctx, "mqtt", readings(10, 30)); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("deferred acknowledgements returned after %v; want at once with the append", d)
+		}
+		st1 := mustStats(t, db)
+		if c := st1.Commits - st0.Commits; c != 1 {
+			t.Errorf("append + 2 acknowledgements took %d commits; want 1", c)
+		}
+		if a, b := st1.Spool["a"].Depth, st1.Spool["b"].Depth; a != 1 || b != 0 {
+			t.Errorf("spool depths a=%d b=%d after the acknowledgements; want 1 and 0", a, b)
+		}
+
+		// Alone, a deferred acknowledgement waits DeferMaxDelay, then commits.
+		start = time.Now()
+		if _, err := db.SpoolAckDeferred(ctx, "a", outs[2].ID); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != o.DeferMaxDelay {
+			t.Errorf("a lone deferred acknowledgement returned after %v; want %v", d, o.DeferMaxDelay)
+		}
+		st2 := mustStats(t, db)
+		if c := st2.Commits - st1.Commits; c != 1 || st2.Spool["a"].Depth != 0 {
+			t.Errorf("lone acknowledgement: %d commits, spool depth %d; want 1 and 0", c, st2.Spool["a"].Depth)
+		}
+
+		// A truncation with nothing to delete (the first frame holds
+		// offsets 1-10) writes nothing.
+		if err := db.TruncateLog(ctx, "mqtt", 5); err != nil {
+			t.Fatal(err)
+		}
+		st3 := mustStats(t, db)
+		if st3.Commits != st2.Commits || st3.BytesWritten != st2.BytesWritten {
+			t.Errorf("a truncation that deletes nothing committed %d transactions, %d bytes; want none",
+				st3.Commits-st2.Commits, st3.BytesWritten-st2.BytesWritten)
+		}
+		if err := db.TruncateLog(ctx, "mqtt", 11); err != nil {
+			t.Fatal(err)
+		}
+		if st := mustStats(t, db); st.Commits != st3.Commits+1 || st.Log["mqtt"].First != 11 {
+			t.Errorf("truncation before 11: %d commits, log starts at %d; want 1 and 11", st.Commits-st3.Commits, st.Log["mqtt"].First)
+		}
+		db.Close()
+	})
+}
