@@ -146,11 +146,12 @@ func TestSourceBackPressureBlocksWhenQueueFull(t *testing.T) {
 	waitConnected(t, s)
 	const n = 50
 	publish(t, broker, "sensors/x", 1, 0, n)
-	// 1 or 2 in the blocked batch + 4 queued + 1 waiting callback.
+	// The blocked batch and the queued messages are MaxInFlight in all;
+	// the reader waits for room.
 	eventually(t, 10*time.Second, func() error {
 		st := s.Status()
-		if st.Waiting != 1 || st.Received < 6 || st.Received > 7 || st.InFlight != int(st.Received) {
-			return fmt.Errorf("got received=%d waiting=%d in flight=%d; want 6 or 7, 1, = received",
+		if st.Waiting != 1 || st.Received != 4 || st.InFlight != 4 {
+			return fmt.Errorf("got received=%d waiting=%d in flight=%d; want 4, 1, 4",
 				st.Received, st.Waiting, st.InFlight)
 		}
 		return nil
