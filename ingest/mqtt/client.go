@@ -99,8 +99,12 @@ func (s *Source) dialWire(ctx context.Context, broker string) (*wire, error) {
 	deadline := time.Now().Add(s.cfg.ConnectTimeout)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(dctx, "tcp", addr)
+	dial := s.dialTCP
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	c, err := dial(dctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +146,10 @@ type Source struct {
 	inAcks []ackRef
 	ackBuf []byte // the PUBACKs of one batch (hand-off goroutine only)
 	paho   bool   // every broker through paho (test seam)
+
+	// dialTCP, when set, replaces the TCP dial of both clients (test seam:
+	// in-memory brokers, wrapped connections).
+	dialTCP func(ctx context.Context, addr string) (net.Conn, error)
 
 	received, redelivered, handedOff, acked, connects atomic.Uint64
 	inflight, waiting                                 atomic.Int64
@@ -400,6 +406,11 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 	o.SetTLSConfig(s.tls)
 	if f := openConnFunc([]string{broker}); f != nil {
 		o.SetCustomOpenConnectionFn(f)
+	}
+	if s.dialTCP != nil {
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			return s.dialTCP(context.Background(), u.Host)
+		})
 	}
 	return o
 }
