@@ -30,11 +30,6 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// withDial sets the Source's TCP dial.
-func withDial(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
-	return func(s *Source) { s.dialTCP = dial }
-}
-
 // TestIntegrationPubacksGoOutOneWritePerBatch: 3,000 QoS 1 messages queued
 // in mosquitto for the persistent session come to the own client in
 // batches; each batch the Handler accepted is acknowledged with one write
