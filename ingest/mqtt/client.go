@@ -164,6 +164,9 @@ func (s *Source) dialWire(ctx context.Context, broker string) (*wire, error) {
 		return fail(fmt.Errorf("subscribe: %w", err))
 	}
 	w.ready.Store(true)
+	// The reader may be waiting in a read bounded by the connect deadline:
+	// move it to the keepalive rule the reader applies from now on.
+	w.conn.SetReadDeadline(w.readDeadline())
 	if s.cfg.KeepAlive > 0 {
 		go w.ping(s.cfg.KeepAlive)
 	}
@@ -205,20 +208,23 @@ func (w *wire) disconnect() {
 	<-w.done
 }
 
-// ping sends PINGREQ whenever nothing was written for half the keepalive,
-// so the broker hears from us at least once per keepalive.
+// ping sends PINGREQ when nothing was written for a keepalive, so the
+// broker hears from us at least once per keepalive (it allows 1.5).
 func (w *wire) ping(keepAlive time.Duration) {
-	t := time.NewTicker(keepAlive / 2)
+	t := time.NewTimer(keepAlive)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.closing:
 			return
 		case <-t.C:
-			if time.Since(time.Unix(0, w.lastWrite.Load())) >= keepAlive/2 {
-				w.write(pingreqPacket)
-			}
 		}
+		next := time.Until(time.Unix(0, w.lastWrite.Load()).Add(keepAlive))
+		if next <= 0 {
+			w.write(pingreqPacket)
+			next = keepAlive
+		}
+		t.Reset(next)
 	}
 }
 
@@ -249,6 +255,7 @@ func (w *wire) readLoop() error {
 	last := 0       // bytes the last read returned
 	var msgs []Message
 	var acks []ackRef
+	var rerr error // the last read's error, returned once its bytes are parsed
 	for {
 		// Parse the whole packets in the buffer, at most as many messages as
 		// the queue has room for (so it never holds more than MaxInFlight).
@@ -325,25 +332,32 @@ func (w *wire) readLoop() error {
 			}
 			r = 0
 		}
+		if rerr != nil {
+			return rerr
+		}
 		if w.ready.Load() {
-			if ka := s.cfg.KeepAlive; ka > 0 {
-				w.conn.SetReadDeadline(time.Now().Add(ka + ka/2))
-			} else {
-				w.conn.SetReadDeadline(time.Time{})
-			}
+			w.conn.SetReadDeadline(w.readDeadline())
 		}
 		// A small last read means we keep up a few messages at a time: wait
 		// a little so the next read brings a burst (see coalesceDelay).
 		if last > 0 && last < coalesceBelow && len(buf)-n >= coalesceBelow {
 			time.Sleep(coalesceDelay)
 		}
-		m, err := w.conn.Read(buf[n:])
+		var m int
+		m, rerr = w.conn.Read(buf[n:])
 		n += m
 		last = m
-		if err != nil {
-			return err
-		}
 	}
+}
+
+// readDeadline is the deadline of a read once connected: with keepalive
+// on, we send a PINGREQ after at most a keepalive of silence and the broker
+// answers at once, so 1.5 keepalives without a byte means the link is dead.
+func (w *wire) readDeadline() time.Time {
+	if ka := w.s.cfg.KeepAlive; ka > 0 {
+		return time.Now().Add(ka + ka/2)
+	}
+	return time.Time{}
 }
 
 // control handles a packet other than PUBLISH.
