@@ -29,6 +29,16 @@ const (
 	slabMinFree = 4 << 10
 )
 
+// Read coalescing of the own client: after a read that brought less than
+// ownCoalesceBelow bytes, the next read waits ownCoalesceDelay so that it
+// brings a burst. Each read costs a system call and often a scheduler
+// wake-up, as much as parsing a hundred messages; the hand-off waits far
+// longer than this for a batch to fill anyway (Config.MaxBatchDelay).
+const (
+	ownCoalesceBelow = 16 << 10
+	ownCoalesceDelay = 2 * time.Millisecond
+)
+
 // topicCacheSize bounds the interned topic strings of one connection: a
 // topic seen before costs no allocation. Past the bound the cache starts
 // over (high-cardinality topics then allocate a string each).
@@ -339,9 +349,9 @@ func (w *wire) readLoop() error {
 			w.conn.SetReadDeadline(w.readDeadline())
 		}
 		// A small last read means we keep up a few messages at a time: wait
-		// a little so the next read brings a burst (see coalesceDelay).
-		if last > 0 && last < coalesceBelow && len(buf)-n >= coalesceBelow {
-			time.Sleep(coalesceDelay)
+		// a little so the next read brings a burst.
+		if last > 0 && last < ownCoalesceBelow && len(buf)-n >= ownCoalesceBelow {
+			time.Sleep(ownCoalesceDelay)
 		}
 		var m int
 		m, rerr = w.conn.Read(buf[n:])
