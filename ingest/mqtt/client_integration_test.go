@@ -192,3 +192,36 @@ func TestIntegrationConnectionDropBeforeAckRedelivers(t *testing.T) {
 		t.Errorf("after the restart the first message was %q (Duplicate %v); want the new one, \"1000\"", got[0].Payload, got[0].Duplicate)
 	}
 }
+
+// TestIntegrationWebSocketBrokerGoesThroughPaho: a ws:// broker (mosquitto's
+// websockets listener) is served by the paho fallback, with the same
+// contract: every QoS 1 message delivered and acknowledged once accepted.
+func TestIntegrationWebSocketBrokerGoesThroughPaho(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	mq := mosquittotest.Start(t, mosquittotest.Options{Extra: []string{
+		fmt.Sprintf("listener %d 127.0.0.1", port), "protocol websockets"}})
+	ws := fmt.Sprintf("ws://127.0.0.1:%d", port)
+	if useOwnClient(ws) {
+		t.Fatalf("%s would use the own client; want paho", ws)
+	}
+	var h collector
+	s, err := New(testConfig(ws, "it-ws", "sensors/#", 1), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSource(t, s)
+	waitConnected(t, s)
+	const n = 200
+	publish(t, mq.URL(), "sensors/ws", 1, 0, n)
+	eventually(t, 10*time.Second, func() error {
+		if st := s.Status(); st.Acked != n || distinct(h.snapshot()) != n {
+			return fmt.Errorf("acked %d, distinct %d; want %d", st.Acked, distinct(h.snapshot()), n)
+		}
+		return nil
+	})
+}

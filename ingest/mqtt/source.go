@@ -330,7 +330,6 @@ func (s *Source) connectLoop(ctx context.Context) connection {
 			case err = <-lost:
 				// Retry the same broker first: the persistent session and
 				// its queued messages live there.
-				c.disconnect()
 				s.log.Warn("mqtt connection lost", "broker", broker, "err", err)
 				s.setErr(fmt.Errorf("connection to %s lost: %w", broker, err))
 				s.setState(Disconnected, broker)
