@@ -263,6 +263,7 @@ func (w *wire) readLoop() error {
 	r, n := 0, 0    // buf[r:n] is read and not yet parsed
 	shared := false // a queued message points into buf
 	last := 0       // bytes the last read returned
+	offered := 0    // bytes the last read had room for
 	var msgs []Message
 	var acks []ackRef
 	var rerr error // the last read's error, returned once its bytes are parsed
@@ -348,12 +349,14 @@ func (w *wire) readLoop() error {
 		if w.ready.Load() {
 			w.conn.SetReadDeadline(w.readDeadline())
 		}
-		// A small last read means we keep up a few messages at a time: wait
-		// a little so the next read brings a burst.
-		if last > 0 && last < ownCoalesceBelow && len(buf)-n >= ownCoalesceBelow {
+		// A small last read that did not fill the room it had means we keep
+		// up a few messages at a time: wait a little so the next read
+		// brings a burst.
+		if last > 0 && last < ownCoalesceBelow && last < offered && len(buf)-n >= ownCoalesceBelow {
 			time.Sleep(ownCoalesceDelay)
 		}
 		var m int
+		offered = len(buf) - n
 		m, rerr = w.conn.Read(buf[n:])
 		n += m
 		last = m
