@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // The Source's own MQTT 3.1.1 subscriber (see "The client" in the package
@@ -38,11 +39,6 @@ const (
 	ownCoalesceBelow = 16 << 10
 	ownCoalesceDelay = 2 * time.Millisecond
 )
-
-// topicCacheSize bounds the interned topic strings of one connection: a
-// topic seen before costs no allocation. Past the bound the cache starts
-// over (high-cardinality topics then allocate a string each).
-const topicCacheSize = 4096
 
 // useOwnClient reports whether broker is served by the Source's own client:
 // tcp:// and ssl:// URLs, unless a proxy is set in the environment. Others
@@ -82,8 +78,7 @@ type wire struct {
 	wmu       sync.Mutex
 	lastWrite atomic.Int64 // unix nanoseconds of the last write
 
-	topics      map[string]string // interned topics (reader only)
-	connackSeen bool              // the CONNACK was read (reader only)
+	connackSeen bool // the CONNACK was read (reader only)
 }
 
 // subscribeID is the packet id of the one SUBSCRIBE a connection sends.
@@ -138,7 +133,6 @@ func (s *Source) dialWire(ctx context.Context, broker string) (*wire, error) {
 		s: s, conn: c, broker: broker,
 		connack: make(chan error, 1), suback: make(chan error, 1), lost: make(chan error, 1),
 		done: make(chan struct{}), closing: make(chan struct{}),
-		topics: make(map[string]string),
 	}
 	go w.read()
 	fail := func(err error) (*wire, error) {
@@ -300,7 +294,7 @@ func (w *wire) readLoop() error {
 				if p.qos > 1 {
 					return fmt.Errorf("%w: QoS %d PUBLISH on a subscription of QoS 1 at most", errMalformed, p.qos)
 				}
-				msgs = append(msgs, Message{Topic: w.intern(p.topic), Payload: p.payload, QoS: p.qos, Duplicate: p.dup, Received: now})
+				msgs = append(msgs, Message{Topic: slabString(p.topic), Payload: p.payload, QoS: p.qos, Duplicate: p.dup, Received: now})
 				a := ackRef{}
 				if p.qos == 1 {
 					a = ackRef{w: w, id: p.id}
@@ -416,15 +410,10 @@ func (w *wire) control(first byte, body []byte) error {
 	return nil
 }
 
-// intern returns b as a string, allocating only for a topic not seen lately.
-func (w *wire) intern(b []byte) string {
-	if s, ok := w.topics[string(b)]; ok {
-		return s
-	}
-	if len(w.topics) >= topicCacheSize {
-		clear(w.topics)
-	}
-	s := string(b)
-	w.topics[s] = s
-	return s
-}
+// slabString returns b, a topic in a read slab, as a string without
+// copying it. This is sound because a slab is never written again once a
+// queued message points into it (readLoop's shared flag), so the string is
+// as immutable as Go requires; like a payload, a topic the Handler keeps
+// keeps its slab alive. A copy per message (or interning) cost 4% of
+// edged's CPU in scripts/bench/mqtt.sh.
+func slabString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -15,10 +15,10 @@
 // keepalive without a write, and a connection with no byte read for 1.5
 // keepalives is dead. Its reader parses every PUBLISH of a read (up to 64
 // KiB) and queues them in one step, with no goroutine and no allocation
-// per message: payloads are sliced from the read buffer, which is never
-// written again once it holds one (the Handler may keep them), and topics
-// are interned. After the Handler accepted a batch, all its PUBACKs go out
-// in one write. A packet larger than Config.MaxPacketSize, or one that is
+// per message: topics and payloads are sliced from the read buffer, which
+// is never written again once it holds one (the Handler may keep them).
+// After the Handler accepted a batch, all its PUBACKs go out in one write.
+// A packet larger than Config.MaxPacketSize, or one that is
 // not MQTT 3.1.1, ends the connection with an error saying so; the buffer
 // grows only with the bytes that arrive, never by a length a header claims.
 //

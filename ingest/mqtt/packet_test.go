@@ -150,7 +150,7 @@ func readStream(t testing.TB, in []byte, maxPacket int) ([]Message, error) {
 	}
 	s.stopIn, s.ready, s.room = make(chan struct{}), make(chan struct{}, 1), make(chan struct{}, 1)
 	w := &wire{s: s, conn: &streamConn{r: bytes.NewReader(in)}, connack: make(chan error, 1), suback: make(chan error, 1),
-		closing: make(chan struct{}), topics: map[string]string{}}
+		closing: make(chan struct{})}
 	err = w.readLoop()
 	return s.inMsgs, err
 }
