@@ -93,6 +93,15 @@ type Config struct {
 	// a batch are lost on a crash, as QoS 0 allows.
 	MaxBatchDelayQoS0 time.Duration `yaml:"max_batch_delay_qos0"`
 
+	// MaxPacketSize is the largest packet, in bytes, accepted from a broker
+	// by the Source's own client (tcp:// and ssl:// brokers): a larger one
+	// is a connection error, logged and shown in Status, and the Source
+	// reconnects (a QoS 1 message that large then comes back and blocks the
+	// session: raise the limit). The read buffer grows only with the bytes
+	// that actually arrive. Must be at least 1024; MQTT allows up to
+	// 268435455.
+	MaxPacketSize int `yaml:"max_packet_size"`
+
 	// DrainTimeout bounds how long Run, once its context ends, keeps handing
 	// off and acknowledging the messages already queued before it
 	// disconnects. Zero disconnects at once: queued QoS 1 messages are then
@@ -133,6 +142,7 @@ func DefaultConfig() Config {
 		BatchSize:           8192,                   // one group commit per 8192 messages at most
 		MaxBatchDelay:       250 * time.Millisecond, // ~4 log commits/s at low rates; a stalled flow hands off sooner
 		MaxBatchDelayQoS0:   time.Second,            // one epoch interval: one log commit per second at low rates
+		MaxPacketSize:       16 << 20,               // far above sensor readings; bounds what one packet can cost
 		DrainTimeout:        5 * time.Second,        // systemd's stop timeout is far larger
 	}
 }
@@ -212,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchDelay < 0 {
 		bad("max_batch_delay", "must not be negative, got %v", c.MaxBatchDelay)
+	}
+	if c.MaxPacketSize < 1024 || c.MaxPacketSize > 268435455 {
+		bad("max_packet_size", "must be between 1024 and 268435455 bytes, got %d", c.MaxPacketSize)
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain_timeout", "must not be negative, got %v", c.DrainTimeout)

@@ -43,6 +43,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{"retry backoff zero", func(c *Config) { c.RetryBackoffMin = 0 }, []string{"mqtt.retry_backoff_min:"}},
 		{"batch size", func(c *Config) { c.BatchSize = 0 }, []string{"mqtt.batch_size:"}},
 		{"in flight below batch", func(c *Config) { c.MaxInFlight = 10; c.BatchSize = 20 }, []string{"mqtt.max_in_flight: must be at least batch_size (20)"}},
+		{"packet size", func(c *Config) { c.MaxPacketSize = 100 }, []string{"mqtt.max_packet_size: must be between 1024 and 268435455 bytes, got 100"}},
 		{"every problem at once", func(c *Config) { c.ClientID = ""; c.BatchSize = 0; c.Brokers = nil }, []string{"mqtt.client_id", "mqtt.batch_size", "mqtt.brokers"}},
 	}
 	for _, tc := range tests {

@@ -1,9 +1,32 @@
 // Package mqtt is edged's MQTT ingest: a Source that subscribes to one or
-// more brokers with paho.mqtt.golang and hands messages in batches to a
-// Handler (the daemon's durable input log), and an embedded broker for
-// gateways with no broker of their own whose QoS 1 acknowledgements wait for
-// the same Handler. Topic templates live in internal/topic and every payload
-// decoder in engine/decode.
+// more brokers and hands messages in batches to a Handler (the daemon's
+// durable input log), and an embedded broker for gateways with no broker of
+// their own whose QoS 1 acknowledgements wait for the same Handler. Topic
+// templates live in internal/topic and every payload decoder in
+// engine/decode.
+//
+// # The client
+//
+// For tcp:// (mqtt://) and ssl:// (tls://, mqtts://) brokers the Source
+// speaks MQTT 3.1.1 itself (client.go, packet.go): CONNECT with the client
+// id, clean or persistent session, username and password and keepalive;
+// TLS and mutual TLS from Config.TLS; one SUBSCRIBE of every filter
+// (shared "$share/..." filters included) at QoS 0 or 1; PINGREQ after a
+// keepalive without a write, and a connection with no byte read for 1.5
+// keepalives is dead. Its reader parses every PUBLISH of a read (up to 64
+// KiB) and queues them in one step, with no goroutine and no allocation
+// per message: topics and payloads are sliced from the read buffer, which
+// is never written again once it holds one (the Handler may keep them).
+// After the Handler accepted a batch, all its PUBACKs go out in one write.
+// A packet larger than Config.MaxPacketSize, or one that is
+// not MQTT 3.1.1, ends the connection with an error saying so; the buffer
+// grows only with the bytes that arrive, never by a length a header claims.
+//
+// ws:// and wss:// brokers, and every broker when a proxy is set in the
+// environment (all_proxy), go through paho.mqtt.golang instead: the same
+// queue, batches and contract, at paho's cost (a callback, a goroutine
+// switch and a PUBACK write per message). paho also serves edged's mqtt
+// sinks, publisher and simulator.
 //
 // The package is a leaf: it imports the standard library, paho, mochi-mqtt
 // and engine's types, never storage, pipeline or node. The daemon wires a
@@ -12,7 +35,7 @@
 // # The acknowledgement contract
 //
 // Subscriptions at QoS 1 use a persistent session (Config.CleanSession
-// false, a stable Config.ClientID) and manual acknowledgement (paho's
+// false, a stable Config.ClientID) and manual acknowledgement (with paho,
 // SetAutoAckDisabled). The Source acknowledges (PUBACK) a QoS 1 message only
 // after Handler.HandleBatch returned nil for the batch holding it, and the
 // Handler must have made the batch durable by then. So a crash between
@@ -20,26 +43,29 @@
 // acknowledges nothing: the Source retries the same batch with backoff
 // until it is accepted. The Source itself never drops a message.
 //
-// Acknowledgements go out on the connection the message arrived on. When
-// that connection is gone before the Handler accepted the batch, paho drops
-// the acknowledgement and the broker redelivers the message on the next
+// Acknowledgements go out on the connection the message arrived on, in
+// the order the messages arrived (MQTT requires it). When that connection
+// is gone before the Handler accepted the batch, the acknowledgements are
+// dropped with it and the broker redelivers the messages on the next
 // connection (flagged DUP).
 //
 // # Back-pressure
 //
-// Between paho and the Handler sits one bounded queue of Config.MaxInFlight
-// messages. Its overflow policy is to block, never to drop: paho calls the
-// message callback on its one router goroutine (OrderMatters true, which
-// also saves a goroutine per message), and when the queue is full the
-// callback waits for room (Status.Waiting is then 1). paho then stops
-// reading the connection, so TCP pushes back to the broker, which keeps the
-// rest: memory stays bounded by MaxInFlight plus a batch, at QoS 0 too. For
-// QoS 1 the broker also sends no more than its in-flight window of
-// unacknowledged messages (mosquitto's max_inflight_messages, 20 by default).
-// While paho is not reading it does not see the broker's PINGRESP either: a
-// block longer than the keep-alive plus paho's ping timeout drops the
-// connection, the Source reconnects, and the QoS 1 messages it held come
-// back flagged DUP (the input log drops the copies).
+// Between the connection and the Handler sits one bounded queue of
+// Config.MaxInFlight messages (counting the batch being handed off). Its
+// overflow policy is to block, never to drop: when it is full, the reader
+// (or paho's callback, on paho's one router goroutine: OrderMatters true)
+// waits for room (Status.Waiting is then 1) and stops reading the
+// connection, so TCP pushes back to the broker, which keeps the rest:
+// memory stays bounded by MaxInFlight messages plus one read buffer, at
+// QoS 0 too. For QoS 1 the broker also sends no more than its in-flight
+// window of unacknowledged messages (mosquitto's max_inflight_messages, 20
+// by default). The own client keeps pinging while it waits, so a long
+// block does not end the connection; paho does not see the broker's
+// PINGRESP while it is not reading, so under paho a block longer than the
+// keep-alive plus paho's ping timeout drops the connection, the Source
+// reconnects, and the QoS 1 messages it held come back flagged DUP (the
+// input log drops the copies).
 //
 // A Handler error that wraps ErrBackPressure (the log reached its disk
 // quota) makes the Source wait Config.RetryBackoffMax between attempts and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/edgedio/edged/internal/testkit"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -147,3 +148,8 @@ func distinct(msgs []Message) int {
 }
 
 func newPahoClient(o *paho.ClientOptions) paho.Client { return paho.NewClient(o) }
+
+// withDial sets the Source's TCP dial.
+func withDial(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
+	return func(s *Source) { s.dialTCP = dial }
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,8 +135,21 @@ type Source struct {
 	subs map[string]byte
 
 	running atomic.Bool
-	q       chan pending
-	stopIn  chan struct{} // closed when callbacks must stop enqueueing
+	stopIn  chan struct{} // closed when readers must stop enqueueing
+	ready   chan struct{} // signalled (buffered, 1) when messages were queued
+	room    chan struct{} // signalled (buffered, 1) when a batch was accepted
+
+	// The queue between the connection's reader and the hand-off: messages
+	// received and not yet taken into a batch, with how to acknowledge each.
+	inMu   sync.Mutex
+	inMsgs []Message
+	inAcks []ackRef
+	ackBuf []byte // the PUBACKs of one batch (hand-off goroutine only)
+	paho   bool   // every broker through paho (test seam)
+
+	// dialTCP, when set, replaces the TCP dial of both clients (test seam:
+	// in-memory brokers, wrapped connections).
+	dialTCP func(ctx context.Context, addr string) (net.Conn, error)
 
 	received, redelivered, handedOff, acked, connects atomic.Uint64
 	inflight, waiting                                 atomic.Int64
@@ -145,11 +160,6 @@ type Source struct {
 	broker    string
 	lastErr   string
 	lastErrAt time.Time
-}
-
-type pending struct {
-	m   Message
-	raw paho.Message
 }
 
 // New validates cfg and returns a Source that hands messages to h.
@@ -230,8 +240,13 @@ func (s *Source) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
-	s.q = make(chan pending, s.cfg.MaxInFlight)
 	s.stopIn = make(chan struct{})
+	s.ready = make(chan struct{}, 1)
+	s.room = make(chan struct{}, 1)
+	s.inMu.Lock()
+	clear(s.inMsgs)
+	s.inMsgs, s.inAcks = s.inMsgs[:0], s.inAcks[:0]
+	s.inMu.Unlock()
 	s.inflight.Store(0)
 
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -257,16 +272,44 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 	<-done
 	if client != nil {
-		client.Disconnect(250)
+		client.disconnect()
 	}
 	s.setState(Disconnected, "")
 	s.backpressured.Store(false)
 	return nil
 }
 
+// connection is one connection to a broker, through the own client or
+// paho.
+type connection interface{ disconnect() }
+
+// pahoConn is a paho client as a connection.
+type pahoConn struct{ c paho.Client }
+
+func (p pahoConn) disconnect() { p.c.Disconnect(250) }
+
+// dial connects to broker and subscribes, with the own client or, for the
+// URLs it does not serve, paho. lost receives why the connection ended.
+func (s *Source) dial(ctx context.Context, broker string) (connection, <-chan error, error) {
+	if !s.paho && useOwnClient(broker) {
+		w, err := s.dialWire(ctx, broker)
+		if err != nil {
+			return nil, nil, err
+		}
+		return w, w.lost, nil
+	}
+	lost := make(chan error, 1)
+	c := paho.NewClient(s.clientOptions(broker, lost))
+	if err := s.connect(ctx, c); err != nil {
+		c.Disconnect(0)
+		return nil, nil, err
+	}
+	return pahoConn{c}, lost, nil
+}
+
 // connectLoop connects with failover and backoff and stays connected until
-// ctx ends; it returns the connected client (nil if none).
-func (s *Source) connectLoop(ctx context.Context) paho.Client {
+// ctx ends; it returns the connection (nil if none).
+func (s *Source) connectLoop(ctx context.Context) connection {
 	idx := 0
 	backoff := s.cfg.ReconnectBackoffMin
 	for {
@@ -275,9 +318,7 @@ func (s *Source) connectLoop(ctx context.Context) paho.Client {
 		}
 		broker := s.cfg.Brokers[idx%len(s.cfg.Brokers)]
 		s.setState(Connecting, broker)
-		lost := make(chan error, 1)
-		c := paho.NewClient(s.clientOptions(broker, lost))
-		err := s.connect(ctx, c)
+		c, lost, err := s.dial(ctx, broker)
 		if err == nil {
 			s.connects.Add(1)
 			s.setState(Connected, broker)
@@ -295,7 +336,6 @@ func (s *Source) connectLoop(ctx context.Context) paho.Client {
 				continue
 			}
 		}
-		c.Disconnect(0)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -366,6 +406,11 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 	if f := openConnFunc([]string{broker}); f != nil {
 		o.SetCustomOpenConnectionFn(f)
 	}
+	if s.dialTCP != nil {
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			return s.dialTCP(context.Background(), u.Host)
+		})
+	}
 	return o
 }
 
@@ -373,32 +418,119 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 // while the queue is full, which stops paho reading the connection (see
 // "Back-pressure" in the package doc).
 func (s *Source) onMessage(_ paho.Client, m paho.Message) {
-	s.received.Add(1)
-	dup := m.Duplicate()
-	if dup {
-		s.redelivered.Add(1)
+	msg := [1]Message{{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Duplicate: m.Duplicate(), Received: s.now()}}
+	ack := [1]ackRef{{}}
+	if m.Qos() > 0 {
+		ack[0].p = m
 	}
-	p := pending{
-		m:   Message{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Duplicate: dup, Received: s.now()},
-		raw: m,
-	}
-	s.inflight.Add(1)
+	s.enqueue(msg[:], ack[:], nil)
+}
+
+// enqueue queues msgs (acks[i] acknowledges msgs[i]) for the hand-off and
+// then, while the queue holds MaxInFlight messages or more, waits for room,
+// so that its caller stops reading the connection. It returns false when
+// the Source stops taking messages (msgs were not queued, or are the last).
+// closing ends the wait early (the connection is going away).
+func (s *Source) enqueue(msgs []Message, acks []ackRef, closing <-chan struct{}) bool {
 	select {
-	case s.q <- p:
-		return
 	case <-s.stopIn:
-		s.inflight.Add(-1)
-		return
+		// Not acknowledged: a QoS 1 message comes back on the next start.
+		return false
 	default:
+	}
+	var dups uint64
+	for i := range msgs {
+		if msgs[i].Duplicate {
+			dups++
+		}
+	}
+	s.received.Add(uint64(len(msgs)))
+	s.redelivered.Add(dups)
+	s.inMu.Lock()
+	s.inMsgs = append(s.inMsgs, msgs...)
+	s.inAcks = append(s.inAcks, acks...)
+	s.inMu.Unlock()
+	full := s.inflight.Add(int64(len(msgs))) >= int64(s.cfg.MaxInFlight)
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	if !full {
+		return true
 	}
 	s.waiting.Add(1)
 	defer s.waiting.Add(-1)
-	select {
-	case s.q <- p:
-	case <-s.stopIn:
-		// Not acknowledged: a QoS 1 message comes back on the next start.
-		s.inflight.Add(-1)
+	for s.inflight.Load() >= int64(s.cfg.MaxInFlight) {
+		select {
+		case <-s.room:
+		case <-s.stopIn:
+			return false
+		case <-closing:
+			return true
+		}
 	}
+	return true
+}
+
+// take moves up to room messages from the queue to the end of batch (and
+// their acks to acks). It returns how many it moved and whether one of them
+// is QoS 1.
+func (s *Source) take(batch *[]Message, acks *[]ackRef, room int) (int, bool) {
+	s.inMu.Lock()
+	k := min(len(s.inMsgs), room)
+	if k == 0 {
+		s.inMu.Unlock()
+		return 0, false
+	}
+	from := len(*batch)
+	*batch = append(*batch, s.inMsgs[:k]...)
+	*acks = append(*acks, s.inAcks[:k]...)
+	m := copy(s.inMsgs, s.inMsgs[k:])
+	copy(s.inAcks, s.inAcks[k:])
+	clear(s.inMsgs[m:])
+	clear(s.inAcks[m:])
+	s.inMsgs, s.inAcks = s.inMsgs[:m], s.inAcks[:m]
+	s.inMu.Unlock()
+	qos1 := false
+	for _, m := range (*batch)[from:] {
+		if m.QoS > 0 {
+			qos1 = true
+			break
+		}
+	}
+	return k, qos1
+}
+
+// ack acknowledges the QoS 1 messages of an accepted batch: those of the own
+// client with one write of all their PUBACKs per connection (in the order
+// received, as MQTT requires), paho's through paho. A connection that is
+// gone takes its acknowledgements with it: the broker redelivers those
+// messages on the next connection.
+func (s *Source) ack(acks []ackRef) {
+	buf := s.ackBuf[:0]
+	var cur *wire
+	flush := func() {
+		if cur != nil && len(buf) > 0 && cur.write(buf) == nil {
+			s.acked.Add(uint64(len(buf) / 4))
+		}
+		buf = buf[:0]
+	}
+	for i, a := range acks {
+		switch {
+		case a.w != nil:
+			if a.w != cur {
+				flush()
+				cur = a.w
+			}
+			buf = appendPuback(buf, a.id)
+		case a.p != nil:
+			a.p.Ack()
+			s.acked.Add(1)
+		}
+		acks[i] = ackRef{}
+	}
+	flush()
+	s.ackBuf = buf
 }
 
 // fillPoll is how often handoff looks at the queue while it waits for a
@@ -424,65 +556,50 @@ func stalled(start, last, now time.Time, n int) bool {
 // when drain is closed and the queue is empty.
 func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 	batch := make([]Message, 0, s.cfg.BatchSize)
-	raws := make([]paho.Message, 0, s.cfg.BatchSize)
+	acks := make([]ackRef, 0, s.cfg.BatchSize)
 	poll := time.NewTimer(time.Hour)
 	poll.Stop()
 	draining := false
-	// The batch is handed off MaxBatchDelay after its first message, or
-	// MaxBatchDelayQoS0 after it while it holds only QoS 0 messages (nothing
-	// waits for their acknowledgement, so they can wait for a bigger group
-	// commit: fewer flash writes).
-	qos0 := false
-	add := func(p pending) {
-		batch = append(batch, p.m)
-		raws = append(raws, p.raw)
-		if p.m.QoS > 0 {
-			qos0 = false
-		}
-	}
 	for {
-		// Wait for the first message of a batch.
-		qos0 = true
-		if draining {
-			select {
-			case p := <-s.q:
-				add(p)
-			default:
+		// Wait for the first messages of a batch.
+		_, qos1 := s.take(&batch, &acks, s.cfg.BatchSize)
+		if len(batch) == 0 {
+			if draining {
 				return
 			}
-		} else {
 			select {
-			case p := <-s.q:
-				add(p)
+			case <-s.ready:
 			case <-drain:
 				draining = true
-				continue
 			case <-ctx.Done():
 				return
 			}
+			continue
 		}
-		// Fill it: take what is queued, then wait until the deadline.
+		// Fill it: take what is queued, then wait until the deadline. The
+		// batch is handed off MaxBatchDelay after its first message, or
+		// MaxBatchDelayQoS0 after it while it holds only QoS 0 messages
+		// (nothing waits for their acknowledgement, so they can wait for a
+		// bigger group commit: fewer flash writes).
 		start := time.Now()
 		last := start // when the batch last grew (at fillPoll resolution)
 	fill:
 		for len(batch) < s.cfg.BatchSize {
-			select {
-			case p := <-s.q:
-				add(p)
+			if k, q := s.take(&batch, &acks, s.cfg.BatchSize-len(batch)); k > 0 {
+				qos1 = qos1 || q
 				last = time.Now()
 				continue
-			default:
 			}
 			now := time.Now()
-			delay := s.cfg.MaxBatchDelay
-			if qos0 {
-				delay = s.cfg.MaxBatchDelayQoS0
+			delay := s.cfg.MaxBatchDelayQoS0
+			if qos1 {
+				delay = s.cfg.MaxBatchDelay
 			}
 			wait := start.Add(delay).Sub(now)
-			if draining || wait <= 0 || (!qos0 && stalled(start, last, now, len(batch))) {
+			if draining || wait <= 0 || (qos1 && stalled(start, last, now, len(batch))) {
 				break
 			}
-			// Look again after fillPoll rather than waking for every message:
+			// Look again after fillPoll rather than waking for every read:
 			// at thousands of messages a second a wake-up per message costs
 			// more than the batch does.
 			poll.Reset(min(wait, fillPoll))
@@ -500,18 +617,15 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 		if !s.deliver(ctx, batch) {
 			return
 		}
-		for i, r := range raws {
-			if r.Qos() > 0 {
-				r.Ack()
-				s.acked.Add(1)
-			}
-			raws[i] = nil
-		}
+		s.ack(acks)
 		s.handedOff.Add(uint64(len(batch)))
 		s.inflight.Add(-int64(len(batch)))
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
 		clear(batch)
-		batch = batch[:0]
-		raws = raws[:0]
+		batch, acks = batch[:0], acks[:0]
 	}
 }
 
