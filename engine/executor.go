@@ -36,6 +36,15 @@ type Options struct {
 	DeadLetter func(step string, rec *Record, s *Schema, reason error)
 	// Logger receives executor events. Nil discards them.
 	Logger *slog.Logger
+	// MaxOutputs bounds the rows that event-time windows in append mode
+	// emit in one epoch: when a watermark closes more windows at once (a
+	// jump of event time, the end of a backlog), whole windows are emitted,
+	// oldest first, until the bound is reached, and the rest wait for the
+	// following epochs (Result.Pending), which must then be run with no
+	// input until none is left. An epoch's outputs, and with them every
+	// copy of them that its commit makes, stay bounded; the rows are the
+	// same, in the same order, as without the bound. Zero means no bound.
+	MaxOutputs int
 }
 
 // Executor runs a plan epoch by epoch. It is not safe for concurrent use: one
@@ -52,6 +61,7 @@ type Executor struct {
 	result Result
 	commit Commit
 	encBuf []byte
+	encEnd []int // encodeOutputs' scratch: where each output ends in encBuf
 	// stateArena backs the keys and values of the commit's state changes.
 	stateArena []byte
 	curr       *node
@@ -73,6 +83,13 @@ type Executor struct {
 	hasStart bool
 	// empty are empty source batches, swapped in for beginEpoch's pass.
 	empty []*Batch
+
+	// left is what the running epoch may still emit (Options.MaxOutputs).
+	// pending: closed windows wait to be emitted; through: the watermark
+	// through which outputs are complete (Result.Through).
+	left    int
+	pending bool
+	through int64
 }
 
 // idleNamespace is the state namespace of the idle rule: per source its
@@ -102,6 +119,16 @@ type Result struct {
 	Epoch     uint64
 	Time      int64 // processing time, unix ms
 	Watermark int64 // watermark after the epoch (NoWatermark if none)
+	// Pending reports that windows the watermark closed wait to be emitted
+	// (Options.MaxOutputs): the caller runs the next epochs with no input
+	// until it is false, so that no record reaches a window before it is
+	// emitted.
+	Pending bool
+	// Through is the watermark through which the outputs of this epoch and
+	// the earlier ones are complete: every append-mode window whose end
+	// plus its allowed lateness is at or before it was emitted. It is
+	// Watermark unless Pending.
+	Through int64
 	// Outputs holds, per sink (in Plan.Sinks order), the records of both passes.
 	Outputs []*Batch
 }
@@ -165,8 +192,40 @@ func NewExecutor(p *Plan, opt Options) (*Executor, error) {
 	if err := x.restore(); err != nil {
 		return nil, err
 	}
+	x.checkPending()
 	return x, nil
 }
+
+// deferrer is implemented by operators that may leave closed windows to
+// later epochs (Options.MaxOutputs). deferred reports whether some wait, and
+// the watermark through which the operator's outputs are complete.
+type deferrer interface {
+	deferred() (pending bool, through int64)
+}
+
+// checkPending sets pending and through from the operators.
+func (x *Executor) checkPending() {
+	x.pending, x.through = false, x.wm
+	for _, n := range x.plan.nodes {
+		d, ok := n.op.(deferrer)
+		if !ok {
+			continue
+		}
+		if p, t := d.deferred(); p {
+			x.pending = true
+			x.through = min(x.through, t)
+		}
+	}
+}
+
+// Pending reports whether windows that the watermark closed wait to be
+// emitted by the next epochs (Options.MaxOutputs), which should then be run
+// with no input. It is known from the restored state too.
+func (x *Executor) Pending() bool { return x.pending }
+
+// Through returns the watermark through which the committed (or restored)
+// outputs are complete (Result.Through).
+func (x *Executor) Through() int64 { return x.through }
 
 func (x *Executor) restore() error {
 	cp, err := x.store.LastCheckpoint(x.plan.name, x.opt.Partition)
@@ -375,7 +434,7 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 		newWM = EndOfTime
 	}
 	ep := Epoch{Seq: x.seq, Time: t, Interval: x.opt.Interval.Milliseconds(),
-		Watermark: x.wm, LateBound: x.wm, Final: newWM <= x.wm}
+		Watermark: x.wm, LateBound: x.wm, Final: newWM <= x.wm, left: x.budget()}
 	ep.DeadLetter = x.deadLetter
 	if err := x.pass(&ep); err != nil {
 		return nil, err
@@ -397,6 +456,8 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 			src.base, src.last, src.hasLast = src.wm, t, true
 		}
 	}
+	prevPending, prevThrough := x.pending, x.through
+	x.checkPending()
 	// With no input the watermark moves only by the idle rule (or Drain). An
 	// epoch where that changed no state and emitted nothing is not committed.
 	// Its watermark stays in memory, and the next epoch's idle rule, a
@@ -408,10 +469,20 @@ func (x *Executor) RunEpochAt(ctx context.Context, t int64) (*Result, error) {
 	}
 	if err != nil {
 		x.seq--
+		x.pending, x.through = prevPending, prevThrough
 		return nil, err
 	}
 	x.result.Epoch, x.result.Time, x.result.Watermark = x.seq, t, x.wm
+	x.result.Pending, x.result.Through = x.pending, x.through
 	return &x.result, nil
+}
+
+// budget returns the epoch's output budget for Epoch.left, or nil for none.
+func (x *Executor) budget() *int {
+	if x.opt.MaxOutputs <= 0 || x.draining {
+		return nil
+	}
+	return &x.left
 }
 
 // beginEpoch starts epoch seq at processing time t, at its first pass: it
@@ -427,6 +498,7 @@ func (x *Executor) beginEpoch(seq uint64, t int64) error {
 		o.Reset(o.Schema)
 	}
 	x.inEpoch = true
+	x.left = x.opt.MaxOutputs
 	if !x.idle || x.draining {
 		return nil
 	}
@@ -453,7 +525,7 @@ func (x *Executor) beginEpoch(seq uint64, t int64) error {
 		s.out, x.empty[i] = x.empty[i], s.out
 	}
 	ep := Epoch{Seq: seq, Time: t, Interval: x.opt.Interval.Milliseconds(),
-		Watermark: w, LateBound: x.wm, NoData: true, DeadLetter: x.deadLetter}
+		Watermark: w, LateBound: x.wm, NoData: true, DeadLetter: x.deadLetter, left: x.budget()}
 	err := x.pass(&ep)
 	for i, s := range x.plan.sources {
 		s.out, x.empty[i] = x.empty[i], s.out
@@ -494,7 +566,7 @@ func (x *Executor) Feed(ctx context.Context, t int64) error {
 	}
 	x.advanceWatermark(t) // keeps each source's maximum; RunEpochAt applies it
 	ep := Epoch{Seq: x.seq + 1, Time: t, Interval: x.opt.Interval.Milliseconds(),
-		Watermark: x.wm, LateBound: x.wm, DeadLetter: x.deadLetter}
+		Watermark: x.wm, LateBound: x.wm, DeadLetter: x.deadLetter, left: x.budget()}
 	if err := x.pass(&ep); err != nil {
 		return err
 	}
@@ -626,7 +698,7 @@ func (x *Executor) deadLetter(rec *Record, s *Schema, reason error) {
 // something.
 func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 	c := &x.commit
-	c.Pipeline, c.Partition, c.Epoch, c.Watermark = x.plan.name, x.opt.Partition, x.seq, x.wm
+	c.Pipeline, c.Partition, c.Epoch, c.Watermark, c.Through = x.plan.name, x.opt.Partition, x.seq, x.wm, x.through
 	if c.Input == nil {
 		c.Input = make(map[string]uint64, len(x.plan.sources))
 	}
@@ -662,18 +734,7 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 		x.saveWatermarks(c)
 	}
 	if x.opt.Encode != nil {
-		x.encBuf = x.encBuf[:0]
-		for i, n := range x.plan.sinks {
-			b := x.result.Outputs[i]
-			// Numbered per sink: the j-th output of every sink fed by the
-			// same step has the same id.
-			for j := range b.Recs {
-				start := len(x.encBuf)
-				x.encBuf = x.opt.Encode(x.encBuf, b.Schema, &b.Recs[j])
-				c.Outputs = append(c.Outputs, Output{Sink: n.name, ID: x.OutputID(j),
-					Data: x.encBuf[start:len(x.encBuf):len(x.encBuf)]})
-			}
-		}
+		x.encodeOutputs(c)
 	}
 	if err := x.store.Commit(ctx, c); err != nil {
 		return err
@@ -684,6 +745,32 @@ func (x *Executor) commitEpoch(ctx context.Context, idle bool) error {
 		}
 	}
 	return nil
+}
+
+// encodeOutputs encodes the epoch's output records into one buffer and
+// appends them to c.Outputs. The outputs' Data are sliced from the buffer
+// only once it is complete: slices taken while it grew would keep each of
+// its earlier, smaller copies alive until the commit, about as much memory
+// again as the encoded outputs.
+func (x *Executor) encodeOutputs(c *Commit) {
+	x.encBuf = x.encBuf[:0]
+	x.encEnd = x.encEnd[:0]
+	for i, n := range x.plan.sinks {
+		b := x.result.Outputs[i]
+		// Numbered per sink: the j-th output of every sink fed by the
+		// same step has the same id.
+		for j := range b.Recs {
+			x.encBuf = x.opt.Encode(x.encBuf, b.Schema, &b.Recs[j])
+			x.encEnd = append(x.encEnd, len(x.encBuf))
+			c.Outputs = append(c.Outputs, Output{Sink: n.name, ID: x.OutputID(j)})
+		}
+	}
+	outs := c.Outputs[len(c.Outputs)-len(x.encEnd):]
+	start := 0
+	for k, end := range x.encEnd {
+		outs[k].Data = x.encBuf[start:end:end]
+		start = end
+	}
 }
 
 func (x *Executor) outputCount() int {

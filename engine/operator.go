@@ -39,6 +39,11 @@ type Epoch struct {
 	Stats *NodeStats
 	// DeadLetter receives records an operator cannot process. Never nil.
 	DeadLetter func(rec *Record, s *Schema, reason error)
+	// left, when not nil, is what is left of the epoch's output budget
+	// (Options.MaxOutputs), shared by its passes: an operator that can defer
+	// closed windows (deferrer) emits whole windows while it is positive and
+	// takes what it emitted off it.
+	left *int
 }
 
 // NodeStats are the per-operator counters of a pipeline. They are updated only by

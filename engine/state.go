@@ -32,6 +32,11 @@ type Commit struct {
 	Epoch     uint64
 	// Watermark is the event-time watermark after the epoch.
 	Watermark int64
+	// Through is the watermark through which the partition's outputs, this
+	// epoch's and the earlier ones', are complete (Result.Through): Watermark
+	// unless closed windows wait for later epochs (Options.MaxOutputs). The
+	// mesh's marks use it. Stores do not keep it.
+	Through int64
 	// Input is the input position consumed by the epoch: per source name, the
 	// offset of the next record to read.
 	Input map[string]uint64

@@ -172,6 +172,9 @@ type timeWinOp struct {
 	free    []*wpane
 	last    *wpane
 	emitted int64 // windows with end <= emitted are final (emitted in append mode)
+	// pend: in append mode, windows with end in (emitted, the watermark's
+	// bound] are closed but wait for a later epoch (Epoch.left ran out).
+	pend    bool
 	metaDty bool
 	deletes []paneBuckets // evicted panes whose entries must be deleted
 	rows    int
@@ -413,21 +416,23 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	if !complete && final != NoWatermark {
 		if final > o.emitted {
-			k := 0
+			k, pend := 0, o.pend
 			if o.cfg.Mode == OutputAppend {
-				k = o.emitFinal(out, final)
+				k = o.emitFinal(out, final, ep.left)
 				n += k
+			} else {
+				o.emitted = final
 			}
-			o.emitted = final
 			// emitted follows the watermark, so a restore derives it from the
 			// committed one (restoreWatermark). It is stored only when windows
 			// were emitted, so a watermark that passes no window end (an idle
-			// source's, every interval) changes no state and costs no commit.
-			if k > 0 {
+			// source's, every interval) changes no state and costs no commit;
+			// and while windows wait (pend), when it is stored with them.
+			if k > 0 || pend != o.pend {
 				o.metaDty = true
 			}
 		}
-		o.evict(final)
+		o.evict(min(final, o.emitted))
 	}
 	ep.Stats.add(len(b.Recs), n)
 	return nil
@@ -571,38 +576,64 @@ func (o *timeWinOp) candidateWindows(from, to int64) []int64 {
 	return o.starts
 }
 
-func (o *timeWinOp) emitFinal(out *Batch, final int64) int {
-	return o.emitWindows(out, o.candidateWindows(o.emitted, final))
+// emitFinal emits the windows that end in (emitted, final], oldest first,
+// while the epoch's budget (left, nil: none) lasts, and moves emitted to the
+// end of the last one emitted: to final when none is left waiting (pend).
+func (o *timeWinOp) emitFinal(out *Batch, final int64, left *int) int {
+	starts := o.candidateWindows(o.emitted, final)
+	n, done := o.emitWindows(out, starts, left)
+	switch {
+	case done == len(starts):
+		o.emitted, o.pend = final, false
+	case done > 0:
+		o.emitted, o.pend = o.end(starts[done-1]), true
+	default:
+		o.pend = true
+	}
+	return n
 }
 
 func (o *timeWinOp) emitAll(out *Batch) int {
-	return o.emitWindows(out, o.candidateWindows(NoWatermark, 1<<62))
+	n, _ := o.emitWindows(out, o.candidateWindows(NoWatermark, 1<<62), nil)
+	return n
 }
 
 // emitWindows emits the given windows (ascending): tumbling windows and
 // event-time groups straight from their wpane (rows in slot order, which is
 // first-arrival order and survives a restore), sliding windows through the
-// slider.
-func (o *timeWinOp) emitWindows(out *Batch, starts []int64) int {
-	n := 0
-	if o.point || o.size == o.slide {
-		for _, ws := range starts {
-			p := o.panes[ws]
-			if p == nil {
-				continue
-			}
-			for s, id := range p.keys {
-				o.emitRow(out, ws, id, &p.st, int32(s))
-			}
-			n += len(p.keys)
+// slider. With a budget (left not nil) it emits whole windows while *left is
+// positive, taking their rows off it. It returns the rows emitted and the
+// number of windows of starts done.
+func (o *timeWinOp) emitWindows(out *Batch, starts []int64, left *int) (n, done int) {
+	for i, ws := range starts {
+		if left != nil && *left <= 0 {
+			return n, i
 		}
-		return n
+		k := 0
+		if o.point || o.size == o.slide {
+			if p := o.panes[ws]; p != nil {
+				for s, id := range p.keys {
+					o.emitRow(out, ws, id, &p.st, int32(s))
+				}
+				k = len(p.keys)
+			}
+		} else {
+			o.sl.moveTo(o, ws)
+			k = o.sl.emit(o, out, ws)
+		}
+		n += k
+		if left != nil {
+			*left -= k
+		}
 	}
-	for _, ws := range starts {
-		o.sl.moveTo(o, ws)
-		n += o.sl.emit(o, out, ws)
-	}
-	return n
+	return n, len(starts)
+}
+
+// deferred implements deferrer: closed windows wait while pend, and the
+// outputs are complete through the last emitted window's end plus the
+// allowed lateness.
+func (o *timeWinOp) deferred() (bool, int64) {
+	return o.pend, o.emitted + o.cfg.AllowedLateness
 }
 
 type winKey struct {
@@ -775,6 +806,9 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 	}
 	if o.metaDty {
 		o.vbuf = AppendVarint(o.vbuf[:0], o.emitted)
+		if o.pend {
+			o.vbuf = AppendVarint(o.vbuf, 1) // closed windows wait: emitted is exact
+		}
 		w.Put([]byte{'m'}, o.vbuf)
 		o.metaDty = false
 	}
@@ -782,9 +816,9 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 }
 
 // restoreWatermark implements watermarkRestorer: the windows final at the
-// committed watermark were emitted.
+// committed watermark were emitted, unless some were left waiting (pend).
 func (o *timeWinOp) restoreWatermark(wm int64) {
-	if o.cfg.Mode == OutputComplete || wm == NoWatermark {
+	if o.cfg.Mode == OutputComplete || wm == NoWatermark || o.pend {
 		return
 	}
 	if f := wm - o.cfg.AllowedLateness; f > o.emitted {
@@ -796,9 +830,19 @@ func (o *timeWinOp) restoreWatermark(wm int64) {
 // bucket (ascending), the keys entry before the values entry.
 func (o *timeWinOp) LoadState(key, val []byte) error {
 	if len(key) == 1 && key[0] == 'm' {
-		v, _, err := ReadVarint(val)
-		o.emitted = v
-		return err
+		v, rest, err := ReadVarint(val)
+		if err != nil {
+			return err
+		}
+		o.emitted, o.pend = v, false
+		if len(rest) > 0 {
+			f, _, err := ReadVarint(rest)
+			if err != nil {
+				return err
+			}
+			o.pend = f == 1
+		}
+		return nil
 	}
 	if len(key) != 14 || key[0] != 'p' {
 		return ErrCorruptState

@@ -242,7 +242,7 @@ func (n *Node) StartBackfill(name string, o BackfillOptions) (BackfillInfo, erro
 	}
 	b, err := runner.NewBackfill(runner.Config{Compiled: c2, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
 		Log: nodeLog{n}, Store: backfillStore{n.db}, Clock: n.clock, Logger: n.log.With("backfill", bfName), Encode: decode.AppendJSON,
-		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords,
+		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, MaxOutputs: n.cfg.Epochs.MaxOutputs,
 		Committed: func() { n.epochDone(bp) }}, from, to, start, share)
 	if err != nil {
 		closeWriters(writers)

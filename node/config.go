@@ -159,6 +159,13 @@ type EpochConfig struct {
 	// and append-mode event-time windows; engine.ChunkSafe): it bounds an
 	// epoch's memory whatever the input rate. Zero means 4096.
 	FeedRecords int `yaml:"feedRecords"`
+	// MaxOutputs bounds the rows the event-time windows of one partition
+	// emit per epoch: when the watermark closes more windows at once (input
+	// an hour ahead, the end of a backlog), whole windows are emitted
+	// oldest first up to the bound and the rest by the next epochs, run at
+	// once and taking no input until none waits. It bounds the memory of an
+	// epoch's outputs and of its commit. Zero means 4096; -1 means no bound.
+	MaxOutputs int `yaml:"maxOutputs"`
 	// Virtual, when set, runs epochs as fast as input is available with
 	// processing time epoch*interval instead of the clock (replay, tests and
 	// the crash harness): outputs then depend only on the input log.
@@ -482,6 +489,9 @@ func (c Config) Validate() error {
 	}
 	if c.Epochs.MaxRecords < 0 {
 		add("epochs.maxRecords", "must not be negative")
+	}
+	if c.Epochs.MaxOutputs < -1 {
+		add("epochs.maxOutputs", "must be -1 (no bound), 0 (the default) or positive")
 	}
 	if c.Epochs.Cut != "" && c.Epochs.Cut != "arrival" && c.Epochs.Cut != "read" {
 		add("epochs.cut", "%q is not arrival or read", c.Epochs.Cut)

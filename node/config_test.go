@@ -24,6 +24,9 @@ func TestConfigExampleAndStrictDecoding(t *testing.T) {
 		{"bad broker limits", "mqtt:\n  broker: {maxClients: -1, sessionExpiry: 10ms, maxInFlightPerClient: 70000}\n",
 			[]string{"mqtt.broker.maxClients", "mqtt.broker.sessionExpiry", "mqtt.broker.maxInFlightPerClient"}},
 		{"unknown broker key", "mqtt:\n  broker: {maxClient: 5}\n", []string{"c.yaml:2", "maxClient"}},
+		{"output bound", "epochs:\n  maxOutputs: 1024\n", nil},
+		{"no output bound", "epochs:\n  maxOutputs: -1\n", nil},
+		{"bad output bound", "epochs:\n  maxOutputs: -2\n", []string{"epochs.maxOutputs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

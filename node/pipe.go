@@ -74,7 +74,7 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 	srcs = append(up, srcs...) // the older input first
 	r, err := runner.New(runner.Config{Compiled: c, Sources: srcs, Partitions: n.cfg.Epochs.Partitions,
 		Owner: n.ownership(), StandbyHold: n.standbyHold(), Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
-		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, Virtual: n.cfg.Epochs.Virtual,
+		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, MaxOutputs: n.cfg.Epochs.MaxOutputs, Virtual: n.cfg.Epochs.Virtual,
 		InputOpen:  func() bool { return n.inputFile != "" && !n.fileDone.Load() },
 		ArrivalCut: n.arrivalCut(), Committed: func() { n.epochDone(p) }})
 	if err != nil {

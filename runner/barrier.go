@@ -91,7 +91,7 @@ func (b *barrier) commit(ctx context.Context) error {
 			c.Input = p.keepSkips(c.Input, b.newPos)
 		}
 		if p != nil && !p.claim.Emit {
-			p.hold(r, c.Outputs, p.wm, c.Watermark)
+			p.hold(r, c.Outputs, p.wm, c.Through)
 			c.Outputs = c.Outputs[:0]
 		} else if p != nil {
 			if p.fence != engine.NoWatermark && p.wm < p.fence {
@@ -99,7 +99,7 @@ func (b *barrier) commit(ctx context.Context) error {
 				// it committed (Marker).
 				keep := c.Outputs[:0]
 				for i := range c.Outputs {
-					if !r.committedBefore(&c.Outputs[i], p.wm, c.Watermark, p.fence) {
+					if !r.committedBefore(&c.Outputs[i], p.wm, c.Through, p.fence) {
 						keep = append(keep, c.Outputs[i])
 					}
 				}
@@ -109,7 +109,7 @@ func (b *barrier) commit(ctx context.Context) error {
 				c.Outputs = append(slices.Clip(p.release), c.Outputs...)
 				released = append(released, p)
 			}
-			marks = append(marks, Mark{Partition: c.Partition, Term: p.claim.Term, Watermark: c.Watermark})
+			marks = append(marks, Mark{Partition: c.Partition, Term: p.claim.Term, Watermark: c.Through})
 		}
 		for i := range c.Outputs {
 			o := &c.Outputs[i]
@@ -127,7 +127,7 @@ func (b *barrier) commit(ctx context.Context) error {
 	}
 	for _, c := range b.commits {
 		if p := r.byID[c.Partition]; p != nil {
-			p.wm = c.Watermark
+			p.wm = c.Through
 		}
 	}
 	if mk, ok := r.cfg.Owner.(Marker); ok && len(marks) > 0 {

@@ -42,7 +42,9 @@ func (SingleNode) Claims(_ string, n int) []Claim {
 }
 
 // Mark says how far one emitting partition's outputs are committed: its
-// term and its event-time watermark after the committed epoch.
+// term and its event-time watermark after the committed epoch, or, while
+// closed windows wait for the next epochs (Config.MaxOutputs), the lower
+// watermark through which its outputs are complete (engine.Result.Through).
 type Mark struct {
 	Partition int
 	Term      uint64

@@ -154,6 +154,13 @@ type Config struct {
 	// FeedRecords is how many records a chunked plan is fed at a time
 	// (engine.Executor.Feed); zero means 4096.
 	FeedRecords int
+	// MaxOutputs bounds the window rows each partition emits per epoch
+	// (engine.Options.MaxOutputs): when a watermark closes more windows at
+	// once, the rest are emitted by the next epochs, run at once and with
+	// no input until none waits, each committed on its own, so that an
+	// epoch's outputs and every copy its commit makes stay bounded. Zero
+	// means DefaultMaxOutputs; negative means no bound.
+	MaxOutputs int
 	// Virtual runs epochs back to back while input waits, at processing
 	// time epoch*interval (input files, tests), instead of on the clock.
 	Virtual bool
@@ -216,7 +223,7 @@ type part struct {
 	claim   Claim
 	held    []heldOutput      // a standby's recent outputs (Config.StandbyHold)
 	release []engine.Output   // a promoted standby's held outputs, emitted at its next commit
-	wm      int64             // the watermark of the partition's last committed epoch
+	wm      int64             // the watermark through which the partition's committed outputs are complete (engine.Result.Through)
 	fence   int64             // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
 	skip    map[string]uint64 // by log: entries before are in the installed state (SkipKey)
 	c       *pipeline.Compiled
@@ -251,6 +258,9 @@ func New(cfg Config) (*Runner, error) {
 	if r.cfg.FeedRecords <= 0 {
 		r.cfg.FeedRecords = 4096
 	}
+	if r.cfg.MaxOutputs == 0 {
+		r.cfg.MaxOutputs = DefaultMaxOutputs
+	}
 	r.spools = map[string]string{}
 	for _, sk := range c.Plan.Sinks() {
 		r.spools[sk] = SpoolName(r.name, sk)
@@ -276,6 +286,10 @@ func New(cfg Config) (*Runner, error) {
 	r.publish()
 	return r, nil
 }
+
+// DefaultMaxOutputs is Config.MaxOutputs when zero: about 4 MB of outputs in
+// all their copies (records, encoded, the commit's) per partition and epoch.
+const DefaultMaxOutputs = 4096
 
 func orDefault(v, def int) int {
 	if v > 0 {
@@ -354,12 +368,13 @@ func (r *Runner) newPart(cl Claim, c *pipeline.Compiled) (*part, error) {
 	p := &part{claim: cl, c: c, fence: engine.NoWatermark}
 	p.store = &partStore{r: r, p: p}
 	x, err := engine.NewExecutor(c.Plan, engine.Options{Store: p.store, Clock: r.clock, Partition: cl.Partition,
-		Term: cl.Term, Interval: c.Interval, Encode: r.cfg.Encode, DeadLetter: r.operatorDeadLetter, Logger: r.log})
+		Term: cl.Term, Interval: c.Interval, Encode: r.cfg.Encode, DeadLetter: r.operatorDeadLetter, Logger: r.log,
+		MaxOutputs: max(r.cfg.MaxOutputs, 0)})
 	if err != nil {
 		return nil, err
 	}
 	p.x = x
-	p.wm = x.Watermark()
+	p.wm = x.Through()
 	if err := r.readSkips(p); err != nil {
 		return nil, fmt.Errorf("pipeline %q partition %d: %w", r.name, cl.Partition, err)
 	}
@@ -540,6 +555,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
+// pendingLocked reports whether a held partition has closed windows waiting
+// to be emitted (Config.MaxOutputs). Call with mu held.
+func (r *Runner) pendingLocked() bool {
+	for _, p := range r.parts {
+		if p.x.Pending() {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *Runner) lastTimeLocked() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -561,6 +587,9 @@ func (r *Runner) hasInput() bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.pendingLocked() {
+		return true // closed windows wait: an epoch emits them
+	}
 	for _, lg := range r.logs {
 		if r.cfg.Log.LogNext(lg) >= r.pos[lg]+need {
 			return true
@@ -581,13 +610,19 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 	}
 	newPos := cloneMap(r.pos)
 	cut := r.cfg.ArrivalCut && !r.cfg.Virtual
-	if s, ok := r.cfg.Log.(LogSettler); ok && cut {
+	// While closed windows wait to be emitted (MaxOutputs), epochs take no
+	// input: a record must not reach a window that closed before it.
+	pending := r.pendingLocked()
+	if s, ok := r.cfg.Log.(LogSettler); ok && cut && !pending {
 		s.LogSettled(t)
 	}
 	var bad uint64
 	var topicStr string
 	var topicB []byte
 	for _, lg := range r.logs {
+		if pending {
+			break
+		}
 		n := 0
 		err := r.cfg.Log.ReadLogEntries(lg, newPos[lg], r.cfg.MaxRecords, func(off uint64, at int64, rec []byte) error {
 			if cut && at >= t {
@@ -638,6 +673,9 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 	}
 	if err := r.runPartitions(ctx, t, newPos); err != nil {
 		return false, r.rebuild(ctx, err)
+	}
+	if r.pendingLocked() {
+		more = true
 	}
 	r.pos = newPos
 	r.lastTime = t

@@ -8,12 +8,15 @@
 # the same epochs. Last line: kills=K lost=L duplicated=D mismatched=M.
 #
 #   scripts/chaos/crash.sh [--seed N] [--kills K] [--records N] [--source file|mqtt|embedded [--rate R]]
-#                          [--pipeline dstream|events]
+#                          [--pipeline dstream|events] [--max-outputs N]
 #
 # --pipeline events (file source) runs scripts/chaos/pipeline-events.yaml
 # instead: a filter and an append-mode event-time window, whose epochs the
 # node feeds to the executor in chunks of 300 records (epochs.feedRecords),
-# so kills also land between the chunks of an epoch.
+# so kills also land between the chunks of an epoch. --max-outputs N sets
+# epochs.maxOutputs (file source): with N below a window's rows, every
+# window waits for an epoch of its own, so kills also land while closed
+# windows wait to be emitted.
 #
 # --source mqtt publishes the input through a real mosquitto at QoS 1 while
 # edged is killed (scripts/chaos/crash_mqtt.sh); --rate limits the
@@ -23,7 +26,7 @@
 # edged's own embedded broker, resending what was not acknowledged after
 # each kill (scripts/chaos/crash_embedded.sh).
 set -euo pipefail
-seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0; pipeline=dstream
+seed=$(( (RANDOM << 15) | RANDOM )); kills=20; records=200000; source=file; rate=0; pipeline=dstream; maxout=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2;;
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --source) source=$2; shift 2;;
     --rate) rate=$2; shift 2;;
     --pipeline) pipeline=$2; shift 2;;
-    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt|embedded [--rate R]] [--pipeline dstream|events]" >&2; exit 2;;
+    --max-outputs) maxout=$2; shift 2;;
+    *) echo "usage: $0 [--seed N] [--kills K] [--records N] [--source file|mqtt|embedded [--rate R]] [--pipeline dstream|events] [--max-outputs N]" >&2; exit 2;;
   esac
 done
 case "$pipeline" in
@@ -45,7 +49,7 @@ case "$source" in
   embedded) exec bash "$(dirname "$0")/crash_embedded.sh" --seed "$seed" --kills "$kills" --records "$records" --rate "$rate";;
   *) echo "$0: --source must be file, mqtt or embedded" >&2; exit 2;;
 esac
-echo "seed=$seed kills=$kills records=$records pipeline=$pipeline"
+echo "seed=$seed kills=$kills records=$records pipeline=$pipeline$( [ "$maxout" = 0 ] || echo " max_outputs=$maxout")"
 RANDOM=$seed
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -58,11 +62,11 @@ mkdir -p "$work/pipelines"
 if [ "$pipeline" = events ]; then
   go run ./scripts/chaos/gen -n "$records" -keys 1000 -ts > "$work/input.jsonl"
   cp scripts/chaos/pipeline-events.yaml "$work/pipelines/"
-  feed="epochs: {feedRecords: 300}"
+  feed="epochs: {feedRecords: 300, maxOutputs: $maxout}"
 else
   go run ./scripts/chaos/gen -n "$records" -keys 1000 > "$work/input.jsonl"
   cp scripts/chaos/pipeline.yaml "$work/pipelines/"
-  feed=
+  feed="epochs: {maxOutputs: $maxout}"
 fi
 cat > "$work/edged.yaml" <<YAML
 storage: {sync: always}
