@@ -320,6 +320,12 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	update := o.cfg.Mode == OutputUpdate
 	o.lookupAll(b)
 	k := 0
+	// A tumbling window's wpane is its window. cur is the wpane of the
+	// previous record, found and checked against late in this call: a
+	// record inside it needs no division, no late test and no lookup.
+	tumbling := !o.point && o.size == o.slide
+	var cur *wpane
+	var curEnd int64
 	for i := range b.Recs {
 		r := &b.Recs[i]
 		if len(o.plan.nums) > 0 {
@@ -329,43 +335,22 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			}
 		}
 		ts := r.Time
-		var ps int64
-		if o.point {
-			ps = ts
-			if !complete && ts <= late {
-				ep.Stats.Late++
-				continue
-			}
-		} else {
-			ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
-			// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
-			lastStart := o.lastWindowStart(ts)
-			if lastStart+o.size <= ts {
-				continue // in a gap between hopping windows
-			}
-			if !complete && lastStart+o.size <= late {
-				// every window of the row is late
-				n := (lastStart-(ts-o.size)-1)/o.slide + 1
-				ep.Stats.Late += uint64(n)
-				continue
-			}
-			if !complete && o.size != o.slide {
-				firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
-				if firstStart+o.size <= late {
-					ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+		var p *wpane
+		if tumbling {
+			if cur == nil || ts < cur.start || ts >= curEnd {
+				ps := floorDiv(ts-o.offset, o.size)*o.size + o.offset
+				if !complete && ps+o.size <= late {
+					ep.Stats.Late++
+					continue
 				}
+				if cur = o.panes[ps]; cur == nil {
+					cur = o.newPane(ps)
+				}
+				curEnd = ps + o.size
 			}
-		}
-		p := o.last
-		if p == nil || p.start != ps {
-			p = o.panes[ps]
-			if p == nil {
-				p = o.newPane(ps)
-			}
-			o.last = p
-		}
-		if ps < o.sl.hi && ps >= o.sl.lo {
-			o.sl.valid = false // a wpane included in the slider changed
+			p = cur
+		} else if p = o.paneOf(ep, ts, late, complete); p == nil {
+			continue
 		}
 		var id int32
 		for k < len(o.ids) && o.ids[k].rec < int32(i) {
@@ -431,6 +416,51 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	ep.Stats.add(len(b.Recs), n)
 	return nil
+}
+
+// paneOf returns the wpane of a record at ts for an event-time group or a
+// sliding or hopping window, creating it if needed, or nil when the record is
+// in a gap between hopping windows or late (counted in ep.Stats.Late).
+func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
+	var ps int64
+	if o.point {
+		ps = ts
+		if !complete && ts <= late {
+			ep.Stats.Late++
+			return nil
+		}
+	} else {
+		ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
+		// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
+		lastStart := o.lastWindowStart(ts)
+		if lastStart+o.size <= ts {
+			return nil // in a gap between hopping windows
+		}
+		if !complete && lastStart+o.size <= late {
+			// every window of the row is late
+			n := (lastStart-(ts-o.size)-1)/o.slide + 1
+			ep.Stats.Late += uint64(n)
+			return nil
+		}
+		if !complete && o.size != o.slide {
+			firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
+			if firstStart+o.size <= late {
+				ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+			}
+		}
+	}
+	p := o.last
+	if p == nil || p.start != ps {
+		p = o.panes[ps]
+		if p == nil {
+			p = o.newPane(ps)
+		}
+		o.last = p
+	}
+	if ps < o.sl.hi && ps >= o.sl.lo {
+		o.sl.valid = false // a wpane included in the slider changed
+	}
+	return p
 }
 
 // recID is the key id of one record of a batch.
