@@ -186,6 +186,8 @@ type timeWinOp struct {
 	kbuf     []byte
 	vbuf     []byte
 	ids      []recID // lookupAll's result
+	adds     []recID // Process: the records to fold, with their slot in id
+	runs     []paneRun
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -318,73 +320,91 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	late, final := lateBounds(ep, o.cfg.AllowedLateness)
 	complete := o.cfg.Mode == OutputComplete
 	update := o.cfg.Mode == OutputUpdate
-	o.lookupAll(b)
-	k := 0
 	// A tumbling window's wpane is its window. cur is the wpane of the
 	// previous record, found and checked against late in this call: a
 	// record inside it needs no division, no late test and no lookup.
 	tumbling := !o.point && o.size == o.slide
 	var cur *wpane
 	var curEnd int64
-	for i := range b.Recs {
-		r := &b.Recs[i]
-		if len(o.plan.nums) > 0 {
-			if err := o.plan.check(o.in, r); err != nil {
-				ep.DeadLetter(r, o.in, err)
-				continue
-			}
-		}
-		ts := r.Time
-		var p *wpane
-		if tumbling {
-			if cur == nil || ts < cur.start || ts >= curEnd {
-				ps := floorDiv(ts-o.offset, o.size)*o.size + o.offset
-				if !complete && ps+o.size <= late {
-					ep.Stats.Late++
+	// Records are taken in chunks that stay in cache across the three loops
+	// over them: key lookups, windows and slots, folds.
+	for from := 0; from < len(b.Recs); from += procChunk {
+		to := min(from+procChunk, len(b.Recs))
+		o.lookupAll(b, from, to)
+		o.adds, o.runs = o.adds[:0], o.runs[:0]
+		k := 0
+		for i := from; i < to; i++ {
+			r := &b.Recs[i]
+			if len(o.plan.nums) > 0 {
+				if err := o.plan.check(o.in, r); err != nil {
+					ep.DeadLetter(r, o.in, err)
 					continue
 				}
-				if cur = o.panes[ps]; cur == nil {
-					cur = o.newPane(ps)
+			}
+			ts := r.Time
+			var p *wpane
+			if tumbling {
+				if cur == nil || ts < cur.start || ts >= curEnd {
+					ps := floorDiv(ts-o.offset, o.size)*o.size + o.offset
+					if !complete && ps+o.size <= late {
+						ep.Stats.Late++
+						continue
+					}
+					if cur = o.panes[ps]; cur == nil {
+						cur = o.newPane(ps)
+					}
+					curEnd = ps + o.size
 				}
-				curEnd = ps + o.size
+				p = cur
+			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
+				continue
 			}
-			p = cur
-		} else if p = o.paneOf(ep, ts, late, complete); p == nil {
-			continue
-		}
-		var id int32
-		for k < len(o.ids) && o.ids[k].rec < int32(i) {
-			k++ // a record skipped above
-		}
-		if k < len(o.ids) && o.ids[k].rec == int32(i) {
-			id = o.ids[k].id
-			k++
-		} else {
-			id = o.dict.lookup(r, o.keyIdx)
-		}
-		nkeys := len(p.keys)
-		s := p.slot(o, id)
-		if len(p.keys) > nkeys { // a new key in this pane
-			p.isChg = append(p.isChg, false)
-			if int(s/paneBucket) >= len(p.isDirty) {
-				p.isDirty = append(p.isDirty, false)
-				p.newKeys = append(p.newKeys, false)
+			var id int32
+			for k < len(o.ids) && o.ids[k].rec < int32(i) {
+				k++ // a record skipped above
 			}
-			p.newKeys[s/paneBucket] = true
-			o.dict.ref(id)
-			o.rows++
-		}
-		o.plan.add(&p.st, s, r)
-		if bk := s / paneBucket; !p.isDirty[bk] {
-			p.isDirty[bk] = true
-			p.dirty = append(p.dirty, bk)
-		}
-		if update && !p.isChg[s] {
-			if len(p.changed) == 0 {
-				o.chgPanes = append(o.chgPanes, p)
+			if k < len(o.ids) && o.ids[k].rec == int32(i) {
+				id = o.ids[k].id
+				k++
+			} else {
+				id = o.dict.lookup(r, o.keyIdx)
 			}
-			p.isChg[s] = true
-			p.changed = append(p.changed, s)
+			nkeys := len(p.keys)
+			s := p.slot(o, id)
+			if len(p.keys) > nkeys { // a new key in this pane
+				p.isChg = append(p.isChg, false)
+				if int(s/paneBucket) >= len(p.isDirty) {
+					p.isDirty = append(p.isDirty, false)
+					p.newKeys = append(p.newKeys, false)
+				}
+				p.newKeys[s/paneBucket] = true
+				o.dict.ref(id)
+				o.rows++
+			}
+			if len(o.runs) == 0 || o.runs[len(o.runs)-1].p != p {
+				o.runs = append(o.runs, paneRun{p, int32(len(o.adds))})
+			}
+			o.adds = append(o.adds, recID{int32(i), s})
+			if bk := s / paneBucket; !p.isDirty[bk] {
+				p.isDirty[bk] = true
+				p.dirty = append(p.dirty, bk)
+			}
+			if update && !p.isChg[s] {
+				if len(p.changed) == 0 {
+					o.chgPanes = append(o.chgPanes, p)
+				}
+				p.isChg[s] = true
+				p.changed = append(p.changed, s)
+			}
+		}
+		// The records are folded in a second loop, with nothing else in it, so
+		// that the accumulator lines of many records are fetched at once.
+		for j, run := range o.runs {
+			end := len(o.adds)
+			if j+1 < len(o.runs) {
+				end = int(o.runs[j+1].from)
+			}
+			o.plan.addAll(&run.p.st, o.adds[run.from:end], b.Recs)
 		}
 	}
 	n := 0
@@ -463,21 +483,33 @@ func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
 	return p
 }
 
-// recID is the key id of one record of a batch.
+// procChunk is the number of records Process takes at a time: the records
+// (about 160 bytes each with two fields) and their lookups stay in the L1 and
+// L2 caches between its loops over them.
+const procChunk = 256
+
+// recID is the key id (or slot) of one record of a batch.
 type recID struct{ rec, id int32 }
+
+// paneRun says that Process's adds from index from on (up to the next run's)
+// fold into wpane p.
+type paneRun struct {
+	p    *wpane
+	from int32
+}
 
 // lookupAll interns, ahead of the main loop, the keys of the records of b
 // that are not dead letters, into o.ids (ascending rec). A tight loop of
 // lookups alone keeps many hash probes in flight at once. Records later found
 // late or in a gap are interned (without a reference) like any seen key.
 // Only the single-string-key fast path is taken here.
-func (o *timeWinOp) lookupAll(b *Batch) {
+func (o *timeWinOp) lookupAll(b *Batch, from, to int) {
 	o.ids = o.ids[:0]
 	if !o.dict.strOnly {
 		return
 	}
 	f := o.keyIdx[0]
-	for i := range b.Recs {
+	for i := from; i < to; i++ {
 		v := &b.Recs[i].Vals[f]
 		if v.Kind != KindString {
 			continue
