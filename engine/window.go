@@ -185,8 +185,9 @@ type timeWinOp struct {
 	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
-	ids      []recID // lookupAll's result
-	adds     []recID // Process: the records to fold, with their slot in id
+	ids      []recID  // lookupAll's result
+	adds     []recID  // Process: the records to fold, with their slot in id
+	keyStrs  []string // emitWindows: the key strings of a wpane's slots
 	runs     []paneRun
 }
 
@@ -574,14 +575,24 @@ func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
 }
 
 func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
+	var key string
+	if o.dict.strOnly {
+		key = o.dict.strs[id]
+	}
+	o.emitKeyRow(out, ws, id, key, st, slot)
+}
+
+// emitKeyRow is emitRow given key, the key's string when the dictionary is
+// strOnly (dict.strs[id]).
+func (o *timeWinOp) emitKeyRow(out *Batch, ws int64, id int32, key string, st *accStore, slot int32) {
 	d := out.Append()
 	vals := d.Vals // all null: only the non-null parts are written
 	j := 0
-	if d := o.dict; d.strOnly && d.strs[id] != "" {
-		vals[0].Kind, vals[0].Str = KindString, d.strs[id]
+	if key != "" {
+		vals[0].Kind, vals[0].Str = KindString, key
 		j = 1
 	} else {
-		kv := d.vals[id]
+		kv := o.dict.vals[id]
 		for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
 			vals[j] = kv[j]
 		}
@@ -653,8 +664,22 @@ func (o *timeWinOp) emitWindows(out *Batch, starts []int64) int {
 			if p == nil {
 				continue
 			}
+			if !o.dict.strOnly {
+				for s, id := range p.keys {
+					o.emitRow(out, ws, id, &p.st, int32(s))
+				}
+				n += len(p.keys)
+				continue
+			}
+			// The key strings first, in a loop of their own: the dictionary
+			// is read in id order, at random, and many reads are in flight
+			// at once.
+			o.keyStrs = o.keyStrs[:0]
+			for _, id := range p.keys {
+				o.keyStrs = append(o.keyStrs, o.dict.strs[id])
+			}
 			for s, id := range p.keys {
-				o.emitRow(out, ws, id, &p.st, int32(s))
+				o.emitKeyRow(out, ws, id, o.keyStrs[s], &p.st, int32(s))
 			}
 			n += len(p.keys)
 		}
