@@ -388,51 +388,6 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 	}
 }
 
-// addAll folds records recs[a.rec] into slot a.id of st, for each a of adds
-// in order: add for a batch, in a loop that does nothing else.
-func (p *aggPlan) addAll(st *accStore, adds []recID, recs []Record) {
-	if p.aux {
-		for _, a := range adds {
-			p.add(st, a.id, &recs[a.rec])
-		}
-		return
-	}
-	// No aggregate keeps cold parts (counts, sums, minimums and maximums):
-	// add's loop inline, with the plan's slices in registers.
-	hw, cfield, cfn, cnt, val, cntField, hot := p.hw, p.cfield, p.cfn, p.cnt, p.val, p.cntField, st.hot
-	for _, a := range adds {
-		vals := recs[a.rec].Vals
-		h := hot[int(a.id)*hw:][:hw]
-		for i, f := range cfield {
-			if f < 0 {
-				continue
-			}
-			v := &vals[f]
-			if v.Kind == KindNull {
-				continue
-			}
-			x := v.Num
-			switch cfn[i] {
-			case AggSum:
-				h[val[i]] += x
-			case AggMin:
-				if k := val[i]; h[cnt[i]] == 0 || x < h[k] {
-					h[k] = x
-				}
-			case AggMax:
-				if k := val[i]; h[cnt[i]] == 0 || x > h[k] {
-					h[k] = x
-				}
-			}
-		}
-		for c, f := range cntField {
-			if f < 0 || vals[f].Kind != KindNull {
-				h[c]++
-			}
-		}
-	}
-}
-
 // merge folds the partial of src slot ss (a later one) into dst slot ds (an
 // earlier one): the values first, from the counts before, then the counts.
 func (p *aggPlan) merge(dst *accStore, ds int32, src *accStore, ss int32) {

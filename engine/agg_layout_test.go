@@ -6,17 +6,17 @@ import (
 )
 
 // TestWindowAggregatesSkipNulls checks the shared-count layout of a group's
-// accumulators on both of its paths (the inline fold for counts, sums,
-// minimums and maximums, and add for plans with cold parts): count(*) counts
-// every row, while count, sum, min, max, avg and stddev of a field see only
-// its non-null values, though they share one count.
+// accumulators, for a plan of counts, sums, minimums and maximums and for one
+// with cold parts (stddev, last): count(*) counts every row, while count,
+// sum, min, max, avg and stddev of a field see only its non-null values,
+// though they share one count.
 func TestWindowAggregatesSkipNulls(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		aggs []AggSpec
 		want map[string]float64
 	}{
-		{"inline", []AggSpec{{Func: "count", As: "rows"}, {Func: "count", Field: "temp", As: "n"},
+		{"hot only", []AggSpec{{Func: "count", As: "rows"}, {Func: "count", Field: "temp", As: "n"},
 			{Func: "sum", Field: "temp", As: "sum"}, {Func: "min", Field: "temp", As: "min"},
 			{Func: "max", Field: "temp", As: "max"}, {Func: "avg", Field: "temp", As: "avg"}},
 			map[string]float64{"rows": 5, "n": 3, "sum": 9, "min": 1, "max": 5, "avg": 3}},

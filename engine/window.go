@@ -186,9 +186,7 @@ type timeWinOp struct {
 	kbuf     []byte
 	vbuf     []byte
 	ids      []recID  // lookupAll's result
-	adds     []recID  // Process: the records to fold, with their slot in id
 	keyStrs  []string // emitWindows: the key strings of a wpane's slots
-	runs     []paneRun
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -327,12 +325,11 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	tumbling := !o.point && o.size == o.slide
 	var cur *wpane
 	var curEnd int64
-	// Records are taken in chunks that stay in cache across the three loops
-	// over them: key lookups, windows and slots, folds.
+	// Records are taken in chunks that stay in cache between the two loops
+	// over them: key lookups, then windows, slots and folds.
 	for from := 0; from < len(b.Recs); from += procChunk {
 		to := min(from+procChunk, len(b.Recs))
 		o.lookupAll(b, from, to)
-		o.adds, o.runs = o.adds[:0], o.runs[:0]
 		k := 0
 		for i := from; i < to; i++ {
 			r := &b.Recs[i]
@@ -382,10 +379,7 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				o.dict.ref(id)
 				o.rows++
 			}
-			if len(o.runs) == 0 || o.runs[len(o.runs)-1].p != p {
-				o.runs = append(o.runs, paneRun{p, int32(len(o.adds))})
-			}
-			o.adds = append(o.adds, recID{int32(i), s})
+			o.plan.add(&p.st, s, r)
 			if bk := s / paneBucket; !p.isDirty[bk] {
 				p.isDirty[bk] = true
 				p.dirty = append(p.dirty, bk)
@@ -397,15 +391,6 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				p.isChg[s] = true
 				p.changed = append(p.changed, s)
 			}
-		}
-		// The records are folded in a second loop, with nothing else in it, so
-		// that the accumulator lines of many records are fetched at once.
-		for j, run := range o.runs {
-			end := len(o.adds)
-			if j+1 < len(o.runs) {
-				end = int(o.runs[j+1].from)
-			}
-			o.plan.addAll(&run.p.st, o.adds[run.from:end], b.Recs)
 		}
 	}
 	n := 0
@@ -485,19 +470,12 @@ func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
 }
 
 // procChunk is the number of records Process takes at a time: the records
-// (about 160 bytes each with two fields) and their lookups stay in the L1 and
-// L2 caches between its loops over them.
+// (about 160 bytes each with two fields) and their key ids stay in the L1
+// and L2 caches between its loops over them.
 const procChunk = 256
 
-// recID is the key id (or slot) of one record of a batch.
+// recID is the key id of one record of a batch.
 type recID struct{ rec, id int32 }
-
-// paneRun says that Process's adds from index from on (up to the next run's)
-// fold into wpane p.
-type paneRun struct {
-	p    *wpane
-	from int32
-}
 
 // lookupAll interns, ahead of the main loop, the keys of the records of b
 // that are not dead letters, into o.ids (ascending rec). A tight loop of
