@@ -113,6 +113,17 @@ type aggPlan struct {
 	col    []int
 	cfn    []AggFunc
 	cfield []int
+	// A slot's hot words (accStore.hot) are its counts, one per input field
+	// counted (cntField; -1 counts rows), then one value per column that
+	// keeps one (the sum, minimum, maximum or Welford mean). Columns over
+	// the same field share its count: count(*), sum, min and max of a field
+	// (and avg, which is its sum) take 5 words, 40 bytes, not 4 columns of
+	// a count and a value, 64. cnt and val give each column's words (val -1
+	// when it keeps none); hw is the number of words.
+	cnt      []int
+	val      []int
+	cntField []int
+	hw       int
 }
 
 // ncol returns the number of accumulator columns (accStore.w).
@@ -143,6 +154,30 @@ func (p *aggPlan) addColumn(f AggFunc, idx int) {
 	p.col = append(p.col, len(p.cfn))
 	p.cfn = append(p.cfn, af)
 	p.cfield = append(p.cfield, idx)
+}
+
+// layout places the hot words of the columns: the counts first, one per
+// field (in order of first use), then the values.
+func (p *aggPlan) layout() {
+	p.cnt, p.val, p.cntField = p.cnt[:0], p.val[:0], p.cntField[:0]
+	for _, f := range p.cfield {
+		c := slices.Index(p.cntField, f)
+		if c < 0 {
+			c = len(p.cntField)
+			p.cntField = append(p.cntField, f)
+		}
+		p.cnt = append(p.cnt, c)
+	}
+	p.hw = len(p.cntField)
+	for _, fn := range p.cfn {
+		switch fn {
+		case AggSum, AggMin, AggMax, AggStddev:
+			p.val = append(p.val, p.hw)
+			p.hw++
+		default:
+			p.val = append(p.val, -1)
+		}
+	}
 }
 
 // check reports a record whose numeric aggregate field holds a non-numeric
@@ -226,17 +261,8 @@ func resolveAggs(specs []AggSpec, in *Schema) (*aggPlan, error) {
 			p.nums = append(p.nums, idx)
 		}
 	}
+	p.layout()
 	return p, nil
-}
-
-// acc is the hot part of the accumulator of one aggregate for one group: n
-// counts values; a is the sum, min, max or Welford mean. It is 16 bytes so
-// that the accumulators of a group share few cache lines. Welford's M2 and
-// the first/last values and sketches live in accAux, allocated only when the
-// plan has such aggregates.
-type acc struct {
-	n int64
-	a float64
 }
 
 // accAux is the cold part of an accumulator: Welford's M2 (b) and the index of
@@ -252,17 +278,21 @@ type accExt struct {
 	sk *quantileSketch
 }
 
-// accStore holds the accumulators of many groups: slot i uses accs[i*w:(i+1)*w]
-// (and aux[i*w:(i+1)*w] when the plan needs aux).
+// accStore holds the accumulators of many groups. The hot part of slot i is
+// hot[i*hw:(i+1)*hw] (hw: the plan's words per slot; see aggPlan.hw): its
+// counts (float64, exact to 2^53) and values, adjacent, so that folding a
+// record touches one or two cache lines. Welford's M2 and the first/last
+// values and sketches are cold: aux[i*w:(i+1)*w] (w: the plan's columns),
+// allocated only when the plan has such aggregates.
 type accStore struct {
-	w    int
-	accs []acc
-	aux  []accAux
-	ext  []accExt
+	w   int
+	hot []float64
+	aux []accAux
+	ext []accExt
 }
 
 func (s *accStore) reset() {
-	s.accs = s.accs[:0]
+	s.hot = s.hot[:0]
 	s.aux = s.aux[:0]
 	clear(s.ext)
 	s.ext = s.ext[:0]
@@ -270,9 +300,11 @@ func (s *accStore) reset() {
 
 // newSlot appends a zeroed group and returns its slot number.
 func (s *accStore) newSlot(p *aggPlan) int32 {
-	slot := int32(len(s.accs) / s.w)
+	slot := int32(len(s.hot) / p.hw)
+	for range p.hw {
+		s.hot = append(s.hot, 0)
+	}
 	for i := 0; i < s.w; i++ {
-		s.accs = append(s.accs, acc{})
 		if p.aux {
 			x := accAux{ext: -1}
 			switch p.cfn[i] {
@@ -290,9 +322,10 @@ func (s *accStore) newSlot(p *aggPlan) int32 {
 }
 
 // clearSlot zeroes the accumulators of slot, keeping its extension storage.
-func clearSlot(st *accStore, slot int32) {
+func clearSlot(p *aggPlan, st *accStore, slot int32) {
+	hb := int(slot) * p.hw
+	clear(st.hot[hb : hb+p.hw])
 	base := int(slot) * st.w
-	clear(st.accs[base : base+st.w])
 	if len(st.aux) == 0 {
 		return
 	}
@@ -308,16 +341,14 @@ func clearSlot(st *accStore, slot int32) {
 	}
 }
 
-// add folds record r into the accumulators of slot.
+// add folds record r into the accumulators of slot: the values first, from
+// the counts before r, then the counts.
 func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
-	base := int(slot) * st.w
-	accs := st.accs[base : base+st.w]
-	for i := range accs {
-		a := &accs[i]
-		f := p.cfield[i]
+	hb := int(slot) * p.hw
+	h := st.hot[hb : hb+p.hw]
+	for i, f := range p.cfield {
 		if f < 0 {
-			a.n++
-			continue
+			continue // count(*): a count only
 		}
 		v := &r.Vals[f]
 		if v.Kind == KindNull {
@@ -325,139 +356,101 @@ func (p *aggPlan) add(st *accStore, slot int32, r *Record) {
 		}
 		x := v.Num
 		switch p.cfn[i] {
-		case AggCount:
-			a.n++
-		case AggSum, AggAvg:
-			a.n++
-			a.a += x
+		case AggSum:
+			h[p.val[i]] += x
 		case AggMin:
-			if a.n == 0 || x < a.a {
-				a.a = x
+			if k := p.val[i]; h[p.cnt[i]] == 0 || x < h[k] {
+				h[k] = x
 			}
-			a.n++
 		case AggMax:
-			if a.n == 0 || x > a.a {
-				a.a = x
+			if k := p.val[i]; h[p.cnt[i]] == 0 || x > h[k] {
+				h[k] = x
 			}
-			a.n++
 		case AggFirst:
-			if a.n == 0 {
-				st.ext[st.aux[base+i].ext].v = *v
+			if h[p.cnt[i]] == 0 {
+				st.ext[st.aux[int(slot)*st.w+i].ext].v = *v
 			}
-			a.n++
 		case AggLast:
-			st.ext[st.aux[base+i].ext].v = *v
-			a.n++
-		case AggStddev, AggStddevPop:
-			a.n++
-			d := x - a.a
-			a.a += d / float64(a.n)
-			st.aux[base+i].b += d * (x - a.a)
+			st.ext[st.aux[int(slot)*st.w+i].ext].v = *v
+		case AggStddev:
+			k := p.val[i]
+			d := x - h[k]
+			h[k] += d / (h[p.cnt[i]] + 1)
+			st.aux[int(slot)*st.w+i].b += d * (x - h[k])
 		case AggPercentile:
-			a.n++
-			st.ext[st.aux[base+i].ext].sk.add(x)
+			st.ext[st.aux[int(slot)*st.w+i].ext].sk.add(x)
+		}
+	}
+	for c, f := range p.cntField {
+		if f < 0 || r.Vals[f].Kind != KindNull {
+			h[c]++
 		}
 	}
 }
 
 // merge folds the partial of src slot ss (a later one) into dst slot ds (an
-// earlier one).
+// earlier one): the values first, from the counts before, then the counts.
 func (p *aggPlan) merge(dst *accStore, ds int32, src *accStore, ss int32) {
+	dh, sh := dst.hot[int(ds)*p.hw:][:p.hw], src.hot[int(ss)*p.hw:][:p.hw]
 	db, sb := int(ds)*dst.w, int(ss)*src.w
 	for i := 0; i < dst.w; i++ {
-		d, s := &dst.accs[db+i], &src.accs[sb+i]
-		if s.n == 0 {
+		c, k := p.cnt[i], p.val[i]
+		sn := sh[c]
+		if sn == 0 {
 			continue
 		}
+		dn := dh[c]
 		switch p.cfn[i] {
-		case AggCount:
-		case AggSum, AggAvg:
-			d.a += s.a
+		case AggSum:
+			dh[k] += sh[k]
 		case AggMin:
-			if d.n == 0 || s.a < d.a {
-				d.a = s.a
+			if dn == 0 || sh[k] < dh[k] {
+				dh[k] = sh[k]
 			}
 		case AggMax:
-			if d.n == 0 || s.a > d.a {
-				d.a = s.a
+			if dn == 0 || sh[k] > dh[k] {
+				dh[k] = sh[k]
 			}
 		case AggFirst:
-			if d.n == 0 {
+			if dn == 0 {
 				dst.ext[dst.aux[db+i].ext].v = src.ext[src.aux[sb+i].ext].v
 			}
 		case AggLast:
 			dst.ext[dst.aux[db+i].ext].v = src.ext[src.aux[sb+i].ext].v
-		case AggStddev, AggStddevPop:
+		case AggStddev:
 			dx, sx := &dst.aux[db+i], &src.aux[sb+i]
-			if d.n == 0 {
-				d.a, dx.b = s.a, sx.b
+			if dn == 0 {
+				dh[k], dx.b = sh[k], sx.b
 			} else {
-				n := float64(d.n + s.n)
-				delta := s.a - d.a
-				dx.b += sx.b + delta*delta*float64(d.n)*float64(s.n)/n
-				d.a += delta * float64(s.n) / n
+				n := dn + sn
+				delta := sh[k] - dh[k]
+				dx.b += sx.b + delta*delta*dn*sn/n
+				dh[k] += delta * sn / n
 			}
 		case AggPercentile:
 			dst.ext[dst.aux[db+i].ext].sk.merge(src.ext[src.aux[sb+i].ext].sk)
 		}
-		d.n += s.n
 	}
-}
-
-// subtract removes the partial of src slot ss from dst slot ds in place and
-// reports whether the result is exact; false means dst must be recomputed.
-func (p *aggPlan) subtract(dst *accStore, ds int32, src *accStore, ss int32) bool {
-	ok := true
-	db, sb := int(ds)*dst.w, int(ss)*src.w
-	for i := 0; i < dst.w; i++ {
-		d, s := &dst.accs[db+i], &src.accs[sb+i]
-		if s.n == 0 {
-			continue
-		}
-		n := d.n - s.n
-		switch p.cfn[i] {
-		case AggCount:
-		case AggSum, AggAvg:
-			d.a -= s.a
-			if n == 0 {
-				d.a = 0
-			}
-		case AggStddev, AggStddevPop:
-			dx, sx := &dst.aux[db+i], &src.aux[sb+i]
-			if n == 0 {
-				d.a, dx.b = 0, 0
-			} else {
-				total := float64(d.n)
-				m1 := (total*d.a - float64(s.n)*s.a) / float64(n)
-				delta := s.a - m1
-				dx.b -= sx.b + delta*delta*float64(n)*float64(s.n)/total
-				if dx.b < 0 {
-					dx.b = 0
-				}
-				d.a = m1
-			}
-		case AggMin, AggMax:
-			if s.a == d.a || math.IsNaN(s.a) {
-				ok = false
-			}
-		case AggLast:
-		default: // first, percentile
-			ok = false
-		}
-		d.n = n
+	for c := range p.cntField {
+		dh[c] += sh[c]
 	}
-	return ok
 }
 
 // result returns the value of aggregate i of slot.
 func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
-	k := int(slot)*st.w + p.col[i]
-	a := &st.accs[k]
+	c := p.col[i]
+	k := int(slot)*st.w + c
+	h := st.hot[int(slot)*p.hw:][:p.hw]
+	n := h[p.cnt[c]]
+	var a float64
+	if j := p.val[c]; j >= 0 {
+		a = h[j]
+	}
 	switch p.fn[i] {
 	case AggCount:
-		return Int(a.n)
+		return Number(n)
 	}
-	if a.n == 0 {
+	if n == 0 {
 		if p.fn[i] == AggSum {
 			return Number(0)
 		}
@@ -465,20 +458,20 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 	}
 	switch p.fn[i] {
 	case AggSum:
-		return Number(a.a)
+		return Number(a)
 	case AggMin, AggMax:
-		return Value{Kind: p.kinds[i], Num: a.a}
+		return Value{Kind: p.kinds[i], Num: a}
 	case AggAvg:
-		return Number(a.a / float64(a.n))
+		return Number(a / n)
 	case AggFirst, AggLast:
 		return st.ext[st.aux[k].ext].v
 	case AggStddev:
-		if a.n < 2 {
+		if n < 2 {
 			return Null
 		}
-		return Number(math.Sqrt(st.aux[k].b / float64(a.n-1)))
+		return Number(math.Sqrt(st.aux[k].b / (n - 1)))
 	case AggStddevPop:
-		return Number(math.Sqrt(st.aux[k].b / float64(a.n)))
+		return Number(math.Sqrt(st.aux[k].b / n))
 	case AggPercentile:
 		return Number(st.ext[st.aux[k].ext].sk.quantile(p.q[i]))
 	}
@@ -490,26 +483,26 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 // numeric results set only Kind and Num, so emitting a row copies no string
 // or list headers for them.
 func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
-	base := int(slot) * st.w
-	accs := st.accs[base : base+st.w]
+	h := st.hot[int(slot)*p.hw:][:p.hw]
 	dst = dst[:len(p.fn)]
 	for i := range dst {
-		a, v := &accs[p.col[i]], &dst[i]
+		c, v := p.col[i], &dst[i]
+		n := h[p.cnt[c]]
 		switch p.fn[i] {
 		case AggCount:
-			v.Kind, v.Num = KindNumber, float64(a.n)
+			v.Kind, v.Num = KindNumber, n
 		case AggSum:
 			v.Kind = KindNumber
-			if a.n != 0 {
-				v.Num = a.a
+			if n != 0 {
+				v.Num = h[p.val[c]]
 			}
 		case AggMin, AggMax:
-			if a.n != 0 {
-				v.Kind, v.Num = p.kinds[i], a.a
+			if n != 0 {
+				v.Kind, v.Num = p.kinds[i], h[p.val[c]]
 			}
 		case AggAvg:
-			if a.n != 0 {
-				v.Kind, v.Num = KindNumber, a.a/float64(a.n)
+			if n != 0 {
+				v.Kind, v.Num = KindNumber, h[p.val[c]]/n
 			}
 		default:
 			*v = p.result(i, st, slot)
@@ -522,19 +515,21 @@ func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
 // of a, of M2 for stddev, and the first/last value or the sketch.
 func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 	base := int(slot) * st.w
+	h := st.hot[int(slot)*p.hw:][:p.hw]
 	for i := range p.fn {
-		k := base + p.col[i]
-		a := &st.accs[k]
-		dst = binary.AppendVarint(dst, a.n)
-		if a.n == 0 {
+		c := p.col[i]
+		k := base + c
+		n := int64(h[p.cnt[c]])
+		dst = binary.AppendVarint(dst, n)
+		if n == 0 {
 			continue
 		}
 		switch p.fn[i] {
 		case AggCount:
 		case AggSum, AggAvg, AggMin, AggMax:
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(h[p.val[c]]))
 		case AggStddev, AggStddevPop:
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.a))
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(h[p.val[c]]))
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.aux[k].b))
 		case AggFirst, AggLast:
 			dst = AppendValue(dst, st.ext[st.aux[k].ext].v)
@@ -548,24 +543,27 @@ func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 // readAccs decodes accumulators written by appendAccs into a fresh slot.
 func (p *aggPlan) readAccs(b []byte, st *accStore, slot int32) ([]byte, error) {
 	base := int(slot) * st.w
+	h := st.hot[int(slot)*p.hw:][:p.hw]
 	for i := range p.fn {
-		k := base + p.col[i]
-		a := &st.accs[k]
+		c := p.col[i]
+		k := base + c
+		var n int64
 		var err error
-		if a.n, b, err = ReadVarint(b); err != nil {
+		if n, b, err = ReadVarint(b); err != nil {
 			return nil, err
 		}
-		if a.n == 0 {
+		h[p.cnt[c]] = float64(n)
+		if n == 0 {
 			continue
 		}
 		switch p.fn[i] {
 		case AggCount:
 		case AggSum, AggAvg, AggMin, AggMax:
-			if a.a, b, err = readF64(b); err != nil {
+			if h[p.val[c]], b, err = readF64(b); err != nil {
 				return nil, err
 			}
 		case AggStddev, AggStddevPop:
-			if a.a, b, err = readF64(b); err != nil {
+			if h[p.val[c]], b, err = readF64(b); err != nil {
 				return nil, err
 			}
 			if st.aux[k].b, b, err = readF64(b); err != nil {

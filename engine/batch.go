@@ -97,7 +97,9 @@ func (b *Batch) Append() *Record {
 	vals := b.arena[start : start+n : start+n]
 	b.arena = b.arena[:start+n]
 	if start < b.staleVals {
-		clear(vals)
+		for i := range vals { // field by field: a clear call costs more for a few fields
+			vals[i].Kind, vals[i].Num, vals[i].Str, vals[i].list = 0, 0, "", nil
+		}
 	}
 	if len(b.Recs) < cap(b.Recs) {
 		b.Recs = b.Recs[:len(b.Recs)+1]

@@ -21,7 +21,7 @@ func staleRefs(b *Batch) (recs, vals int) {
 		}
 	}
 	for _, v := range b.arena[len(b.arena):cap(b.arena)] {
-		if v.Str != "" || v.List != nil {
+		if v.Str != "" || v.list != nil {
 			vals++
 		}
 	}
@@ -44,7 +44,7 @@ func TestBatchAppendAfterResetIsNull(t *testing.T) {
 			t.Fatalf("record %d after Reset: time %d key %q origin %+v, want none", i, r.Time, r.Key, r.Origin)
 		}
 		for j, v := range r.Vals {
-			if !v.Equal(Null) || v.Str != "" || v.List != nil {
+			if !v.Equal(Null) || v.Str != "" || v.list != nil {
 				t.Fatalf("record %d field %d after Reset: %+v, want null", i, j, v)
 			}
 		}

@@ -19,8 +19,8 @@ func AppendValue(dst []byte, v Value) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(v.Str)))
 		dst = append(dst, v.Str...)
 	case KindList:
-		dst = binary.AppendUvarint(dst, uint64(len(v.List)))
-		for _, e := range v.List {
+		dst = binary.AppendUvarint(dst, uint64(len(v.Items())))
+		for _, e := range v.Items() {
 			dst = AppendValue(dst, e)
 		}
 	default:
@@ -61,7 +61,7 @@ func ReadValue(b []byte) (Value, []byte, error) {
 			}
 			l = append(l, e)
 		}
-		return Value{Kind: KindList, List: l}, b, nil
+		return List(l...), b, nil
 	case KindNumber, KindBool, KindTime:
 		if len(b) < 8 {
 			return Value{}, nil, ErrCorruptState

@@ -89,7 +89,7 @@ func (o *countWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		k := o.key(id)
 		p := int32((k.seen / o.g) % o.panes)
 		if k.seen%o.g == 0 {
-			clearSlot(&k.st, p)
+			clearSlot(o.plan, &k.st, p)
 			k.min[p], k.max[p] = math.MaxInt64, math.MinInt64
 		}
 		o.plan.add(&k.st, p, r)

@@ -804,8 +804,8 @@ func (n *cnode) setf() setFn {
 				return
 			}
 			d.Kind, d.Num = k, x
-			if d.Str != "" || d.List != nil {
-				d.Str, d.List = "", nil
+			if d.Str != "" || d.list != nil {
+				d.Str, d.list = "", nil
 			}
 		}
 	case n.kind == KindString:
@@ -817,8 +817,8 @@ func (n *cnode) setf() setFn {
 				return
 			}
 			d.Kind, d.Num, d.Str = KindString, 0, s
-			if d.List != nil {
-				d.List = nil
+			if d.list != nil {
+				d.list = nil
 			}
 		}
 	}

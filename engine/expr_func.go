@@ -476,7 +476,7 @@ func fnLen(c *compiler, a *ast, args []*cnode) (*cnode, *ExprError) {
 		f := x.val
 		return &cnode{kind: KindNumber, pos: a.pos, num: func(r *Record) (float64, bool) {
 			v := f(r)
-			return float64(len(v.List)), v.Kind == KindList
+			return float64(len(v.Items())), v.Kind == KindList
 		}}, nil
 	}
 	if err := c.want(a, args, 0, KindString, KindList); err != nil {

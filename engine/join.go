@@ -166,8 +166,8 @@ func (o *joinOp) processCogroup(l, r *Batch, out *Batch) {
 	for _, id := range o.order {
 		d := out.Append()
 		d.Vals[0] = o.d.keys[id]
-		d.Vals[1] = Value{Kind: KindList, List: o.lists[id][0]}
-		d.Vals[2] = Value{Kind: KindList, List: o.lists[id][1]}
+		d.Vals[1] = List(o.lists[id][0]...)
+		d.Vals[2] = List(o.lists[id][1]...)
 		o.lists[id] = [2][]Value{}
 	}
 }

@@ -33,7 +33,7 @@ func (d *keyDict) id(v Value) int32 {
 
 func (d *keyDict) insert(v Value, enc string) int32 {
 	if v.Kind == KindList {
-		v.List = append([]Value(nil), v.List...)
+		v = List(slices.Clone(v.Items())...)
 	}
 	var id int32
 	if n := len(d.free); n > 0 {

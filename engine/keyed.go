@@ -181,16 +181,16 @@ func (a *keyedAgg) buildPane(ep *Epoch, b *Batch) *pane {
 			p.ids = append(p.ids, id)
 			if a.spec.group {
 				if v.Kind == KindList {
-					v.List = slices.Clone(v.List)
+					v = List(slices.Clone(v.Items())...)
 				}
-				v = Value{Kind: KindList, List: []Value{v}}
+				v = List(v)
 			}
 			p.vals = append(p.vals, v)
 			continue
 		}
 		s := a.slot[id]
 		if a.spec.group {
-			p.vals[s].List = append(p.vals[s].List, v)
+			p.vals[s].appendItems(v) // the pane's own list, not handed out yet
 		} else {
 			p.vals[s] = a.spec.fn(p.vals[s], v)
 		}
@@ -204,13 +204,13 @@ func (a *keyedAgg) combine(id int32, v Value) {
 		a.stamp[id] = a.gen
 		a.order = append(a.order, id)
 		if a.spec.group {
-			v = Value{Kind: KindList, List: slices.Clone(v.List)}
+			v = List(slices.Clone(v.Items())...)
 		}
 		a.acc[id] = v
 		return
 	}
 	if a.spec.group {
-		a.acc[id].List = append(a.acc[id].List, v.List...)
+		a.acc[id].appendItems(v.Items()...) // a clone made above, not handed out yet
 	} else {
 		a.acc[id] = a.spec.fn(a.acc[id], v)
 	}

@@ -296,8 +296,8 @@ func ExpireAfterIdle(n int) (update UpdateFunc, output func(Value) Value) {
 	update = func(_ Value, values []Value, state Value, has bool, _ int64) (Value, bool) {
 		counter, idle := 0.0, 0.0
 		if has {
-			if state.Kind == KindList && len(state.List) == 2 {
-				counter, idle = state.List[0].Num, state.List[1].Num
+			if l := state.Items(); state.Kind == KindList && len(l) == 2 {
+				counter, idle = l[0].Num, l[1].Num
 			} else {
 				counter = state.Num
 			}
@@ -318,8 +318,8 @@ func ExpireAfterIdle(n int) (update UpdateFunc, output func(Value) Value) {
 		return List(Number(counter), Number(idle)), true
 	}
 	output = func(state Value) Value {
-		if state.Kind == KindList && len(state.List) > 0 {
-			return state.List[0]
+		if l := state.Items(); state.Kind == KindList && len(l) > 0 {
+			return l[0]
 		}
 		return state
 	}

@@ -16,7 +16,7 @@ const (
 	KindString             // Value.Str
 	KindBool               // Value.Num is 1 for true, 0 for false
 	KindTime               // unix milliseconds in Value.Num (exact up to year 287396)
-	KindList               // Value.List; only produced by grouping operators
+	KindList               // Value.Items; only produced by grouping operators
 )
 
 var kindNames = [...]string{"null", "number", "string", "bool", "time", "list"}
@@ -46,13 +46,19 @@ func ParseKind(s string) (Kind, bool) {
 	return KindNull, false
 }
 
-// Value is one typed field value. It is a small struct, passed by value, so that
-// records hold their fields inline without boxing. The zero Value is null.
+// Value is one typed field value. It is a small struct (40 bytes), passed by
+// value, so that records hold their fields inline without boxing. The zero
+// Value is null.
+//
+// A list's elements sit behind a pointer rather than inline (a slice header
+// would make every Value 56 bytes): records and batches of numbers and
+// strings, what streams carry, take 30% less memory and cache. Lists are
+// built with List and read with Items; a list Value is immutable once built.
 type Value struct {
 	Kind Kind
-	Num  float64 // KindNumber, KindBool (0/1), KindTime (unix ms)
-	Str  string  // KindString
-	List []Value // KindList
+	Num  float64  // KindNumber, KindBool (0/1), KindTime (unix ms)
+	Str  string   // KindString
+	list *[]Value // KindList: the elements (Items)
 }
 
 // Null is the null value.
@@ -78,8 +84,24 @@ func Bool(b bool) Value {
 // Time returns a time value from unix milliseconds.
 func Time(ms int64) Value { return Value{Kind: KindTime, Num: float64(ms)} }
 
-// List returns a list value.
-func List(vs ...Value) Value { return Value{Kind: KindList, List: vs} }
+// List returns a list value holding vs (not copied).
+func List(vs ...Value) Value { return Value{Kind: KindList, list: &vs} }
+
+// Items returns the elements of a list value (nil for other kinds). The
+// slice is shared with every copy of v: it must not be modified.
+func (v Value) Items() []Value {
+	if v.list == nil {
+		return nil
+	}
+	return *v.list
+}
+
+// appendItems appends xs to the elements of list value v in place, so every
+// copy of v sees them: only for a list that the caller built and has not
+// handed out yet (a grouping operator's accumulator).
+func (v *Value) appendItems(xs ...Value) {
+	*v.list = append(*v.list, xs...)
+}
 
 // IsNull reports whether v is null.
 func (v Value) IsNull() bool { return v.Kind == KindNull }
@@ -101,11 +123,12 @@ func (v Value) Equal(w Value) bool {
 	case KindString:
 		return v.Str == w.Str
 	case KindList:
-		if len(v.List) != len(w.List) {
+		vl, wl := v.Items(), w.Items()
+		if len(vl) != len(wl) {
 			return false
 		}
-		for i := range v.List {
-			if !v.List[i].Equal(w.List[i]) {
+		for i := range vl {
+			if !vl[i].Equal(wl[i]) {
 				return false
 			}
 		}
@@ -130,12 +153,13 @@ func Compare(a, b Value) int {
 	case KindString:
 		return strings.Compare(a.Str, b.Str)
 	case KindList:
-		for i := 0; i < len(a.List) && i < len(b.List); i++ {
-			if c := Compare(a.List[i], b.List[i]); c != 0 {
+		al, bl := a.Items(), b.Items()
+		for i := 0; i < len(al) && i < len(bl); i++ {
+			if c := Compare(al[i], bl[i]); c != 0 {
 				return c
 			}
 		}
-		return cmpInt(len(a.List), len(b.List))
+		return cmpInt(len(al), len(bl))
 	default:
 		switch {
 		case a.Num < b.Num:
@@ -171,7 +195,7 @@ func (v Value) AppendText(dst []byte) []byte {
 		return strconv.AppendInt(dst, int64(v.Num), 10)
 	case KindList:
 		dst = append(dst, '[')
-		for i, e := range v.List {
+		for i, e := range v.Items() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -205,9 +229,9 @@ func (v Value) AppendKey(dst []byte) []byte {
 		dst = append(dst, ':')
 		dst = append(dst, v.Str...)
 	case KindList:
-		dst = strconv.AppendInt(dst, int64(len(v.List)), 10)
+		dst = strconv.AppendInt(dst, int64(len(v.Items())), 10)
 		dst = append(dst, ':')
-		for _, e := range v.List {
+		for _, e := range v.Items() {
 			dst = e.AppendKey(dst)
 		}
 	default:

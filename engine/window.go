@@ -188,7 +188,8 @@ type timeWinOp struct {
 	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
-	ids      []recID // lookupAll's result
+	ids      []recID  // lookupAll's result
+	keyStrs  []string // emitWindows: the key strings of a wpane's slots
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -321,88 +322,78 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	late, final := lateBounds(ep, o.cfg.AllowedLateness)
 	complete := o.cfg.Mode == OutputComplete
 	update := o.cfg.Mode == OutputUpdate
-	o.lookupAll(b)
-	k := 0
-	for i := range b.Recs {
-		r := &b.Recs[i]
-		if len(o.plan.nums) > 0 {
-			if err := o.plan.check(o.in, r); err != nil {
-				ep.DeadLetter(r, o.in, err)
-				continue
-			}
-		}
-		ts := r.Time
-		var ps int64
-		if o.point {
-			ps = ts
-			if !complete && ts <= late {
-				ep.Stats.Late++
-				continue
-			}
-		} else {
-			ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
-			// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
-			lastStart := o.lastWindowStart(ts)
-			if lastStart+o.size <= ts {
-				continue // in a gap between hopping windows
-			}
-			if !complete && lastStart+o.size <= late {
-				// every window of the row is late
-				n := (lastStart-(ts-o.size)-1)/o.slide + 1
-				ep.Stats.Late += uint64(n)
-				continue
-			}
-			if !complete && o.size != o.slide {
-				firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
-				if firstStart+o.size <= late {
-					ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+	// A tumbling window's wpane is its window. cur is the wpane of the
+	// previous record, found and checked against late in this call: a
+	// record inside it needs no division, no late test and no lookup.
+	tumbling := !o.point && o.size == o.slide
+	var cur *wpane
+	var curEnd int64
+	// Records are taken in chunks that stay in cache between the two loops
+	// over them: key lookups, then windows, slots and folds.
+	for from := 0; from < len(b.Recs); from += procChunk {
+		to := min(from+procChunk, len(b.Recs))
+		o.lookupAll(b, from, to)
+		k := 0
+		for i := from; i < to; i++ {
+			r := &b.Recs[i]
+			if len(o.plan.nums) > 0 {
+				if err := o.plan.check(o.in, r); err != nil {
+					ep.DeadLetter(r, o.in, err)
+					continue
 				}
 			}
-		}
-		p := o.last
-		if p == nil || p.start != ps {
-			p = o.panes[ps]
-			if p == nil {
-				p = o.newPane(ps)
+			ts := r.Time
+			var p *wpane
+			if tumbling {
+				if cur == nil || ts < cur.start || ts >= curEnd {
+					ps := floorDiv(ts-o.offset, o.size)*o.size + o.offset
+					if !complete && ps+o.size <= late {
+						ep.Stats.Late++
+						continue
+					}
+					if cur = o.panes[ps]; cur == nil {
+						cur = o.newPane(ps)
+					}
+					curEnd = ps + o.size
+				}
+				p = cur
+			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
+				continue
 			}
-			o.last = p
-		}
-		if ps < o.sl.hi && ps >= o.sl.lo {
-			o.sl.valid = false // a wpane included in the slider changed
-		}
-		var id int32
-		for k < len(o.ids) && o.ids[k].rec < int32(i) {
-			k++ // a record skipped above
-		}
-		if k < len(o.ids) && o.ids[k].rec == int32(i) {
-			id = o.ids[k].id
-			k++
-		} else {
-			id = o.dict.lookup(r, o.keyIdx)
-		}
-		nkeys := len(p.keys)
-		s := p.slot(o, id)
-		if len(p.keys) > nkeys { // a new key in this pane
-			p.isChg = append(p.isChg, false)
-			if int(s/paneBucket) >= len(p.isDirty) {
-				p.isDirty = append(p.isDirty, false)
-				p.newKeys = append(p.newKeys, false)
+			var id int32
+			for k < len(o.ids) && o.ids[k].rec < int32(i) {
+				k++ // a record skipped above
 			}
-			p.newKeys[s/paneBucket] = true
-			o.dict.ref(id)
-			o.rows++
-		}
-		o.plan.add(&p.st, s, r)
-		if bk := s / paneBucket; !p.isDirty[bk] {
-			p.isDirty[bk] = true
-			p.dirty = append(p.dirty, bk)
-		}
-		if update && !p.isChg[s] {
-			if len(p.changed) == 0 {
-				o.chgPanes = append(o.chgPanes, p)
+			if k < len(o.ids) && o.ids[k].rec == int32(i) {
+				id = o.ids[k].id
+				k++
+			} else {
+				id = o.dict.lookup(r, o.keyIdx)
 			}
-			p.isChg[s] = true
-			p.changed = append(p.changed, s)
+			nkeys := len(p.keys)
+			s := p.slot(o, id)
+			if len(p.keys) > nkeys { // a new key in this pane
+				p.isChg = append(p.isChg, false)
+				if int(s/paneBucket) >= len(p.isDirty) {
+					p.isDirty = append(p.isDirty, false)
+					p.newKeys = append(p.newKeys, false)
+				}
+				p.newKeys[s/paneBucket] = true
+				o.dict.ref(id)
+				o.rows++
+			}
+			o.plan.add(&p.st, s, r)
+			if bk := s / paneBucket; !p.isDirty[bk] {
+				p.isDirty[bk] = true
+				p.dirty = append(p.dirty, bk)
+			}
+			if update && !p.isChg[s] {
+				if len(p.changed) == 0 {
+					o.chgPanes = append(o.chgPanes, p)
+				}
+				p.isChg[s] = true
+				p.changed = append(p.changed, s)
+			}
 		}
 	}
 	n := 0
@@ -438,6 +429,56 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	return nil
 }
 
+// paneOf returns the wpane of a record at ts for an event-time group or a
+// sliding or hopping window, creating it if needed, or nil when the record is
+// in a gap between hopping windows or late (counted in ep.Stats.Late).
+func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
+	var ps int64
+	if o.point {
+		ps = ts
+		if !complete && ts <= late {
+			ep.Stats.Late++
+			return nil
+		}
+	} else {
+		ps = floorDiv(ts-o.offset, o.width)*o.width + o.offset
+		// windows containing ts: starts s ≡ offset (mod slide) with ts-size < s <= lastStart
+		lastStart := o.lastWindowStart(ts)
+		if lastStart+o.size <= ts {
+			return nil // in a gap between hopping windows
+		}
+		if !complete && lastStart+o.size <= late {
+			// every window of the row is late
+			n := (lastStart-(ts-o.size)-1)/o.slide + 1
+			ep.Stats.Late += uint64(n)
+			return nil
+		}
+		if !complete && o.size != o.slide {
+			firstStart := lastStart - ((lastStart-(ts-o.size)-1)/o.slide)*o.slide
+			if firstStart+o.size <= late {
+				ep.Stats.Late += uint64((late-o.size-firstStart)/o.slide + 1)
+			}
+		}
+	}
+	p := o.last
+	if p == nil || p.start != ps {
+		p = o.panes[ps]
+		if p == nil {
+			p = o.newPane(ps)
+		}
+		o.last = p
+	}
+	if ps < o.sl.hi && ps >= o.sl.lo {
+		o.sl.valid = false // a wpane included in the slider changed
+	}
+	return p
+}
+
+// procChunk is the number of records Process takes at a time: the records
+// (about 160 bytes each with two fields) and their key ids stay in the L1
+// and L2 caches between its loops over them.
+const procChunk = 256
+
 // recID is the key id of one record of a batch.
 type recID struct{ rec, id int32 }
 
@@ -446,13 +487,13 @@ type recID struct{ rec, id int32 }
 // lookups alone keeps many hash probes in flight at once. Records later found
 // late or in a gap are interned (without a reference) like any seen key.
 // Only the single-string-key fast path is taken here.
-func (o *timeWinOp) lookupAll(b *Batch) {
+func (o *timeWinOp) lookupAll(b *Batch, from, to int) {
 	o.ids = o.ids[:0]
 	if !o.dict.strOnly {
 		return
 	}
 	f := o.keyIdx[0]
-	for i := range b.Recs {
+	for i := from; i < to; i++ {
 		v := &b.Recs[i].Vals[f]
 		if v.Kind != KindString {
 			continue
@@ -517,14 +558,24 @@ func (o *timeWinOp) emitScratch(out *Batch, ws int64) int {
 }
 
 func (o *timeWinOp) emitRow(out *Batch, ws int64, id int32, st *accStore, slot int32) {
+	var key string
+	if o.dict.strOnly {
+		key = o.dict.strs[id]
+	}
+	o.emitKeyRow(out, ws, id, key, st, slot)
+}
+
+// emitKeyRow is emitRow given key, the key's string when the dictionary is
+// strOnly (dict.strs[id]).
+func (o *timeWinOp) emitKeyRow(out *Batch, ws int64, id int32, key string, st *accStore, slot int32) {
 	d := out.Append()
 	vals := d.Vals // all null: only the non-null parts are written
 	j := 0
-	if d := o.dict; d.strOnly && d.strs[id] != "" {
-		vals[0].Kind, vals[0].Str = KindString, d.strs[id]
+	if key != "" {
+		vals[0].Kind, vals[0].Str = KindString, key
 		j = 1
 	} else {
-		kv := d.vals[id]
+		kv := o.dict.vals[id]
 		for ; j < len(kv); j++ { // element-wise: cheaper than copy for 1-3 keys
 			vals[j] = kv[j]
 		}
@@ -611,12 +662,7 @@ func (o *timeWinOp) emitWindows(out *Batch, starts []int64, left *int) (n, done 
 		}
 		k := 0
 		if o.point || o.size == o.slide {
-			if p := o.panes[ws]; p != nil {
-				for s, id := range p.keys {
-					o.emitRow(out, ws, id, &p.st, int32(s))
-				}
-				k = len(p.keys)
-			}
+			k = o.emitPane(out, ws)
 		} else {
 			o.sl.moveTo(o, ws)
 			k = o.sl.emit(o, out, ws)
@@ -627,6 +673,31 @@ func (o *timeWinOp) emitWindows(out *Batch, starts []int64, left *int) (n, done 
 		}
 	}
 	return n, len(starts)
+}
+
+// emitPane emits the rows of the tumbling window or event-time group that
+// starts at ws, in slot order, and returns how many.
+func (o *timeWinOp) emitPane(out *Batch, ws int64) int {
+	p := o.panes[ws]
+	if p == nil {
+		return 0
+	}
+	if !o.dict.strOnly {
+		for s, id := range p.keys {
+			o.emitRow(out, ws, id, &p.st, int32(s))
+		}
+		return len(p.keys)
+	}
+	// The key strings first, in a loop of their own: the dictionary is read
+	// in id order, at random, and many reads are in flight at once.
+	o.keyStrs = o.keyStrs[:0]
+	for _, id := range p.keys {
+		o.keyStrs = append(o.keyStrs, o.dict.strs[id])
+	}
+	for s, id := range p.keys {
+		o.emitKeyRow(out, ws, id, o.keyStrs[s], &p.st, int32(s))
+	}
+	return len(p.keys)
 }
 
 // deferred implements deferrer: closed windows wait while pend, and the

@@ -112,8 +112,8 @@ func fromValue(v engine.Value) any {
 	case engine.KindBool:
 		return v.AsBool()
 	case engine.KindList:
-		l := make([]any, len(v.List))
-		for i, e := range v.List {
+		l := make([]any, len(v.Items()))
+		for i, e := range v.Items() {
 			l[i] = fromValue(e)
 		}
 		return l

@@ -49,7 +49,7 @@ func appendJSONValue(dst []byte, v engine.Value) []byte {
 		return strconv.AppendInt(dst, int64(v.Num), 10)
 	case engine.KindList:
 		dst = append(dst, '[')
-		for i, e := range v.List {
+		for i, e := range v.Items() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
