@@ -111,9 +111,12 @@ type StorageConfig struct {
 	Sync string `yaml:"sync"`
 	// GroupMaxRecords caps the log records of one group commit.
 	GroupMaxRecords int `yaml:"groupMaxRecords"`
-	// GroupMaxDelay is how long a group commit waits for more appends: the
-	// knob trading ingest latency for fewer fsyncs (flash wear). Zero in
-	// the file means no wait; absent means 20ms.
+	// GroupMaxDelay is how long a group commit of epochs and sink
+	// deliveries waits for more (the pipelines' epochs that end together
+	// share one transaction): the knob trading output latency for fewer
+	// fsyncs (flash wear). A log append does not wait (mqtt.maxBatchDelay
+	// bounds those commits), so a QoS 1 publisher's throughput is not
+	// capped by it. Zero in the file means no wait; absent means 20ms.
 	GroupMaxDelay time.Duration `yaml:"groupMaxDelay"`
 	// QuotaBytes is one disk budget for everything edged writes: the
 	// database (input log, state, spool, dead letters), file-sink files with
@@ -600,6 +603,7 @@ func (c Config) StorageOptions(log *slog.Logger) storage.Options {
 	}
 	if c.Storage.GroupMaxDelay > 0 {
 		o.GroupMaxDelay = c.Storage.GroupMaxDelay
+		o.AppendsSkipDelay = true // the MQTT batch delays already bound the log's commits
 	}
 	o.QuotaBytes = max(c.Storage.QuotaBytes, 0) // the default (0) is computed at start: Node.Run
 	switch c.Storage.Compression {

@@ -128,7 +128,7 @@ func (x *DB) run() {
 		switch {
 		case excl != nil:
 			// Commit what was gathered, then run the exclusive request.
-		case x.opt.GroupMaxDelay > 0:
+		case x.opt.GroupMaxDelay > 0 && !(x.opt.AppendsSkipDelay && n > 0):
 			t := arm(&timer, x.opt.GroupMaxDelay)
 		gather:
 			for n < x.opt.GroupMaxRecords {
@@ -140,6 +140,9 @@ func (x *DB) run() {
 					}
 					group = append(group, r)
 					n += len(r.recs)
+					if x.opt.AppendsSkipDelay && n > 0 {
+						break gather // a log append ends the wait (AppendsSkipDelay)
+					}
 				case <-t.C:
 					break gather
 				case <-x.closing:
@@ -147,7 +150,9 @@ func (x *DB) run() {
 				}
 			}
 			t.Stop()
-		default:
+		}
+		if excl == nil {
+			// Take what else is queued, without waiting.
 		drain:
 			for n < x.opt.GroupMaxRecords {
 				select {

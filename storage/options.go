@@ -51,6 +51,14 @@ type Options struct {
 	// negative is invalid.
 	GroupMaxDelay time.Duration
 
+	// AppendsSkipDelay limits GroupMaxDelay to groups without log appends
+	// (epoch commits, spool writes): they still wait for company, while a
+	// log append ends the wait and commits with what is queued. A log
+	// append usually has a publisher waiting for its acknowledgement, and
+	// with a bounded in-flight window (256 messages, mosquitto's bridges'
+	// 20) every millisecond of delay caps its throughput.
+	AppendsSkipDelay bool
+
 	// DeferMaxDelay is how long a write that need not be durable at once,
 	// an acknowledgement of delivered outputs by a sink that is not behind
 	// (SpoolAckDeferred), waits for another write to share its transaction. Each write transaction costs a meta page, the

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/storage"
@@ -420,5 +421,28 @@ func TestClosedDB(t *testing.T) {
 	}
 	if _, err := db.LastCheckpoint("p", 0); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("LastCheckpoint after Close: got %v; want ErrClosed", err)
+	}
+}
+
+// With AppendsSkipDelay a log append does not wait out GroupMaxDelay: a
+// publisher waiting for its acknowledgement, with a bounded in-flight
+// window, would see the delay as a throughput cap.
+func TestAppendsSkipGroupDelay(t *testing.T) {
+	o := testOptions()
+	o.GroupMaxDelay = time.Hour
+	o.AppendsSkipDelay = true
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), o)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := db.AppendLog(context.Background(), "s", recs("c", 3))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a log append waited for GroupMaxDelay (an hour) although AppendsSkipDelay is set")
 	}
 }
