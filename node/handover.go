@@ -5,10 +5,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"encoding/json"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -19,27 +24,35 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// The state hand-over on join: when the mesh makes this node a new holder
-// (owner or standby) of a partition that another live member holds, the
-// runner does not see the claim until the partition's committed state was
-// fetched from that member (GET /api/v1/mesh/snapshot/PIPELINE/PARTITION)
-// and installed into this node's storage, state and checkpoint in one
-// transaction, between two of its epochs. Its runner then restores the
-// partition from that checkpoint and follows the input from there.
+// The state hand-over: when the mesh makes this node a holder (owner or
+// standby) of a partition whose state on this node is not current, and
+// another live member holds it, the runner does not see the claim until
+// the partition's committed state was fetched from that member (GET
+// /api/v1/mesh/snapshot/PIPELINE/PARTITION) and installed into this node's
+// storage, state and checkpoint in one transaction, between two of its
+// epochs. Its runner then restores the partition from that checkpoint and
+// follows the input from there.
 //
-// Input positions are per node: both nodes log the same broker stream, but
-// at other offsets. The snapshot carries anchors: a hash of each of the
-// last input entries the sender's pipeline consumed and of the next ones it
-// has not. The receiver finds the latest consumed anchor (or the first
-// unconsumed one) in its own log; the partition is fed records only from
-// the entry after it (runner.SkipKey), the entries before being in the
-// installed state. This assumes both logs hold the broker's stream in the
-// same order (one broker, both nodes subscribed). The fetch runs between
-// two of the receiver's epochs, which wait meanwhile, so that the sender
-// (which keeps processing) gets past the receiver's position; if it cannot
-// within handoverWait (or the holder does not answer), the partition is
-// taken with this node's own state, as without the hand-over, and a
-// warning says so.
+// A partition's state here is current when the runner has held it since
+// it was installed from a peer, or since it was claimed while no other
+// member held it, or (on a node that was in the mesh before this version)
+// since the node started: then it has consumed all this node's input, and
+// a restart replays this node's own log (the broker redelivers what came
+// while it was down). The set is kept in mesh-current.json, so a
+// restarted node fetches the partitions it did not hold when it stopped
+// (their state here is stale) and keeps the others. A node new to the
+// mesh has none: it fetches every partition another member holds.
+//
+// Input positions are per node: both nodes log the same broker stream, at
+// other offsets and not always in the same order. handover_ids.go maps
+// the holder's position into this node's log by entry identity; the
+// partition is fed only the entries the installed state does not have
+// (runner.SkipRanges). The fetch runs between two of the receiver's
+// epochs, which wait meanwhile, so that the holder (which keeps
+// processing) gets past the receiver's position; if it cannot within
+// handoverWait (or no holder answers), the next round tries again, and
+// after handoverGiveUp the partition is taken with this node's own state,
+// as without the hand-over, and a warning says so.
 
 // handoverWait bounds how long a pipeline's epochs wait for a peer's
 // snapshot that covers this node's position.
@@ -49,15 +62,15 @@ const handoverWait = 3 * time.Second
 // before it is taken with this node's own state.
 const handoverGiveUp = 15 * time.Second
 
-// anchorsPerSide is how many input entries on each side of the sender's
-// position the snapshot identifies.
-const anchorsPerSide = 32
+// currentFile keeps, per pipeline, the partitions whose state on this node
+// is current (see above).
+const currentFile = "mesh-current.json"
 
 // handoverDisabled turns the fetch off (tests check what it protects).
 var handoverDisabled = false
 
-// handover tracks, per pipeline, the partitions this node claims and those
-// still waiting for their state.
+// handover tracks, per pipeline, the partitions this node claims, those
+// whose state is current and those still waiting for their state.
 type handover struct {
 	n  *Node
 	mu sync.Mutex
@@ -67,12 +80,18 @@ type handover struct {
 	pending map[string]map[int]time.Time
 	running map[string]bool
 	terms   map[string]map[int]uint64 // by pipeline: the terms of the partitions it emits, from the last Claims
-	fresh   bool                      // this node had never been in the mesh when it started (startMesh): only then does it fetch
+	enabled bool                      // mesh.fetchState
+	current map[string]map[int]bool   // by pipeline: partitions whose state here is current (currentFile)
+	legacy  bool                      // no currentFile but the node was in the mesh: its first claims are current
 	paused  map[string]bool           // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
 	// installed counts the state rows installed and the time the runner
 	// pauses took (the hand-over rate).
 	installed int
 	took      time.Duration
+
+	idMu         sync.Mutex // the last identities served (identities)
+	idKey        string
+	idVal        []byte
 }
 
 // handoverOwner is the runners' Ownership with a mesh: the mesh's claims,
@@ -122,7 +141,7 @@ func (n *Node) claimNow(pipeline string, partition int, term uint64) {
 func (o handoverOwner) Claims(pipeline string, np int) []runner.Claim {
 	cs := o.meshOwnership.Claims(pipeline, np)
 	o.h.noteTerms(pipeline, cs)
-	if ready, _ := o.m.Ready(); !ready || handoverDisabled || !o.h.fresh {
+	if ready, _ := o.m.Ready(); !ready || handoverDisabled || !o.h.enabled {
 		return cs
 	}
 	return o.h.filter(pipeline, cs)
@@ -145,14 +164,31 @@ func (h *handover) noteTerms(pipeline string, cs []runner.Claim) {
 }
 
 // filter hides the partitions waiting for their state and starts fetching
-// those newly claimed that another live member holds.
+// those claimed whose state here is not current and that another live
+// member holds.
 func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.claimed == nil {
 		h.claimed, h.pending, h.running, h.paused = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}, map[string]bool{}
 	}
+	if h.current == nil {
+		h.current = map[string]map[int]bool{}
+	}
 	_, seen := h.claimed[pipeline]
+	cur := h.current[pipeline]
+	if cur == nil {
+		cur = map[int]bool{}
+		h.current[pipeline] = cur
+	}
+	changed := false
+	if !seen && h.legacy {
+		// A member from before mesh-current.json: its state is its own,
+		// as it always was.
+		for _, c := range cs {
+			cur[c.Partition], changed = true, true
+		}
+	}
 	now := map[int]bool{}
 	pend := h.pending[pipeline]
 	out := cs[:0]
@@ -162,10 +198,7 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 		if _, waiting := pend[c.Partition]; waiting {
 			continue
 		}
-		if seen {
-			// Only the partitions of the node's join are fetched: later
-			// changes keep the runner's own state (as a restarted node
-			// does), see the README.
+		if cur[c.Partition] {
 			out = append(out, c)
 			continue
 		}
@@ -173,6 +206,8 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			others = h.heldElsewhere(pipeline)
 		}
 		if !others[c.Partition] {
+			// No one else has it: this node's state is the partition's.
+			cur[c.Partition], changed = true, true
 			out = append(out, c)
 			continue
 		}
@@ -187,12 +222,81 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			delete(pend, p)
 		}
 	}
+	for p := range cur {
+		if !now[p] {
+			delete(cur, p) // dropped: its state here goes stale
+			changed = true
+		}
+	}
 	h.claimed[pipeline] = now
+	if changed {
+		h.saveCurrent()
+	}
 	if len(pend) > 0 && !h.running[pipeline] {
 		h.running[pipeline] = true
 		go h.fetchAll(pipeline)
 	}
 	return out
+}
+
+// loadCurrent reads currentFile when the node joins the mesh; inMesh says
+// the node was in the mesh before (its terms file exists).
+func (h *handover) loadCurrent(dir string, inMesh bool) error {
+	b, err := os.ReadFile(filepath.Join(dir, currentFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		h.legacy = inMesh
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m map[string][]int
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, currentFile), err)
+	}
+	h.current = map[string]map[int]bool{}
+	for pl, ps := range m {
+		h.current[pl] = map[int]bool{}
+		for _, p := range ps {
+			h.current[pl][p] = true
+		}
+	}
+	return nil
+}
+
+// saveCurrent writes currentFile (h.mu held). A write that fails is
+// logged: after a restart, partitions may then be fetched again, or kept
+// with this node's state as before this file existed.
+func (h *handover) saveCurrent() {
+	m := map[string][]int{}
+	for pl, ps := range h.current {
+		l := []int{}
+		for p := range ps {
+			l = append(l, p)
+		}
+		slices.Sort(l)
+		m[pl] = l
+	}
+	b, _ := json.Marshal(m)
+	dir := h.n.cfg.DataDir
+	if err := writeFileAtomic(filepath.Join(dir, currentFile), b); err != nil {
+		h.n.log.Warn("mesh hand-over: record which partitions' state is current", "err", err)
+	}
+}
+
+// serves reports whether this node's state of a partition may be handed
+// to a peer: it is current here (with the fetch on; held, checked by the
+// caller, is enough with it off).
+func (h *handover) serves(pipeline string, partition int) bool {
+	if !h.enabled || handoverDisabled {
+		return true
+	}
+	if ready, _ := h.n.mesh.Ready(); !ready {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current[pipeline][partition]
 }
 
 // heldElsewhere returns the partitions of pipeline that another live member
@@ -254,6 +358,7 @@ func (h *handover) fetchAll(pipeline string) {
 			if time.Since(since) > handoverGiveUp {
 				log.Warn("mesh hand-over: no holder served the partition's state; taking it with this node's own", "partition", p)
 				delete(h.pending[pipeline], p)
+				h.current[pipeline][p] = true
 				continue
 			}
 			parts = append(parts, p)
@@ -272,33 +377,39 @@ func (h *handover) fetchAll(pipeline string) {
 			continue
 		}
 		start := time.Now()
-		keys := 0
+		rows := 0
 		done := map[int]bool{}
+		var behind error
 		err := pp.r.Between(func(b runner.Boundary) error {
 			h.setPaused(pipeline, true)
 			defer h.setPaused(pipeline, false)
 			deadline := time.Now().Add(handoverWait)
 			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
 			defer cancel()
+			cache := map[string]*idMatch{}
 			for len(done) < len(parts) && time.Now().Before(deadline) {
 				for _, p := range parts {
 					if done[p] {
 						continue
 					}
-					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, time.Until(deadline) < handoverWait/2)
-					if errors.Is(err, errNoneHolds) {
+					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, time.Until(deadline) < handoverWait/2, cache)
+					switch {
+					case errors.Is(err, errBehind):
+						// Let the runner catch up first.
+						behind = err
+						return nil
+					case errors.Is(err, errNoneHolds):
 						// No peer has the partition's state (they are all
 						// starting, or unreachable): as without a hand-over.
 						log.Info("mesh hand-over: no peer has the partition's state; taking it with this node's own", "partition", p, "err", err)
 						done[p] = true
 						continue
-					}
-					if err != nil {
+					case err != nil:
 						log.Debug("mesh hand-over: fetch", "partition", p, "err", err)
 					}
 					if ok {
 						done[p] = true
-						keys += k
+						rows += k
 					}
 				}
 				if len(done) < len(parts) {
@@ -310,17 +421,24 @@ func (h *handover) fetchAll(pipeline string) {
 		if err != nil {
 			log.Warn("mesh hand-over", "err", err)
 		}
+		el := time.Since(start)
 		h.mu.Lock()
 		for p := range done {
 			delete(h.pending[pipeline], p)
+			h.current[pipeline][p] = true
 		}
-		h.installed += keys
-		h.took += time.Since(start)
+		if len(done) > 0 {
+			h.saveCurrent()
+		}
+		h.installed += rows
+		h.took += el
 		h.mu.Unlock()
 		if len(done) > 0 {
-			el := time.Since(start)
-			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(done), "keys", keys,
-				"took", el.Round(time.Millisecond), "keys_per_s", int(float64(keys)/max(el.Seconds(), 1e-6)))
+			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(done), "rows", rows,
+				"took", el.Round(time.Millisecond), "rows_per_s", int(float64(rows)/max(el.Seconds(), 1e-6)))
+		}
+		if behind != nil {
+			log.Debug("mesh hand-over: waiting for the pipeline to catch up", "err", behind)
 		}
 		if len(done) < len(parts) {
 			time.Sleep(200 * time.Millisecond)
@@ -342,8 +460,8 @@ func (h *handover) isPaused(pipeline string) bool {
 	return h.paused[pipeline]
 }
 
-// errNotCovered says a holder's snapshot does not yet cover this node's
-// input position (or its anchors are not yet in this node's log).
+// errNotCovered says a holder's snapshot does not cover this node's input
+// position yet: the holder has not consumed entries this node has.
 var errNotCovered = errors.New("the holder's snapshot does not cover this node's input position yet")
 
 // errNoneHolds says no other holder served a snapshot of the partition.
@@ -351,7 +469,7 @@ var errNoneHolds = errors.New("no other holder serves the partition's state")
 
 // fetchInstall fetches one partition's snapshot from a holder and installs
 // it if it covers pos. It returns the rows installed and whether it did.
-func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, lenient bool) (int, bool, error) {
+func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, lenient bool, cache map[string]*idMatch) (int, bool, error) {
 	var errs []error
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
@@ -361,7 +479,15 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 			continue
 		}
 		served = true
-		skips, rest, err := h.mapAnchors(snap.Extra, b.Pos, lenient)
+		ids, rest, err := decodeIDs(snap.Extra)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		skips, err := h.mapIDs(addr, ids, b.Pos, lenient, cache)
+		if errors.Is(err, errBehind) {
+			return 0, false, err
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -373,10 +499,12 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 		}
 		cp := engine.Checkpoint{Epoch: snap.Checkpoint.Epoch, Watermark: snap.Checkpoint.Watermark, Input: map[string]uint64{}}
 		for k, v := range snap.Checkpoint.Input {
-			cp.Input[k] = v
+			if !strings.HasPrefix(k, "@") { // the holder's own skips are of its log
+				cp.Input[k] = v
+			}
 		}
-		for lg, off := range skips {
-			cp.Input[runner.SkipKey(lg)] = off
+		for lg, offs := range skips {
+			maps.Copy(cp.Input, runner.SkipRanges(lg, offs))
 		}
 		if err := h.n.db.InstallPartition(h.n.runCtx, pipeline, partition, snap.Rows, cp); err != nil {
 			return 0, false, err
@@ -444,11 +572,11 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	served := make(chan struct{})
 	held := false
 	_ = p.r.Between(func(b runner.Boundary) error {
-		if held = b.Held(part); !held {
+		if held = b.Held(part) && n.ho.serves(name, part); !held {
 			return nil
 		}
 		outs := b.HeldOutputs(part)
-		extra := func(cp engine.Checkpoint) []byte { return appendHeld(n.anchors(cp), outs) }
+		extra := func(cp engine.Checkpoint) []byte { return appendHeld(n.identities(cp), outs) }
 		go func() {
 			defer close(served)
 			err := n.db.View(func(s *storage.Snapshot) error {
@@ -475,151 +603,10 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if !held {
-		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node", name, part))
+		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node with current state", name, part))
 		return
 	}
 	<-served
-}
-
-// anchors identifies the input entries around a pipeline's positions:
-// for each log, its name, the position, and the hashes of up to
-// anchorsPerSide entries before it (consumed) and from it (not yet).
-func (n *Node) anchors(pipe engine.Checkpoint) []byte {
-	var b []byte
-	logs := make([]string, 0, len(pipe.Input))
-	for lg := range pipe.Input {
-		logs = append(logs, lg)
-	}
-	slices.Sort(logs)
-	b = binary.AppendUvarint(b, uint64(len(logs)))
-	for _, lg := range logs {
-		pos := pipe.Input[lg]
-		b = binary.AppendUvarint(b, uint64(len(lg)))
-		b = append(b, lg...)
-		b = binary.AppendUvarint(b, pos)
-		var before, after []uint64
-		from := uint64(1)
-		if pos > anchorsPerSide {
-			from = pos - anchorsPerSide
-		}
-		_ = n.db.ReadLogEntries(lg, from, 2*anchorsPerSide, func(off uint64, _ int64, rec []byte) error {
-			if off < pos {
-				before = append(before, entryHash(rec))
-			} else if len(after) < anchorsPerSide {
-				after = append(after, entryHash(rec))
-			}
-			return nil
-		})
-		for _, hs := range [][]uint64{before, after} {
-			b = binary.AppendUvarint(b, uint64(len(hs)))
-			for _, x := range hs {
-				b = binary.BigEndian.AppendUint64(b, x)
-			}
-		}
-	}
-	return b
-}
-
-// entryHash identifies an input entry (its topic and payload) across nodes.
-func entryHash(rec []byte) uint64 {
-	f := fnv.New64a()
-	f.Write(rec)
-	return f.Sum64()
-}
-
-// mapAnchors finds a sender's anchors in this node's logs and returns, per
-// log, the offset from which the partition's records are new; errNotCovered
-// when the sender is behind pos or its anchors are not logged here yet.
-//
-// When none of the anchors is in this node's log and the sender had
-// consumed every entry it logged, this node's entries from its position on
-// are taken as new to the partition: at once when there are none (both
-// idle), and when lenient (the wait is half over) otherwise.
-func (h *handover) mapAnchors(extra []byte, pos map[string]uint64, lenient bool) (map[string]uint64, []byte, error) {
-	bad := errors.New("malformed anchors in the snapshot")
-	rd := func() (uint64, bool) {
-		v, k := binary.Uvarint(extra)
-		if k <= 0 {
-			return 0, false
-		}
-		extra = extra[k:]
-		return v, true
-	}
-	nl, ok := rd()
-	if !ok {
-		return nil, nil, bad
-	}
-	out := map[string]uint64{}
-	for range nl {
-		l, ok := rd()
-		if !ok || uint64(len(extra)) < l {
-			return nil, nil, bad
-		}
-		lg := string(extra[:l])
-		extra = extra[l:]
-		if _, ok := rd(); !ok {
-			return nil, nil, bad
-		}
-		var sides [2][]uint64
-		for i := range sides {
-			c, ok := rd()
-			if !ok || uint64(len(extra)) < 8*c {
-				return nil, nil, bad
-			}
-			for range c {
-				sides[i] = append(sides[i], binary.BigEndian.Uint64(extra))
-				extra = extra[8:]
-			}
-		}
-		q := max(pos[lg], 1)
-		if len(sides[0])+len(sides[1]) == 0 {
-			out[lg] = q // the sender has no entries around its position: nothing to map
-			continue
-		}
-		// This node's entries from a little before its position on.
-		at := map[uint64]uint64{}
-		from := uint64(1)
-		if q > 4*anchorsPerSide {
-			from = q - 4*anchorsPerSide
-		}
-		next := h.n.logNext(lg)
-		for from < next {
-			k := 0
-			err := h.n.db.ReadLogEntries(lg, from, 4096, func(off uint64, _ int64, rec []byte) error {
-				k++
-				from = off + 1
-				if _, dup := at[entryHash(rec)]; !dup {
-					at[entryHash(rec)] = off
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, nil, err
-			}
-			if k == 0 {
-				break
-			}
-		}
-		cut, found := uint64(0), false
-		for i := len(sides[0]) - 1; i >= 0 && !found; i-- {
-			if off, ok := at[sides[0][i]]; ok {
-				cut, found = off+1, true
-			}
-		}
-		for i := 0; i < len(sides[1]) && !found; i++ {
-			if off, ok := at[sides[1][i]]; ok {
-				cut, found = off, true
-			}
-		}
-		if !found && len(sides[1]) == 0 && (next <= q || lenient) {
-			cut, found = q, true
-		}
-		if !found || cut < q {
-			return nil, nil, errNotCovered
-		}
-		out[lg] = cut
-	}
-	return out, extra, nil
 }
 
 // appendHeld appends a standby's held outputs to b: a count, then each

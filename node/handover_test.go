@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +18,8 @@ import (
 	"github.com/edgedio/edged/mesh"
 	"github.com/edgedio/edged/runner"
 )
+
+var fetchOn = true
 
 const handoverPipeline = `apiVersion: edged/v1
 kind: Pipeline
@@ -59,7 +63,7 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 		dir := t.TempDir()
 		cfg := testConfig(t, dir, map[string]string{"w": handoverPipeline})
 		cfg.API.Listen = "127.0.0.1:0"
-		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join, FetchState: true}
+		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join, FetchState: &fetchOn}
 		clk := newFakeClock(t0)
 		var opts []Option
 		if os.Getenv("EDGED_HANDOVER_LOG") != "" {
@@ -217,47 +221,96 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 	}
 }
 
-// TestAnchorsMapTheSendersPositionIntoThisLog: two nodes logged an
-// overlapping stream at other offsets. The sender's position after its 7th
-// entry maps to the receiver's offset after the same entry; a receiver
-// already past that point is told the snapshot does not cover it; a sender
-// that consumed nothing maps to its first unconsumed entry.
-func TestAnchorsMapTheSendersPositionIntoThisLog(t *testing.T) {
+// TestIdentitiesMapTheHoldersPositionIntoThisLog: two publishers' readings
+// reached the holder alternating and this node one publisher's first, and
+// each node lost a reading the other has (QoS 0). The holder's state has
+// its first 12 entries; this node consumed 3 of them for its other
+// partitions. The mapping skips exactly the entries of this node's log
+// that the holder's state has: the partition then counts every reading
+// once, the one only this node has included. (Mapping by neighbouring
+// entries, as before, cut this log after the holder's last consumed entry
+// and lost a7 to a10.) A node already past what the holder consumed is
+// refused, and a consumed entry missing here is waited for before it is
+// taken as lost.
+func TestIdentitiesMapTheHoldersPositionIntoThisLog(t *testing.T) {
 	start := func() *testNode {
 		return startNode(t, testConfig(t, t.TempDir(), map[string]string{"w": handoverPipeline}), newFakeClock(t0))
 	}
 	snd, rcv := start(), start()
-	entry := func(i int) Message {
-		return msg("h/s", fmt.Sprintf(`{"sensor":"s","ts":%d,"seq":%d}`, t0.UnixMilli(), i))
+	entry := func(pub string, i int) Message {
+		return msg("h/"+pub, fmt.Sprintf(`{"sensor":"%s","ts":%d,"seq":%d}`, pub, t0.UnixMilli(), i))
 	}
-	var e1, e2 []Message
+	name := func(m Message) string {
+		var v struct {
+			Sensor string
+			Seq    int
+		}
+		json.Unmarshal(m.Payload, &v)
+		return fmt.Sprintf("%s%d", v.Sensor, v.Seq)
+	}
+	var sLog, rLog []Message
 	for i := 1; i <= 10; i++ {
-		e1 = append(e1, entry(i))
+		sLog = append(sLog, entry("a", i), entry("b", i)) // a1 b1 a2 b2 ...
+		rLog = append(rLog, entry("a", i))                // a1 ... a10
 	}
-	for i := 5; i <= 15; i++ {
-		e2 = append(e2, entry(i))
+	for i := 1; i <= 11; i++ {
+		if i != 5 { // lost here
+			rLog = append(rLog, entry("b", i)) // b1 ... b4 b6 ... b11 (b11 lost at the holder)
+		}
 	}
 	ctx := context.Background()
-	if err := snd.Ingest(ctx, e1); err != nil {
+	if err := snd.Ingest(ctx, sLog); err != nil {
 		t.Fatal(err)
 	}
-	if err := rcv.Ingest(ctx, e2); err != nil {
+	if err := rcv.Ingest(ctx, rLog); err != nil {
 		t.Fatal(err)
 	}
-	sFirst := snd.logNext(LogMQTT) - 10 // offset of entry 1 at the sender
-	rFirst := rcv.logNext(LogMQTT) - 11 // offset of entry 5 at the receiver
+	sFirst := snd.logNext(LogMQTT) - uint64(len(sLog))
+	rFirst := rcv.logNext(LogMQTT) - uint64(len(rLog))
+	holderState := map[string]bool{}
+	for _, m := range sLog[:12] { // a1-a6, b1-b6
+		holderState[name(m)] = true
+	}
+	ls, rest, err := decodeIDs(snd.identities(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst + 12}}))
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("decode: %v, %d bytes left", err, len(rest))
+	}
 	h := &handover{n: rcv.Node}
-	extra := snd.anchors(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst + 7}}) // consumed entries 1-7
-	got, _, err := h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst}, false)
-	if err != nil || got[LogMQTT] != rFirst+3 { // entry 8 is the receiver's 4th
-		t.Errorf("consumed through entry 7: mapped to %v, %v; want %d", got, err, rFirst+3)
+	q := rFirst + 3 // a1-a3 consumed here
+	if _, err := h.mapIDs("snd", ls, map[string]uint64{LogMQTT: q}, false, map[string]*idMatch{}); !errors.Is(err, errInFlight) {
+		t.Errorf("b5, consumed by the holder, missing here: %v; want errInFlight until the wait is over", err)
 	}
-	if _, _, err := h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst + 5}, false); !errors.Is(err, errNotCovered) {
-		t.Errorf("receiver past the sender's position: %v; want errNotCovered", err)
+	skips, err := h.mapIDs("snd", ls, map[string]uint64{LogMQTT: q}, true, map[string]*idMatch{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	extra = snd.anchors(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst}}) // nothing consumed
-	got, _, err = h.mapAnchors(extra, map[string]uint64{LogMQTT: rFirst}, false)
-	if err != nil || got[LogMQTT] != rFirst { // entry 5, the first of the sender's the receiver has
-		t.Errorf("nothing consumed: mapped to %v, %v; want %d", got, err, rFirst)
+	skip := map[uint64]bool{}
+	for _, off := range skips[LogMQTT] {
+		skip[off] = true
+	}
+	count := map[string]int{}
+	for r := range holderState {
+		count[r]++
+	}
+	var fed []string
+	for i, m := range rLog {
+		if off := rFirst + uint64(i); off >= q && !skip[off] {
+			count[name(m)]++
+			fed = append(fed, name(m))
+		}
+	}
+	for _, m := range append(slices.Clone(sLog), entry("b", 11)) {
+		if c := count[name(m)]; c != 1 {
+			t.Errorf("reading %s counted %d times; want once (fed here: %v)", name(m), c, fed)
+		}
+	}
+
+	if _, err := h.mapIDs("snd", ls, map[string]uint64{LogMQTT: rFirst + 8}, true, map[string]*idMatch{}); !errors.Is(err, errNotCovered) {
+		t.Errorf("this node past the holder (it consumed a7, a8): %v; want errNotCovered", err)
+	}
+	ls, _, _ = decodeIDs(snd.identities(engine.Checkpoint{Input: map[string]uint64{LogMQTT: sFirst}}))
+	skips, err = h.mapIDs("snd", ls, map[string]uint64{LogMQTT: rFirst}, false, map[string]*idMatch{})
+	if err != nil || len(skips[LogMQTT]) != 0 {
+		t.Errorf("holder consumed nothing: skips %v, %v; want none", skips, err)
 	}
 }

@@ -214,11 +214,11 @@ type Runner struct {
 // part is one held partition.
 type part struct {
 	claim   Claim
-	held    []heldOutput      // a standby's recent outputs (Config.StandbyHold)
-	release []engine.Output   // a promoted standby's held outputs, emitted at its next commit
-	wm      int64             // the watermark of the partition's last committed epoch
-	fence   int64             // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
-	skip    map[string]uint64 // by log: entries before are in the installed state (SkipKey)
+	held    []heldOutput           // a standby's recent outputs (Config.StandbyHold)
+	release []engine.Output        // a promoted standby's held outputs, emitted at its next commit
+	wm      int64                  // the watermark of the partition's last committed epoch
+	fence   int64                  // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
+	skip    map[string][]skipRange // by log, ascending: entries in the installed state (SkipRanges)
 	c       *pipeline.Compiled
 	x       *engine.Executor
 	inputs  []*engine.Batch // per source of Config.Sources
@@ -672,7 +672,7 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	direct := r.nparts == 1
 	var b *engine.Batch
 	if direct {
-		if r.byID[0] == nil || off < r.byID[0].skip[s.Log] {
+		if r.byID[0] == nil || (r.byID[0].skip != nil && r.byID[0].skipped(s.Log, off)) {
 			return 0, nil // partition 0 is held by another node, or its state has the entry
 		}
 		b = r.byID[0].inputs[si]
@@ -698,7 +698,7 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	for i := range b.Recs {
 		rec := &b.Recs[i]
 		p := r.byID[PartitionOf(rec.Key, r.nparts)]
-		if p == nil || off < p.skip[s.Log] {
+		if p == nil || (p.skip != nil && p.skipped(s.Log, off)) {
 			continue // another node holds it, or its installed state has it
 		}
 		p.inputs[si].AppendCopy(rec)
