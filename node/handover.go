@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"io"
 	"io/fs"
 	"maps"
@@ -13,8 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,9 +89,9 @@ type handover struct {
 	installed int
 	took      time.Duration
 
-	idMu         sync.Mutex // the last identities served (identities)
-	idKey        string
-	idVal        []byte
+	idMu  sync.Mutex // the last identities served (identities)
+	idKey string
+	idVal []byte
 }
 
 // handoverOwner is the runners' Ownership with a mesh: the mesh's claims,
