@@ -83,7 +83,11 @@ type handover struct {
 	enabled bool                      // mesh.fetchState
 	current map[string]map[int]bool   // by pipeline: partitions whose state here is current (currentFile)
 	legacy  bool                      // no currentFile but the node was in the mesh: its first claims are current
-	paused  map[string]bool           // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
+	// bound holds, by pipeline, the boundary of a runner paused by this
+	// node's own fetch round: snapshots are served at it (two nodes that
+	// fetch from each other would otherwise wait for each other).
+	bmu   sync.RWMutex
+	bound map[string]*runner.Boundary
 	// installed counts the state rows installed and the time the runner
 	// pauses took (the hand-over rate).
 	installed int
@@ -170,7 +174,7 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.claimed == nil {
-		h.claimed, h.pending, h.running, h.paused = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}, map[string]bool{}
+		h.claimed, h.pending, h.running = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}
 	}
 	if h.current == nil {
 		h.current = map[string]map[int]bool{}
@@ -381,8 +385,8 @@ func (h *handover) fetchAll(pipeline string) {
 		done := map[int]bool{}
 		var behind error
 		err := pp.r.Between(func(b runner.Boundary) error {
-			h.setPaused(pipeline, true)
-			defer h.setPaused(pipeline, false)
+			h.setBound(pipeline, &b)
+			defer h.setBound(pipeline, nil)
 			deadline := time.Now().Add(handoverWait)
 			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
 			defer cancel()
@@ -446,18 +450,15 @@ func (h *handover) fetchAll(pipeline string) {
 	}
 }
 
-// setPaused records whether a pipeline's runner waits for a fetch.
-func (h *handover) setPaused(pipeline string, on bool) {
-	h.mu.Lock()
-	h.paused[pipeline] = on
-	h.mu.Unlock()
-}
-
-// isPaused reports whether a pipeline's runner waits for a fetch.
-func (h *handover) isPaused(pipeline string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.paused[pipeline]
+// setBound records the boundary of a runner paused by a fetch round (nil:
+// it runs again); it waits for snapshots being opened at the previous one.
+func (h *handover) setBound(pipeline string, b *runner.Boundary) {
+	h.bmu.Lock()
+	defer h.bmu.Unlock()
+	if h.bound == nil {
+		h.bound = map[string]*runner.Boundary{}
+	}
+	h.bound[pipeline] = b
 }
 
 // errNotCovered says a holder's snapshot does not cover this node's input
@@ -474,6 +475,10 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
 		snap, err := h.fetch(ctx, addr, pipeline, partition)
+		var se statusError
+		if errors.As(err, &se) && se.code == http.StatusServiceUnavailable {
+			served = true // busy: ask again
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -518,6 +523,14 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 	return 0, false, errors.Join(errs...)
 }
 
+// statusError is a holder's answer other than 200.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e statusError) Error() string { return e.msg }
+
 // fetch GETs a partition's snapshot from a peer's API.
 func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int) (*storage.PartitionSnapshot, error) {
 	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition)
@@ -535,7 +548,7 @@ func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition i
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("%s: %s", resp.Status, b)
+		return nil, statusError{resp.StatusCode, fmt.Sprintf("%s: %s", resp.Status, b)}
 	}
 	zr, err := zstd.NewReader(resp.Body, zstd.WithDecoderConcurrency(1))
 	if err != nil {
@@ -561,19 +574,15 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("partition %q: want 0 to %d", r.PathValue("partition"), p.r.Partitions()-1))
 		return
 	}
-	if n.ho.isPaused(name) {
-		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("pipeline %q is itself waiting for a peer's state", name))
-		return
-	}
 	// The read transaction opens between two epochs, while the runner
 	// holds the partition: it sees the state of the last epoch. The epochs
 	// go on while it streams.
 	txOpen := make(chan struct{})
 	served := make(chan struct{})
 	held := false
-	_ = p.r.Between(func(b runner.Boundary) error {
+	at := func(b runner.Boundary) {
 		if held = b.Held(part) && n.ho.serves(name, part); !held {
-			return nil
+			return
 		}
 		outs := b.HeldOutputs(part)
 		extra := func(cp engine.Checkpoint) []byte { return appendHeld(n.identities(cp), outs) }
@@ -600,8 +609,15 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		case <-txOpen:
 		case <-served:
 		}
-		return nil
-	})
+	}
+	n.ho.bmu.RLock()
+	if b := n.ho.bound[name]; b != nil {
+		at(*b) // the runner waits for this node's own fetch round
+		n.ho.bmu.RUnlock()
+	} else {
+		n.ho.bmu.RUnlock()
+		_ = p.r.Between(func(b runner.Boundary) error { at(b); return nil })
+	}
 	if !held {
 		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node with current state", name, part))
 		return
