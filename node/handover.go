@@ -92,6 +92,7 @@ type handover struct {
 	// pauses took (the hand-over rate).
 	installed int
 	took      time.Duration
+	fetched   map[string]map[int]int // by pipeline and partition: installs
 
 	idMu  sync.Mutex // the last identities served (identities)
 	idKey string
@@ -383,6 +384,7 @@ func (h *handover) fetchAll(pipeline string) {
 		start := time.Now()
 		rows := 0
 		done := map[int]bool{}
+		got := map[int]bool{} // installed
 		var behind error
 		err := pp.r.Between(func(b runner.Boundary) error {
 			h.setBound(pipeline, &b)
@@ -413,6 +415,7 @@ func (h *handover) fetchAll(pipeline string) {
 					}
 					if ok {
 						done[p] = true
+						got[p] = true
 						rows += k
 					}
 				}
@@ -434,11 +437,20 @@ func (h *handover) fetchAll(pipeline string) {
 		if len(done) > 0 {
 			h.saveCurrent()
 		}
+		if h.fetched == nil {
+			h.fetched = map[string]map[int]int{}
+		}
+		for p := range got {
+			if h.fetched[pipeline] == nil {
+				h.fetched[pipeline] = map[int]int{}
+			}
+			h.fetched[pipeline][p]++
+		}
 		h.installed += rows
 		h.took += el
 		h.mu.Unlock()
-		if len(done) > 0 {
-			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(done), "rows", rows,
+		if len(got) > 0 {
+			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(got), "rows", rows,
 				"took", el.Round(time.Millisecond), "rows_per_s", int(float64(rows)/max(el.Seconds(), 1e-6)))
 		}
 		if behind != nil {

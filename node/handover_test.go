@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -40,51 +41,27 @@ spec:
     - {name: out, input: per10s, type: file, path: windows.jsonl}
 `
 
-// TestJoiningNodeTakesOverOpenWindowsWithTheirState: node a counts per
-// sensor in 10 s tumbling windows; records of the open window reach a only.
-// Node b joins (both log the same input from then on), becomes owner or
-// standby of partitions a held, fetches their state from a
-// (handover.go) and takes over. When the window closes, every sensor's
-// window is emitted once, by its owner, with the count of all its records
-// (5), as one node running alone would. Without the fetch, b's windows
-// lack the records a had before b joined.
-//
-// EDGED_HANDOVER_KEYS sets the number of sensors (default 300); the test
-// logs the hand-over rate in keys/s.
-func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
-	keys := 300
+// hoMesh runs in-process mesh members for the hand-over tests: each on a
+// fake clock that a 20 ms real-time ticker advances by 100 ms (memberlist
+// runs on real time), all with the fetch on, counting in 10 s windows
+// (handoverPipeline).
+type hoMesh struct {
+	t      *testing.T
+	keys   int
+	seq    int
+	mu     sync.Mutex
+	clocks []*fakeClock
+	dirs   []string
+}
+
+func newHoMesh(t *testing.T) *hoMesh {
+	m := &hoMesh{t: t, keys: 300}
 	if s := os.Getenv("EDGED_HANDOVER_KEYS"); s != "" {
-		keys, _ = strconv.Atoi(s)
+		m.keys, _ = strconv.Atoi(s)
 	}
-	var clocks []*fakeClock
-	var clockMu sync.Mutex
-	var dirs []string
-	start := func(name string, join []string) *testNode {
-		dir := t.TempDir()
-		cfg := testConfig(t, dir, map[string]string{"w": handoverPipeline})
-		cfg.API.Listen = "127.0.0.1:0"
-		cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join, FetchState: &fetchOn}
-		clk := newFakeClock(t0)
-		var opts []Option
-		if os.Getenv("EDGED_HANDOVER_LOG") != "" {
-			opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", name)))
-		}
-		tn := startNode(t, cfg, clk, opts...)
-		clockMu.Lock()
-		clocks = append(clocks, clk)
-		clockMu.Unlock()
-		dirs = append(dirs, cfg.outputDir())
-		return tn
-	}
-	a := start("a", nil)
-	var aAddr string
-	eventually(t, 5*time.Second, func() (err error) {
-		aAddr, err = a.mesh.Addr()
-		return err
-	})
 	stop := make(chan struct{})
 	ticking := make(chan struct{})
-	go func() { // epochs
+	go func() {
 		defer close(ticking)
 		for {
 			select {
@@ -92,103 +69,157 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			clockMu.Lock()
-			for _, c := range clocks {
+			m.mu.Lock()
+			for _, c := range m.clocks {
 				c.set(c.Now().Add(100 * time.Millisecond))
 			}
-			clockMu.Unlock()
+			m.mu.Unlock()
 		}
 	}()
-	defer func() { close(stop); <-ticking }()
+	t.Cleanup(func() { close(stop); <-ticking })
+	return m
+}
 
-	ctx := context.Background()
-	seq := 0
-	batch := func(ts int64, per int) []Message {
-		var ms []Message
-		for i := range per {
-			for k := range keys {
-				seq++
-				ms = append(ms, msg(fmt.Sprintf("h/s%d", k), fmt.Sprintf(`{"sensor":"s%d","ts":%d,"seq":%d}`, k, ts+int64(i), seq)))
+// start starts member name, joining join.
+func (m *hoMesh) start(name string, join ...string) *testNode {
+	t := m.t
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"w": handoverPipeline})
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.Mesh = &mesh.Config{Name: name, Bind: "127.0.0.1:0", Join: join, FetchState: &fetchOn}
+	clk := newFakeClock(t0)
+	var opts []Option
+	if os.Getenv("EDGED_HANDOVER_LOG") != "" {
+		opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", name)))
+	}
+	tn := startNode(t, cfg, clk, opts...)
+	m.mu.Lock()
+	m.clocks = append(m.clocks, clk)
+	m.dirs = append(m.dirs, cfg.outputDir())
+	m.mu.Unlock()
+	return tn
+}
+
+// addr returns a member's gossip address.
+func (m *hoMesh) addr(n *testNode) string {
+	var a string
+	eventually(m.t, 5*time.Second, func() (err error) {
+		a, err = n.mesh.Addr()
+		return err
+	})
+	return a
+}
+
+// batch returns per readings of every sensor, from event time ts on.
+func (m *hoMesh) batch(ts int64, per int) []Message {
+	var ms []Message
+	for i := range per {
+		for k := range m.keys {
+			m.seq++
+			ms = append(ms, msg(fmt.Sprintf("h/s%d", k), fmt.Sprintf(`{"sensor":"s%d","ts":%d,"seq":%d}`, k, ts+int64(i), m.seq)))
+		}
+	}
+	return ms
+}
+
+// ingest logs ms at every node given, and waits for their pipelines to
+// consume it.
+func (m *hoMesh) ingest(ms []Message, nodes ...*testNode) {
+	t := m.t
+	t.Helper()
+	for _, n := range nodes {
+		for i := 0; i < len(ms); i += 1000 {
+			if err := n.Ingest(context.Background(), ms[i:min(i+1000, len(ms))]); err != nil {
+				t.Fatal(err)
 			}
 		}
-		return ms
 	}
-	ingest := func(ms []Message, nodes ...*testNode) {
-		for _, n := range nodes {
-			for i := 0; i < len(ms); i += 1000 {
-				if err := n.Ingest(ctx, ms[i:min(i+1000, len(ms))]); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	caughtUp := func(nodes ...*testNode) {
-		t.Helper()
-		eventually(t, 30*time.Second, func() error {
-			for _, n := range nodes {
-				var pos uint64
-				n.pipeByName("w").r.Between(func(b runner.Boundary) error { pos = b.Pos[LogMQTT]; return nil })
-				if next := n.logNext(LogMQTT); pos < next {
-					return fmt.Errorf("%s at %d of %d", n.mesh.Name(), pos, next)
-				}
-			}
-			return nil
-		})
-	}
-
-	ingest(batch(t0.UnixMilli()+1000, 3), a) // the open window, on a alone
-	caughtUp(a)
-
-	b := start("b", []string{aAddr})
 	eventually(t, 30*time.Second, func() error {
-		b.ho.mu.Lock()
-		pend := 0
-		for _, p := range b.ho.pending {
-			pend += len(p)
-		}
-		installed := b.ho.installed
-		b.ho.mu.Unlock()
-		owned := 0
-		for _, h := range b.mesh.Table() {
-			if h.Owner == "b" {
-				owned++
+		for _, n := range nodes {
+			var pos uint64
+			n.pipeByName("w").r.Between(func(b runner.Boundary) error { pos = b.Pos[LogMQTT]; return nil })
+			if next := n.logNext(LogMQTT); pos < next {
+				return fmt.Errorf("%s at %d of %d", n.mesh.Name(), pos, next)
 			}
-		}
-		held := 0
-		b.pipeByName("w").r.Between(func(bd runner.Boundary) error {
-			for p := range b.pipeByName("w").r.Partitions() {
-				if bd.Held(p) {
-					held++
-				}
-			}
-			return nil
-		})
-		if owned == 0 || pend > 0 || held < b.pipeByName("w").r.Partitions() || (installed == 0 && !handoverDisabled) {
-			return fmt.Errorf("b owns %d partitions, holds %d, %d wait for their state", owned, held, pend)
 		}
 		return nil
 	})
-	b.ho.mu.Lock()
-	installed, took := b.ho.installed, b.ho.took
-	b.ho.mu.Unlock()
-	if !handoverDisabled {
-		// b holds every partition (owner or standby): every sensor's open
-		// window moved.
-		t.Logf("hand-over: %d keys (open windows) in %d stored rows installed in %v of runner pauses: %.0f keys/s",
-			keys, installed, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+}
+
+// settled waits until every node holds what the mesh gives it, none waits
+// for state, and the table's owners are want.
+func (m *hoMesh) settled(want []string, nodes ...*testNode) {
+	t := m.t
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		for _, n := range nodes {
+			n.ho.mu.Lock()
+			pend := 0
+			for _, p := range n.ho.pending {
+				pend += len(p)
+			}
+			n.ho.mu.Unlock()
+			if pend > 0 {
+				return fmt.Errorf("%s: %d partitions wait for their state", n.mesh.Name(), pend)
+			}
+			owners := map[string]bool{}
+			mine := map[int]bool{}
+			for _, h := range n.mesh.Table() {
+				owners[h.Owner] = true
+				if h.Owner == n.mesh.Name() || slices.Contains(h.Standbys, n.mesh.Name()) {
+					mine[h.Partition] = true
+				}
+			}
+			for _, w := range want {
+				if !owners[w] {
+					return fmt.Errorf("%s: owners %v; want %v", n.mesh.Name(), owners, want)
+				}
+			}
+			if len(owners) != len(want) {
+				return fmt.Errorf("%s: owners %v; want %v", n.mesh.Name(), owners, want)
+			}
+			held := 0
+			r := n.pipeByName("w").r
+			r.Between(func(bd runner.Boundary) error {
+				for p := range r.Partitions() {
+					if bd.Held(p) != mine[p] {
+						held = -1
+					}
+				}
+				return nil
+			})
+			if held < 0 {
+				return fmt.Errorf("%s does not hold what its table gives it yet", n.mesh.Name())
+			}
+		}
+		return nil
+	})
+}
+
+// rate returns a node's installed rows, runner pause time and the number
+// of sensors whose partitions it installed, by then.
+func (m *hoMesh) rate(n *testNode) (rows int, took time.Duration, keys int) {
+	n.ho.mu.Lock()
+	defer n.ho.mu.Unlock()
+	np := n.pipeByName("w").r.Partitions()
+	for k := range m.keys {
+		if n.ho.fetched["w"][runner.PartitionOf(fmt.Sprintf("s%d", k), np)] > 0 {
+			keys++
+		}
 	}
+	return n.ho.installed, n.ho.took, keys
+}
 
-	ms := batch(t0.UnixMilli()+5000, 2) // the same window, logged by both
-	ingest(ms, a, b)
-	caughtUp(a, b)
-	ingest(batch(t0.UnixMilli()+20000, 1), a, b) // closes it
-	caughtUp(a, b)
-
+// windows checks that the 10 s window at t0 of every sensor was emitted
+// once, with n readings.
+func (m *hoMesh) windows(n int) {
+	t := m.t
+	t.Helper()
 	type win struct{ n, times int }
 	var got map[string]*win
 	eventually(t, 30*time.Second, func() error {
 		got = map[string]*win{}
-		for _, d := range dirs {
+		for _, d := range m.dirs {
 			for _, l := range readLines(t, filepath.Join(d, "windows.jsonl")) {
 				if l["window_start"] != float64(t0.UnixMilli()) {
 					continue
@@ -203,22 +234,95 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 				w.n += int(l["n"].(float64))
 			}
 		}
-		if len(got) < keys {
-			return fmt.Errorf("%d of %d windows emitted", len(got), keys)
+		if len(got) < m.keys {
+			return fmt.Errorf("%d of %d windows emitted", len(got), m.keys)
 		}
 		return nil
 	})
 	bad := 0
 	for s, w := range got {
-		if w.times != 1 || w.n != 5 {
+		if w.times != 1 || w.n != n {
 			if bad++; bad <= 5 {
-				t.Errorf("sensor %s: window emitted %d times with n %d; want once with n 5 (3 records before b joined, 2 after)", s, w.times, w.n)
+				t.Errorf("sensor %s: window emitted %d times with n %d; want once with n %d", s, w.times, w.n, n)
 			}
 		}
 	}
 	if bad > 5 {
 		t.Errorf("... %d windows wrong in all", bad)
 	}
+}
+
+// TestJoiningNodeTakesOverOpenWindowsWithTheirState: node a counts per
+// sensor in 10 s tumbling windows; records of the open window reach a only.
+// Node b joins (both log the same input from then on), becomes owner or
+// standby of partitions a held, fetches their state from a
+// (handover.go) and takes over. When the window closes, every sensor's
+// window is emitted once, by its owner, with the count of all its records
+// (5), as one node running alone would. Without the fetch, b's windows
+// lack the records a had before b joined.
+//
+// EDGED_HANDOVER_KEYS sets the number of sensors (default 300); the test
+// logs the hand-over rate in keys/s.
+func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
+	m := newHoMesh(t)
+	a := m.start("a")
+	m.ingest(m.batch(t0.UnixMilli()+1000, 3), a) // the open window, on a alone
+	b := m.start("b", m.addr(a))
+	m.settled([]string{"a", "b"}, a, b)
+	if rows, took, keys := m.rate(b); !handoverDisabled {
+		if keys != m.keys {
+			t.Errorf("b installed the partitions of %d sensors; want all %d (it holds every partition)", keys, m.keys)
+		}
+		t.Logf("hand-over on join: %d keys (open windows) in %d stored rows installed in %v of runner pauses: %.0f keys/s",
+			keys, rows, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+	}
+	m.ingest(m.batch(t0.UnixMilli()+5000, 2), a, b) // the same window, logged by both
+	m.ingest(m.batch(t0.UnixMilli()+20000, 1), a, b) // closes it
+	m.windows(5)
+}
+
+// TestDrainHandsStateToTheNewHolders: three members hold every partition
+// twice (owner and standby); a drains. The partitions a held move: the
+// standby becomes owner with its own state, and the member that did not
+// hold them becomes their standby and fetches their state from a holder.
+// Then b is stopped: the partitions it owned are promoted on c, whose state
+// of those it only became standby of came from the fetch. Every window is
+// emitted once with all its readings. The test logs the hand-over rate of
+// the drain in keys/s (EDGED_HANDOVER_KEYS sensors, default 300).
+func TestDrainHandsStateToTheNewHolders(t *testing.T) {
+	m := newHoMesh(t)
+	a := m.start("a")
+	b := m.start("b", m.addr(a))
+	c := m.start("c", m.addr(a))
+	m.settled([]string{"a", "b", "c"}, a, b, c)
+	m.ingest(m.batch(t0.UnixMilli()+1000, 3), a, b, c) // the open window
+	rb0, tb0, _ := m.rate(b)
+	rc0, tc0, _ := m.rate(c)
+	b.ho.mu.Lock()
+	clear(b.ho.fetched)
+	b.ho.mu.Unlock()
+	c.ho.mu.Lock()
+	clear(c.ho.fetched)
+	c.ho.mu.Unlock()
+	sa := httptest.NewServer(a.Handler())
+	defer sa.Close()
+	if code, body := do(t, "POST", sa.URL+"/api/v1/drain?timeout=20s", "", ""); code != 200 {
+		t.Fatalf("POST /api/v1/drain: %d %s", code, body)
+	}
+	m.settled([]string{"b", "c"}, b, c)
+	rb, tb, kb := m.rate(b)
+	rc, tc, kc := m.rate(c)
+	keys, rows, took := kb+kc, rb-rb0+rc-rc0, tb-tb0+tc-tc0
+	if keys == 0 && !handoverDisabled {
+		t.Fatalf("no partition's state was fetched on the drain")
+	}
+	t.Logf("hand-over on drain: %d keys (open windows) in %d stored rows installed in %v of runner pauses: %.0f keys/s",
+		keys, rows, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+	m.ingest(m.batch(t0.UnixMilli()+5000, 2), b, c)
+	b.stop(t)
+	m.settled([]string{"c"}, c)
+	m.ingest(m.batch(t0.UnixMilli()+20000, 1), c) // closes it, on c alone
+	m.windows(5)
 }
 
 // TestIdentitiesMapTheHoldersPositionIntoThisLog: two publishers' readings
