@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgedio/edged/engine"
@@ -194,6 +195,8 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			cur[c.Partition], changed = true, true
 		}
 	}
+	_, alone := h.n.mesh.Ready()
+	provisional := alone && len(h.n.cfg.Mesh.Join) > 0 && len(h.n.mesh.Members()) < 2
 	now := map[int]bool{}
 	pend := h.pending[pipeline]
 	out := cs[:0]
@@ -211,8 +214,12 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			others = h.heldElsewhere(pipeline)
 		}
 		if !others[c.Partition] {
-			// No one else has it: this node's state is the partition's.
-			cur[c.Partition], changed = true, true
+			// No one else has it: this node's state is the partition's,
+			// unless this node runs alone only because its seeds are not
+			// reachable yet: when it meets them, their state is taken.
+			if !provisional {
+				cur[c.Partition], changed = true, true
+			}
 			out = append(out, c)
 			continue
 		}
@@ -527,6 +534,8 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 			return 0, false, err
 		}
 		b.Adopt(partition, held)
+		h.n.log.Debug("mesh hand-over: installed", "pipeline", pipeline, "partition", partition, "from", addr, "rows", len(snap.Rows),
+			"holder_epoch", snap.Checkpoint.Epoch, "skips", len(cp.Input)-len(snap.Checkpoint.Input), "pos", b.Pos)
 		return len(snap.Rows), true, nil
 	}
 	if !served {
@@ -622,13 +631,37 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		case <-served:
 		}
 	}
-	n.ho.bmu.RLock()
-	if b := n.ho.bound[name]; b != nil {
-		at(*b) // the runner waits for this node's own fetch round
-		n.ho.bmu.RUnlock()
-	} else {
-		n.ho.bmu.RUnlock()
-		_ = p.r.Between(func(b runner.Boundary) error { at(b); return nil })
+	// At the runner's next boundary, or at the pause of this node's own
+	// fetch round if one starts meanwhile: waiting for the boundary alone,
+	// two nodes fetching from each other would each wait for the other's
+	// round to end.
+	var once atomic.Bool
+	opened := make(chan struct{})
+	go p.r.Between(func(b runner.Boundary) error {
+		if once.CompareAndSwap(false, true) {
+			at(b)
+			close(opened)
+		}
+		return nil
+	})
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for wait := true; wait; {
+		select {
+		case <-opened:
+			wait = false
+		case <-r.Context().Done():
+			if once.CompareAndSwap(false, true) {
+				return
+			}
+		case <-tick.C:
+			n.ho.bmu.RLock()
+			if b := n.ho.bound[name]; b != nil && once.CompareAndSwap(false, true) {
+				at(*b) // the runner waits for this node's own fetch round
+				close(opened)
+			}
+			n.ho.bmu.RUnlock()
+		}
 	}
 	if !held {
 		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node with current state", name, part))

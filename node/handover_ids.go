@@ -37,8 +37,9 @@ import (
 //   - a consumed identity this log lacks is either lost here (QoS 0, or it
 //     came before this node subscribed: the state keeps it, which is what
 //     the holder counted) or still on its way: while this log holds none of
-//     the holder's entries appended at least inFlight after it, the receiver
-//     waits (bounded by handoverWait/2) for it to arrive.
+//     the holder's entries appended at least inFlight after it (or, when it
+//     holds none of the holder's at all, for inFlight after the holder
+//     appended it), the receiver waits (bounded by handoverWait/2) for it.
 //
 // Beyond the window: an entry the holder consumed more than identityWindow
 // before its last one and that this node logs at or after q would be fed
@@ -299,7 +300,11 @@ func (h *handover) mapIDs(from string, ls []logIDs, pos map[string]uint64, lenie
 		}
 		if !lenient {
 			for _, e := range l.cons {
-				if m.left[e.h] > 0 && (m.known == math.MinInt64 || e.at > m.known-inFlight.Milliseconds()) {
+				// On its way: this log holds nothing the holder appended
+				// inFlight after it, and (when it holds nothing of the
+				// holder's at all: it may have subscribed later) it is
+				// less than inFlight old.
+				if m.left[e.h] > 0 && (m.known == math.MinInt64 && now-e.at < inFlight.Milliseconds() || m.known != math.MinInt64 && e.at > m.known-inFlight.Milliseconds()) {
 					return nil, errInFlight
 				}
 			}
