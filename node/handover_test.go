@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -282,7 +282,7 @@ func TestJoiningNodeTakesOverOpenWindowsWithTheirState(t *testing.T) {
 		t.Logf("hand-over on join: %d keys (open windows) in %d stored rows installed in %v of runner pauses: %.0f keys/s",
 			keys, rows, took.Round(time.Millisecond), float64(keys)/took.Seconds())
 	}
-	m.ingest(m.batch(t0.UnixMilli()+5000, 2), a, b) // the same window, logged by both
+	m.ingest(m.batch(t0.UnixMilli()+5000, 2), a, b)  // the same window, logged by both
 	m.ingest(m.batch(t0.UnixMilli()+20000, 1), a, b) // closes it
 	m.windows(5)
 }
