@@ -137,7 +137,8 @@ func (n *Node) readIDs(lg string, pos uint64) logIDs {
 		})
 	}
 	if l.last != 0 {
-		from, _, err := n.db.LogOffsetAt(lg, l.last-identityWindow.Milliseconds())
+		from := n.offsetAt(lg, l.last-identityWindow.Milliseconds(), pos)
+		var err error
 		for err == nil && from < pos {
 			k := 0
 			err = n.db.ReadLogEntries(lg, from, int(min(pos-from, 4096)), func(off uint64, at int64, rec []byte) error {
@@ -158,6 +159,27 @@ func (n *Node) readIDs(lg string, pos uint64) logIDs {
 		return nil
 	})
 	return l
+}
+
+// offsetAt returns the first offset of log lg before hi whose entry was
+// appended at or after t (hi if none), by bisection: a log's append times
+// do not decrease, and reading one entry costs one frame.
+func (n *Node) offsetAt(lg string, t int64, hi uint64) uint64 {
+	lo := uint64(1)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		off, at, found := uint64(0), int64(0), false
+		_ = n.db.ReadLogEntries(lg, mid, 1, func(o uint64, a int64, _ []byte) error {
+			off, at, found = o, a, true
+			return nil
+		})
+		if !found || off >= hi || at >= t {
+			hi = mid
+		} else {
+			lo = off + 1
+		}
+	}
+	return lo
 }
 
 // encodeIDs appends ls to b: a count, then per log its name, position,
@@ -289,7 +311,7 @@ func (h *handover) mapIDs(from string, ls []logIDs, pos map[string]uint64, lenie
 					m.nextAt[e.h] = e.at
 				}
 			}
-			m.scanned, _, _ = h.n.db.LogOffsetAt(l.log, l.last-(identityWindow+caughtUp+10*time.Second).Milliseconds())
+			m.scanned = h.n.offsetAt(l.log, l.last-(identityWindow+caughtUp+10*time.Second).Milliseconds(), h.n.logNext(l.log))
 			cache[ck] = m
 		}
 		if err := h.walk(l.log, m); err != nil {
