@@ -393,6 +393,7 @@ func (h *handover) fetchAll(pipeline string) {
 		done := map[int]bool{}
 		got := map[int]bool{} // installed
 		var behind error
+		var waits struct{ behind, inFlight, other int } // retries, by reason
 		err := pp.r.Between(func(b runner.Boundary) error {
 			h.setBound(pipeline, &b)
 			defer h.setBound(pipeline, nil)
@@ -418,6 +419,14 @@ func (h *handover) fetchAll(pipeline string) {
 						done[p] = true
 						continue
 					case err != nil:
+						switch {
+						case errors.Is(err, errNotCovered):
+							waits.behind++
+						case errors.Is(err, errInFlight):
+							waits.inFlight++
+						default:
+							waits.other++
+						}
 						log.Debug("mesh hand-over: fetch", "partition", p, "err", err)
 					}
 					if ok {
@@ -458,7 +467,8 @@ func (h *handover) fetchAll(pipeline string) {
 		h.mu.Unlock()
 		if len(got) > 0 {
 			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(got), "rows", rows,
-				"took", el.Round(time.Millisecond), "rows_per_s", int(float64(rows)/max(el.Seconds(), 1e-6)))
+				"took", el.Round(time.Millisecond), "rows_per_s", int(float64(rows)/max(el.Seconds(), 1e-6)),
+				"retries_holder_behind", waits.behind, "retries_in_flight", waits.inFlight, "retries_other", waits.other)
 		}
 		if behind != nil {
 			log.Debug("mesh hand-over: waiting for the pipeline to catch up", "err", behind)
