@@ -401,12 +401,13 @@ func (h *handover) fetchAll(pipeline string) {
 			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
 			defer cancel()
 			cache := map[string]*idMatch{}
+			after := pp.r.Status().LastTime // the holder's snapshot must be of an epoch at least as late
 			for len(done) < len(parts) && time.Now().Before(deadline) {
 				for _, p := range parts {
 					if done[p] {
 						continue
 					}
-					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, time.Until(deadline) < handoverWait/2, cache)
+					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, after, deadline.Add(-handoverWait/2), cache)
 					switch {
 					case errors.Is(err, errBehind):
 						// Let the runner catch up first.
@@ -499,11 +500,15 @@ var errNoneHolds = errors.New("no other holder serves the partition's state")
 
 // fetchInstall fetches one partition's snapshot from a holder and installs
 // it if it covers pos. It returns the rows installed and whether it did.
-func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, lenient bool, cache map[string]*idMatch) (int, bool, error) {
+//
+// The holder is asked for a snapshot of an epoch at or after after (this
+// node's last epoch time), and the entries it consumed that this node's
+// log lacks are waited for until lenientAt.
+func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, after int64, lenientAt time.Time, cache map[string]*idMatch) (int, bool, error) {
 	var errs []error
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
-		snap, err := h.fetch(ctx, addr, pipeline, partition)
+		snap, err := h.fetch(ctx, addr, pipeline, partition, after)
 		var se statusError
 		if errors.As(err, &se) && se.code == http.StatusServiceUnavailable {
 			served = true // busy: ask again
@@ -518,7 +523,11 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
-		skips, err := h.mapIDs(addr, ids, b.Pos, lenient, cache)
+		skips, err := h.mapIDs(addr, ids, b.Pos, !time.Now().Before(lenientAt), cache)
+		for errors.Is(err, errInFlight) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond) // this node's log grows meanwhile
+			skips, err = h.mapIDs(addr, ids, b.Pos, !time.Now().Before(lenientAt), cache)
+		}
 		if errors.Is(err, errBehind) {
 			return 0, false, err
 		}
@@ -563,8 +572,8 @@ type statusError struct {
 func (e statusError) Error() string { return e.msg }
 
 // fetch GETs a partition's snapshot from a peer's API.
-func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int) (*storage.PartitionSnapshot, error) {
-	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition)
+func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int, after int64) (*storage.PartitionSnapshot, error) {
+	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition) + "?after=" + strconv.FormatInt(after, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -604,6 +613,22 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	if err != nil || part < 0 || part >= p.r.Partitions() {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("partition %q: want 0 to %d", r.PathValue("partition"), p.r.Partitions()-1))
 		return
+	}
+	// ?after=T: the peer's last epoch ran at T; a snapshot of an earlier
+	// epoch would not cover its position, so wait (a little) for ours.
+	if after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64); after > 0 {
+		wait := time.NewTimer(handoverWait / 2)
+		defer wait.Stop()
+		for p.r.Status().LastTime < after {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-wait.C:
+				writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("pipeline %q has not run its epoch at %d yet", name, after))
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	// The read transaction opens between two epochs, while the runner
 	// holds the partition: it sees the state of the last epoch. The epochs
