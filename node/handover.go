@@ -401,13 +401,19 @@ func (h *handover) fetchAll(pipeline string) {
 			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
 			defer cancel()
 			cache := map[string]*idMatch{}
-			after := pp.r.Status().LastTime // the holder's snapshot must be of an epoch at least as late
+			base := pp.r.Status().LastTime // the holder's snapshot must be of an epoch at least as late
+			after := base
 			for len(done) < len(parts) && time.Now().Before(deadline) {
 				for _, p := range parts {
 					if done[p] {
 						continue
 					}
 					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, after, deadline.Add(-handoverWait/2), cache)
+					if errors.Is(err, errNotCovered) && after > 0 {
+						// Entries around the epoch boundary reached the
+						// holder after its cut: its next epoch has them.
+						after = max(after, base+pp.r.Interval().Milliseconds())
+					}
 					switch {
 					case errors.Is(err, errBehind):
 						// Let the runner catch up first.

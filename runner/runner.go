@@ -287,6 +287,9 @@ func orDefault(v, def int) int {
 // Name returns the pipeline's name.
 func (r *Runner) Name() string { return r.name }
 
+// Interval returns the pipeline's epoch interval.
+func (r *Runner) Interval() time.Duration { return time.Duration(r.interval) * time.Millisecond }
+
 // Partitions returns the number of partitions the pipeline is split into.
 func (r *Runner) Partitions() int { return r.nparts }
 
