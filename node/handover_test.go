@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -422,5 +423,30 @@ func TestIdentitiesMapTheHoldersPositionIntoThisLog(t *testing.T) {
 	skips, err = h.mapIDs("snd", ls, map[string]uint64{LogMQTT: rFirst}, false, map[string]*idMatch{})
 	if err != nil || len(skips[LogMQTT]) != 0 {
 		t.Errorf("holder consumed nothing: skips %v, %v; want none", skips, err)
+	}
+}
+
+// The partitions whose state is current survive a restart
+// (mesh-current.json): a restarted member fetches only the others. A member
+// without the file that was in the mesh before (its terms file exists)
+// takes its first claims as current, as it always did; a new one has none.
+func TestCurrentPartitionsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	n := &Node{cfg: Config{DataDir: dir}, log: slog.New(slog.DiscardHandler)}
+	h := &handover{n: n}
+	if err := h.loadCurrent(dir, false); err != nil || h.legacy || len(h.current) != 0 {
+		t.Fatalf("new member: legacy %v, current %v, %v; want none", h.legacy, h.current, err)
+	}
+	if err := h.loadCurrent(dir, true); err != nil || !h.legacy {
+		t.Fatalf("member from before the file: legacy %v, %v; want true", h.legacy, err)
+	}
+	h.current = map[string]map[int]bool{"w": {1: true, 3: true}, "v": {}}
+	h.saveCurrent()
+	r := &handover{n: n}
+	if err := r.loadCurrent(dir, true); err != nil || r.legacy {
+		t.Fatalf("restart: legacy %v, %v; want false", r.legacy, err)
+	}
+	if !maps.Equal(r.current["w"], h.current["w"]) || len(r.current["v"]) != 0 {
+		t.Errorf("restart: current %v; want %v", r.current, h.current)
 	}
 }
