@@ -497,6 +497,14 @@ func (h *handover) fetchAll(pipeline string) {
 	}
 }
 
+// paused reports whether a fetch round of this node pauses the pipeline's
+// runner (its epochs do not advance until the round ends).
+func (h *handover) paused(pipeline string) bool {
+	h.bmu.RLock()
+	defer h.bmu.RUnlock()
+	return h.bound[pipeline] != nil
+}
+
 // setBound records the boundary of a runner paused by a fetch round (nil:
 // it runs again); it waits for snapshots being opened at the previous one.
 func (h *handover) setBound(pipeline string, b *runner.Boundary) {
@@ -527,8 +535,8 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 	for _, addr := range h.holders(pipeline, partition) {
 		snap, err := h.fetch(ctx, addr, pipeline, partition, after)
 		var se statusError
-		if errors.As(err, &se) && se.code == http.StatusServiceUnavailable {
-			served = true // busy: ask again
+		if errors.As(err, &se) && se.code == http.StatusServiceUnavailable || errors.Is(err, context.DeadlineExceeded) {
+			served = true // busy or slow: ask again (handoverGiveUp bounds it)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
@@ -636,7 +644,7 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	if after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64); after > 0 {
 		wait := time.NewTimer(handoverWait / 2)
 		defer wait.Stop()
-		for p.r.Status().LastTime < after {
+		for p.r.Status().LastTime < after && !n.ho.paused(name) {
 			select {
 			case <-r.Context().Done():
 				return
