@@ -24,7 +24,8 @@ import (
 //
 // The holder's snapshot carries, per log, the identities (with append
 // times) of the entries its pipeline consumed that were appended in the
-// last identityWindow before the last one it consumed, and of up to
+// last identityWindow (before now, and before the last one it consumed),
+// and of up to
 // maxUnconsumed entries it logged and has not consumed. The receiver, at
 // its own position q, walks its log over that period in its own order and
 // matches each entry against the consumed multiset (each identity once):
@@ -141,7 +142,10 @@ func (n *Node) readIDs(lg string, pos uint64) logIDs {
 		})
 	}
 	if l.last != 0 {
-		from := n.offsetAt(lg, l.last-identityWindow.Milliseconds(), pos)
+		// Older entries cannot be among those the receiver feeds: it takes
+		// the snapshot only when its first unconsumed entry is at most
+		// caughtUp old.
+		from := n.offsetAt(lg, max(l.last, time.Now().UnixMilli())-identityWindow.Milliseconds(), pos)
 		var err error
 		for err == nil && from < pos {
 			k := 0
