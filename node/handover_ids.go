@@ -119,13 +119,13 @@ func (n *Node) identities(pipe engine.Checkpoint) []byte {
 	n.ho.idMu.Lock()
 	defer n.ho.idMu.Unlock()
 	if n.ho.idKey == string(key) && n.ho.idVal != nil {
-		return n.ho.idVal
+		return slices.Clip(n.ho.idVal) // shared: appending to it copies
 	}
 	var ls []logIDs
 	for _, lg := range logs {
 		ls = append(ls, n.readIDs(lg, pipe.Input[lg]))
 	}
-	b := encodeIDs(nil, ls)
+	b := slices.Clip(encodeIDs(nil, ls))
 	n.ho.idKey, n.ho.idVal = string(key), b
 	return b
 }
