@@ -95,6 +95,8 @@ type handover struct {
 	took      time.Duration
 	fetched   map[string]map[int]int // by pipeline and partition: installs
 
+	wg sync.WaitGroup // fetch rounds: the node waits for them when it stops
+
 	idMu  sync.Mutex // the last identities served (identities)
 	idKey string
 	idVal []byte
@@ -244,9 +246,13 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	if changed {
 		h.saveCurrent()
 	}
-	if len(pend) > 0 && !h.running[pipeline] {
+	if len(pend) > 0 && !h.running[pipeline] && h.n.runCtx.Err() == nil {
 		h.running[pipeline] = true
-		go h.fetchAll(pipeline)
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.fetchAll(pipeline)
+		}()
 	}
 	return out
 }
@@ -280,6 +286,9 @@ func (h *handover) loadCurrent(dir string, inMesh bool) error {
 // logged: after a restart, partitions may then be fetched again, or kept
 // with this node's state as before this file existed.
 func (h *handover) saveCurrent() {
+	if h.n.runCtx != nil && h.n.runCtx.Err() != nil {
+		return // stopping: the file says what it said at the last change
+	}
 	m := map[string][]int{}
 	for pl, ps := range h.current {
 		l := []int{}

@@ -77,7 +77,7 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 			n.log.Error("mesh stopped", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done; n.ho.wg.Wait() }, nil
 }
 
 // ownership is what the runners follow: the mesh's claims, or nil (a
