@@ -399,12 +399,13 @@ func (h *handover) fetchAll(pipeline string) {
 			continue
 		}
 		if first {
-			// Let the runner run the epoch of the claims that started
-			// this first: a standby promoted with them emits at once (the
-			// takeover), not after this round's pause.
+			// Let the runner run two epochs after the claims that started
+			// this first: a standby promoted with them emits what the
+			// dead owner had not (the takeover) before this round's
+			// pause, not after it.
 			first = false
-			lt := pp.r.Status().LastTime
-			for end := time.Now().Add(2 * pp.r.Interval()); pp.r.Status().LastTime <= lt && time.Now().Before(end) && h.n.runCtx.Err() == nil; {
+			lt := pp.r.Status().LastTime + pp.r.Interval().Milliseconds()
+			for end := time.Now().Add(3 * pp.r.Interval()); pp.r.Status().LastTime <= lt && time.Now().Before(end) && h.n.runCtx.Err() == nil; {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
