@@ -34,6 +34,8 @@ import (
 //     checkpoint (runner.SkipRanges), so a restart skips it too;
 //   - an entry before q that the holder logged but has not consumed means
 //     the holder is behind this node: the snapshot is refused (retried);
+//     so is one it has not logged, while the holder logged nothing
+//     inFlight later (its log may be behind this one's; else it lost it);
 //   - every other entry at or after q is new to the partition and fed;
 //   - a consumed identity this log lacks is either lost here (QoS 0, or it
 //     came before this node subscribed: the state keeps it, which is what
@@ -281,7 +283,8 @@ type idMatch struct {
 	skip    []uint64 // matched offsets at or after q
 	known   int64    // the latest holder append time of an entry logged here
 	q       uint64
-	behind  bool // an entry before q the holder has not consumed
+	behind  bool  // an entry before q the holder has not consumed
+	unknown int64 // the latest append time here of an entry before q the holder has not logged (or lost)
 }
 
 // mapIDs returns, per log, the offsets of this node's log (at or after its
@@ -303,13 +306,10 @@ func (h *handover) mapIDs(from string, ls []logIDs, pos map[string]uint64, lenie
 		if behind {
 			return nil, errBehind
 		}
-		if len(l.cons) == 0 {
-			continue // the holder consumed nothing lately: nothing here is in its state
-		}
 		ck := from + "\x00" + l.log + "\x00" + strconv.FormatUint(l.pos, 10)
 		m := cache[ck]
 		if m == nil || m.q != q {
-			m = &idMatch{left: map[uint64]int32{}, nextAt: map[uint64]int64{}, consAt: map[uint64]int64{}, known: math.MinInt64, q: q}
+			m = &idMatch{left: map[uint64]int32{}, nextAt: map[uint64]int64{}, consAt: map[uint64]int64{}, known: math.MinInt64, unknown: math.MinInt64, q: q}
 			for _, e := range l.cons {
 				m.left[e.h]++
 				m.consAt[e.h] = max(m.consAt[e.h], e.at)
@@ -319,13 +319,21 @@ func (h *handover) mapIDs(from string, ls []logIDs, pos map[string]uint64, lenie
 					m.nextAt[e.h] = e.at
 				}
 			}
-			m.scanned = h.n.offsetAt(l.log, l.last-(identityWindow+caughtUp+10*time.Second).Milliseconds(), h.n.logNext(l.log))
+			m.scanned = h.n.offsetAt(l.log, max(l.last, now)-(identityWindow+caughtUp+10*time.Second).Milliseconds(), h.n.logNext(l.log))
 			cache[ck] = m
 		}
 		if err := h.walk(l.log, m); err != nil {
 			return nil, err
 		}
-		if m.behind {
+		// An entry this node consumed that the holder has not logged:
+		// lost there (QoS 0), or the holder's log is behind this one's. It
+		// is taken as lost only once the holder logged entries inFlight
+		// later.
+		hmax := l.last
+		for _, e := range l.next {
+			hmax = max(hmax, e.at)
+		}
+		if m.behind || m.unknown != math.MinInt64 && m.unknown > hmax-inFlight.Milliseconds() {
 			return nil, errNotCovered
 		}
 		if !lenient {
@@ -348,7 +356,7 @@ func (h *handover) mapIDs(from string, ls []logIDs, pos map[string]uint64, lenie
 func (h *handover) walk(lg string, m *idMatch) error {
 	for next := h.n.logNext(lg); m.scanned < next; {
 		k := 0
-		err := h.n.db.ReadLogEntries(lg, m.scanned, 4096, func(off uint64, _ int64, rec []byte) error {
+		err := h.n.db.ReadLogEntries(lg, m.scanned, 4096, func(off uint64, appended int64, rec []byte) error {
 			k++
 			m.scanned = off + 1
 			x := entryHash(rec)
@@ -365,6 +373,8 @@ func (h *handover) walk(lg string, m *idMatch) error {
 				if off < m.q {
 					m.behind = true
 				}
+			} else if off < m.q {
+				m.unknown = max(m.unknown, appended)
 			}
 			return nil
 		})
