@@ -206,6 +206,9 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	for _, c := range cs {
 		now[c.Partition] = true
 		if _, waiting := pend[c.Partition]; waiting {
+			// Held as a standby meanwhile: if no holder serves its state,
+			// this node's own has all its input.
+			out = append(out, runner.Claim{Partition: c.Partition, Term: c.Term})
 			continue
 		}
 		if cur[c.Partition] {
@@ -230,6 +233,7 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			h.pending[pipeline] = pend
 		}
 		pend[c.Partition] = time.Now()
+		out = append(out, runner.Claim{Partition: c.Partition, Term: c.Term})
 	}
 	for p := range pend {
 		if !now[p] {
@@ -588,6 +592,7 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 			return 0, false, err
 		}
 		b.Adopt(partition, held)
+		b.Reload(partition)
 		h.n.log.Debug("mesh hand-over: installed", "pipeline", pipeline, "partition", partition, "from", addr, "rows", len(snap.Rows),
 			"holder_epoch", snap.Checkpoint.Epoch, "skips", len(cp.Input)-len(snap.Checkpoint.Input), "pos", b.Pos)
 		return len(snap.Rows), true, nil

@@ -73,6 +73,10 @@ type Boundary struct {
 	// emitted in its first epoch, under its term (none when that mark is
 	// unknown); as a standby it holds them.
 	Adopt func(partition int, outs []HeldOutput)
+	// Reload makes the runner restore a partition it holds from its
+	// stored checkpoint at the next epoch (its state was replaced), as a
+	// new claim is: its held outputs are dropped (Adopt gives the peer's).
+	Reload func(partition int)
 }
 
 // HeldOutput is an output a standby computed and did not emit, with the
@@ -105,6 +109,12 @@ func (r *Runner) Between(fn func(b Boundary) error) error {
 				r.adopted = map[int][]HeldOutput{}
 			}
 			r.adopted[p] = outs
+		},
+		Reload: func(p int) {
+			if r.reload == nil {
+				r.reload = map[int]bool{}
+			}
+			r.reload[p] = true
 		}})
 }
 

@@ -209,6 +209,7 @@ type Runner struct {
 	snap   Status
 
 	adopted map[int][]HeldOutput // by partition: a peer's held outputs (Boundary.Adopt)
+	reload  map[int]bool         // partitions to restore from their checkpoint (Boundary.Reload)
 }
 
 // part is one held partition.
@@ -402,11 +403,18 @@ func (r *Runner) reconcile() error {
 		case have == nil && w == nil:
 		case w == nil:
 			r.byID[i], changed = nil, true
-		case have != nil && have.claim == *w:
+		case have != nil && have.claim == *w && !r.reload[i]:
 		default:
 			p, err := r.newPart(*w, nil)
 			if err != nil {
 				return err
+			}
+			if r.reload[i] {
+				delete(r.reload, i)
+				if have != nil {
+					r.byID[i], changed = p, true
+					continue // its state and held outputs were replaced
+				}
 			}
 			switch {
 			case have == nil:
