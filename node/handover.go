@@ -27,12 +27,14 @@ import (
 
 // The state hand-over: when the mesh makes this node a holder (owner or
 // standby) of a partition whose state on this node is not current, and
-// another live member holds it, the runner does not see the claim until
-// the partition's committed state was fetched from that member (GET
-// /api/v1/mesh/snapshot/PIPELINE/PARTITION) and installed into this node's
-// storage, state and checkpoint in one transaction, between two of its
-// epochs. Its runner then restores the partition from that checkpoint and
-// follows the input from there.
+// another live member holds it, the runner holds it as a standby (its own
+// state, no output) until the partition's committed state was fetched from
+// that member (GET /api/v1/mesh/snapshot/PIPELINE/PARTITION) and installed
+// into this node's storage, state and checkpoint in one transaction,
+// between two of its epochs. Its runner then restores the partition from
+// that checkpoint (runner.Boundary.Reload), follows the claim, and the
+// input from there. If no holder serves the state, the standby's own state
+// has all of this node's input: nothing consumed meanwhile is missing.
 //
 // A partition's state here is current when the runner has held it since
 // it was installed from a peer, or since it was claimed while no other
@@ -171,7 +173,8 @@ func (h *handover) noteTerms(pipeline string, cs []runner.Claim) {
 	h.terms[pipeline] = t
 }
 
-// filter hides the partitions waiting for their state and starts fetching
+// filter holds the partitions waiting for their state as standbys and
+// starts fetching
 // those claimed whose state here is not current and that another live
 // member holds.
 func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
