@@ -174,9 +174,8 @@ func (h *handover) noteTerms(pipeline string, cs []runner.Claim) {
 }
 
 // filter holds the partitions waiting for their state as standbys and
-// starts fetching
-// those claimed whose state here is not current and that another live
-// member holds.
+// starts fetching those claimed whose state here is not current and that
+// another live member holds.
 func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
