@@ -38,12 +38,12 @@ type Config struct {
 	// node that reaches none of them keeps processing as a one-node mesh,
 	// says so in its log and status, and tries again every JoinRetry.
 	Join []string `yaml:"join"`
-	// FetchState makes a node that joins the mesh for the first time fetch
-	// the committed state of the partitions it comes to hold from their
-	// current holder (node API) before it follows its claims. Off by
-	// default: at a mesh's start the failover harness found records
-	// counted twice in windows handed over this way (see README, Mesh).
-	FetchState bool `yaml:"fetchState"`
+	// FetchState makes a node that comes to hold a partition whose state it
+	// does not have current (a new member, a restarted one that did not
+	// hold it when it stopped, a membership change) fetch the partition's
+	// committed state from its current holder (node API) before it
+	// follows the claim. Nil means true (README, Mesh).
+	FetchState *bool `yaml:"fetchState"`
 	// Key is the shared encryption key, base64 of 16, 24 or 32 bytes
 	// (AES-128/192/256). Gossip from a node without it is rejected, logged
 	// and counted. Empty means no encryption.

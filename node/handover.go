@@ -3,14 +3,20 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgedio/edged/engine"
@@ -19,27 +25,37 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// The state hand-over on join: when the mesh makes this node a new holder
-// (owner or standby) of a partition that another live member holds, the
-// runner does not see the claim until the partition's committed state was
-// fetched from that member (GET /api/v1/mesh/snapshot/PIPELINE/PARTITION)
-// and installed into this node's storage, state and checkpoint in one
-// transaction, between two of its epochs. Its runner then restores the
-// partition from that checkpoint and follows the input from there.
+// The state hand-over: when the mesh makes this node a holder (owner or
+// standby) of a partition whose state on this node is not current, and
+// another live member holds it, the runner holds it as a standby (its own
+// state, no output) until the partition's committed state was fetched from
+// that member (GET /api/v1/mesh/snapshot/PIPELINE/PARTITION) and installed
+// into this node's storage, state and checkpoint in one transaction,
+// between two of its epochs. Its runner then restores the partition from
+// that checkpoint (runner.Boundary.Reload), follows the claim, and the
+// input from there. If no holder serves the state, the standby's own state
+// has all of this node's input: nothing consumed meanwhile is missing.
 //
-// Input positions are per node: both nodes log the same broker stream, but
-// at other offsets. The snapshot carries anchors: a hash of each of the
-// last input entries the sender's pipeline consumed and of the next ones it
-// has not. The receiver finds the latest consumed anchor (or the first
-// unconsumed one) in its own log; the partition is fed records only from
-// the entry after it (runner.SkipKey), the entries before being in the
-// installed state. This assumes both logs hold the broker's stream in the
-// same order (one broker, both nodes subscribed). The fetch runs between
-// two of the receiver's epochs, which wait meanwhile, so that the sender
-// (which keeps processing) gets past the receiver's position; if it cannot
-// within handoverWait (or the holder does not answer), the partition is
-// taken with this node's own state, as without the hand-over, and a
-// warning says so.
+// A partition's state here is current when the runner has held it since
+// it was installed from a peer, or since it was claimed while no other
+// member held it, or (on a node that was in the mesh before this version)
+// since the node started: then it has consumed all this node's input, and
+// a restart replays this node's own log (the broker redelivers what came
+// while it was down). The set is kept in mesh-current.json, so a
+// restarted node fetches the partitions it did not hold when it stopped
+// (their state here is stale) and keeps the others. A node new to the
+// mesh has none: it fetches every partition another member holds.
+//
+// Input positions are per node: both nodes log the same broker stream, at
+// other offsets and not always in the same order. handover_ids.go maps
+// the holder's position into this node's log by entry identity; the
+// partition is fed only the entries the installed state does not have
+// (runner.SkipRanges). The fetch runs between two of the receiver's
+// epochs, which wait meanwhile, so that the holder (which keeps
+// processing) gets past the receiver's position; if it cannot within
+// handoverWait (or no holder answers), the next round tries again, and
+// after handoverGiveUp the partition is taken with this node's own state,
+// as without the hand-over, and a warning says so.
 
 // handoverWait bounds how long a pipeline's epochs wait for a peer's
 // snapshot that covers this node's position.
@@ -49,15 +65,15 @@ const handoverWait = 3 * time.Second
 // before it is taken with this node's own state.
 const handoverGiveUp = 15 * time.Second
 
-// anchorsPerSide is how many input entries on each side of the sender's
-// position the snapshot identifies.
-const anchorsPerSide = 32
+// currentFile keeps, per pipeline, the partitions whose state on this node
+// is current (see above).
+const currentFile = "mesh-current.json"
 
 // handoverDisabled turns the fetch off (tests check what it protects).
 var handoverDisabled = false
 
-// handover tracks, per pipeline, the partitions this node claims and those
-// still waiting for their state.
+// handover tracks, per pipeline, the partitions this node claims, those
+// whose state is current and those still waiting for their state.
 type handover struct {
 	n  *Node
 	mu sync.Mutex
@@ -67,12 +83,25 @@ type handover struct {
 	pending map[string]map[int]time.Time
 	running map[string]bool
 	terms   map[string]map[int]uint64 // by pipeline: the terms of the partitions it emits, from the last Claims
-	fresh   bool                      // this node had never been in the mesh when it started (startMesh): only then does it fetch
-	paused  map[string]bool           // the pipeline's runner waits for a fetch: it serves no snapshot (two nodes fetching from each other would wait for each other)
+	enabled bool                      // mesh.fetchState
+	current map[string]map[int]bool   // by pipeline: partitions whose state here is current (currentFile)
+	legacy  bool                      // no currentFile but the node was in the mesh: its first claims are current
+	// bound holds, by pipeline, the boundary of a runner paused by this
+	// node's own fetch round: snapshots are served at it (two nodes that
+	// fetch from each other would otherwise wait for each other).
+	bmu   sync.RWMutex
+	bound map[string]*runner.Boundary
 	// installed counts the state rows installed and the time the runner
 	// pauses took (the hand-over rate).
 	installed int
 	took      time.Duration
+	fetched   map[string]map[int]int // by pipeline and partition: installs
+
+	wg sync.WaitGroup // fetch rounds: the node waits for them when it stops
+
+	idMu  sync.Mutex // the last identities served (identities)
+	idKey string
+	idVal []byte
 }
 
 // handoverOwner is the runners' Ownership with a mesh: the mesh's claims,
@@ -122,7 +151,7 @@ func (n *Node) claimNow(pipeline string, partition int, term uint64) {
 func (o handoverOwner) Claims(pipeline string, np int) []runner.Claim {
 	cs := o.meshOwnership.Claims(pipeline, np)
 	o.h.noteTerms(pipeline, cs)
-	if ready, _ := o.m.Ready(); !ready || handoverDisabled || !o.h.fresh {
+	if ready, _ := o.m.Ready(); !ready || handoverDisabled || !o.h.enabled {
 		return cs
 	}
 	return o.h.filter(pipeline, cs)
@@ -144,15 +173,34 @@ func (h *handover) noteTerms(pipeline string, cs []runner.Claim) {
 	h.terms[pipeline] = t
 }
 
-// filter hides the partitions waiting for their state and starts fetching
-// those newly claimed that another live member holds.
+// filter holds the partitions waiting for their state as standbys and
+// starts fetching those claimed whose state here is not current and that
+// another live member holds.
 func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.claimed == nil {
-		h.claimed, h.pending, h.running, h.paused = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}, map[string]bool{}
+		h.claimed, h.pending, h.running = map[string]map[int]bool{}, map[string]map[int]time.Time{}, map[string]bool{}
+	}
+	if h.current == nil {
+		h.current = map[string]map[int]bool{}
 	}
 	_, seen := h.claimed[pipeline]
+	cur := h.current[pipeline]
+	if cur == nil {
+		cur = map[int]bool{}
+		h.current[pipeline] = cur
+	}
+	changed := false
+	if !seen && h.legacy {
+		// A member from before mesh-current.json: its state is its own,
+		// as it always was.
+		for _, c := range cs {
+			cur[c.Partition], changed = true, true
+		}
+	}
+	_, alone := h.n.mesh.Ready()
+	provisional := alone && len(h.n.cfg.Mesh.Join) > 0 && len(h.n.mesh.Members()) < 2
 	now := map[int]bool{}
 	pend := h.pending[pipeline]
 	out := cs[:0]
@@ -160,12 +208,12 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 	for _, c := range cs {
 		now[c.Partition] = true
 		if _, waiting := pend[c.Partition]; waiting {
+			// Held as a standby meanwhile: if no holder serves its state,
+			// this node's own has all its input.
+			out = append(out, runner.Claim{Partition: c.Partition, Term: c.Term})
 			continue
 		}
-		if seen {
-			// Only the partitions of the node's join are fetched: later
-			// changes keep the runner's own state (as a restarted node
-			// does), see the README.
+		if cur[c.Partition] {
 			out = append(out, c)
 			continue
 		}
@@ -173,6 +221,12 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			others = h.heldElsewhere(pipeline)
 		}
 		if !others[c.Partition] {
+			// No one else has it: this node's state is the partition's,
+			// unless this node runs alone only because its seeds are not
+			// reachable yet: when it meets them, their state is taken.
+			if !provisional {
+				cur[c.Partition], changed = true, true
+			}
 			out = append(out, c)
 			continue
 		}
@@ -181,18 +235,95 @@ func (h *handover) filter(pipeline string, cs []runner.Claim) []runner.Claim {
 			h.pending[pipeline] = pend
 		}
 		pend[c.Partition] = time.Now()
+		out = append(out, runner.Claim{Partition: c.Partition, Term: c.Term})
 	}
 	for p := range pend {
 		if !now[p] {
 			delete(pend, p)
 		}
 	}
+	for p := range cur {
+		if !now[p] {
+			delete(cur, p) // dropped: its state here goes stale
+			changed = true
+		}
+	}
 	h.claimed[pipeline] = now
-	if len(pend) > 0 && !h.running[pipeline] {
+	if changed {
+		h.saveCurrent()
+	}
+	if len(pend) > 0 && !h.running[pipeline] && h.n.runCtx.Err() == nil {
 		h.running[pipeline] = true
-		go h.fetchAll(pipeline)
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.fetchAll(pipeline)
+		}()
 	}
 	return out
+}
+
+// loadCurrent reads currentFile when the node joins the mesh; inMesh says
+// the node was in the mesh before (its terms file exists).
+func (h *handover) loadCurrent(dir string, inMesh bool) error {
+	b, err := os.ReadFile(filepath.Join(dir, currentFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		h.legacy = inMesh
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m map[string][]int
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, currentFile), err)
+	}
+	h.current = map[string]map[int]bool{}
+	for pl, ps := range m {
+		h.current[pl] = map[int]bool{}
+		for _, p := range ps {
+			h.current[pl][p] = true
+		}
+	}
+	return nil
+}
+
+// saveCurrent writes currentFile (h.mu held). A write that fails is
+// logged: after a restart, partitions may then be fetched again, or kept
+// with this node's state as before this file existed.
+func (h *handover) saveCurrent() {
+	if h.n.runCtx != nil && h.n.runCtx.Err() != nil {
+		return // stopping: the file says what it said at the last change
+	}
+	m := map[string][]int{}
+	for pl, ps := range h.current {
+		l := []int{}
+		for p := range ps {
+			l = append(l, p)
+		}
+		slices.Sort(l)
+		m[pl] = l
+	}
+	b, _ := json.Marshal(m)
+	dir := h.n.cfg.DataDir
+	if err := writeFileAtomic(filepath.Join(dir, currentFile), b); err != nil {
+		h.n.log.Warn("mesh hand-over: record which partitions' state is current", "err", err)
+	}
+}
+
+// serves reports whether this node's state of a partition may be handed
+// to a peer: it is current here (with the fetch on; held, checked by the
+// caller, is enough with it off).
+func (h *handover) serves(pipeline string, partition int) bool {
+	if !h.enabled || handoverDisabled {
+		return true
+	}
+	if ready, _ := h.n.mesh.Ready(); !ready {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current[pipeline][partition]
 }
 
 // heldElsewhere returns the partitions of pipeline that another live member
@@ -247,6 +378,7 @@ func (h *handover) fetchAll(pipeline string) {
 		h.mu.Unlock()
 	}()
 	log := h.n.log.With("pipeline", pipeline)
+	first := true
 	for {
 		h.mu.Lock()
 		var parts []int
@@ -254,6 +386,7 @@ func (h *handover) fetchAll(pipeline string) {
 			if time.Since(since) > handoverGiveUp {
 				log.Warn("mesh hand-over: no holder served the partition's state; taking it with this node's own", "partition", p)
 				delete(h.pending[pipeline], p)
+				h.current[pipeline][p] = true
 				continue
 			}
 			parts = append(parts, p)
@@ -271,34 +404,69 @@ func (h *handover) fetchAll(pipeline string) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		if first {
+			// Let the runner run two epochs after the claims that started
+			// this first: a standby promoted with them emits what the
+			// dead owner had not (the takeover) before this round's
+			// pause, not after it.
+			first = false
+			lt := pp.r.Status().LastTime + pp.r.Interval().Milliseconds()
+			for end := time.Now().Add(3 * pp.r.Interval()); pp.r.Status().LastTime <= lt && time.Now().Before(end) && h.n.runCtx.Err() == nil; {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		start := time.Now()
-		keys := 0
+		rows := 0
 		done := map[int]bool{}
+		got := map[int]bool{} // installed
+		var behind error
+		var waits struct{ behind, inFlight, other int } // retries, by reason
 		err := pp.r.Between(func(b runner.Boundary) error {
-			h.setPaused(pipeline, true)
-			defer h.setPaused(pipeline, false)
+			h.setBound(pipeline, &b)
+			defer h.setBound(pipeline, nil)
 			deadline := time.Now().Add(handoverWait)
 			ctx, cancel := context.WithDeadline(h.n.runCtx, deadline)
 			defer cancel()
+			cache := map[string]*idMatch{}
+			base := pp.r.Status().LastTime // the holder's snapshot must be of an epoch at least as late
+			after := base
 			for len(done) < len(parts) && time.Now().Before(deadline) {
 				for _, p := range parts {
 					if done[p] {
 						continue
 					}
-					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, time.Until(deadline) < handoverWait/2)
-					if errors.Is(err, errNoneHolds) {
+					k, ok, err := h.fetchInstall(ctx, pipeline, p, b, after, deadline.Add(-handoverWait/2), cache)
+					if errors.Is(err, errNotCovered) && after > 0 {
+						// Entries around the epoch boundary reached the
+						// holder after its cut: its next epoch has them.
+						after = max(after, base+pp.r.Interval().Milliseconds())
+					}
+					switch {
+					case errors.Is(err, errBehind):
+						// Let the runner catch up first.
+						behind = err
+						return nil
+					case errors.Is(err, errNoneHolds):
 						// No peer has the partition's state (they are all
 						// starting, or unreachable): as without a hand-over.
 						log.Info("mesh hand-over: no peer has the partition's state; taking it with this node's own", "partition", p, "err", err)
 						done[p] = true
 						continue
-					}
-					if err != nil {
+					case err != nil:
+						switch {
+						case errors.Is(err, errNotCovered):
+							waits.behind++
+						case errors.Is(err, errInFlight):
+							waits.inFlight++
+						default:
+							waits.other++
+						}
 						log.Debug("mesh hand-over: fetch", "partition", p, "err", err)
 					}
 					if ok {
 						done[p] = true
-						keys += k
+						got[p] = true
+						rows += k
 					}
 				}
 				if len(done) < len(parts) {
@@ -310,17 +478,34 @@ func (h *handover) fetchAll(pipeline string) {
 		if err != nil {
 			log.Warn("mesh hand-over", "err", err)
 		}
+		el := time.Since(start)
 		h.mu.Lock()
 		for p := range done {
 			delete(h.pending[pipeline], p)
+			h.current[pipeline][p] = true
 		}
-		h.installed += keys
-		h.took += time.Since(start)
-		h.mu.Unlock()
 		if len(done) > 0 {
-			el := time.Since(start)
-			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(done), "keys", keys,
-				"took", el.Round(time.Millisecond), "keys_per_s", int(float64(keys)/max(el.Seconds(), 1e-6)))
+			h.saveCurrent()
+		}
+		if h.fetched == nil {
+			h.fetched = map[string]map[int]int{}
+		}
+		for p := range got {
+			if h.fetched[pipeline] == nil {
+				h.fetched[pipeline] = map[int]int{}
+			}
+			h.fetched[pipeline][p]++
+		}
+		h.installed += rows
+		h.took += el
+		h.mu.Unlock()
+		if len(got) > 0 {
+			log.Info("mesh hand-over: installed partitions' state from their holders", "partitions", len(got), "rows", rows,
+				"took", el.Round(time.Millisecond), "rows_per_s", int(float64(rows)/max(el.Seconds(), 1e-6)),
+				"retries_holder_behind", waits.behind, "retries_in_flight", waits.inFlight, "retries_other", waits.other)
+		}
+		if behind != nil {
+			log.Debug("mesh hand-over: waiting for the pipeline to catch up", "err", behind)
 		}
 		if len(done) < len(parts) {
 			time.Sleep(200 * time.Millisecond)
@@ -328,22 +513,27 @@ func (h *handover) fetchAll(pipeline string) {
 	}
 }
 
-// setPaused records whether a pipeline's runner waits for a fetch.
-func (h *handover) setPaused(pipeline string, on bool) {
-	h.mu.Lock()
-	h.paused[pipeline] = on
-	h.mu.Unlock()
+// paused reports whether a fetch round of this node pauses the pipeline's
+// runner (its epochs do not advance until the round ends).
+func (h *handover) paused(pipeline string) bool {
+	h.bmu.RLock()
+	defer h.bmu.RUnlock()
+	return h.bound[pipeline] != nil
 }
 
-// isPaused reports whether a pipeline's runner waits for a fetch.
-func (h *handover) isPaused(pipeline string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.paused[pipeline]
+// setBound records the boundary of a runner paused by a fetch round (nil:
+// it runs again); it waits for snapshots being opened at the previous one.
+func (h *handover) setBound(pipeline string, b *runner.Boundary) {
+	h.bmu.Lock()
+	defer h.bmu.Unlock()
+	if h.bound == nil {
+		h.bound = map[string]*runner.Boundary{}
+	}
+	h.bound[pipeline] = b
 }
 
-// errNotCovered says a holder's snapshot does not yet cover this node's
-// input position (or its anchors are not yet in this node's log).
+// errNotCovered says a holder's snapshot does not cover this node's input
+// position yet: the holder has not consumed entries this node has.
 var errNotCovered = errors.New("the holder's snapshot does not cover this node's input position yet")
 
 // errNoneHolds says no other holder served a snapshot of the partition.
@@ -351,17 +541,37 @@ var errNoneHolds = errors.New("no other holder serves the partition's state")
 
 // fetchInstall fetches one partition's snapshot from a holder and installs
 // it if it covers pos. It returns the rows installed and whether it did.
-func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, lenient bool) (int, bool, error) {
+//
+// The holder is asked for a snapshot of an epoch at or after after (this
+// node's last epoch time), and the entries it consumed that this node's
+// log lacks are waited for until lenientAt.
+func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition int, b runner.Boundary, after int64, lenientAt time.Time, cache map[string]*idMatch) (int, bool, error) {
 	var errs []error
 	served := false
 	for _, addr := range h.holders(pipeline, partition) {
-		snap, err := h.fetch(ctx, addr, pipeline, partition)
+		snap, err := h.fetch(ctx, addr, pipeline, partition, after)
+		var se statusError
+		if errors.As(err, &se) && se.code == http.StatusServiceUnavailable || errors.Is(err, context.DeadlineExceeded) {
+			served = true // busy or slow: ask again (handoverGiveUp bounds it)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
 		served = true
-		skips, rest, err := h.mapAnchors(snap.Extra, b.Pos, lenient)
+		ids, rest, err := decodeIDs(snap.Extra)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		skips, err := h.mapIDs(addr, ids, b.Pos, !time.Now().Before(lenientAt), cache)
+		for errors.Is(err, errInFlight) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond) // this node's log grows meanwhile
+			skips, err = h.mapIDs(addr, ids, b.Pos, !time.Now().Before(lenientAt), cache)
+		}
+		if errors.Is(err, errBehind) {
+			return 0, false, err
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -373,15 +583,20 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 		}
 		cp := engine.Checkpoint{Epoch: snap.Checkpoint.Epoch, Watermark: snap.Checkpoint.Watermark, Input: map[string]uint64{}}
 		for k, v := range snap.Checkpoint.Input {
-			cp.Input[k] = v
+			if !strings.HasPrefix(k, "@") { // the holder's own skips are of its log
+				cp.Input[k] = v
+			}
 		}
-		for lg, off := range skips {
-			cp.Input[runner.SkipKey(lg)] = off
+		for lg, offs := range skips {
+			maps.Copy(cp.Input, runner.SkipRanges(lg, offs))
 		}
 		if err := h.n.db.InstallPartition(h.n.runCtx, pipeline, partition, snap.Rows, cp); err != nil {
 			return 0, false, err
 		}
 		b.Adopt(partition, held)
+		b.Reload(partition)
+		h.n.log.Debug("mesh hand-over: installed", "pipeline", pipeline, "partition", partition, "from", addr, "rows", len(snap.Rows),
+			"holder_epoch", snap.Checkpoint.Epoch, "skips", len(cp.Input)-len(snap.Checkpoint.Input), "pos", b.Pos)
 		return len(snap.Rows), true, nil
 	}
 	if !served {
@@ -390,9 +605,17 @@ func (h *handover) fetchInstall(ctx context.Context, pipeline string, partition 
 	return 0, false, errors.Join(errs...)
 }
 
+// statusError is a holder's answer other than 200.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e statusError) Error() string { return e.msg }
+
 // fetch GETs a partition's snapshot from a peer's API.
-func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int) (*storage.PartitionSnapshot, error) {
-	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition)
+func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition int, after int64) (*storage.PartitionSnapshot, error) {
+	u := "http://" + addr + "/api/v1/mesh/snapshot/" + pipeline + "/" + strconv.Itoa(partition) + "?after=" + strconv.FormatInt(after, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -407,7 +630,7 @@ func (h *handover) fetch(ctx context.Context, addr, pipeline string, partition i
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("%s: %s", resp.Status, b)
+		return nil, statusError{resp.StatusCode, fmt.Sprintf("%s: %s", resp.Status, b)}
 	}
 	zr, err := zstd.NewReader(resp.Body, zstd.WithDecoderConcurrency(1))
 	if err != nil {
@@ -433,9 +656,21 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("partition %q: want 0 to %d", r.PathValue("partition"), p.r.Partitions()-1))
 		return
 	}
-	if n.ho.isPaused(name) {
-		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("pipeline %q is itself waiting for a peer's state", name))
-		return
+	// ?after=T: the peer's last epoch ran at T; a snapshot of an earlier
+	// epoch would not cover its position, so wait (a little) for ours.
+	if after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64); after > 0 {
+		wait := time.NewTimer(handoverWait / 2)
+		defer wait.Stop()
+		for p.r.Status().LastTime < after && !n.ho.paused(name) {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-wait.C:
+				writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("pipeline %q has not run its epoch at %d yet", name, after))
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	// The read transaction opens between two epochs, while the runner
 	// holds the partition: it sees the state of the last epoch. The epochs
@@ -443,12 +678,12 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	txOpen := make(chan struct{})
 	served := make(chan struct{})
 	held := false
-	_ = p.r.Between(func(b runner.Boundary) error {
-		if held = b.Held(part); !held {
-			return nil
+	at := func(b runner.Boundary) {
+		if held = b.Held(part) && n.ho.serves(name, part); !held {
+			return
 		}
 		outs := b.HeldOutputs(part)
-		extra := func(cp engine.Checkpoint) []byte { return appendHeld(n.anchors(cp), outs) }
+		extra := func(cp engine.Checkpoint) []byte { return appendHeld(n.identities(cp), outs) }
 		go func() {
 			defer close(served)
 			err := n.db.View(func(s *storage.Snapshot) error {
@@ -472,154 +707,44 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		case <-txOpen:
 		case <-served:
 		}
+	}
+	// At the runner's next boundary, or at the pause of this node's own
+	// fetch round if one starts meanwhile: waiting for the boundary alone,
+	// two nodes fetching from each other would each wait for the other's
+	// round to end.
+	var once atomic.Bool
+	opened := make(chan struct{})
+	go p.r.Between(func(b runner.Boundary) error {
+		if once.CompareAndSwap(false, true) {
+			at(b)
+			close(opened)
+		}
 		return nil
 	})
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for wait := true; wait; {
+		select {
+		case <-opened:
+			wait = false
+		case <-r.Context().Done():
+			if once.CompareAndSwap(false, true) {
+				return
+			}
+		case <-tick.C:
+			n.ho.bmu.RLock()
+			if b := n.ho.bound[name]; b != nil && once.CompareAndSwap(false, true) {
+				at(*b) // the runner waits for this node's own fetch round
+				close(opened)
+			}
+			n.ho.bmu.RUnlock()
+		}
+	}
 	if !held {
-		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node", name, part))
+		writeErr(w, http.StatusConflict, fmt.Errorf("pipeline %q partition %d is not held by this node with current state", name, part))
 		return
 	}
 	<-served
-}
-
-// anchors identifies the input entries around a pipeline's positions:
-// for each log, its name, the position, and the hashes of up to
-// anchorsPerSide entries before it (consumed) and from it (not yet).
-func (n *Node) anchors(pipe engine.Checkpoint) []byte {
-	var b []byte
-	logs := make([]string, 0, len(pipe.Input))
-	for lg := range pipe.Input {
-		logs = append(logs, lg)
-	}
-	slices.Sort(logs)
-	b = binary.AppendUvarint(b, uint64(len(logs)))
-	for _, lg := range logs {
-		pos := pipe.Input[lg]
-		b = binary.AppendUvarint(b, uint64(len(lg)))
-		b = append(b, lg...)
-		b = binary.AppendUvarint(b, pos)
-		var before, after []uint64
-		from := uint64(1)
-		if pos > anchorsPerSide {
-			from = pos - anchorsPerSide
-		}
-		_ = n.db.ReadLogEntries(lg, from, 2*anchorsPerSide, func(off uint64, _ int64, rec []byte) error {
-			if off < pos {
-				before = append(before, entryHash(rec))
-			} else if len(after) < anchorsPerSide {
-				after = append(after, entryHash(rec))
-			}
-			return nil
-		})
-		for _, hs := range [][]uint64{before, after} {
-			b = binary.AppendUvarint(b, uint64(len(hs)))
-			for _, x := range hs {
-				b = binary.BigEndian.AppendUint64(b, x)
-			}
-		}
-	}
-	return b
-}
-
-// entryHash identifies an input entry (its topic and payload) across nodes.
-func entryHash(rec []byte) uint64 {
-	f := fnv.New64a()
-	f.Write(rec)
-	return f.Sum64()
-}
-
-// mapAnchors finds a sender's anchors in this node's logs and returns, per
-// log, the offset from which the partition's records are new; errNotCovered
-// when the sender is behind pos or its anchors are not logged here yet.
-//
-// When none of the anchors is in this node's log and the sender had
-// consumed every entry it logged, this node's entries from its position on
-// are taken as new to the partition: at once when there are none (both
-// idle), and when lenient (the wait is half over) otherwise.
-func (h *handover) mapAnchors(extra []byte, pos map[string]uint64, lenient bool) (map[string]uint64, []byte, error) {
-	bad := errors.New("malformed anchors in the snapshot")
-	rd := func() (uint64, bool) {
-		v, k := binary.Uvarint(extra)
-		if k <= 0 {
-			return 0, false
-		}
-		extra = extra[k:]
-		return v, true
-	}
-	nl, ok := rd()
-	if !ok {
-		return nil, nil, bad
-	}
-	out := map[string]uint64{}
-	for range nl {
-		l, ok := rd()
-		if !ok || uint64(len(extra)) < l {
-			return nil, nil, bad
-		}
-		lg := string(extra[:l])
-		extra = extra[l:]
-		if _, ok := rd(); !ok {
-			return nil, nil, bad
-		}
-		var sides [2][]uint64
-		for i := range sides {
-			c, ok := rd()
-			if !ok || uint64(len(extra)) < 8*c {
-				return nil, nil, bad
-			}
-			for range c {
-				sides[i] = append(sides[i], binary.BigEndian.Uint64(extra))
-				extra = extra[8:]
-			}
-		}
-		q := max(pos[lg], 1)
-		if len(sides[0])+len(sides[1]) == 0 {
-			out[lg] = q // the sender has no entries around its position: nothing to map
-			continue
-		}
-		// This node's entries from a little before its position on.
-		at := map[uint64]uint64{}
-		from := uint64(1)
-		if q > 4*anchorsPerSide {
-			from = q - 4*anchorsPerSide
-		}
-		next := h.n.logNext(lg)
-		for from < next {
-			k := 0
-			err := h.n.db.ReadLogEntries(lg, from, 4096, func(off uint64, _ int64, rec []byte) error {
-				k++
-				from = off + 1
-				if _, dup := at[entryHash(rec)]; !dup {
-					at[entryHash(rec)] = off
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, nil, err
-			}
-			if k == 0 {
-				break
-			}
-		}
-		cut, found := uint64(0), false
-		for i := len(sides[0]) - 1; i >= 0 && !found; i-- {
-			if off, ok := at[sides[0][i]]; ok {
-				cut, found = off+1, true
-			}
-		}
-		for i := 0; i < len(sides[1]) && !found; i++ {
-			if off, ok := at[sides[1][i]]; ok {
-				cut, found = off, true
-			}
-		}
-		if !found && len(sides[1]) == 0 && (next <= q || lenient) {
-			cut, found = q, true
-		}
-		if !found || cut < q {
-			return nil, nil, errNotCovered
-		}
-		out[lg] = cut
-	}
-	return out, extra, nil
 }
 
 // appendHeld appends a standby's held outputs to b: a count, then each

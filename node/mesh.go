@@ -50,7 +50,14 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 		parts = runner.DefaultPartitions
 	}
 	_, err := os.Stat(filepath.Join(n.cfg.DataDir, meshTermsFile))
-	n.ho.fresh = n.cfg.Mesh.FetchState && errors.Is(err, fs.ErrNotExist) // handover.go: a new member fetches its partitions' state
+	n.ho.n = n
+	n.ho.enabled = n.cfg.Mesh.FetchState == nil || *n.cfg.Mesh.FetchState
+	if n.ho.enabled {
+		// handover.go: which partitions' state here is current
+		if err := n.ho.loadCurrent(n.cfg.DataDir, !errors.Is(err, fs.ErrNotExist)); err != nil {
+			return nil, err
+		}
+	}
 	m, err := mesh.New(*n.cfg.Mesh, mesh.Options{Logger: n.log, APIAddr: n.APIAddr(), Partitions: parts,
 		StateFile: filepath.Join(n.cfg.DataDir, meshTermsFile)})
 	if err != nil {
@@ -70,7 +77,7 @@ func (n *Node) startMesh(ctx context.Context) (func(), error) {
 			n.log.Error("mesh stopped", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done; n.ho.wg.Wait() }, nil
 }
 
 // ownership is what the runners follow: the mesh's claims, or nil (a

@@ -1,23 +1,59 @@
 package runner
 
 import (
+	"cmp"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/edgedio/edged/engine"
 )
 
 // skipPrefix starts the keys of a partition checkpoint's Input that say
-// from which offset of an input log the partition's records are new: a
+// which entries of an input log the partition has not to be fed: a
 // partition installed from a peer's snapshot (node/handover.go) already
-// holds the effect of the entries before it.
-const skipPrefix = "@log:"
+// holds the effect of the entries the peer had consumed, and this node's
+// log holds them at offsets of its own, interleaved with entries the peer
+// had not consumed. "@skip:LOG/FROM" = TO skips the offsets FROM to TO-1.
+// The older "@log:LOG" = OFF skipped every offset before OFF.
+const (
+	skipPrefix    = "@skip:"
+	oldSkipPrefix = "@log:"
+)
 
-// SkipKey is the key, in a partition checkpoint's Input, of the first
-// offset of input log lg whose records the partition has not seen: the
-// runner does not feed the partition records of earlier entries (they are
-// in the installed state), even though the pipeline reads them for its
-// other partitions.
-func SkipKey(lg string) string { return skipPrefix + lg }
+// SkipRanges returns the keys and values, for a partition checkpoint's
+// Input, that make the runner skip the offsets offs (ascending) of input
+// log lg for that partition: the runner does not feed the partition the
+// records of those entries (they are in the installed state), even though
+// the pipeline reads them for its other partitions. Consecutive offsets
+// make one key.
+func SkipRanges(lg string, offs []uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for i := 0; i < len(offs); {
+		j := i + 1
+		for j < len(offs) && offs[j] == offs[j-1]+1 {
+			j++
+		}
+		out[skipKey(lg, offs[i])] = offs[j-1] + 1
+		i = j
+	}
+	return out
+}
+
+func skipKey(lg string, from uint64) string {
+	return skipPrefix + lg + "/" + strconv.FormatUint(from, 10)
+}
+
+// skipRange is a run of offsets [from, to) of one log a partition skips.
+type skipRange struct{ from, to uint64 }
+
+// skipped reports whether the partition skips entry off of log lg.
+func (p *part) skipped(lg string, off uint64) bool {
+	rs := p.skip[lg]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].to > off })
+	return i < len(rs) && rs[i].from <= off
+}
 
 // Boundary is what Between shows of the runner between two epochs.
 type Boundary struct {
@@ -37,6 +73,10 @@ type Boundary struct {
 	// emitted in its first epoch, under its term (none when that mark is
 	// unknown); as a standby it holds them.
 	Adopt func(partition int, outs []HeldOutput)
+	// Reload makes the runner restore a partition it holds from its
+	// stored checkpoint at the next epoch (its state was replaced), as a
+	// new claim is: its held outputs are dropped (Adopt gives the peer's).
+	Reload func(partition int)
 }
 
 // HeldOutput is an output a standby computed and did not emit, with the
@@ -69,6 +109,12 @@ func (r *Runner) Between(fn func(b Boundary) error) error {
 				r.adopted = map[int][]HeldOutput{}
 			}
 			r.adopted[p] = outs
+		},
+		Reload: func(p int) {
+			if r.reload == nil {
+				r.reload = map[int]bool{}
+			}
+			r.reload[p] = true
 		}})
 }
 
@@ -105,33 +151,55 @@ func (r *Runner) adopt(p *part) {
 	}
 }
 
-// readSkips sets p.skip from the partition's checkpoint: the offsets,
-// ahead of the pipeline's position, before which it has no new records.
+// readSkips sets p.skip from the partition's checkpoint: the runs of
+// offsets, not all passed by the pipeline's position, whose records the
+// partition's state already has.
 func (r *Runner) readSkips(p *part) error {
 	cp, err := r.cfg.Store.LastCheckpoint(r.name, p.claim.Partition)
 	if err != nil {
 		return err
 	}
 	for k, v := range cp.Input {
-		if lg, ok := strings.CutPrefix(k, skipPrefix); ok && v > r.pos[lg] {
-			if p.skip == nil {
-				p.skip = map[string]uint64{}
+		var lg string
+		var from uint64
+		if rest, ok := strings.CutPrefix(k, skipPrefix); ok {
+			i := strings.LastIndexByte(rest, '/')
+			if i < 0 {
+				continue
 			}
-			p.skip[lg] = v
+			if from, err = strconv.ParseUint(rest[i+1:], 10, 64); err != nil {
+				continue
+			}
+			lg = rest[:i]
+		} else if lg, ok = strings.CutPrefix(k, oldSkipPrefix); !ok {
+			continue
 		}
+		if v <= r.pos[lg] {
+			continue
+		}
+		if p.skip == nil {
+			p.skip = map[string][]skipRange{}
+		}
+		p.skip[lg] = append(p.skip[lg], skipRange{from, v})
+	}
+	for _, rs := range p.skip {
+		slices.SortFunc(rs, func(a, b skipRange) int { return cmp.Compare(a.from, b.from) })
 	}
 	return nil
 }
 
-// keepSkips carries the skips still ahead of the epoch's new positions
-// into the partition's commit, so that a restart skips them too.
+// keepSkips carries the runs of skipped offsets not yet passed by the
+// epoch's new positions into the partition's commit, so that a restart
+// skips them too.
 func (p *part) keepSkips(in map[string]uint64, newPos map[string]uint64) map[string]uint64 {
-	for lg, v := range p.skip {
-		if v > newPos[lg] {
-			if in == nil {
-				in = map[string]uint64{}
+	for lg, rs := range p.skip {
+		for _, s := range rs {
+			if s.to > newPos[lg] {
+				if in == nil {
+					in = map[string]uint64{}
+				}
+				in[skipKey(lg, s.from)] = s.to
 			}
-			in[SkipKey(lg)] = v
 		}
 	}
 	return in

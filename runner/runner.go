@@ -216,16 +216,17 @@ type Runner struct {
 	snap   Status
 
 	adopted map[int][]HeldOutput // by partition: a peer's held outputs (Boundary.Adopt)
+	reload  map[int]bool         // partitions to restore from their checkpoint (Boundary.Reload)
 }
 
 // part is one held partition.
 type part struct {
 	claim   Claim
-	held    []heldOutput      // a standby's recent outputs (Config.StandbyHold)
-	release []engine.Output   // a promoted standby's held outputs, emitted at its next commit
-	wm      int64             // the watermark through which the partition's committed outputs are complete (engine.Result.Through)
-	fence   int64             // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
-	skip    map[string]uint64 // by log: entries before are in the installed state (SkipKey)
+	held    []heldOutput           // a standby's recent outputs (Config.StandbyHold)
+	release []engine.Output        // a promoted standby's held outputs, emitted at its next commit
+	wm      int64                  // the watermark through which the partition's committed outputs are complete (engine.Result.Through)
+	fence   int64                  // a promoted owner's outputs of epochs up to this watermark were the previous owner's (Marker); NoWatermark: none
+	skip    map[string][]skipRange // by log, ascending: entries in the installed state (SkipRanges)
 	c       *pipeline.Compiled
 	x       *engine.Executor
 	inputs  []*engine.Batch // per source of Config.Sources
@@ -300,6 +301,9 @@ func orDefault(v, def int) int {
 
 // Name returns the pipeline's name.
 func (r *Runner) Name() string { return r.name }
+
+// Interval returns the pipeline's epoch interval.
+func (r *Runner) Interval() time.Duration { return time.Duration(r.interval) * time.Millisecond }
 
 // Partitions returns the number of partitions the pipeline is split into.
 func (r *Runner) Partitions() int { return r.nparts }
@@ -414,11 +418,18 @@ func (r *Runner) reconcile() error {
 		case have == nil && w == nil:
 		case w == nil:
 			r.byID[i], changed = nil, true
-		case have != nil && have.claim == *w:
+		case have != nil && have.claim == *w && !r.reload[i]:
 		default:
 			p, err := r.newPart(*w, nil)
 			if err != nil {
 				return err
+			}
+			if r.reload[i] {
+				delete(r.reload, i)
+				if have != nil {
+					r.byID[i], changed = p, true
+					continue // its state and held outputs were replaced
+				}
 			}
 			switch {
 			case have == nil:
@@ -710,7 +721,7 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	direct := r.nparts == 1
 	var b *engine.Batch
 	if direct {
-		if r.byID[0] == nil || off < r.byID[0].skip[s.Log] {
+		if r.byID[0] == nil || (r.byID[0].skip != nil && r.byID[0].skipped(s.Log, off)) {
 			return 0, nil // partition 0 is held by another node, or its state has the entry
 		}
 		b = r.byID[0].inputs[si]
@@ -736,7 +747,7 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 	for i := range b.Recs {
 		rec := &b.Recs[i]
 		p := r.byID[PartitionOf(rec.Key, r.nparts)]
-		if p == nil || off < p.skip[s.Log] {
+		if p == nil || (p.skip != nil && p.skipped(s.Log, off)) {
 			continue // another node holds it, or its installed state has it
 		}
 		p.inputs[si].AppendCopy(rec)
