@@ -322,11 +322,11 @@ func (h *handoff) run(ctx context.Context) {
 			default:
 			}
 			now := time.Now()
-			delay := h.delay
+			end := start.Add(h.delay)
 			if qos0 {
-				delay = h.delay0
+				end = qos0Deadline(start, h.delay0)
 			}
-			wait := start.Add(delay).Sub(now)
+			wait := end.Sub(now)
 			if wait <= 0 || (!qos0 && now.Sub(last) > max(2*fillPoll, stallGap(start, last, len(batch)))) {
 				break
 			}

@@ -533,6 +533,28 @@ func (s *Source) ack(acks []ackRef) {
 	s.ackBuf = buf
 }
 
+// qos0Deadline is when a batch of QoS 0 messages begun at start is handed
+// off: at most delay after start, and just before a whole multiple of delay
+// in Unix time. Pipelines cut their epochs at whole multiples of their
+// interval (1s by default) and an epoch takes the entries logged before its
+// boundary, so a batch committed just before the boundary reaches that
+// epoch: a reading waits for the next boundary only once, not for the
+// batch's delay and then for the boundary, and the log still commits once
+// per delay (flash wear).
+func qos0Deadline(start time.Time, delay time.Duration) time.Time {
+	d := delay.Milliseconds()
+	if d < 20 {
+		return start.Add(delay)
+	}
+	margin := min(d/20, 50) // the commit's fsync, before the boundary
+	ms := start.UnixMilli()
+	at := (ms/d+1)*d - margin
+	if at <= ms {
+		at += d
+	}
+	return time.UnixMilli(at)
+}
+
 // fillPoll is how often handoff looks at the queue while it waits for a
 // batch to fill (up to Config.MaxBatchDelay).
 const fillPoll = 2 * time.Millisecond
@@ -591,11 +613,11 @@ func (s *Source) handoff(ctx context.Context, drain <-chan struct{}) {
 				continue
 			}
 			now := time.Now()
-			delay := s.cfg.MaxBatchDelayQoS0
+			end := qos0Deadline(start, s.cfg.MaxBatchDelayQoS0)
 			if qos1 {
-				delay = s.cfg.MaxBatchDelay
+				end = start.Add(s.cfg.MaxBatchDelay)
 			}
-			wait := start.Add(delay).Sub(now)
+			wait := end.Sub(now)
 			if draining || wait <= 0 || (qos1 && stalled(start, last, now, len(batch))) {
 				break
 			}

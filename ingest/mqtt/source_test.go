@@ -352,3 +352,26 @@ func TestSourceQoS0BatchesWaitLonger(t *testing.T) {
 		t.Errorf("HandleBatch calls: %d; want 1 (the QoS 0 messages waited for the QoS 1 one)", h.calls)
 	}
 }
+
+// A batch of QoS 0 messages is handed off just before the next whole
+// multiple of its delay (where pipelines cut their epochs), never later
+// than the delay after its first message.
+func TestQoS0DeadlineEndsBeforeTheBoundary(t *testing.T) {
+	for _, c := range []struct {
+		start, delay, want int64 // milliseconds
+	}{
+		{1_700_000_000_100, 1000, 1_700_000_000_950},
+		{1_700_000_000_000, 1000, 1_700_000_000_950},
+		{1_700_000_000_960, 1000, 1_700_000_001_950}, // past this boundary's margin: the next
+		{1_700_000_000_100, 250, 1_700_000_000_238},
+		{1_700_000_000_100, 10, 1_700_000_000_110}, // too short to align
+	} {
+		got := qos0Deadline(time.UnixMilli(c.start), time.Duration(c.delay)*time.Millisecond).UnixMilli()
+		if got != c.want {
+			t.Errorf("start %d, delay %dms: deadline %d; want %d", c.start, c.delay, got, c.want)
+		}
+		if got > c.start+c.delay {
+			t.Errorf("start %d, delay %dms: deadline %d is later than the delay", c.start, c.delay, got)
+		}
+	}
+}
