@@ -99,80 +99,63 @@ func (x *DB) run() {
 			continue
 		}
 		var excl *request
+		n := len(group[0].recs)
 		if group[0].lazy && x.opt.DeferMaxDelay > 0 {
 			t := arm(&lazyTimer, x.opt.DeferMaxDelay)
-		wait:
-			for {
-				select {
-				case r := <-x.reqs:
-					if r.exclusive != nil {
-						excl = r
-						break wait
-					}
-					group = append(group, r)
-					if !r.lazy {
-						break wait
-					}
-				case <-t.C:
-					break wait
-				case <-x.closing:
-					break wait
-				}
-			}
+			excl = x.collect(&group, &n, t.C, func(last *request) bool { return last != nil && !last.lazy })
 			t.Stop()
 		}
-		n := 0
-		for _, r := range group {
-			n += len(r.recs)
-		}
-		switch {
-		case excl != nil:
-			// Commit what was gathered, then run the exclusive request.
-		case x.opt.GroupMaxDelay > 0 && !(x.opt.AppendsSkipDelay && n > 0):
+		full := func(*request) bool { return n >= x.opt.GroupMaxRecords }
+		if excl == nil && x.opt.GroupMaxDelay > 0 && !(x.opt.AppendsSkipDelay && n > 0) {
 			t := arm(&timer, x.opt.GroupMaxDelay)
-		gather:
-			for n < x.opt.GroupMaxRecords {
-				select {
-				case r := <-x.reqs:
-					if r.exclusive != nil {
-						excl = r
-						break gather
-					}
-					group = append(group, r)
-					n += len(r.recs)
-					if x.opt.AppendsSkipDelay && n > 0 {
-						break gather // a log append ends the wait (AppendsSkipDelay)
-					}
-				case <-t.C:
-					break gather
-				case <-x.closing:
-					break gather
-				}
-			}
+			excl = x.collect(&group, &n, t.C, func(last *request) bool {
+				// With AppendsSkipDelay a log append ends the wait.
+				return full(last) || (x.opt.AppendsSkipDelay && n > 0)
+			})
 			t.Stop()
 		}
 		if excl == nil {
-			// Take what else is queued, without waiting.
-		drain:
-			for n < x.opt.GroupMaxRecords {
-				select {
-				case r := <-x.reqs:
-					if r.exclusive != nil {
-						excl = r
-						break drain
-					}
-					group = append(group, r)
-					n += len(r.recs)
-				default:
-					break drain
-				}
-			}
+			excl = x.collect(&group, &n, nil, full) // what else is queued, without waiting
 		}
 		x.commitGroup(group)
 		if excl != nil {
 			x.finish([]*request{excl}, excl.exclusive())
 		}
 	}
+}
+
+// collect adds queued requests to *group, counting their log records in *n,
+// until stop (asked before each, with the last one added) says the group is
+// complete, wait fires or the DB is closing; with wait nil it takes only
+// what is queued now. An exclusive request met on the way is returned: it
+// runs alone, after the group.
+func (x *DB) collect(group *[]*request, n *int, wait <-chan time.Time, stop func(last *request) bool) *request {
+	var last *request
+	for !stop(last) {
+		var r *request
+		if wait == nil {
+			select {
+			case r = <-x.reqs:
+			default:
+				return nil
+			}
+		} else {
+			select {
+			case r = <-x.reqs:
+			case <-wait:
+				return nil
+			case <-x.closing:
+				return nil
+			}
+		}
+		if r.exclusive != nil {
+			return r
+		}
+		*group = append(*group, r)
+		*n += len(r.recs)
+		last = r
+	}
+	return nil
 }
 
 func (x *DB) drainClosed() {
