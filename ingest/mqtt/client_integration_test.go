@@ -143,9 +143,31 @@ func TestIntegrationConnectionDropBeforeAckRedelivers(t *testing.T) {
 		return nil
 	})
 	close(release)
+	// The hand-off was held, so nothing read on the first connection was
+	// acknowledged: it all comes back flagged DUP on the second, which
+	// mosquitto resends before anything new. The messages of the first
+	// connection are the ones handled before the first DUP; wait for every
+	// one of them to come back too (not only for 50 distinct messages,
+	// which the first connection's queue alone can reach while the
+	// redeliveries are still arriving).
 	eventually(t, 10*time.Second, func() error {
-		if d := distinct(h.snapshot()); d != n {
+		got := h.snapshot()
+		if d := distinct(got); d != n {
 			return fmt.Errorf("got %d distinct; want %d", d, n)
+		}
+		dup := map[string]bool{}
+		for _, m := range got {
+			if m.Duplicate {
+				dup[string(m.Payload)] = true
+			}
+		}
+		for _, m := range got {
+			if m.Duplicate {
+				break
+			}
+			if !dup[string(m.Payload)] {
+				return fmt.Errorf("message %q, read on the dropped connection, not redelivered yet", m.Payload)
+			}
 		}
 		return nil
 	})
