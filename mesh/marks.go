@@ -156,6 +156,18 @@ func (n *Node) TermFrom(pipeline string, partition int, term uint64) (int64, boo
 	return f.from, true
 }
 
+// OwnTerm returns the term under which this member owns the partition now;
+// false when another member owns it.
+func (n *Node) OwnTerm(pipeline string, partition int) (uint64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.terms[termKey(pipeline, partition)]
+	if !ok || e.Owner != n.name {
+		return 0, false
+	}
+	return e.Term, true
+}
+
 // receiveMarks merges a peer's marks (and the terms of a hand-over).
 func (n *Node) receiveMarks(b []byte) {
 	var w marksWire

@@ -189,6 +189,15 @@ func (n *Node) claimFrom(pipeline string, partition int, term uint64) (int64, bo
 	return n.mesh.TermFrom(pipeline, partition, term)
 }
 
+// ownTerm is the uplink's Options.OwnTerm: the term under which this node
+// owns a partition now (mesh.Node.OwnTerm).
+func (n *Node) ownTerm(pipeline string, partition int) (uint64, bool) {
+	if n.mesh == nil {
+		return 0, false
+	}
+	return n.mesh.OwnTerm(pipeline, partition)
+}
+
 // handleDrain hands every partition this node holds to its peers
 // (edgectl drain) and answers once it holds none: 200, or 504 after
 // ?timeout= (default 30s); 501 without a mesh. The node keeps running,

@@ -136,6 +136,7 @@ func (n *Node) attachUplink(pipelineName, sinkName string) error {
 	u, err := uplink.New(cfg, n.nodeSpool(sink), uplink.Options{
 		Fence:     n.cfg.Mesh != nil, // split brain: a lower ownership term never uploads over a higher one
 		ClaimFrom: n.claimFrom,
+		OwnTerm:   n.ownTerm,
 		Sink:      sinkName,
 		Logger:    n.log.With("pipeline", pipelineName, "sink", sinkName),
 		DeadLetter: func(id string, data []byte, reason string) error {

@@ -139,21 +139,30 @@ func ListClaims(ctx context.Context, cs ClaimStore, scope string) ([]Claim, erro
 	return out, nil
 }
 
-// Superseded reports whether a row written by mine, whose window ends at
-// windowEnd (ok false: the row has no window end), is covered by a higher
-// claim of another node: that claim's owner emits the windows ending after
-// its From. A row without a window end is never superseded (a possible
+// Superseded reports whether a row written under mine, whose window ends at
+// windowEnd (ok false: the row has no window end), is another node's to
+// emit: the claim covering the window (the highest claim, mine included,
+// whose From the window ends after) is another node's and higher than
+// mine. A row without a window end is never superseded (a possible
 // duplicate, never a loss).
+//
+// A row of a lower term whose window this node's own higher claim covers is
+// kept. That is the side of a healed network partition that owned the
+// partition before and after it: it emitted the window once, under the
+// lower term, and its higher term goes on from that same state, so it does
+// not emit the window again; the other side's claim in between covers only
+// the windows up to this node's higher From.
 func Superseded(claims []Claim, mine Claim, windowEnd int64, ok bool) bool {
 	if !ok {
 		return false
 	}
+	cover := mine
 	for _, c := range claims {
-		if c.Owner != mine.Owner && mine.Less(c) && windowEnd > c.From {
-			return true
+		if windowEnd > c.From && cover.Less(c) {
+			cover = c
 		}
 	}
-	return false
+	return cover.Owner != mine.Owner
 }
 
 // CreateIfAbsent implements ClaimStore: O_EXCL creation, file and

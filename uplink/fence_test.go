@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/edgedio/edged/uplink/s3test"
@@ -84,6 +85,26 @@ func TestSupersededOnlyWhatAHigherClaimEmits(t *testing.T) {
 			t.Errorf("Superseded(%+v, end %d, %v) = %v; want %v", c.mine, c.end, c.ok, got, c.want)
 		}
 	}
+	// A healed network partition: a owned it under term 1, b took it under
+	// term 2 from 4000 while they were apart, and a took it back under term
+	// 3 from b's mark, 6000, going on from its own state. a's term 1 rows of
+	// windows ending after 6000 are the only ones those windows get: kept.
+	healed := []Claim{{1, "a", -1}, {2, "b", 4000}, {3, "a", 6000}}
+	for _, c := range []struct {
+		mine Claim
+		end  int64
+		want bool
+	}{
+		{Claim{Term: 1, Owner: "a"}, 4000, false}, // before b's claim
+		{Claim{Term: 1, Owner: "a"}, 5000, true},  // b's window
+		{Claim{Term: 1, Owner: "a"}, 7000, false}, // a's again, under term 3
+		{Claim{Term: 2, Owner: "b"}, 5000, false},
+		{Claim{Term: 2, Owner: "b"}, 7000, true},
+	} {
+		if got := Superseded(healed, c.mine, c.end, true); got != c.want {
+			t.Errorf("after a healed partition: Superseded(%+v, end %d) = %v; want %v", c.mine, c.end, got, c.want)
+		}
+	}
 	for _, c := range []Claim{{1, "z", -5}, {2, "a", 0}, {10, "a/b", 1 << 40}} {
 		if got, ok := parseClaimName(claimName(c)); !ok || got != c {
 			t.Errorf("round trip of %+v: %+v %v", c, got, ok)
@@ -158,6 +179,66 @@ func TestFencedUploaderNeverUploadsALowerTermOverAHigherOne(t *testing.T) {
 	want := map[string]int{fmt.Sprintf("gw-a@%d", from): 2, fmt.Sprintf("gw-b@%d", from+1000): 4}
 	if fmt.Sprint(ends) != fmt.Sprint(want) {
 		t.Errorf("partition 0 windows in the store by node: %v; want %v (objects %v)", ends, want, keys)
+	}
+}
+
+// TestFencedUploaderKeepsWindowsItsOwnNewerTermCovers: a healed network
+// partition. a owned partition 0 under term 1; b took it under term 2
+// (windows ending after f2) while they were apart; a took it back under
+// term 3 (windows ending after f3, b's mark) and goes on from its own
+// state, so a's term 1 rows ending after f3 are the only rows those
+// windows get. a's uploader must keep them, and must not fence its term 1
+// batch before the claim of term 3 is recorded: ClaimFrom learns term 3's
+// From only after a few calls (the runner starts emitting a moment after
+// the mesh raises the term).
+func TestFencedUploaderKeepsWindowsItsOwnNewerTermCovers(t *testing.T) {
+	const f2, f3 = 1700000004000, 1700000006000
+	dir := t.TempDir()
+	cfgFor := func(node string) Config {
+		c := testConfig(t)
+		c.Node, c.Local.Dir, c.Format = node, dir, FormatJSONL
+		return c
+	}
+	spb := &memSpool{}
+	spb.add(termRows(0, 2, 7, f3, 3)...)
+	ub, _ := startUploader(t, cfgFor("gw-b"), spb, Options{Fence: true,
+		ClaimFrom: func(string, int, uint64) (int64, bool) { return f2, true }})
+	flush(t, ub)
+	var mu sync.Mutex
+	asked := 0
+	spa := &memSpool{}
+	spa.add(termRows(0, 1, 5, f2, 2)...)      // a's before b took over: kept
+	spa.add(termRows(0, 1, 6, f3, 3)...)      // b's: fenced
+	spa.add(termRows(0, 1, 7, f3+1000, 4)...) // a's again under term 3: kept
+	ua, _ := startUploader(t, cfgFor("gw-a"), spa, Options{Fence: true,
+		OwnTerm: func(string, int) (uint64, bool) { return 3, true },
+		ClaimFrom: func(_ string, _ int, term uint64) (int64, bool) {
+			if term == 1 {
+				return -1, true
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			asked++
+			return f3, asked > 3
+		}})
+	flush(t, ua)
+	if st := ua.Status(); st.FencedRows != 3 || st.Rows != 6 {
+		t.Errorf("a's status: fenced %d rows, uploaded %d; want 3 fenced, 6 uploaded", st.FencedRows, st.Rows)
+	}
+	ends := map[string]int{}
+	for k, rows := range readDir(t, dir, FormatJSONL) {
+		if strings.Contains(k, "/_claims/") {
+			continue
+		}
+		node := k[strings.LastIndexByte(k, '/')+1:]
+		node = node[:strings.Index(node, "-p")]
+		for _, r := range rows {
+			ends[fmt.Sprintf("%s@%v", node, int64(r["window_end"].(float64)))]++
+		}
+	}
+	want := map[string]int{fmt.Sprintf("gw-a@%d", f2): 2, fmt.Sprintf("gw-b@%d", f3): 3, fmt.Sprintf("gw-a@%d", f3+1000): 4}
+	if fmt.Sprint(ends) != fmt.Sprint(want) {
+		t.Errorf("windows in the store by node: %v; want %v", ends, want)
 	}
 }
 

@@ -106,6 +106,12 @@ type Options struct {
 	// no claim is recorded for that term (its rows are still checked
 	// against the others' claims).
 	ClaimFrom func(pipeline string, partition int, term uint64) (int64, bool)
+	// OwnTerm tells, for Fence, the term under which this node owns
+	// (pipeline, partition) now; false when it does not own it. A batch of
+	// an older term of this node is fenced only once the claim of that
+	// newer term is recorded (it may keep the batch's later windows; see
+	// Superseded), waiting for it at most claimWaitMax.
+	OwnTerm func(pipeline string, partition int) (uint64, bool)
 }
 
 // Status is a snapshot of an Uploader, for the node API.
@@ -161,6 +167,7 @@ type Uploader struct {
 	sink      string
 	fence     ClaimStore // Options.Fence with a fenceable target
 	claimFrom func(pipeline string, partition int, term uint64) (int64, bool)
+	ownTerm   func(pipeline string, partition int) (uint64, bool)
 	recMu     sync.Mutex           // guards recorded (fenceBatch, ClaimNow)
 	recorded  map[string]uint64    // by claim scope: the highest term recorded
 	seen      map[string]time.Time // first id of each group -> first seen
@@ -193,7 +200,7 @@ func New(cfg Config, spool Spool, opt Options) (*Uploader, error) {
 	}
 	if opt.Fence {
 		if cs, ok := ClaimStoreOf(u.tgt); ok {
-			u.fence, u.claimFrom, u.recorded = cs, opt.ClaimFrom, map[string]uint64{}
+			u.fence, u.claimFrom, u.ownTerm, u.recorded = cs, opt.ClaimFrom, opt.OwnTerm, map[string]uint64{}
 		} else {
 			u.log.Warn("uplink: this target cannot fence uploads by ownership term; after a network partition of the mesh, objects of both sides may be kept", "target", cfg.Target)
 		}
@@ -287,9 +294,10 @@ type batch struct {
 	first, last uint64
 	ids         []string // every id, bad rows included, for Ack
 	rows        []Row
-	n           int    // entries (positions) read to cover the batch
-	key         string // the first part's key: names the batch in the journal and status
-	fenced      int    // rows superseded by a higher ownership claim (fenceBatch)
+	n           int       // entries (positions) read to cover the batch
+	key         string    // the first part's key: names the batch in the journal and status
+	fenced      int       // rows superseded by a higher ownership claim (fenceBatch)
+	claimWait   time.Time // when fenceBatch started waiting for this node's newer claim
 	raw         int64
 	parts       []part
 }
@@ -808,6 +816,12 @@ func (u *Uploader) upload(ctx context.Context, b *batch, waiters *[]chan error, 
 		if err == nil {
 			break
 		}
+		if errors.Is(err, errClaimPending) {
+			if !u.sleep(ctx, 100*time.Millisecond, waiters, force) {
+				return
+			}
+			continue
+		}
 		u.fail(fmt.Errorf("uplink: ownership claims of %s: %w", b.key, err), b.key, 0)
 		if !u.sleep(ctx, u.backoff(1), waiters, force) {
 			return
@@ -945,28 +959,43 @@ func (b *batch) term() uint64 {
 // a network partition sees the claim before this node's first upload;
 // fenceBatch calls it before each upload. Safe for concurrent use.
 func (u *Uploader) ClaimNow(ctx context.Context, pipeline string, partition int, term uint64) error {
+	_, err := u.claim(ctx, pipeline, partition, term)
+	return err
+}
+
+// claim is ClaimNow; it also reports whether the claim is recorded.
+func (u *Uploader) claim(ctx context.Context, pipeline string, partition int, term uint64) (bool, error) {
 	if u.fence == nil || u.claimFrom == nil {
-		return nil
+		return false, nil
 	}
 	scope := ClaimScope(u.cfg.Prefix, pipeline, u.sink, partition)
 	u.recMu.Lock()
 	done := u.recorded[scope] >= term
 	u.recMu.Unlock()
 	if done {
-		return nil
+		return true, nil
 	}
 	from, ok := u.claimFrom(pipeline, partition, term)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	if err := RecordClaim(ctx, u.fence, scope, Claim{Term: term, Owner: u.cfg.Node, From: from}); err != nil {
-		return err
+		return false, err
 	}
 	u.recMu.Lock()
 	u.recorded[scope] = max(u.recorded[scope], term)
 	u.recMu.Unlock()
-	return nil
+	return true, nil
 }
+
+// errClaimPending: fenceBatch would drop rows of this node's older term
+// while the claim of the newer term it owns the partition under is not
+// recorded yet (that claim may keep them).
+var errClaimPending = errors.New("waiting for this node's claim on the partition under its newer term")
+
+// claimWaitMax bounds how long a batch waits for this node's newer claim
+// (the runner records it when it starts emitting under that term).
+const claimWaitMax = 10 * time.Second
 
 // fenceBatch records this node's claim on the batch's partition (when
 // ClaimFrom knows where its windows start) and drops the rows a higher
@@ -978,33 +1007,60 @@ func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
 	if err := u.ClaimNow(ctx, b.g.pipeline, b.g.partition, term); err != nil {
 		return err
 	}
+	newer := false // this node owns the partition under a newer term whose claim is not recorded
+	if u.ownTerm != nil {
+		if cur, ok := u.ownTerm(b.g.pipeline, b.g.partition); ok && cur > term {
+			rec, err := u.claim(ctx, b.g.pipeline, b.g.partition, cur)
+			if err != nil {
+				return err
+			}
+			newer = !rec
+		}
+	}
 	claims, err := ListClaims(ctx, u.fence, scope)
 	if err != nil || len(claims) == 0 {
 		return err
 	}
 	dropped := 0
 	for i := range b.parts {
+		for _, r := range b.parts[i].rows {
+			g, _ := ParseOutputID(r.ID)
+			end, ok := windowEnd(r.Data)
+			if Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
+				dropped++
+			}
+		}
+	}
+	if dropped == 0 {
+		return nil
+	}
+	if newer {
+		now := u.now()
+		if b.claimWait.IsZero() {
+			b.claimWait = now
+		}
+		if now.Sub(b.claimWait) < claimWaitMax {
+			return errClaimPending
+		}
+	}
+	for i := range b.parts {
 		p := &b.parts[i]
 		keep := make([]Row, 0, len(p.rows))
 		for _, r := range p.rows {
 			g, _ := ParseOutputID(r.ID)
 			end, ok := windowEnd(r.Data)
-			if Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
-				dropped++
-				continue
+			if !Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
+				keep = append(keep, r)
 			}
-			keep = append(keep, r)
 		}
 		p.rows = keep
 	}
 	b.fenced += dropped
-	if dropped > 0 {
-		u.log.Warn("uplink: rows superseded by a higher ownership term of their partition, not uploaded",
-			"key", b.key, "rows", dropped, "claims", fmt.Sprint(claims))
-		u.mu.Lock()
-		u.st.FencedRows += uint64(dropped)
-		u.mu.Unlock()
-	}
+	u.log.Warn("uplink: rows superseded by a higher ownership term of their partition, not uploaded",
+		"key", b.key, "rows", dropped, "claims", fmt.Sprint(claims))
+	u.mu.Lock()
+	u.st.FencedRows += uint64(dropped)
+	u.mu.Unlock()
 	return nil
 }
 

@@ -421,8 +421,10 @@ mesh:
 		t.Errorf("%d of %d emitted windows are not in the store", missing, len(emitted))
 	}
 	// Fenced: no object written after a higher claim of another node was
-	// recorded holds a lower term's window after that claim's From (one
-	// upload in flight allowed: 1s).
+	// recorded holds a lower term's window that claim covers (one upload
+	// in flight allowed: 1s). The claim covering a window is the highest
+	// one whose From the window ends after; a node's own higher claim
+	// keeps the windows of its lower term it covers (uplink.Superseded).
 	late := 0
 	for _, o := range objs {
 		for _, r := range o.rows {
@@ -431,11 +433,15 @@ mesh:
 			var term uint64
 			fmt.Sscan(f[1], &part)
 			fmt.Sscan(f[2], &term)
+			coverTerm, coverOwner, coverAt := term, o.node, time.Time{}
 			for _, c := range claims[part] {
-				higher := c.term > term || (c.term == term && c.owner > o.node)
-				if c.owner != o.node && higher && int64(r.End) > c.from && o.mtime.After(c.mtime.Add(time.Second)) {
-					late++
+				higher := c.term > coverTerm || (c.term == coverTerm && c.owner > coverOwner)
+				if higher && int64(r.End) > c.from {
+					coverTerm, coverOwner, coverAt = c.term, c.owner, c.mtime
 				}
+			}
+			if coverOwner != o.node && o.mtime.After(coverAt.Add(time.Second)) {
+				late++
 			}
 		}
 	}
