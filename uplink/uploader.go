@@ -1000,7 +1000,10 @@ const claimWaitMax = 10 * time.Second
 // fenceBatch records this node's claim on the batch's partition (when
 // ClaimFrom knows where its windows start) and drops the rows a higher
 // claim of another node covers (Superseded), counting them in FencedRows;
-// their ids stay in the batch, so they are acknowledged with it.
+// their ids stay in the batch, so they are acknowledged with it. Rows it
+// would drop while this node owns the partition under a newer term whose
+// claim is not recorded yet wait for that claim (errClaimPending), at most
+// claimWaitMax: it may cover them.
 func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
 	scope := ClaimScope(u.cfg.Prefix, b.g.pipeline, u.sink, b.g.partition)
 	term := b.term()
@@ -1021,14 +1024,18 @@ func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
 	if err != nil || len(claims) == 0 {
 		return err
 	}
+	kept := make([][]Row, len(b.parts))
 	dropped := 0
 	for i := range b.parts {
+		kept[i] = make([]Row, 0, len(b.parts[i].rows))
 		for _, r := range b.parts[i].rows {
 			g, _ := ParseOutputID(r.ID)
 			end, ok := windowEnd(r.Data)
 			if Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
 				dropped++
+				continue
 			}
+			kept[i] = append(kept[i], r)
 		}
 	}
 	if dropped == 0 {
@@ -1044,16 +1051,7 @@ func (u *Uploader) fenceBatch(ctx context.Context, b *batch) error {
 		}
 	}
 	for i := range b.parts {
-		p := &b.parts[i]
-		keep := make([]Row, 0, len(p.rows))
-		for _, r := range p.rows {
-			g, _ := ParseOutputID(r.ID)
-			end, ok := windowEnd(r.Data)
-			if !Superseded(claims, Claim{Term: g.Term, Owner: u.cfg.Node}, end, ok) {
-				keep = append(keep, r)
-			}
-		}
-		p.rows = keep
+		b.parts[i].rows = kept[i]
 	}
 	b.fenced += dropped
 	u.log.Warn("uplink: rows superseded by a higher ownership term of their partition, not uploaded",
