@@ -67,8 +67,8 @@ func (s *logSource) reset() { s.inTx = false }
 // recHash is a 128-bit hash of a record's bytes: two maphash sums with the
 // DB's random seeds. It identifies records in the dedup window, in memory
 // only (the window is rebuilt from the log's records at Open), so the seeds
-// need not survive a restart. Two different records collide with probability
-// about 2^-128 per pair.
+// need not survive a restart. The window's table compares 96 of its bits (see
+// dedupWindow).
 type recHash [2]uint64
 
 func (x *DB) hashRecord(rec []byte) recHash {
@@ -225,7 +225,7 @@ func (x *DB) AppendLog(ctx context.Context, source string, recs [][]byte) (first
 // so that a QoS 1 redelivery (or a publisher's retry) of an already logged
 // message is acknowledged without a second copy in the log.
 //
-// The window holds a 128-bit hash per record, in memory only: nothing is
+// The window holds a 96-bit hash per record, in memory only: nothing is
 // stored with the records. A source appended to with AppendLogDedup is marked
 // in its log metadata, and Open rebuilds its window by hashing the log's last
 // records, so the window survives restarts as far as the retained log reaches.
