@@ -206,6 +206,7 @@ type Runner struct {
 	scratch  []*engine.Batch // per source: decoded records before routing
 	bad      uint64          // decode dead letters
 	routes   map[string]topicRoute
+	rej      entryReject // decodeRoute's reject callback
 	lastErr  string
 	statsAt  time.Time // when publish last counted the steps' figures
 
@@ -759,11 +760,14 @@ func (r *Runner) fedAny() bool {
 // their partitions. It returns the number of dead letters it made.
 func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, in Input) (uint64, error) {
 	s := &r.cfg.Sources[si]
-	var dl uint64
-	reject := func(raw []byte, err error) {
-		dl++
-		r.inputDeadLetter(s, off, in.Topic, raw, err)
+	// The entry's reject callback, bound once per Runner: a closure over
+	// this call's variables cost an allocation per entry.
+	rj := &r.rej
+	if rj.fn == nil {
+		rj.fn = rj.reject
 	}
+	rj.r, rj.s, rj.off, rj.topic, rj.n = r, s, off, in.Topic, 0
+	reject := rj.fn
 	direct := r.nparts == 1
 	var b *engine.Batch
 	if direct {
@@ -776,7 +780,10 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 		b.Reset(b.Schema)
 	}
 	n0 := b.Len()
-	if err := s.Decoder.Decode(b, in, reject); err != nil {
+	err := s.Decoder.Decode(b, in, reject)
+	dl := rj.n
+	rj.s, rj.topic = nil, ""
+	if err != nil {
 		b.Recs = b.Recs[:n0]
 		dl++
 		r.inputDeadLetter(s, off, in.Topic, in.Payload, err)
@@ -803,6 +810,22 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 		}
 	}
 	return dl, nil
+}
+
+// entryReject is the reject callback decodeRoute gives a Decoder: it makes
+// a dead letter of a record of the entry being decoded and counts it.
+type entryReject struct {
+	r     *Runner
+	s     *Source
+	off   uint64
+	topic string
+	n     uint64
+	fn    func(raw []byte, err error) // reject, bound once
+}
+
+func (e *entryReject) reject(raw []byte, err error) {
+	e.n++
+	e.r.inputDeadLetter(e.s, e.off, e.topic, raw, err)
 }
 
 // maybeFeed hands a chunked plan the records waiting for it once there are
