@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/edgedio/edged/internal/topic"
+	"strings"
+	"sync"
 
 	"github.com/edgedio/edged/engine"
 	"github.com/edgedio/edged/engine/decode"
@@ -51,7 +53,15 @@ type pipeSource struct {
 	qos   byte
 	dec   decode.Decoder
 	tbuf  []byte
+
+	// seen keeps matches' answers per topic (up to maxSeenTopics): Ingest
+	// asks for every message, and a sensor's messages share their topic.
+	seenMu sync.RWMutex
+	seen   map[string]bool
 }
+
+// maxSeenTopics bounds pipeSource.seen; topics past it are matched each time.
+const maxSeenTopics = 4096
 
 // newPipe builds the sources and the runner of c (restoring it from its
 // checkpoint). fileInput makes the first source read the input file's log.
@@ -96,8 +106,29 @@ func (l nodeLog) LogNext(log string) uint64 { return l.n.logNext(log) }
 // LogSettled implements runner.LogSettler (epochs.cut: arrival).
 func (l nodeLog) LogSettled(t int64) { l.n.db.LogSettled(t) }
 
-// matches reports whether a topic feeds source s.
+// matches reports whether a topic feeds source s. Safe for concurrent use.
 func (s *pipeSource) matches(topic string) bool {
+	s.seenMu.RLock()
+	ok, known := s.seen[topic]
+	s.seenMu.RUnlock()
+	if known {
+		return ok
+	}
+	ok = s.matchTemplates(topic)
+	s.seenMu.Lock()
+	if len(s.seen) < maxSeenTopics {
+		if s.seen == nil {
+			s.seen = make(map[string]bool)
+		}
+		// A copy: the topic may be sliced from a reader's buffer.
+		s.seen[strings.Clone(topic)] = ok
+	}
+	s.seenMu.Unlock()
+	return ok
+}
+
+// matchTemplates reports whether one of s's templates matches topic.
+func (s *pipeSource) matchTemplates(topic string) bool {
 	for _, t := range s.tmpls {
 		if t.Match(topic, nil) {
 			return true

@@ -205,6 +205,8 @@ type Runner struct {
 	pcommit  engine.Commit
 	scratch  []*engine.Batch // per source: decoded records before routing
 	bad      uint64          // decode dead letters
+	routes   map[string]topicRoute
+	rej      entryReject // decodeRoute's reject callback
 	lastErr  string
 	statsAt  time.Time // when publish last counted the steps' figures
 
@@ -630,6 +632,7 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 	var bad uint64
 	var topicStr string
 	var topicB []byte
+	match := routeAll // of topicStr: bit si set when source si takes it
 	for _, lg := range r.logs {
 		if pending {
 			break
@@ -647,13 +650,21 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 			}
 			if framed && !bytes.Equal(topic, topicB) {
 				topicB = append(topicB[:0], topic...)
-				topicStr = string(topic)
+				rt := r.route(topic)
+				topicStr, match = rt.topic, rt.match
 			} else if !framed {
-				topicB, topicStr = topicB[:0], ""
+				topicB, topicStr, match = topicB[:0], "", routeAll
 			}
 			for si := range r.cfg.Sources {
 				s := &r.cfg.Sources[si]
-				if s.Log != lg || (s.Match != nil && !s.Match(topicStr)) {
+				if s.Log != lg {
+					continue
+				}
+				if match != routeAll {
+					if match&(1<<si) == 0 {
+						continue
+					}
+				} else if s.Match != nil && !s.Match(topicStr) {
 					continue
 				}
 				k, err := r.decodeRoute(ctx, t, si, off, Input{Topic: topicStr, Payload: payload, Received: at})
@@ -699,6 +710,42 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 	return more, nil
 }
 
+// topicRoute is what the runner knows of a topic: the string the decoders
+// get (one per topic, not one per entry) and which sources' Match take it.
+type topicRoute struct {
+	topic string
+	match uint64 // bit i: Sources[i].Match takes the topic (or it is nil)
+}
+
+// routeAll in a topicRoute's match means "not cached": ask each source.
+const routeAll = ^uint64(0)
+
+// maxRoutes bounds the route cache (topics; it starts over when full).
+const maxRoutes = 4096
+
+// route returns the route of topic, from the cache when the topic was seen
+// before: Match and the topic's string cost a tenth of an epoch's decoding
+// when done for every entry, and a sensor's readings share their topic.
+func (r *Runner) route(topic []byte) topicRoute {
+	if rt, ok := r.routes[string(topic)]; ok {
+		return rt
+	}
+	rt := topicRoute{topic: string(topic), match: routeAll}
+	if len(r.cfg.Sources) < 64 {
+		rt.match = 0
+		for si := range r.cfg.Sources {
+			if m := r.cfg.Sources[si].Match; m == nil || m(rt.topic) {
+				rt.match |= 1 << si
+			}
+		}
+	}
+	if r.routes == nil || len(r.routes) >= maxRoutes {
+		r.routes = make(map[string]topicRoute)
+	}
+	r.routes[rt.topic] = rt
+	return rt
+}
+
 // fedAny reports whether some partition was fed part of this epoch.
 func (r *Runner) fedAny() bool {
 	for _, p := range r.parts {
@@ -713,11 +760,14 @@ func (r *Runner) fedAny() bool {
 // their partitions. It returns the number of dead letters it made.
 func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, in Input) (uint64, error) {
 	s := &r.cfg.Sources[si]
-	var dl uint64
-	reject := func(raw []byte, err error) {
-		dl++
-		r.inputDeadLetter(s, off, in.Topic, raw, err)
+	// The entry's reject callback, bound once per Runner: a closure over
+	// this call's variables cost an allocation per entry.
+	rj := &r.rej
+	if rj.fn == nil {
+		rj.fn = rj.reject
 	}
+	rj.r, rj.s, rj.off, rj.topic, rj.n = r, s, off, in.Topic, 0
+	reject := rj.fn
 	direct := r.nparts == 1
 	var b *engine.Batch
 	if direct {
@@ -730,7 +780,10 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 		b.Reset(b.Schema)
 	}
 	n0 := b.Len()
-	if err := s.Decoder.Decode(b, in, reject); err != nil {
+	err := s.Decoder.Decode(b, in, reject)
+	dl := rj.n
+	rj.s, rj.topic = nil, ""
+	if err != nil {
 		b.Recs = b.Recs[:n0]
 		dl++
 		r.inputDeadLetter(s, off, in.Topic, in.Payload, err)
@@ -757,6 +810,22 @@ func (r *Runner) decodeRoute(ctx context.Context, t int64, si int, off uint64, i
 		}
 	}
 	return dl, nil
+}
+
+// entryReject is the reject callback decodeRoute gives a Decoder: it makes
+// a dead letter of a record of the entry being decoded and counts it.
+type entryReject struct {
+	r     *Runner
+	s     *Source
+	off   uint64
+	topic string
+	n     uint64
+	fn    func(raw []byte, err error) // reject, bound once
+}
+
+func (e *entryReject) reject(raw []byte, err error) {
+	e.n++
+	e.r.inputDeadLetter(e.s, e.off, e.topic, raw, err)
 }
 
 // maybeFeed hands a chunked plan the records waiting for it once there are

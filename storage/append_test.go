@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -73,5 +74,54 @@ func TestAppendOverQuotaWritesNoMark(t *testing.T) {
 	// last committed one, whose records are all in the log.
 	if len(m) != 1 || uint64(m[0]+1)*64 != st.Log["s"].Records {
 		t.Fatalf("mark %v with %d records logged: the refused append's mark was written", m, st.Log["s"].Records)
+	}
+}
+
+// TestFailedAppendLeavesNoDedupTrace: the records of an append whose
+// transaction failed (here its mark's key is too long for bbolt) are not
+// remembered by the dedup window, so the retry logs them instead of dropping
+// them as copies of records that were never committed.
+func TestFailedAppendLeavesNoDedupTrace(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), testOptions())
+	ctx := context.Background()
+	if _, _, _, err := db.AppendLogDedup(ctx, "in", [][]byte{[]byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	recs := [][]byte{[]byte("a"), []byte("b")}
+	long := string(make([]byte, 40000)) // over bbolt's key limit
+	if _, _, _, err := db.Append(ctx, &storage.Append{Log: "in", Recs: recs, Dedup: true, MarkKey: long, Mark: []byte("m")}); err == nil {
+		t.Fatal("Append with a 40000-byte mark key succeeded; want an error")
+	}
+	first, last, dropped, err := db.AppendLogDedup(ctx, "in", recs)
+	if err != nil || first != 2 || last != 3 || dropped != 0 {
+		t.Fatalf("retry: %d..%d dropped %d, %v; want 2..3 dropped 0", first, last, dropped, err)
+	}
+	first, last, dropped, err = db.AppendLogDedup(ctx, "in", [][]byte{[]byte("b"), []byte("c"), []byte("c")})
+	if err != nil || first != 4 || last != 4 || dropped != 2 {
+		t.Fatalf("copies after the retry: %d..%d dropped %d, %v; want 4..4 dropped 2", first, last, dropped, err)
+	}
+}
+
+// TestDedupAppendLargerThanTheHorizon: one append of many more records than
+// the dedup horizon (the window's table holds the whole transaction until it
+// commits) keeps them all, drops its own copies, and afterwards remembers
+// only the last horizon records.
+func TestDedupAppendLargerThanTheHorizon(t *testing.T) {
+	o := testOptions()
+	o.DedupHorizon = 16
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), o)
+	ctx := context.Background()
+	var recs [][]byte
+	for i := range 5000 {
+		recs = append(recs, []byte(fmt.Sprintf("r%d", i)))
+	}
+	recs = append(recs, recs[4990], recs[7])
+	first, last, dropped, err := db.AppendLogDedup(ctx, "in", recs)
+	if err != nil || first != 1 || last != 5000 || dropped != 2 {
+		t.Fatalf("append of 5002: %d..%d dropped %d, %v; want 1..5000 dropped 2", first, last, dropped, err)
+	}
+	_, _, dropped, err = db.AppendLogDedup(ctx, "in", [][]byte{recs[4999], recs[4984], recs[4983], recs[0]})
+	if err != nil || dropped != 2 {
+		t.Fatalf("re-append of two in the window and two out of it: dropped %d, %v; want 2", dropped, err)
 	}
 }

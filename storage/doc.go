@@ -37,7 +37,7 @@
 // A log frame is the records of one source in one transaction: uvarint count,
 // a codec byte (raw, zstd, s2) and the body, which is per record uvarint key
 // length, key, uvarint length, record. The key is empty: the dedup window is
-// a set of 128-bit hashes of the records themselves, kept in memory and
+// a set of 96-bit hashes of the records themselves, kept in memory and
 // rebuilt at Open by hashing the last DedupHorizon records of each source
 // marked in logmeta, so deduplication costs no bytes on flash (frames written
 // before kept 16-byte keys there; they are skipped). Offsets start at 1, so the

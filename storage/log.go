@@ -53,11 +53,12 @@ type logSource struct {
 	txFirst  uint64 // offset of the frame being built
 	txN      int
 	txRaw    []byte
-	txHashes []recHash            // of the records in txRaw, for the dedup window
-	txSet    map[recHash]struct{} // txHashes as a set (when the source deduplicates)
-	txBytes  uint64               // raw record bytes appended
-	metaBuf  []byte               // encoded txSt, read by bbolt until the commit
-	frameBuf [2][]byte            // frame buffers, alternating: bbolt reads one until its commit
+	txHashes []recHash // of the records in txRaw, in the dedup window's table until the commit
+	txBytes  uint64    // raw record bytes appended
+	hashBuf  []recHash // dedupPass scratch
+	keepBuf  []bool    // dedupPass scratch
+	metaBuf  []byte    // encoded txSt, read by bbolt until the commit
+	frameBuf [2][]byte // frame buffers, alternating: bbolt reads one until its commit
 	frameIdx int
 }
 
@@ -66,8 +67,8 @@ func (s *logSource) reset() { s.inTx = false }
 // recHash is a 128-bit hash of a record's bytes: two maphash sums with the
 // DB's random seeds. It identifies records in the dedup window, in memory
 // only (the window is rebuilt from the log's records at Open), so the seeds
-// need not survive a restart. Two different records collide with probability
-// about 2^-128 per pair.
+// need not survive a restart. The window's table compares 96 of its bits (see
+// dedupWindow).
 type recHash [2]uint64
 
 func (x *DB) hashRecord(rec []byte) recHash {
@@ -78,21 +79,32 @@ func (x *DB) hashRecord(rec []byte) recHash {
 // horizon), counting records that are equal byte for byte (AppendLog does not
 // deduplicate) so that evicting one leaves the other. The set is an
 // open-addressing table of its own (linear probing, deletion by backward
-// shift), sized at twice the horizon: the hashes are uniform already, and a
-// Go map of 128-bit keys churned by the ring cost a tenth of the ingest CPU
-// and several times the memory.
+// shift), sized at twice the horizon or more: the hashes are uniform already,
+// and a Go map of 128-bit keys churned by the ring cost a tenth of the ingest
+// CPU and several times the memory. A slot keeps 96 bits of a hash (16 bytes,
+// so the table of the default horizon is 2 MiB): two different records in one
+// window collide with probability about horizon * 2^-96 per record.
+//
+// The table also holds the records of the transaction being built (insert),
+// so one lookup per record answers for the window and the transaction; they
+// join the ring (push, evicting the oldest) when it commits and leave the
+// table (remove) when it aborts.
 type dedupWindow struct {
 	slots []dedupSlot // power of two, >= 2*horizon
 	mask  uint64
+	used  int // slots with n > 0
 	ring  []recHash
 	pos   int
 }
 
 // dedupSlot is one entry of the table; n == 0 marks an empty slot.
 type dedupSlot struct {
-	h recHash
-	n uint32
+	h0 uint64
+	h1 uint32
+	n  uint32
 }
+
+func (s *dedupSlot) is(h recHash) bool { return s.h0 == h[0] && s.h1 == uint32(h[1]) }
 
 func newDedupWindow(horizon int) *dedupWindow {
 	size := 1024
@@ -105,7 +117,7 @@ func newDedupWindow(horizon int) *dedupWindow {
 // find returns the slot of h, or the empty slot where it would go.
 func (w *dedupWindow) find(h recHash) uint64 {
 	i := h[0] & w.mask
-	for w.slots[i].n != 0 && w.slots[i].h != h {
+	for w.slots[i].n != 0 && !w.slots[i].is(h) {
 		i = (i + 1) & w.mask
 	}
 	return i
@@ -113,17 +125,56 @@ func (w *dedupWindow) find(h recHash) uint64 {
 
 func (w *dedupWindow) has(h recHash) bool { return w.slots[w.find(h)].n > 0 }
 
-func (w *dedupWindow) add(h recHash, horizon int) {
+// insert counts h in the table (not the ring).
+func (w *dedupWindow) insert(h recHash) {
+	if 4*(w.used+1) > 3*len(w.slots) {
+		w.grow() // a transaction larger than the horizon
+	}
+	w.insertAt(w.find(h), h)
+}
+
+// insertAt counts h in slot i, which find(h) returned.
+func (w *dedupWindow) insertAt(i uint64, h recHash) {
+	sl := &w.slots[i]
+	if sl.n == 0 {
+		sl.h0, sl.h1 = h[0], uint32(h[1])
+		w.used++
+	}
+	sl.n++
+}
+
+// grow doubles the table.
+func (w *dedupWindow) grow() {
+	old := w.slots
+	w.slots = make([]dedupSlot, 2*len(old))
+	w.mask = uint64(len(w.slots) - 1)
+	for _, sl := range old {
+		if sl.n > 0 {
+			i := sl.h0 & w.mask
+			for w.slots[i].n != 0 {
+				i = (i + 1) & w.mask
+			}
+			w.slots[i] = sl
+		}
+	}
+}
+
+// push appends h (in the table already) to the ring, evicting the oldest
+// hash once the ring holds horizon.
+func (w *dedupWindow) push(h recHash, horizon int) {
 	if len(w.ring) < horizon {
 		w.ring = append(w.ring, h)
-	} else {
-		w.remove(w.ring[w.pos])
-		w.ring[w.pos] = h
-		w.pos = (w.pos + 1) % horizon
+		return
 	}
-	i := w.find(h)
-	w.slots[i].h = h
-	w.slots[i].n++
+	w.remove(w.ring[w.pos])
+	w.ring[w.pos] = h
+	w.pos = (w.pos + 1) % horizon
+}
+
+// add is insert and push.
+func (w *dedupWindow) add(h recHash, horizon int) {
+	w.insert(h)
+	w.push(h, horizon)
 }
 
 // remove takes one count of h (present) off the table.
@@ -133,6 +184,7 @@ func (w *dedupWindow) remove(h recHash) {
 		w.slots[i].n--
 		return
 	}
+	w.used--
 	// Backward-shift deletion: move later entries of the probe run into the
 	// hole when their home slot is not after it.
 	j := i
@@ -141,7 +193,7 @@ func (w *dedupWindow) remove(h recHash) {
 		if w.slots[j].n == 0 {
 			break
 		}
-		home := w.slots[j].h[0] & w.mask
+		home := w.slots[j].h0 & w.mask
 		if (j-home)&w.mask >= (j-i)&w.mask {
 			w.slots[i] = w.slots[j]
 			i = j
@@ -173,7 +225,7 @@ func (x *DB) AppendLog(ctx context.Context, source string, recs [][]byte) (first
 // so that a QoS 1 redelivery (or a publisher's retry) of an already logged
 // message is acknowledged without a second copy in the log.
 //
-// The window holds a 128-bit hash per record, in memory only: nothing is
+// The window holds a 96-bit hash per record, in memory only: nothing is
 // stored with the records. A source appended to with AppendLogDedup is marked
 // in its log metadata, and Open rebuilds its window by hashing the log's last
 // records, so the window survives restarts as far as the retained log reaches.
@@ -211,7 +263,6 @@ func (x *DB) touch(name string) *logSource {
 		src.txN = 0
 		src.txRaw = src.txRaw[:0]
 		src.txHashes = src.txHashes[:0]
-		clear(src.txSet)
 		src.txBytes = 0
 		x.pending = append(x.pending, src)
 	}
@@ -228,27 +279,17 @@ func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 		if err := x.loadDedup(tx, src.name, w); err != nil {
 			return err
 		}
-		src.txSet = make(map[recHash]struct{}, len(src.txHashes))
 		for _, h := range src.txHashes {
-			w.add(h, x.opt.DedupHorizon)
-			src.txSet[h] = struct{}{}
+			w.insert(h)
 		}
 		src.dedup = w
 	}
-	if src.dedup != nil && src.txSet == nil {
-		src.txSet = make(map[recHash]struct{}, len(r.recs))
-	}
 	r.first = src.txFirst + uint64(src.txN)
 	r.drop = 0
-	for _, rec := range r.recs {
-		if src.dedup != nil {
-			h := x.hashRecord(rec)
-			if _, inTx := src.txSet[h]; r.dedup && (inTx || src.dedup.has(h)) {
-				r.drop++
-				continue
-			}
-			src.txHashes = append(src.txHashes, h)
-			src.txSet[h] = struct{}{}
+	keep := x.dedupPass(src, r)
+	for i, rec := range r.recs {
+		if keep != nil && !keep[i] {
+			continue
 		}
 		// No dedup key is stored (length 0): the window is rebuilt from the
 		// records themselves.
@@ -260,6 +301,42 @@ func (x *DB) addLog(tx *bolt.Tx, r *request) error {
 	}
 	r.last = src.txFirst + uint64(src.txN) - 1
 	return nil
+}
+
+// dedupPass looks r's records up in src's dedup window (nil: the source
+// has none) and inserts those it keeps, counting the others in r.drop; it
+// returns which records to keep. The hashes are computed first, in a pass
+// of their own: the table is larger than a cache and each probe misses it,
+// and probes that do not wait behind hashing overlap their misses (about a
+// quarter less CPU per record than hashing and probing in turn).
+func (x *DB) dedupPass(src *logSource, r *request) []bool {
+	w := src.dedup
+	if w == nil {
+		return nil
+	}
+	hs := src.hashBuf[:0]
+	for _, rec := range r.recs {
+		hs = append(hs, x.hashRecord(rec))
+	}
+	src.hashBuf = hs
+	keep := src.keepBuf[:0]
+	for _, h := range hs {
+		if 4*(w.used+1) > 3*len(w.slots) {
+			w.grow() // a transaction larger than the horizon
+		}
+		// One lookup answers for the window and this transaction.
+		j := w.find(h)
+		if r.dedup && w.slots[j].n > 0 {
+			r.drop++
+			keep = append(keep, false)
+			continue
+		}
+		w.insertAt(j, h)
+		src.txHashes = append(src.txHashes, h)
+		keep = append(keep, true)
+	}
+	src.keepBuf = keep
+	return keep
 }
 
 // writeFrames puts the frame of every source touched by the transaction and
@@ -319,7 +396,7 @@ func (x *DB) commitLogs() {
 		src.st = src.txSt
 		if src.dedup != nil {
 			for _, h := range src.txHashes {
-				src.dedup.add(h, x.opt.DedupHorizon)
+				src.dedup.push(h, x.opt.DedupHorizon)
 			}
 		}
 		x.appended.Add(uint64(src.txN))
@@ -334,6 +411,13 @@ func (x *DB) commitLogs() {
 
 func (x *DB) abortLogs() {
 	for _, src := range x.pending {
+		if src.dedup != nil {
+			// Take the transaction's records back out of the table: it
+			// holds the committed window again.
+			for _, h := range src.txHashes {
+				src.dedup.remove(h)
+			}
+		}
 		src.inTx = false
 	}
 	x.pending = x.pending[:0]

@@ -96,7 +96,7 @@ type Options struct {
 	Compression Compression
 
 	// DedupHorizon is how many of a source's most recent records
-	// AppendLogDedup compares with (as 128-bit hashes in memory, about 40
+	// AppendLogDedup compares with (as 96-bit hashes in memory, about 48
 	// bytes each). Zero means 65536; negative disables deduplication.
 	DedupHorizon int
 
