@@ -124,6 +124,17 @@ type aggPlan struct {
 	val      []int
 	cntField []int
 	hw       int
+	// init is a new slot's hot words: zero, but +Inf for a minimum and -Inf
+	// for a maximum, so that foldFast needs no test of the count (a value is
+	// only read when its count is not zero).
+	init []float64
+	// fast says that every column is a count, sum, minimum or maximum of the
+	// rows or of one field, fastField (-1: rows only), so that foldFast can
+	// fold a record without a switch; fRows, fCnt, fSum, fMin and fMax are
+	// the words it updates (-1: none).
+	fast                          bool
+	fastField                     int
+	fRows, fCnt, fSum, fMin, fMax int
 }
 
 // ncol returns the number of accumulator columns (accStore.w).
@@ -178,6 +189,94 @@ func (p *aggPlan) layout() {
 			p.val = append(p.val, -1)
 		}
 	}
+	p.init = make([]float64, p.hw)
+	p.fast, p.fastField = true, -1
+	p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax = -1, -1, -1, -1, -1
+	for c, fn := range p.cfn {
+		f := p.cfield[c]
+		if f >= 0 {
+			if p.fastField >= 0 && p.fastField != f {
+				p.fast = false
+			}
+			p.fastField = f
+		}
+		switch fn {
+		case AggCount:
+			if f < 0 {
+				p.fRows = p.cnt[c]
+			} else {
+				p.fCnt = p.cnt[c]
+			}
+		case AggSum:
+			p.fCnt, p.fSum = p.cnt[c], p.val[c]
+		case AggMin:
+			p.fCnt, p.fMin = p.cnt[c], p.val[c]
+			p.init[p.val[c]] = math.Inf(1)
+		case AggMax:
+			p.fCnt, p.fMax = p.cnt[c], p.val[c]
+			p.init[p.val[c]] = math.Inf(-1)
+		default:
+			p.fast = false
+		}
+	}
+}
+
+// foldable reports whether foldFast may fold record r, and the value it
+// folds: the plan is fast and r's field holds a number other than zero and
+// NaN. For those two, min and max on a count of zero or an equal value would
+// not give add's answer (the first of -0 and 0 seen; a first NaN kept), so
+// add folds them.
+func (p *aggPlan) foldable(r *Record) (float64, bool) {
+	if !p.fast {
+		return 0, false
+	}
+	if p.fastField < 0 {
+		return 0, true
+	}
+	v := &r.Vals[p.fastField]
+	x := v.Num
+	return x, v.Kind != KindNull && x == x && x != 0
+}
+
+// foldFast folds, for each f of folds in order, the value f.x into slot
+// f.slot of st, or, when f.rec >= 0, record recs[f.rec] through add (a value
+// foldable refused, or a plan that is not fast). The fast case is a loop
+// with no switch and no test of the data, so the accumulator lines of many
+// records are fetched at once.
+func (p *aggPlan) foldFast(st *accStore, folds []recFold, recs []Record) {
+	hot, hw := st.hot, p.hw
+	rows, cnt, sum, mn, mx := p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax
+	for _, f := range folds {
+		if f.rec >= 0 {
+			p.add(st, f.slot, &recs[f.rec])
+			continue
+		}
+		h := hot[int(f.slot)*hw:][:hw]
+		x := f.x
+		if rows >= 0 {
+			h[rows]++
+		}
+		if cnt >= 0 {
+			h[cnt]++
+		}
+		if sum >= 0 {
+			h[sum] += x
+		}
+		if mn >= 0 {
+			h[mn] = min(h[mn], x)
+		}
+		if mx >= 0 {
+			h[mx] = max(h[mx], x)
+		}
+	}
+}
+
+// recFold is one record to fold into a slot (see foldFast): its value x, or
+// its index rec in the batch (-1 when x is given).
+type recFold struct {
+	x    float64
+	slot int32
+	rec  int32
 }
 
 // check reports a record whose numeric aggregate field holds a non-numeric
@@ -298,12 +397,11 @@ func (s *accStore) reset() {
 	s.ext = s.ext[:0]
 }
 
-// newSlot appends a zeroed group and returns its slot number.
+// newSlot appends an empty group (the plan's init words) and returns its
+// slot number.
 func (s *accStore) newSlot(p *aggPlan) int32 {
 	slot := int32(len(s.hot) / p.hw)
-	for range p.hw {
-		s.hot = append(s.hot, 0)
-	}
+	s.hot = append(s.hot, p.init...)
 	for i := 0; i < s.w; i++ {
 		if p.aux {
 			x := accAux{ext: -1}
@@ -321,10 +419,10 @@ func (s *accStore) newSlot(p *aggPlan) int32 {
 	return slot
 }
 
-// clearSlot zeroes the accumulators of slot, keeping its extension storage.
+// clearSlot empties the accumulators of slot, keeping its extension storage.
 func clearSlot(p *aggPlan, st *accStore, slot int32) {
 	hb := int(slot) * p.hw
-	clear(st.hot[hb : hb+p.hw])
+	copy(st.hot[hb:hb+p.hw], p.init)
 	base := int(slot) * st.w
 	if len(st.aux) == 0 {
 		return

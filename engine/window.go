@@ -188,8 +188,10 @@ type timeWinOp struct {
 	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
-	ids      []recID  // lookupAll's result
-	keyStrs  []string // emitWindows: the key strings of a wpane's slots
+	ids      []int32   // lookupAll's result: per record of the chunk, its key id or -1
+	folds    []recFold // Process: the chunk's records to fold, in order
+	runs     []paneRun // Process: the wpane of each run of folds
+	keyStrs  []string  // emitWindows: the key strings of a wpane's slots
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -328,12 +330,12 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	tumbling := !o.point && o.size == o.slide
 	var cur *wpane
 	var curEnd int64
-	// Records are taken in chunks that stay in cache between the two loops
-	// over them: key lookups, then windows, slots and folds.
+	// Records are taken in chunks that stay in cache across the three loops
+	// over them: key lookups; windows, slots and state tracking; folds.
 	for from := 0; from < len(b.Recs); from += procChunk {
 		to := min(from+procChunk, len(b.Recs))
 		o.lookupAll(b, from, to)
-		k := 0
+		o.folds, o.runs = o.folds[:0], o.runs[:0]
 		for i := from; i < to; i++ {
 			r := &b.Recs[i]
 			if len(o.plan.nums) > 0 {
@@ -360,14 +362,8 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
 				continue
 			}
-			var id int32
-			for k < len(o.ids) && o.ids[k].rec < int32(i) {
-				k++ // a record skipped above
-			}
-			if k < len(o.ids) && o.ids[k].rec == int32(i) {
-				id = o.ids[k].id
-				k++
-			} else {
+			id := o.ids[i-from]
+			if id < 0 {
 				id = o.dict.lookup(r, o.keyIdx)
 			}
 			nkeys := len(p.keys)
@@ -382,7 +378,15 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				o.dict.ref(id)
 				o.rows++
 			}
-			o.plan.add(&p.st, s, r)
+			if len(o.runs) == 0 || o.runs[len(o.runs)-1].p != p {
+				o.runs = append(o.runs, paneRun{p, int32(len(o.folds))})
+			}
+			f := recFold{slot: s, rec: -1}
+			var ok bool
+			if f.x, ok = o.plan.foldable(r); !ok {
+				f.rec = int32(i)
+			}
+			o.folds = append(o.folds, f)
 			if bk := s / paneBucket; !p.isDirty[bk] {
 				p.isDirty[bk] = true
 				p.dirty = append(p.dirty, bk)
@@ -394,6 +398,15 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				p.isChg[s] = true
 				p.changed = append(p.changed, s)
 			}
+		}
+		// The records are folded in a loop of their own, in input order, so
+		// that the accumulators of many records are fetched at once.
+		for j, run := range o.runs {
+			end := len(o.folds)
+			if j+1 < len(o.runs) {
+				end = int(o.runs[j+1].from)
+			}
+			o.plan.foldFast(&run.p.st, o.folds[run.from:end], b.Recs)
 		}
 	}
 	n := 0
@@ -479,28 +492,36 @@ func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
 // and L2 caches between its loops over them.
 const procChunk = 256
 
-// recID is the key id of one record of a batch.
-type recID struct{ rec, id int32 }
+// paneRun says that Process's folds from index from on (up to the next
+// run's) go to wpane p.
+type paneRun struct {
+	p    *wpane
+	from int32
+}
 
-// lookupAll interns, ahead of the main loop, the keys of the records of b
-// that are not dead letters, into o.ids (ascending rec). A tight loop of
-// lookups alone keeps many hash probes in flight at once. Records later found
-// late or in a gap are interned (without a reference) like any seen key.
-// Only the single-string-key fast path is taken here.
+// lookupAll sets o.ids[i-from] to the key id of record i of b, for i in
+// [from, to), ahead of the main loop: a tight loop of lookups alone keeps
+// many hash probes in flight at once. It takes only the single-string-key
+// fast path; a key it does not find (or a record of another shape) gets -1,
+// and the main loop interns it. Records later found late, in a gap or dead
+// letters are looked up all the same (no reference is taken).
 func (o *timeWinOp) lookupAll(b *Batch, from, to int) {
 	o.ids = o.ids[:0]
 	if !o.dict.strOnly {
+		for range to - from {
+			o.ids = append(o.ids, -1)
+		}
 		return
 	}
 	f := o.keyIdx[0]
 	for i := from; i < to; i++ {
-		v := &b.Recs[i].Vals[f]
-		if v.Kind != KindString {
-			continue
+		id := int32(-1)
+		if v := &b.Recs[i].Vals[f]; v.Kind == KindString {
+			if d, ok := o.dict.str[v.Str]; ok {
+				id = d
+			}
 		}
-		if id, ok := o.dict.str[v.Str]; ok {
-			o.ids = append(o.ids, recID{int32(i), id})
-		}
+		o.ids = append(o.ids, id)
 	}
 }
 
