@@ -135,6 +135,18 @@ type aggPlan struct {
 	fast                          bool
 	fastField                     int
 	fRows, fCnt, fSum, fMin, fMax int
+	// hotAggs describes, for a plan without cold parts (not aux), each
+	// aggregate by its words, for fill and appendAccs; nil otherwise.
+	hotAggs []hotAgg
+}
+
+// hotAgg is one aggregate of a plan without cold parts: its function
+// (count, sum, avg, min or max), output kind, and count and value words
+// (val -1 for a count).
+type hotAgg struct {
+	fn       AggFunc
+	kind     Kind
+	cnt, val int32
 }
 
 // ncol returns the number of accumulator columns (accStore.w).
@@ -189,6 +201,17 @@ func (p *aggPlan) layout() {
 			p.val = append(p.val, -1)
 		}
 	}
+	p.hotAggs = nil
+	if !p.aux {
+		for i, f := range p.fn {
+			c := p.col[i]
+			a := hotAgg{fn: f, kind: p.kinds[i], cnt: int32(p.cnt[c]), val: -1}
+			if f != AggCount {
+				a.val = int32(p.val[c])
+			}
+			p.hotAggs = append(p.hotAggs, a)
+		}
+	}
 	p.init = make([]float64, p.hw)
 	p.fast, p.fastField = true, -1
 	p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax = -1, -1, -1, -1, -1
@@ -222,10 +245,10 @@ func (p *aggPlan) layout() {
 }
 
 // foldable reports whether foldFast may fold record r, and the value it
-// folds: the plan is fast and r's field holds a number other than zero and
-// NaN. For those two, min and max on a count of zero or an equal value would
-// not give add's answer (the first of -0 and 0 seen; a first NaN kept), so
-// add folds them.
+// folds: the plan is fast and r's field holds a number (KindNumber, so check
+// has nothing to say) other than zero and NaN. For those two, min and max on
+// a count of zero or an equal value would not give add's answer (the first
+// of -0 and 0 seen; a first NaN kept), so add folds them.
 func (p *aggPlan) foldable(r *Record) (float64, bool) {
 	if !p.fast {
 		return 0, false
@@ -235,7 +258,7 @@ func (p *aggPlan) foldable(r *Record) (float64, bool) {
 	}
 	v := &r.Vals[p.fastField]
 	x := v.Num
-	return x, v.Kind != KindNull && x == x && x != 0
+	return x, v.Kind == KindNumber && x == x && x != 0
 }
 
 // foldFast folds, for each f of folds in order, the value f.x into slot
@@ -582,6 +605,30 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 // or list headers for them.
 func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
 	h := st.hot[int(slot)*p.hw:][:p.hw]
+	if p.hotAggs != nil {
+		dst = dst[:len(p.hotAggs)]
+		for i, a := range p.hotAggs {
+			v, n := &dst[i], h[a.cnt]
+			switch a.fn {
+			case AggCount:
+				v.Kind, v.Num = KindNumber, n
+			case AggSum:
+				v.Kind = KindNumber
+				if n != 0 {
+					v.Num = h[a.val]
+				}
+			case AggMin, AggMax:
+				if n != 0 {
+					v.Kind, v.Num = a.kind, h[a.val]
+				}
+			case AggAvg:
+				if n != 0 {
+					v.Kind, v.Num = KindNumber, h[a.val]/n
+				}
+			}
+		}
+		return
+	}
 	dst = dst[:len(p.fn)]
 	for i := range dst {
 		c, v := p.col[i], &dst[i]
@@ -614,6 +661,22 @@ func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
 func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 	base := int(slot) * st.w
 	h := st.hot[int(slot)*p.hw:][:p.hw]
+	if p.hotAggs != nil {
+		// The same bytes, read through hotAggs; a count below 64 is one
+		// byte of varint (zigzag: 2n).
+		for _, a := range p.hotAggs {
+			n := h[a.cnt]
+			if n < 64 {
+				dst = append(dst, byte(n)<<1)
+			} else {
+				dst = binary.AppendVarint(dst, int64(n))
+			}
+			if n != 0 && a.val >= 0 {
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(h[a.val]))
+			}
+		}
+		return dst
+	}
 	for i := range p.fn {
 		c := p.col[i]
 		k := base + c

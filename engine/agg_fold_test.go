@@ -81,3 +81,56 @@ func TestFoldFastMatchesAdd(t *testing.T) {
 		})
 	}
 }
+
+// TestHotAggsEncodeAndFillLikeTheGeneralPath protects the paths of fill and
+// appendAccs for plans without cold parts (aggPlan.hotAggs): the stored
+// bytes and the output values must be those of the general loop, for groups
+// with no value, counts below and above 64 (one and two bytes of varint),
+// nulls, and the aggregates in any order; and the bytes must read back.
+func TestHotAggsEncodeAndFillLikeTheGeneralPath(t *testing.T) {
+	s := MustSchema(Field{"k", KindString}, Field{"temp", KindNumber}, Field{"w", KindTime})
+	for _, aggs := range [][]AggSpec{
+		benchAggs,
+		{{Func: "avg", Field: "temp", As: "avg"}, {Func: "count", As: "n"}, {Func: "max", Field: "w", As: "wmax"},
+			{Func: "count", Field: "temp", As: "nt"}, {Func: "min", Field: "temp", As: "min"}},
+	} {
+		p, err := resolveAggs(aggs, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.hotAggs == nil {
+			t.Fatal("a plan of counts, sums, averages, minimums and maximums has no hotAggs")
+		}
+		general := *p
+		general.hotAggs = nil
+		rng := rand.New(rand.NewPCG(3, 3))
+		st := accStore{w: p.ncol()}
+		for _, n := range []int{0, 1, 5, 63, 64, 65, 200} {
+			slot := st.newSlot(p)
+			for range n {
+				r := &Record{Vals: []Value{String("a"), Number(float64(rng.IntN(100)) - 50), {Kind: KindTime, Num: float64(rng.IntN(1000))}}}
+				if rng.IntN(4) == 0 {
+					r.Vals[1] = Null
+				}
+				p.add(&st, slot, r)
+			}
+			got, want := p.appendAccs(nil, &st, slot), general.appendAccs(nil, &st, slot)
+			if string(got) != string(want) {
+				t.Fatalf("%d values: stored %x, general path %x", n, got, want)
+			}
+			back := accStore{w: p.ncol()}
+			bs := back.newSlot(p)
+			if rest, err := p.readAccs(got, &back, bs); err != nil || len(rest) != 0 {
+				t.Fatalf("%d values: read back: %v, %d bytes left", n, err, len(rest))
+			}
+			gv, wv := make([]Value, len(aggs)), make([]Value, len(aggs))
+			p.fill(gv, &back, bs)
+			general.fill(wv, &st, slot)
+			for i := range gv {
+				if gv[i] != wv[i] {
+					t.Fatalf("%d values: %s = %+v, general path %+v", n, aggs[i].As, gv[i], wv[i])
+				}
+			}
+		}
+	}
+}

@@ -157,6 +157,14 @@ type wpane struct {
 	changed []int32 // slots changed in the current pass (update mode)
 	isChg   []bool
 	stored  bool // some of its entries are in the state store
+	// kenc holds, for a tumbling window (timeWinOp.keepEnc), the stored
+	// form of each slot's key (its length as a varint, then the encoded
+	// key), in slot order, and koff the offset in kenc of each bucket's
+	// first slot: SaveState copies a keys entry from it in one piece instead
+	// of reading the dictionary at random, key by key. (Sliding windows, with
+	// many panes, read the dictionary rather than hold a copy per pane.)
+	kenc []byte
+	koff []int32
 }
 
 type timeWinOp struct {
@@ -168,6 +176,7 @@ type timeWinOp struct {
 	offset  int64
 	width   int64 // wpane width
 	point   bool
+	keepEnc bool // panes keep their keys' stored form (wpane.kenc): tumbling windows
 	panes   map[int64]*wpane
 	free    []*wpane
 	last    *wpane
@@ -225,6 +234,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	if err := o.openGrouping(in[0], c.Keys, c.Aggs, bounds...); err != nil {
 		return nil, err
 	}
+	o.keepEnc = !o.point && o.size == o.slide
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
 	o.scr.st.w = o.plan.ncol()
@@ -332,14 +342,19 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	var curEnd int64
 	// Records are taken in chunks that stay in cache across the three loops
 	// over them: key lookups; windows, slots and state tracking; folds.
+	plan := o.plan
+	checkNums := len(plan.nums) > 0
 	for from := 0; from < len(b.Recs); from += procChunk {
 		to := min(from+procChunk, len(b.Recs))
-		o.lookupAll(b, from, to)
-		o.folds, o.runs = o.folds[:0], o.runs[:0]
+		ids := o.lookupAll(b, from, to)
+		folds, runs := o.folds[:0], o.runs[:0]
+		var runP *wpane
 		for i := from; i < to; i++ {
 			r := &b.Recs[i]
-			if len(o.plan.nums) > 0 {
-				if err := o.plan.check(o.in, r); err != nil {
+			// A value the fast fold takes is a number: no other check.
+			x, fast := plan.foldable(r)
+			if !fast && checkNums {
+				if err := plan.check(o.in, r); err != nil {
 					ep.DeadLetter(r, o.in, err)
 					continue
 				}
@@ -362,31 +377,25 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
 				continue
 			}
-			id := o.ids[i-from]
+			id := ids[i-from]
 			if id < 0 {
 				id = o.dict.lookup(r, o.keyIdx)
 			}
-			nkeys := len(p.keys)
-			s := p.slot(o, id)
-			if len(p.keys) > nkeys { // a new key in this pane
-				p.isChg = append(p.isChg, false)
-				if int(s/paneBucket) >= len(p.isDirty) {
-					p.isDirty = append(p.isDirty, false)
-					p.newKeys = append(p.newKeys, false)
-				}
-				p.newKeys[s/paneBucket] = true
-				o.dict.ref(id)
-				o.rows++
+			var s int32
+			if int(id) < len(p.idx) && p.idx[id] != 0 {
+				s = p.idx[id] - 1
+			} else {
+				s = o.addKey(p, id, r)
 			}
-			if len(o.runs) == 0 || o.runs[len(o.runs)-1].p != p {
-				o.runs = append(o.runs, paneRun{p, int32(len(o.folds))})
+			if p != runP {
+				runs = append(runs, paneRun{p, int32(len(folds))})
+				runP = p
 			}
-			f := recFold{slot: s, rec: -1}
-			var ok bool
-			if f.x, ok = o.plan.foldable(r); !ok {
+			f := recFold{x: x, slot: s, rec: -1}
+			if !fast {
 				f.rec = int32(i)
 			}
-			o.folds = append(o.folds, f)
+			folds = append(folds, f)
 			if bk := s / paneBucket; !p.isDirty[bk] {
 				p.isDirty[bk] = true
 				p.dirty = append(p.dirty, bk)
@@ -401,13 +410,14 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 		}
 		// The records are folded in a loop of their own, in input order, so
 		// that the accumulators of many records are fetched at once.
-		for j, run := range o.runs {
-			end := len(o.folds)
-			if j+1 < len(o.runs) {
-				end = int(o.runs[j+1].from)
+		for j, run := range runs {
+			end := len(folds)
+			if j+1 < len(runs) {
+				end = int(runs[j+1].from)
 			}
-			o.plan.foldFast(&run.p.st, o.folds[run.from:end], b.Recs)
+			plan.foldFast(&run.p.st, folds[run.from:end], b.Recs)
 		}
+		o.folds, o.runs = folds, runs
 	}
 	n := 0
 	switch o.cfg.Mode {
@@ -440,6 +450,30 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	ep.Stats.add(len(b.Recs), n)
 	return nil
+}
+
+// addKey gives key id, which has no slot in wpane p, a new one for record r
+// and returns it: the slot's state tracking, a reference to the key and, for
+// a tumbling window, the stored form of the key (wpane.kenc).
+func (o *timeWinOp) addKey(p *wpane, id int32, r *Record) int32 {
+	s := p.add(o, id)
+	p.isChg = append(p.isChg, false)
+	if int(s/paneBucket) >= len(p.isDirty) {
+		p.isDirty = append(p.isDirty, false)
+		p.newKeys = append(p.newKeys, false)
+	}
+	p.newKeys[s/paneBucket] = true
+	o.dict.ref(id)
+	o.rows++
+	if o.keepEnc {
+		if s%paneBucket == 0 {
+			p.koff = append(p.koff, int32(len(p.kenc)))
+		}
+		e := o.dict.encode(r, o.keyIdx)
+		p.kenc = AppendVarint(p.kenc, int64(len(e)))
+		p.kenc = append(p.kenc, e...)
+	}
+	return s
 }
 
 // paneOf returns the wpane of a record at ts for an event-time group or a
@@ -499,30 +533,33 @@ type paneRun struct {
 	from int32
 }
 
-// lookupAll sets o.ids[i-from] to the key id of record i of b, for i in
+// lookupAll returns (in o.ids) the key id of record i of b at i-from, for i in
 // [from, to), ahead of the main loop: a tight loop of lookups alone keeps
 // many hash probes in flight at once. It takes only the single-string-key
 // fast path; a key it does not find (or a record of another shape) gets -1,
 // and the main loop interns it. Records later found late, in a gap or dead
 // letters are looked up all the same (no reference is taken).
-func (o *timeWinOp) lookupAll(b *Batch, from, to int) {
-	o.ids = o.ids[:0]
+func (o *timeWinOp) lookupAll(b *Batch, from, to int) []int32 {
+	ids := o.ids[:0]
 	if !o.dict.strOnly {
 		for range to - from {
-			o.ids = append(o.ids, -1)
+			ids = append(ids, -1)
 		}
-		return
+		o.ids = ids
+		return ids
 	}
-	f := o.keyIdx[0]
-	for i := from; i < to; i++ {
+	f, str, recs := o.keyIdx[0], o.dict.str, b.Recs[from:to]
+	for i := range recs {
 		id := int32(-1)
-		if v := &b.Recs[i].Vals[f]; v.Kind == KindString {
-			if d, ok := o.dict.str[v.Str]; ok {
+		if v := &recs[i].Vals[f]; v.Kind == KindString {
+			if d, ok := str[v.Str]; ok {
 				id = d
 			}
 		}
-		o.ids = append(o.ids, id)
+		ids = append(ids, id)
 	}
+	o.ids = ids
+	return ids
 }
 
 func (o *timeWinOp) newPane(ps int64) *wpane {
@@ -822,7 +859,7 @@ func (o *timeWinOp) evict(final int64) {
 			o.chgPanes = slices.DeleteFunc(o.chgPanes, func(q *wpane) bool { return q == p })
 		}
 		p.keys, p.dirty, p.isDirty, p.changed, p.isChg = p.keys[:0], p.dirty[:0], p.isDirty[:0], p.changed[:0], p.isChg[:0]
-		p.newKeys = p.newKeys[:0]
+		p.newKeys, p.kenc, p.koff = p.newKeys[:0], p.kenc[:0], p.koff[:0]
 		p.st.reset()
 		p.stored = false
 		o.free = append(o.free, p)
@@ -875,10 +912,18 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 			if p.newKeys[bk] {
 				o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'k')
 				v := AppendVarint(o.vbuf[:0], int64(hi-lo))
-				for s := lo; s < hi; s++ {
-					enc := o.dict.enc[p.keys[s]]
-					v = AppendVarint(v, int64(len(enc)))
-					v = append(v, enc...)
+				if o.keepEnc {
+					end := len(p.kenc)
+					if int(bk)+1 < len(p.koff) {
+						end = int(p.koff[bk+1])
+					}
+					v = append(v, p.kenc[p.koff[bk]:end]...)
+				} else {
+					for s := lo; s < hi; s++ {
+						enc := o.dict.enc[p.keys[s]]
+						v = AppendVarint(v, int64(len(enc)))
+						v = append(v, enc...)
+					}
 				}
 				o.vbuf = v
 				w.Put(o.kbuf, v)
@@ -960,6 +1005,7 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 		if int64(len(p.keys)) != lo {
 			return ErrCorruptState // buckets arrive in order, each full but the last
 		}
+		body := b
 		for i := int64(0); i < n; i++ {
 			var l int64
 			if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
@@ -986,6 +1032,10 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 			}
 			o.dict.ref(id)
 			o.rows++
+		}
+		if o.keepEnc {
+			p.koff = append(p.koff, int32(len(p.kenc)))
+			p.kenc = append(p.kenc, body[:len(body)-len(b)]...)
 		}
 	case 'v':
 		if lo+n > int64(len(p.keys)) {
