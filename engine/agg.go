@@ -135,6 +135,7 @@ type aggPlan struct {
 	fast                          bool
 	fastField                     int
 	fRows, fCnt, fSum, fMin, fMax int
+	shape                         foldShape
 	// hotAggs describes, for a plan without cold parts (not aux), each
 	// aggregate by its words, for fill and appendAccs; nil otherwise.
 	hotAggs []hotAgg
@@ -182,7 +183,27 @@ func (p *aggPlan) addColumn(f AggFunc, idx int) {
 // layout places the hot words of the columns: the counts first, one per
 // field (in order of first use), then the values.
 func (p *aggPlan) layout() {
+	p.fast, p.fastField = true, -1
+	for c, fn := range p.cfn {
+		if f := p.cfield[c]; f >= 0 {
+			if p.fastField >= 0 && p.fastField != f {
+				p.fast = false
+			}
+			p.fastField = f
+		}
+		switch fn {
+		case AggCount, AggSum, AggMin, AggMax:
+		default:
+			p.fast = false
+		}
+	}
+	// A fast plan's words are in a fixed order, the count of rows, the
+	// field's count, its sum, minimum and maximum (those it has), so that
+	// the common shapes have a fold of their own (foldShape).
 	p.cnt, p.val, p.cntField = p.cnt[:0], p.val[:0], p.cntField[:0]
+	if p.fast && slices.Contains(p.cfield, -1) {
+		p.cntField = append(p.cntField, -1)
+	}
 	for _, f := range p.cfield {
 		c := slices.Index(p.cntField, f)
 		if c < 0 {
@@ -192,13 +213,21 @@ func (p *aggPlan) layout() {
 		p.cnt = append(p.cnt, c)
 	}
 	p.hw = len(p.cntField)
-	for _, fn := range p.cfn {
-		switch fn {
+	p.val = append(p.val, make([]int, len(p.cfn))...)
+	cols := make([]int, 0, len(p.cfn))
+	for c := range p.cfn {
+		cols = append(cols, c)
+	}
+	if p.fast {
+		slices.SortStableFunc(cols, func(a, b int) int { return int(p.cfn[a]) - int(p.cfn[b]) }) // count, sum, min, max
+	}
+	for _, c := range cols {
+		switch p.cfn[c] {
 		case AggSum, AggMin, AggMax, AggStddev:
-			p.val = append(p.val, p.hw)
+			p.val[c] = p.hw
 			p.hw++
 		default:
-			p.val = append(p.val, -1)
+			p.val[c] = -1
 		}
 	}
 	p.hotAggs = nil
@@ -213,16 +242,9 @@ func (p *aggPlan) layout() {
 		}
 	}
 	p.init = make([]float64, p.hw)
-	p.fast, p.fastField = true, -1
 	p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax = -1, -1, -1, -1, -1
 	for c, fn := range p.cfn {
 		f := p.cfield[c]
-		if f >= 0 {
-			if p.fastField >= 0 && p.fastField != f {
-				p.fast = false
-			}
-			p.fastField = f
-		}
 		switch fn {
 		case AggCount:
 			if f < 0 {
@@ -238,11 +260,28 @@ func (p *aggPlan) layout() {
 		case AggMax:
 			p.fCnt, p.fMax = p.cnt[c], p.val[c]
 			p.init[p.val[c]] = math.Inf(-1)
-		default:
-			p.fast = false
+		}
+	}
+	p.shape = shapeAny
+	if p.fast && p.fRows == 0 && p.fCnt == 1 && p.fSum == 2 {
+		switch {
+		case p.fMin == 3 && p.fMax == 4:
+			p.shape = shapeAll
+		case p.fMin < 0 && p.fMax == 3 && p.hw == 4:
+			p.shape = shapeNoMin
 		}
 	}
 }
+
+// foldShape names the fast plans that foldFast folds with a loop of their
+// own: fixed words, no test per word.
+type foldShape uint8
+
+const (
+	shapeAny   foldShape = iota
+	shapeAll             // count of rows, count, sum, min and max of a field: words 0-4
+	shapeNoMin           // count of rows, count, sum and max of a field (count, avg, max): words 0-3
+)
 
 // foldable reports whether foldFast may fold record r, and the value it
 // folds: the plan is fast and r's field holds a number (KindNumber, so check
@@ -268,6 +307,37 @@ func (p *aggPlan) foldable(r *Record) (float64, bool) {
 // records are fetched at once.
 func (p *aggPlan) foldFast(st *accStore, folds []recFold, recs []Record) {
 	hot, hw := st.hot, p.hw
+	switch p.shape {
+	case shapeAll:
+		for _, f := range folds {
+			if f.rec >= 0 {
+				p.add(st, f.slot, &recs[f.rec])
+				continue
+			}
+			b := int(f.slot) * 5
+			h, x := (*[5]float64)(hot[b:b+5]), f.x
+			h[0]++
+			h[1]++
+			h[2] += x
+			h[3] = min(h[3], x)
+			h[4] = max(h[4], x)
+		}
+		return
+	case shapeNoMin:
+		for _, f := range folds {
+			if f.rec >= 0 {
+				p.add(st, f.slot, &recs[f.rec])
+				continue
+			}
+			b := int(f.slot) * 4
+			h, x := (*[4]float64)(hot[b:b+4]), f.x
+			h[0]++
+			h[1]++
+			h[2] += x
+			h[3] = max(h[3], x)
+		}
+		return
+	}
 	rows, cnt, sum, mn, mx := p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax
 	for _, f := range folds {
 		if f.rec >= 0 {

@@ -19,24 +19,28 @@ func TestFoldFastMatchesAdd(t *testing.T) {
 	specials := []Value{Null, Number(0), Number(math.Copysign(0, -1)), Number(math.NaN()),
 		Number(math.Inf(1)), Number(math.Inf(-1)), Number(1), Number(-1)}
 	for _, c := range []struct {
-		name string
-		aggs []AggSpec
-		fast bool
+		name  string
+		aggs  []AggSpec
+		fast  bool
+		shape foldShape
 	}{
-		{"bench", benchAggs, true},
-		{"rows only", []AggSpec{{Func: "count", As: "n"}}, true},
-		{"min only", []AggSpec{{Func: "min", Field: "temp", As: "min"}}, true},
-		{"max and count of field", []AggSpec{{Func: "max", Field: "temp", As: "max"}, {Func: "count", Field: "temp", As: "n"}}, true},
-		{"two fields", []AggSpec{{Func: "max", Field: "temp", As: "max"}, {Func: "min", Field: "w", As: "min"}}, false},
-		{"stddev", []AggSpec{{Func: "count", As: "n"}, {Func: "stddev", Field: "temp", As: "sd"}}, false},
+		{"bench", benchAggs, true, shapeAll},
+		{"max min avg count, any order", []AggSpec{{Func: "max", Field: "temp", As: "max"}, {Func: "min", Field: "temp", As: "min"},
+			{Func: "avg", Field: "temp", As: "avg"}, {Func: "count", As: "n"}}, true, shapeAll},
+		{"count avg max", []AggSpec{{Func: "count", As: "n"}, {Func: "avg", Field: "temp", As: "avg"}, {Func: "max", Field: "temp", As: "max"}}, true, shapeNoMin},
+		{"rows only", []AggSpec{{Func: "count", As: "n"}}, true, shapeAny},
+		{"min only", []AggSpec{{Func: "min", Field: "temp", As: "min"}}, true, shapeAny},
+		{"max and count of field", []AggSpec{{Func: "max", Field: "temp", As: "max"}, {Func: "count", Field: "temp", As: "n"}}, true, shapeAny},
+		{"two fields", []AggSpec{{Func: "max", Field: "temp", As: "max"}, {Func: "min", Field: "w", As: "min"}}, false, shapeAny},
+		{"stddev", []AggSpec{{Func: "count", As: "n"}, {Func: "stddev", Field: "temp", As: "sd"}}, false, shapeAny},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := resolveAggs(c.aggs, s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.fast != c.fast {
-				t.Fatalf("fast = %v, want %v", p.fast, c.fast)
+			if p.fast != c.fast || p.shape != c.shape {
+				t.Fatalf("fast = %v, shape %d; want %v, %d", p.fast, p.shape, c.fast, c.shape)
 			}
 			seed := uint64(7)
 			rng := rand.New(rand.NewPCG(seed, seed))

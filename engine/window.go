@@ -347,10 +347,12 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	for from := 0; from < len(b.Recs); from += procChunk {
 		to := min(from+procChunk, len(b.Recs))
 		ids := o.lookupAll(b, from, to)
-		folds, runs := o.folds[:0], o.runs[:0]
+		recs := b.Recs[from:to]
+		ids = ids[:len(recs)]
+		folds, runs := slices.Grow(o.folds[:0], len(recs)), o.runs[:0]
 		var runP *wpane
-		for i := from; i < to; i++ {
-			r := &b.Recs[i]
+		for j := range recs {
+			r, i := &recs[j], from+j
 			// A value the fast fold takes is a number: no other check.
 			x, fast := plan.foldable(r)
 			if !fast && checkNums {
@@ -377,7 +379,7 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
 				continue
 			}
-			id := ids[i-from]
+			id := ids[j]
 			if id < 0 {
 				id = o.dict.lookup(r, o.keyIdx)
 			}
@@ -396,7 +398,7 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				f.rec = int32(i)
 			}
 			folds = append(folds, f)
-			if bk := s / paneBucket; !p.isDirty[bk] {
+			if bk := int32(uint32(s) / paneBucket); !p.isDirty[bk] {
 				p.isDirty[bk] = true
 				p.dirty = append(p.dirty, bk)
 			}
