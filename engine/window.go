@@ -471,11 +471,29 @@ func (o *timeWinOp) addKey(p *wpane, id int32, r *Record) int32 {
 		if s%paneBucket == 0 {
 			p.koff = append(p.koff, int32(len(p.kenc)))
 		}
-		e := o.dict.encode(r, o.keyIdx)
-		p.kenc = AppendVarint(p.kenc, int64(len(e)))
-		p.kenc = append(p.kenc, e...)
+		if v := &r.Vals[o.keyIdx[0]]; o.dict.strOnly && v.Kind == KindString {
+			// AppendValue of a string, inline: kind, length, bytes.
+			n := len(v.Str)
+			p.kenc = AppendVarint(p.kenc, int64(1+uvarintLen(uint64(n))+n))
+			p.kenc = append(p.kenc, byte(KindString))
+			p.kenc = binary.AppendUvarint(p.kenc, uint64(n))
+			p.kenc = append(p.kenc, v.Str...)
+		} else {
+			e := o.dict.encode(r, o.keyIdx)
+			p.kenc = AppendVarint(p.kenc, int64(len(e)))
+			p.kenc = append(p.kenc, e...)
+		}
 	}
 	return s
+}
+
+// uvarintLen returns the number of bytes of binary.AppendUvarint(nil, x).
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // paneOf returns the wpane of a record at ts for an event-time group or a
@@ -551,6 +569,7 @@ func (o *timeWinOp) lookupAll(b *Batch, from, to int) []int32 {
 		return ids
 	}
 	f, str, recs := o.keyIdx[0], o.dict.str, b.Recs[from:to]
+	ids = slices.Grow(ids, len(recs))[:len(recs)]
 	for i := range recs {
 		id := int32(-1)
 		if v := &recs[i].Vals[f]; v.Kind == KindString {
@@ -558,7 +577,7 @@ func (o *timeWinOp) lookupAll(b *Batch, from, to int) []int32 {
 				id = d
 			}
 		}
-		ids = append(ids, id)
+		ids[i] = id
 	}
 	o.ids = ids
 	return ids

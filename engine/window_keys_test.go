@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +13,7 @@ import (
 // tumbling window writes from its panes' copy of their keys (wpane.kenc):
 // they must be byte for byte those written from the dictionary, for string
 // keys and for keys of several fields with numbers (-0 folded to 0), nulls
-// and strings, with windows that gain keys over several epochs and across a
+// and strings (short and over 127 bytes), with windows that gain keys over several epochs and across a
 // restore from the checkpoint.
 func TestTumblingPanesStoreTheDictionarysKeys(t *testing.T) {
 	s := MustSchema(Field{"k", KindString}, Field{"n", KindNumber}, Field{"v", KindNumber})
@@ -55,6 +56,9 @@ func TestTumblingPanesStoreTheDictionarysKeys(t *testing.T) {
 						// Each 1 s window spans two epochs; keys come back and new ones arrive.
 						rec.Time = int64(epoch*500 + i)
 						rec.Vals[0] = String(fmt.Sprintf("sensor-%d", (i*7+epoch*31)%97))
+						if i%10 == 0 { // 120 to 131 bytes: one and two bytes of length
+							rec.Vals[0] = String(strings.Repeat("k", 120+(i/10+epoch)%12))
+						}
 						switch i % 5 {
 						case 0:
 							rec.Vals[1] = Number(math.Copysign(0, -1))
