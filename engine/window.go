@@ -471,7 +471,8 @@ func (o *timeWinOp) addKey(p *wpane, id int32, r *Record) int32 {
 		if s%paneBucket == 0 {
 			p.koff = append(p.koff, int32(len(p.kenc)))
 		}
-		if v := &r.Vals[o.keyIdx[0]]; o.dict.strOnly && v.Kind == KindString {
+		if o.dict.strOnly && r.Vals[o.keyIdx[0]].Kind == KindString {
+			v := &r.Vals[o.keyIdx[0]]
 			// AppendValue of a string, inline: kind, length, bytes.
 			n := len(v.Str)
 			p.kenc = AppendVarint(p.kenc, int64(1+uvarintLen(uint64(n))+n))
