@@ -495,19 +495,20 @@ func (s *accStore) reset() {
 func (s *accStore) newSlot(p *aggPlan) int32 {
 	slot := int32(len(s.hot) / p.hw)
 	s.hot = append(s.hot, p.init...)
+	if !p.aux {
+		return slot
+	}
 	for i := 0; i < s.w; i++ {
-		if p.aux {
-			x := accAux{ext: -1}
-			switch p.cfn[i] {
-			case AggFirst, AggLast:
-				x.ext = int32(len(s.ext))
-				s.ext = append(s.ext, accExt{})
-			case AggPercentile:
-				x.ext = int32(len(s.ext))
-				s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
-			}
-			s.aux = append(s.aux, x)
+		x := accAux{ext: -1}
+		switch p.cfn[i] {
+		case AggFirst, AggLast:
+			x.ext = int32(len(s.ext))
+			s.ext = append(s.ext, accExt{})
+		case AggPercentile:
+			x.ext = int32(len(s.ext))
+			s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
 		}
+		s.aux = append(s.aux, x)
 	}
 	return slot
 }
