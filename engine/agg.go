@@ -181,7 +181,12 @@ func (p *aggPlan) addColumn(f AggFunc, idx int) {
 }
 
 // layout places the hot words of the columns: the counts first, one per
-// field (in order of first use), then the values.
+// field (in order of first use), then the values (in column order); for a
+// fast plan (counts, sums, minimums and maximums of at most one field) the
+// count of rows, the field's count, then its sum, minimum and maximum. The
+// layout is in memory only: appendAccs stores per aggregate, whatever it is.
+// It also derives what the folds and fill read: init, the fast words and
+// shape, and hotAggs.
 func (p *aggPlan) layout() {
 	p.fast, p.fastField = true, -1
 	for c, fn := range p.cfn {
@@ -197,9 +202,8 @@ func (p *aggPlan) layout() {
 			p.fast = false
 		}
 	}
-	// A fast plan's words are in a fixed order, the count of rows, the
-	// field's count, its sum, minimum and maximum (those it has), so that
-	// the common shapes have a fold of their own (foldShape).
+	// A fast plan's words are in a fixed order (those it has), so that the
+	// common shapes have a fold of their own (foldShape).
 	p.cnt, p.val, p.cntField = p.cnt[:0], p.val[:0], p.cntField[:0]
 	if p.fast && slices.Contains(p.cfield, -1) {
 		p.cntField = append(p.cntField, -1)
