@@ -124,6 +124,30 @@ type aggPlan struct {
 	val      []int
 	cntField []int
 	hw       int
+	// init is a new slot's hot words: zero, but +Inf for a minimum and -Inf
+	// for a maximum, so that foldFast needs no test of the count (a value is
+	// only read when its count is not zero).
+	init []float64
+	// fast says that every column is a count, sum, minimum or maximum of the
+	// rows or of one field, fastField (-1: rows only), so that foldFast can
+	// fold a record without a switch; fRows, fCnt, fSum, fMin and fMax are
+	// the words it updates (-1: none).
+	fast                          bool
+	fastField                     int
+	fRows, fCnt, fSum, fMin, fMax int
+	shape                         foldShape
+	// hotAggs describes, for a plan without cold parts (not aux), each
+	// aggregate by its words, for fill and appendAccs; nil otherwise.
+	hotAggs []hotAgg
+}
+
+// hotAgg is one aggregate of a plan without cold parts: its function
+// (count, sum, avg, min or max), output kind, and count and value words
+// (val -1 for a count).
+type hotAgg struct {
+	fn       AggFunc
+	kind     Kind
+	cnt, val int32
 }
 
 // ncol returns the number of accumulator columns (accStore.w).
@@ -157,9 +181,33 @@ func (p *aggPlan) addColumn(f AggFunc, idx int) {
 }
 
 // layout places the hot words of the columns: the counts first, one per
-// field (in order of first use), then the values.
+// field (in order of first use), then the values (in column order); for a
+// fast plan (counts, sums, minimums and maximums of at most one field) the
+// count of rows, the field's count, then its sum, minimum and maximum. The
+// layout is in memory only: appendAccs stores per aggregate, whatever it is.
+// It also derives what the folds and fill read: init, the fast words and
+// shape, and hotAggs.
 func (p *aggPlan) layout() {
+	p.fast, p.fastField = true, -1
+	for c, fn := range p.cfn {
+		if f := p.cfield[c]; f >= 0 {
+			if p.fastField >= 0 && p.fastField != f {
+				p.fast = false
+			}
+			p.fastField = f
+		}
+		switch fn {
+		case AggCount, AggSum, AggMin, AggMax:
+		default:
+			p.fast = false
+		}
+	}
+	// A fast plan's words are in a fixed order (those it has), so that the
+	// common shapes have a fold of their own (foldShape).
 	p.cnt, p.val, p.cntField = p.cnt[:0], p.val[:0], p.cntField[:0]
+	if p.fast && slices.Contains(p.cfield, -1) {
+		p.cntField = append(p.cntField, -1)
+	}
 	for _, f := range p.cfield {
 		c := slices.Index(p.cntField, f)
 		if c < 0 {
@@ -169,15 +217,163 @@ func (p *aggPlan) layout() {
 		p.cnt = append(p.cnt, c)
 	}
 	p.hw = len(p.cntField)
-	for _, fn := range p.cfn {
-		switch fn {
+	p.val = append(p.val, make([]int, len(p.cfn))...)
+	cols := make([]int, 0, len(p.cfn))
+	for c := range p.cfn {
+		cols = append(cols, c)
+	}
+	if p.fast {
+		slices.SortStableFunc(cols, func(a, b int) int { return int(p.cfn[a]) - int(p.cfn[b]) }) // count, sum, min, max
+	}
+	for _, c := range cols {
+		switch p.cfn[c] {
 		case AggSum, AggMin, AggMax, AggStddev:
-			p.val = append(p.val, p.hw)
+			p.val[c] = p.hw
 			p.hw++
 		default:
-			p.val = append(p.val, -1)
+			p.val[c] = -1
 		}
 	}
+	p.hotAggs = nil
+	if !p.aux {
+		for i, f := range p.fn {
+			c := p.col[i]
+			a := hotAgg{fn: f, kind: p.kinds[i], cnt: int32(p.cnt[c]), val: -1}
+			if f != AggCount {
+				a.val = int32(p.val[c])
+			}
+			p.hotAggs = append(p.hotAggs, a)
+		}
+	}
+	p.init = make([]float64, p.hw)
+	p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax = -1, -1, -1, -1, -1
+	for c, fn := range p.cfn {
+		f := p.cfield[c]
+		switch fn {
+		case AggCount:
+			if f < 0 {
+				p.fRows = p.cnt[c]
+			} else {
+				p.fCnt = p.cnt[c]
+			}
+		case AggSum:
+			p.fCnt, p.fSum = p.cnt[c], p.val[c]
+		case AggMin:
+			p.fCnt, p.fMin = p.cnt[c], p.val[c]
+			p.init[p.val[c]] = math.Inf(1)
+		case AggMax:
+			p.fCnt, p.fMax = p.cnt[c], p.val[c]
+			p.init[p.val[c]] = math.Inf(-1)
+		}
+	}
+	p.shape = shapeAny
+	if p.fast && p.fRows == 0 && p.fCnt == 1 && p.fSum == 2 {
+		switch {
+		case p.fMin == 3 && p.fMax == 4:
+			p.shape = shapeAll
+		case p.fMin < 0 && p.fMax == 3 && p.hw == 4:
+			p.shape = shapeNoMin
+		}
+	}
+}
+
+// foldShape names the fast plans that foldFast folds with a loop of their
+// own: fixed words, no test per word.
+type foldShape uint8
+
+const (
+	shapeAny   foldShape = iota
+	shapeAll             // count of rows, count, sum, min and max of a field: words 0-4
+	shapeNoMin           // count of rows, count, sum and max of a field (count, avg, max): words 0-3
+)
+
+// foldable reports whether foldFast may fold record r, and the value it
+// folds: the plan is fast and r's field holds a number (KindNumber, so check
+// has nothing to say) other than zero and NaN. For those two, min and max on
+// a count of zero or an equal value would not give add's answer (the first
+// of -0 and 0 seen; a first NaN kept), so add folds them.
+func (p *aggPlan) foldable(r *Record) (float64, bool) {
+	if !p.fast {
+		return 0, false
+	}
+	if p.fastField < 0 {
+		return 0, true
+	}
+	v := &r.Vals[p.fastField]
+	x := v.Num
+	return x, v.Kind == KindNumber && x == x && x != 0
+}
+
+// foldFast folds, for each f of folds in order, the value f.x into slot
+// f.slot of st, or, when f.rec >= 0, record recs[f.rec] through add (a value
+// foldable refused, or a plan that is not fast). The fast case is a loop
+// with no switch and no test of the data, so the accumulator lines of many
+// records are fetched at once.
+func (p *aggPlan) foldFast(st *accStore, folds []recFold, recs []Record) {
+	hot, hw := st.hot, p.hw
+	switch p.shape {
+	case shapeAll:
+		for _, f := range folds {
+			if f.rec >= 0 {
+				p.add(st, f.slot, &recs[f.rec])
+				continue
+			}
+			b := int(f.slot) * 5
+			h, x := (*[5]float64)(hot[b:b+5]), f.x
+			h[0]++
+			h[1]++
+			h[2] += x
+			h[3] = min(h[3], x)
+			h[4] = max(h[4], x)
+		}
+		return
+	case shapeNoMin:
+		for _, f := range folds {
+			if f.rec >= 0 {
+				p.add(st, f.slot, &recs[f.rec])
+				continue
+			}
+			b := int(f.slot) * 4
+			h, x := (*[4]float64)(hot[b:b+4]), f.x
+			h[0]++
+			h[1]++
+			h[2] += x
+			h[3] = max(h[3], x)
+		}
+		return
+	}
+	rows, cnt, sum, mn, mx := p.fRows, p.fCnt, p.fSum, p.fMin, p.fMax
+	for _, f := range folds {
+		if f.rec >= 0 {
+			p.add(st, f.slot, &recs[f.rec])
+			continue
+		}
+		h := hot[int(f.slot)*hw:][:hw]
+		x := f.x
+		if rows >= 0 {
+			h[rows]++
+		}
+		if cnt >= 0 {
+			h[cnt]++
+		}
+		if sum >= 0 {
+			h[sum] += x
+		}
+		if mn >= 0 {
+			h[mn] = min(h[mn], x)
+		}
+		if mx >= 0 {
+			h[mx] = max(h[mx], x)
+		}
+	}
+}
+
+// recFold is one record to fold into a slot (see foldFast): its value x, or
+// its index rec in the batch (-1 when x is given).
+type recFold struct {
+	x    float64
+	slot int32
+	rec  int32
 }
 
 // check reports a record whose numeric aggregate field holds a non-numeric
@@ -298,33 +494,33 @@ func (s *accStore) reset() {
 	s.ext = s.ext[:0]
 }
 
-// newSlot appends a zeroed group and returns its slot number.
+// newSlot appends an empty group (the plan's init words) and returns its
+// slot number.
 func (s *accStore) newSlot(p *aggPlan) int32 {
 	slot := int32(len(s.hot) / p.hw)
-	for range p.hw {
-		s.hot = append(s.hot, 0)
+	s.hot = append(s.hot, p.init...)
+	if !p.aux {
+		return slot
 	}
 	for i := 0; i < s.w; i++ {
-		if p.aux {
-			x := accAux{ext: -1}
-			switch p.cfn[i] {
-			case AggFirst, AggLast:
-				x.ext = int32(len(s.ext))
-				s.ext = append(s.ext, accExt{})
-			case AggPercentile:
-				x.ext = int32(len(s.ext))
-				s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
-			}
-			s.aux = append(s.aux, x)
+		x := accAux{ext: -1}
+		switch p.cfn[i] {
+		case AggFirst, AggLast:
+			x.ext = int32(len(s.ext))
+			s.ext = append(s.ext, accExt{})
+		case AggPercentile:
+			x.ext = int32(len(s.ext))
+			s.ext = append(s.ext, accExt{sk: &quantileSketch{}})
 		}
+		s.aux = append(s.aux, x)
 	}
 	return slot
 }
 
-// clearSlot zeroes the accumulators of slot, keeping its extension storage.
+// clearSlot empties the accumulators of slot, keeping its extension storage.
 func clearSlot(p *aggPlan, st *accStore, slot int32) {
 	hb := int(slot) * p.hw
-	clear(st.hot[hb : hb+p.hw])
+	copy(st.hot[hb:hb+p.hw], p.init)
 	base := int(slot) * st.w
 	if len(st.aux) == 0 {
 		return
@@ -484,6 +680,30 @@ func (p *aggPlan) result(i int, st *accStore, slot int32) Value {
 // or list headers for them.
 func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
 	h := st.hot[int(slot)*p.hw:][:p.hw]
+	if p.hotAggs != nil {
+		dst = dst[:len(p.hotAggs)]
+		for i, a := range p.hotAggs {
+			v, n := &dst[i], h[a.cnt]
+			switch a.fn {
+			case AggCount:
+				v.Kind, v.Num = KindNumber, n
+			case AggSum:
+				v.Kind = KindNumber
+				if n != 0 {
+					v.Num = h[a.val]
+				}
+			case AggMin, AggMax:
+				if n != 0 {
+					v.Kind, v.Num = a.kind, h[a.val]
+				}
+			case AggAvg:
+				if n != 0 {
+					v.Kind, v.Num = KindNumber, h[a.val]/n
+				}
+			}
+		}
+		return
+	}
 	dst = dst[:len(p.fn)]
 	for i := range dst {
 		c, v := p.col[i], &dst[i]
@@ -516,6 +736,22 @@ func (p *aggPlan) fill(dst []Value, st *accStore, slot int32) {
 func (p *aggPlan) appendAccs(dst []byte, st *accStore, slot int32) []byte {
 	base := int(slot) * st.w
 	h := st.hot[int(slot)*p.hw:][:p.hw]
+	if p.hotAggs != nil {
+		// The same bytes, read through hotAggs; a count below 64 is one
+		// byte of varint (zigzag: 2n).
+		for _, a := range p.hotAggs {
+			n := h[a.cnt]
+			if n < 64 {
+				dst = append(dst, byte(n)<<1)
+			} else {
+				dst = binary.AppendVarint(dst, int64(n))
+			}
+			if n != 0 && a.val >= 0 {
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(h[a.val]))
+			}
+		}
+		return dst
+	}
 	for i := range p.fn {
 		c := p.col[i]
 		k := base + c

@@ -157,6 +157,14 @@ type wpane struct {
 	changed []int32 // slots changed in the current pass (update mode)
 	isChg   []bool
 	stored  bool // some of its entries are in the state store
+	// kenc holds, for a tumbling window (timeWinOp.keepEnc), the stored
+	// form of each slot's key (its length as a varint, then the encoded
+	// key), in slot order, and koff the offset in kenc of each bucket's
+	// first slot: SaveState copies a keys entry from it in one piece instead
+	// of reading the dictionary at random, key by key. (Sliding windows, with
+	// many panes, read the dictionary rather than hold a copy per pane.)
+	kenc []byte
+	koff []int32
 }
 
 type timeWinOp struct {
@@ -168,6 +176,7 @@ type timeWinOp struct {
 	offset  int64
 	width   int64 // wpane width
 	point   bool
+	keepEnc bool // panes keep their keys' stored form (wpane.kenc): tumbling windows
 	panes   map[int64]*wpane
 	free    []*wpane
 	last    *wpane
@@ -188,8 +197,10 @@ type timeWinOp struct {
 	rowPanes []int64 // StateRows' scratch: pane starts in order
 	kbuf     []byte
 	vbuf     []byte
-	ids      []recID  // lookupAll's result
-	keyStrs  []string // emitWindows: the key strings of a wpane's slots
+	ids      []int32   // lookupAll's result: per record of the chunk, its key id or -1
+	folds    []recFold // Process: the chunk's records to fold, in order
+	runs     []paneRun // Process: the wpane of each run of folds
+	keyStrs  []string  // emitWindows: the key strings of a wpane's slots
 }
 
 func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
@@ -223,6 +234,7 @@ func (o *timeWinOp) Open(in []*Schema) (*Schema, error) {
 	if err := o.openGrouping(in[0], c.Keys, c.Aggs, bounds...); err != nil {
 		return nil, err
 	}
+	o.keepEnc = !o.point && o.size == o.slide
 	o.panes = map[int64]*wpane{}
 	o.emitted = NoWatermark
 	o.scr.st.w = o.plan.ncol()
@@ -328,16 +340,23 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	tumbling := !o.point && o.size == o.slide
 	var cur *wpane
 	var curEnd int64
-	// Records are taken in chunks that stay in cache between the two loops
-	// over them: key lookups, then windows, slots and folds.
+	// Records are taken in chunks that stay in cache across the three loops
+	// over them: key lookups; windows, slots and state tracking; folds.
+	plan := o.plan
+	checkNums := len(plan.nums) > 0
 	for from := 0; from < len(b.Recs); from += procChunk {
 		to := min(from+procChunk, len(b.Recs))
-		o.lookupAll(b, from, to)
-		k := 0
-		for i := from; i < to; i++ {
-			r := &b.Recs[i]
-			if len(o.plan.nums) > 0 {
-				if err := o.plan.check(o.in, r); err != nil {
+		ids := o.lookupAll(b, from, to)
+		recs := b.Recs[from:to]
+		ids = ids[:len(recs)]
+		folds, runs := slices.Grow(o.folds[:0], len(recs)), o.runs[:0]
+		var runP *wpane
+		for j := range recs {
+			r, i := &recs[j], from+j
+			// A value the fast fold takes is a number: no other check.
+			x, fast := plan.foldable(r)
+			if !fast && checkNums {
+				if err := plan.check(o.in, r); err != nil {
 					ep.DeadLetter(r, o.in, err)
 					continue
 				}
@@ -360,30 +379,26 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 			} else if p = o.paneOf(ep, ts, late, complete); p == nil {
 				continue
 			}
-			var id int32
-			for k < len(o.ids) && o.ids[k].rec < int32(i) {
-				k++ // a record skipped above
-			}
-			if k < len(o.ids) && o.ids[k].rec == int32(i) {
-				id = o.ids[k].id
-				k++
-			} else {
+			id := ids[j]
+			if id < 0 {
 				id = o.dict.lookup(r, o.keyIdx)
 			}
-			nkeys := len(p.keys)
-			s := p.slot(o, id)
-			if len(p.keys) > nkeys { // a new key in this pane
-				p.isChg = append(p.isChg, false)
-				if int(s/paneBucket) >= len(p.isDirty) {
-					p.isDirty = append(p.isDirty, false)
-					p.newKeys = append(p.newKeys, false)
-				}
-				p.newKeys[s/paneBucket] = true
-				o.dict.ref(id)
-				o.rows++
+			var s int32
+			if int(id) < len(p.idx) && p.idx[id] != 0 {
+				s = p.idx[id] - 1
+			} else {
+				s = o.addKey(p, id, r)
 			}
-			o.plan.add(&p.st, s, r)
-			if bk := s / paneBucket; !p.isDirty[bk] {
+			if p != runP {
+				runs = append(runs, paneRun{p, int32(len(folds))})
+				runP = p
+			}
+			f := recFold{x: x, slot: s, rec: -1}
+			if !fast {
+				f.rec = int32(i)
+			}
+			folds = append(folds, f)
+			if bk := int32(uint32(s) / paneBucket); !p.isDirty[bk] {
 				p.isDirty[bk] = true
 				p.dirty = append(p.dirty, bk)
 			}
@@ -395,6 +410,16 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 				p.changed = append(p.changed, s)
 			}
 		}
+		// The records are folded in a loop of their own, in input order, so
+		// that the accumulators of many records are fetched at once.
+		for j, run := range runs {
+			end := len(folds)
+			if j+1 < len(runs) {
+				end = int(runs[j+1].from)
+			}
+			plan.foldFast(&run.p.st, folds[run.from:end], b.Recs)
+		}
+		o.folds, o.runs = folds, runs
 	}
 	n := 0
 	switch o.cfg.Mode {
@@ -427,6 +452,49 @@ func (o *timeWinOp) Process(ep *Epoch, in []*Batch, out *Batch) error {
 	}
 	ep.Stats.add(len(b.Recs), n)
 	return nil
+}
+
+// addKey gives key id, which has no slot in wpane p, a new one for record r
+// and returns it: the slot's state tracking, a reference to the key and, for
+// a tumbling window, the stored form of the key (wpane.kenc).
+func (o *timeWinOp) addKey(p *wpane, id int32, r *Record) int32 {
+	s := p.add(o, id)
+	p.isChg = append(p.isChg, false)
+	if int(s/paneBucket) >= len(p.isDirty) {
+		p.isDirty = append(p.isDirty, false)
+		p.newKeys = append(p.newKeys, false)
+	}
+	p.newKeys[s/paneBucket] = true
+	o.dict.ref(id)
+	o.rows++
+	if o.keepEnc {
+		if s%paneBucket == 0 {
+			p.koff = append(p.koff, int32(len(p.kenc)))
+		}
+		if o.dict.strOnly && r.Vals[o.keyIdx[0]].Kind == KindString {
+			v := &r.Vals[o.keyIdx[0]]
+			// AppendValue of a string, inline: kind, length, bytes.
+			n := len(v.Str)
+			p.kenc = AppendVarint(p.kenc, int64(1+uvarintLen(uint64(n))+n))
+			p.kenc = append(p.kenc, byte(KindString))
+			p.kenc = binary.AppendUvarint(p.kenc, uint64(n))
+			p.kenc = append(p.kenc, v.Str...)
+		} else {
+			e := o.dict.encode(r, o.keyIdx)
+			p.kenc = AppendVarint(p.kenc, int64(len(e)))
+			p.kenc = append(p.kenc, e...)
+		}
+	}
+	return s
+}
+
+// uvarintLen returns the number of bytes of binary.AppendUvarint(nil, x).
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // paneOf returns the wpane of a record at ts for an event-time group or a
@@ -479,29 +547,41 @@ func (o *timeWinOp) paneOf(ep *Epoch, ts, late int64, complete bool) *wpane {
 // and L2 caches between its loops over them.
 const procChunk = 256
 
-// recID is the key id of one record of a batch.
-type recID struct{ rec, id int32 }
+// paneRun says that Process's folds from index from on (up to the next
+// run's) go to wpane p.
+type paneRun struct {
+	p    *wpane
+	from int32
+}
 
-// lookupAll interns, ahead of the main loop, the keys of the records of b
-// that are not dead letters, into o.ids (ascending rec). A tight loop of
-// lookups alone keeps many hash probes in flight at once. Records later found
-// late or in a gap are interned (without a reference) like any seen key.
-// Only the single-string-key fast path is taken here.
-func (o *timeWinOp) lookupAll(b *Batch, from, to int) {
-	o.ids = o.ids[:0]
+// lookupAll returns (in o.ids) the key id of record i of b at i-from, for i in
+// [from, to), ahead of the main loop: a tight loop of lookups alone keeps
+// many hash probes in flight at once. It takes only the single-string-key
+// fast path; a key it does not find (or a record of another shape) gets -1,
+// and the main loop interns it. Records later found late, in a gap or dead
+// letters are looked up all the same (no reference is taken).
+func (o *timeWinOp) lookupAll(b *Batch, from, to int) []int32 {
+	ids := o.ids[:0]
 	if !o.dict.strOnly {
-		return
-	}
-	f := o.keyIdx[0]
-	for i := from; i < to; i++ {
-		v := &b.Recs[i].Vals[f]
-		if v.Kind != KindString {
-			continue
+		for range to - from {
+			ids = append(ids, -1)
 		}
-		if id, ok := o.dict.str[v.Str]; ok {
-			o.ids = append(o.ids, recID{int32(i), id})
-		}
+		o.ids = ids
+		return ids
 	}
+	f, str, recs := o.keyIdx[0], o.dict.str, b.Recs[from:to]
+	ids = slices.Grow(ids, len(recs))[:len(recs)]
+	for i := range recs {
+		id := int32(-1)
+		if v := &recs[i].Vals[f]; v.Kind == KindString {
+			if d, ok := str[v.Str]; ok {
+				id = d
+			}
+		}
+		ids[i] = id
+	}
+	o.ids = ids
+	return ids
 }
 
 func (o *timeWinOp) newPane(ps int64) *wpane {
@@ -801,7 +881,7 @@ func (o *timeWinOp) evict(final int64) {
 			o.chgPanes = slices.DeleteFunc(o.chgPanes, func(q *wpane) bool { return q == p })
 		}
 		p.keys, p.dirty, p.isDirty, p.changed, p.isChg = p.keys[:0], p.dirty[:0], p.isDirty[:0], p.changed[:0], p.isChg[:0]
-		p.newKeys = p.newKeys[:0]
+		p.newKeys, p.kenc, p.koff = p.newKeys[:0], p.kenc[:0], p.koff[:0]
 		p.st.reset()
 		p.stored = false
 		o.free = append(o.free, p)
@@ -854,10 +934,18 @@ func (o *timeWinOp) SaveState(w *StateWriter) error {
 			if p.newKeys[bk] {
 				o.kbuf = o.stateKey(o.kbuf[:0], p.start, bk, 'k')
 				v := AppendVarint(o.vbuf[:0], int64(hi-lo))
-				for s := lo; s < hi; s++ {
-					enc := o.dict.enc[p.keys[s]]
-					v = AppendVarint(v, int64(len(enc)))
-					v = append(v, enc...)
+				if o.keepEnc {
+					end := len(p.kenc)
+					if int(bk)+1 < len(p.koff) {
+						end = int(p.koff[bk+1])
+					}
+					v = append(v, p.kenc[p.koff[bk]:end]...)
+				} else {
+					for s := lo; s < hi; s++ {
+						enc := o.dict.enc[p.keys[s]]
+						v = AppendVarint(v, int64(len(enc)))
+						v = append(v, enc...)
+					}
 				}
 				o.vbuf = v
 				w.Put(o.kbuf, v)
@@ -939,6 +1027,7 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 		if int64(len(p.keys)) != lo {
 			return ErrCorruptState // buckets arrive in order, each full but the last
 		}
+		body := b
 		for i := int64(0); i < n; i++ {
 			var l int64
 			if l, b, err = ReadVarint(b); err != nil || l < 0 || l > int64(len(b)) {
@@ -965,6 +1054,10 @@ func (o *timeWinOp) LoadState(key, val []byte) error {
 			}
 			o.dict.ref(id)
 			o.rows++
+		}
+		if o.keepEnc {
+			p.koff = append(p.koff, int32(len(p.kenc)))
+			p.kenc = append(p.kenc, body[:len(body)-len(b)]...)
 		}
 	case 'v':
 		if lo+n > int64(len(p.keys)) {
