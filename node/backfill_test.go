@@ -172,6 +172,7 @@ func TestBackfillRefusesAPeriodTheLogNoLongerHolds(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
 	cfg.InputLog.Retain = -1
+	cfg.Epochs.StateEvery = -1 // the log is kept from the last state commit on: commit it every epoch
 	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
 	p := tn.pipeByName("bf")
 	from := time.Now()
@@ -265,6 +266,7 @@ func TestBackfillRefusesAPeriodTheLogNoLongerHolds(t *testing.T) {
 func TestInputLogRetainsConsumedInputAndYieldsToTheBudget(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
+	cfg.Epochs.StateEvery = -1 // the log is kept from the last state commit on: commit it every epoch
 	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
 	p := tn.pipeByName("bf")
 	from := time.Now().Add(-2 * time.Second)
