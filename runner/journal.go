@@ -29,10 +29,13 @@ import (
 // A replayed epoch reads exactly what the first run read and runs at the
 // same processing time, so its state and output ids are the ones of the
 // first run (what a restart from an every-epoch checkpoint relies on too).
-// History tables are the exception: a replayed epoch would read rows its
-// successors wrote, so pipelines that read them (historyJoin, an anomaly
-// baseline) commit their state every epoch, as does a node in a mesh (state
-// hand-over and the standbys read committed state).
+// A replayed epoch also reads history tables (historyJoin, an anomaly
+// baseline) as they are at the restart, not as they were: so, to be safe,
+// an epoch that writes table rows commits the state (the epochs replayed
+// after it wrote none, and read the rows the first run read), and a
+// pipeline that reads a table it does not write itself (another pipeline
+// may write it at any time) commits its state every epoch, as does a node
+// in a mesh (state hand-over and the standbys read committed state).
 
 // journalPrefix starts the keys of the journal in the pipeline record's
 // Input: "@j:I:t" is epoch I's processing time and "@j:I:LOG" its position
@@ -91,21 +94,39 @@ func (r *Runner) sparse() bool {
 	return single
 }
 
-// readsHistory reports whether a pipeline reads history tables.
-func readsHistory(r *Runner) bool {
+// readsForeignTables reports whether a pipeline reads a history table that
+// none of its own steps writes.
+func readsForeignTables(r *Runner) bool {
+	own := map[string]bool{}
+	var read []string
 	for i := range r.spec.Spec.Steps {
 		st := &r.spec.Spec.Steps[i]
-		if st.HistoryJoin != nil || (st.Anomaly != nil && st.Anomaly.Baseline != nil) {
+		switch {
+		case st.History != nil:
+			own[st.History.Table] = true
+		case st.HistoryJoin != nil:
+			read = append(read, st.HistoryJoin.Table)
+		case st.Anomaly != nil && st.Anomaly.Baseline != nil:
+			read = append(read, st.Anomaly.Baseline.Table)
+		}
+	}
+	for _, t := range read {
+		if !own[t] {
 			return true
 		}
 	}
 	return false
 }
 
-// stateDue reports whether the epoch being committed writes the state.
-func (r *Runner) stateDue() bool {
+// stateDue reports whether the epoch being committed (b) writes the state.
+func (r *Runner) stateDue(b *barrier) bool {
 	if len(r.journal)+1 >= maxJournal {
 		return true
+	}
+	for _, c := range b.commits {
+		if len(c.Tables) > 0 {
+			return true // see above: replayed epochs must not see their own rows
+		}
 	}
 	n := 0
 	for _, d := range r.deferred {
@@ -154,7 +175,7 @@ func (r *Runner) commitSparse(ctx context.Context, b *barrier) error {
 	*pc = engine.Commit{Pipeline: r.name, Partition: PipelinePartition, Epoch: r.epoch + 1,
 		Watermark: engine.NoWatermark, DeadLetters: dls}
 	cs := []*engine.Commit{pc}
-	full := r.stateDue()
+	full := r.stateDue(b)
 	if full {
 		// Every partition's state changes since the checkpoint, and its
 		// last checkpoint, with this epoch's outputs.
@@ -312,6 +333,8 @@ func (r *Runner) replay(ctx context.Context, journal []journalEpoch) error {
 		}
 	}
 	r.journal = append(r.journal[:0], journal...)
+	r.log.Info("replayed the epochs since the last state commit", "pipeline", r.name, "epochs", len(journal),
+		"from", r.base, "to", r.pos)
 	r.dlMu.Lock()
 	r.dls = r.dls[:0]
 	r.dlMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,13 +34,58 @@ func (c *stepClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// withOwnHistory keeps its windows in a history table and joins each with
+// the rows of the two windows before it, from that table.
+const withOwnHistory = `apiVersion: edged/v1
+kind: Pipeline
+metadata: {name: h}
+spec:
+  sources:
+    - name: in
+      fields:
+        - {name: sensor, type: string}
+        - {name: ts, type: time}
+        - {name: v, type: number}
+      eventTime: ts
+      watermark: 0s
+      key: [sensor]
+  steps:
+    - name: per-sensor
+      window:
+        type: tumbling
+        size: 1s
+        keys: [sensor]
+        output: append
+        aggregates:
+          - n: count()
+          - total: sum(v)
+    - name: keep
+      history: {table: totals, keys: [sensor], time: window_start, keep: 1d}
+    - name: vs-before
+      historyJoin:
+        table: totals
+        keys: [sensor]
+        time: window_start
+        offset: 1s
+        periods: 2
+        left: true
+        fields: [{name: total, type: number}]
+  sinks:
+    - {name: out, input: vs-before, type: stdout}
+`
+
 // sparseReadings returns epoch e's input: a reading per sensor, event
-// times moving 400 ms per epoch so that 1 s windows close along the way,
-// and one undecodable entry (a dead letter) every third epoch.
+// times moving 400 ms per epoch so that 1 s windows close along the way
+// (two at once in epoch 11), and one undecodable entry (a dead letter)
+// every third epoch.
 func sparseReadings(e int) []string {
 	var out []string
+	ts := 10_000 + int64(e)*400
+	if e >= 11 {
+		ts += 1600 // epoch 11 closes two windows at once
+	}
 	for s := range 6 {
-		out = append(out, fmt.Sprintf(`{"sensor":"s%03d","ts":%d,"v":%d}`, s, 10_000+int64(e)*400+int64(s), e*10+s))
+		out = append(out, fmt.Sprintf(`{"sensor":"s%03d","ts":%d,"v":%d}`, s, ts+int64(s), e*10+s))
 	}
 	if e%3 == 0 {
 		out = append(out, "not json")
@@ -61,12 +107,12 @@ func TestSparseStateCrashReplaysTheJournal(t *testing.T) {
 		outs []string
 		dls  []string
 	}
-	run := func(t *testing.T, parts int, every time.Duration, kills []int) result {
+	run := func(t *testing.T, y string, parts int, every time.Duration, kills []int) result {
 		t.Helper()
 		l, s := newMemLog(), newMemStore()
 		clk := &stepClock{now: time.Unix(1000, 0)}
 		start := func() *runner.Runner {
-			c := compile(t, windowed) // a restarted process compiles afresh (operators hold state)
+			c := compile(t, y) // a restarted process compiles afresh (operators hold state)
 			r, err := runner.New(runner.Config{Compiled: c, Sources: []runner.Source{jsonSource(t, c, "in")},
 				Partitions: parts, Log: l, Store: s, Clock: clk, Encode: decode.AppendJSON, MaxRecords: 1000, StateEvery: every})
 			if err != nil {
@@ -96,19 +142,25 @@ func TestSparseStateCrashReplaysTheJournal(t *testing.T) {
 		}
 		return res
 	}
-	for _, parts := range []int{1, 4} {
-		want := run(t, parts, 0, nil)
-		if len(want.outs) < 10 || len(want.dls) != 4 {
-			t.Fatalf("%d partitions: reference run gave %d outputs and %d dead letters; want windows and 4", parts, len(want.outs), len(want.dls))
-		}
-		for _, kills := range [][]int{nil, {4}, {6}, {8, 9, 13}} {
-			// State every 5 s (5 epochs): checkpoints after epochs 5 and 10.
-			got := run(t, parts, 5*time.Second, kills)
-			if !slices.Equal(got.outs, want.outs) {
-				t.Errorf("%d partitions, killed before epochs %v: outputs\n got %v\nwant %v", parts, kills, got.outs, want.outs)
+	for _, y := range []string{windowed, withOwnHistory} {
+		for _, parts := range []int{1, 4} {
+			want := run(t, y, parts, 0, nil)
+			if y == withOwnHistory && !slices.ContainsFunc(want.outs, func(o string) bool { return strings.Contains(o, `"hist_total":4`) }) {
+				t.Fatalf("reference run: no window joined with an earlier one: %v", want.outs)
 			}
-			if fmt.Sprint(got.dls) != fmt.Sprint(want.dls) {
-				t.Errorf("%d partitions, killed before epochs %v: dead letters %v; want %v", parts, kills, got.dls, want.dls)
+			if len(want.outs) < 10 || len(want.dls) != 4 {
+				t.Fatalf("%d partitions: reference run gave %d outputs and %d dead letters; want windows and 4", parts, len(want.outs), len(want.dls))
+			}
+			for _, kills := range [][]int{nil, {4}, {6}, {8, 9, 13}} {
+				// State every 5 s (5 epochs), and in every epoch that
+				// writes history rows.
+				got := run(t, y, parts, 5*time.Second, kills)
+				if !slices.Equal(got.outs, want.outs) {
+					t.Errorf("%d partitions, killed before epochs %v: outputs\n got %v\nwant %v", parts, kills, got.outs, want.outs)
+				}
+				if fmt.Sprint(got.dls) != fmt.Sprint(want.dls) {
+					t.Errorf("%d partitions, killed before epochs %v: dead letters %v; want %v", parts, kills, got.dls, want.dls)
+				}
 			}
 		}
 	}

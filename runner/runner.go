@@ -226,7 +226,7 @@ type Runner struct {
 	reload  map[int]bool         // partitions to restore from their checkpoint (Boundary.Reload)
 
 	// Sparse state checkpoints (Config.StateEvery, journal.go); under mu.
-	readsTables bool                  // the pipeline reads history tables: state every epoch
+	readsTables bool                  // the pipeline reads history tables it does not write: state every epoch
 	base        map[string]uint64     // input positions of the last state checkpoint
 	journal     []journalEpoch        // epochs committed since, oldest first
 	deferred    map[int]*deferredPart // by partition: what they committed since
@@ -281,7 +281,7 @@ func New(cfg Config) (*Runner, error) {
 	for _, sk := range c.Plan.Sinks() {
 		r.spools[sk] = SpoolName(r.name, sk)
 	}
-	r.readsTables = readsHistory(r)
+	r.readsTables = readsForeignTables(r)
 	r.nparts = 1
 	if Partitionable(c.Spec) {
 		r.nparts = orDefault(cfg.Partitions, DefaultPartitions)
