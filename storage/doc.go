@@ -24,8 +24,9 @@
 //	ckpt                  <pipeline> 0x00 <partition> -> epoch, watermark, input positions
 //	spool/<sink>          8-byte sequence (bucket NextSequence, commit order) -> frame bucket
 //	                      {'f' -> frame of the outputs one transaction spooled for the sink,
-//	                      't' -> commit time} (files written before: -> commit time, id, data,
-//	                      one output per entry, still read)
+//	                      't' -> commit time}, or for a frame of at most 512 bytes
+//	                      -> 0xff, commit time, frame (files written before: -> commit
+//	                      time, id, data, one output per entry, still read)
 //	spoolmeta             <sink> -> depth, bytes
 //	dlq                   8-byte sequence -> time, pipeline, source, step, reason, payload
 //	dlqmeta               <pipeline> -> count

@@ -249,3 +249,55 @@ func TestEpochOutputsWriteOneFrame(t *testing.T) {
 		t.Errorf("SpoolStats: %+v, %v; want depth %d with an oldest time", st["etl/clean"], err, (5+epochs)*outputs-outputs-10)
 	}
 }
+
+// TestSmallSpoolFramesShareAPage protects the flash cost of sinks that
+// spool a few outputs per epoch (alerts, events) and deliver them at once:
+// their frames are values of their sink buckets, which then stay inline in
+// the spool bucket's leaf, so an epoch spooling to three such sinks and
+// their acknowledgements write the pages of one sink, not a leaf per sink.
+func TestSmallSpoolFramesShareAPage(t *testing.T) {
+	const (
+		epochs   = 20
+		maxPages = 4 // 3 measured; 6 with a bucket per frame
+	)
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), storage.DefaultOptions())
+	ctx := context.Background()
+	sinks := []string{"alerts/overheat", "alerts/rise", "alerts/damp"}
+	id := func(e, i int) string { return fmt.Sprintf("alerts/0/1/%d/%d", e, i) }
+	var commitBytes int64
+	epoch := func(e int) {
+		var outs []engine.Output
+		for _, s := range sinks {
+			for i := range 2 {
+				outs = append(outs, engine.Output{Sink: s, ID: id(e, i),
+					Data: fmt.Appendf(nil, `{"rule":"%s","sensor":"s-%04d","value":%d}`, s, e%100, e+i)})
+			}
+		}
+		before := mustStats(t, db).BytesWritten
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "alerts", Partition: 0, Epoch: uint64(e), Outputs: outs}); err != nil {
+			t.Fatal(err)
+		}
+		if e > 3 {
+			commitBytes += mustStats(t, db).BytesWritten - before
+		}
+		for _, s := range sinks { // delivered at once
+			if n, err := db.SpoolAck(ctx, s, id(e, 0), id(e, 1)); err != nil || n != 2 {
+				t.Fatalf("%s: SpoolAck = %d, %v; want 2", s, n, err)
+			}
+		}
+	}
+	for e := 1; e <= 3; e++ {
+		epoch(e)
+	}
+	for e := 4; e < 4+epochs; e++ {
+		epoch(e)
+	}
+	pages := float64(commitBytes) / 4096 / epochs
+	t.Logf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once): %.2f pages", len(sinks), pages)
+	if pages > maxPages {
+		t.Errorf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once) writes %.2f pages; want at most %d", len(sinks), pages, maxPages)
+	}
+	if st := mustStats(t, db); st.Spool["alerts/rise"].Depth != 0 {
+		t.Errorf("spool depth %d after acknowledging everything; want 0", st.Spool["alerts/rise"].Depth)
+	}
+}

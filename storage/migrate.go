@@ -292,7 +292,7 @@ func (x *DB) moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
 		return 0, err
 	}
 	frame := x.stable(x.codec.compress(binary.AppendUvarint(nil, moved), raw))
-	if err := putSpoolFrame(nb, seq, frame, first); err != nil {
+	if err := x.putSpoolFrame(nb, seq, frame, first); err != nil {
 		return 0, fmt.Errorf("spool %q: %w", to, err)
 	}
 	nst := decodeSpoolMeta(meta.Get([]byte(to)))

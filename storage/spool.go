@@ -99,7 +99,7 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 		}
 		f.frame = binary.AppendUvarint(f.frame[:0], uint64(f.n))
 		f.frame = x.codec.compress(f.frame, f.raw)
-		if err := putSpoolFrame(b, seq, f.frame, x.txTime); err != nil {
+		if err := x.putSpoolFrame(b, seq, f.frame, x.txTime); err != nil {
 			return fmt.Errorf("spool %q frame %d: %w", f.sink, seq, err)
 		}
 		st := decodeSpoolMeta(meta.Get([]byte(f.sink)))
@@ -112,9 +112,22 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 	return nil
 }
 
-// putSpoolFrame puts frame (read by bbolt until the commit) into a bucket
-// of its own under seq in spool bucket b, with its commit time t.
-func putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
+// Small frames (a few outputs: events, alerts) are a plain value of the
+// sink's bucket, marked, instead of a bucket of their own: a sink bucket
+// holding only such values stays inline in the spool bucket's leaf, so the
+// sinks that spool little share one page instead of a page each per epoch.
+const (
+	spoolInlineMark = 0xff // first byte of an inline frame's value (an older entry starts with its time's top byte, 0)
+	maxInlineFrame  = 512
+)
+
+// putSpoolFrame puts frame (read by bbolt until the commit) under seq in
+// spool bucket b, with its commit time t: a small one as a marked value,
+// a larger one into a bucket of its own.
+func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
+	if len(frame) <= maxInlineFrame {
+		return b.Put(x.stable(be64(nil, seq)), x.stable([]byte{spoolInlineMark}, be64(nil, uint64(t)), frame))
+	}
 	fb, err := b.CreateBucket(be64(nil, seq))
 	if err != nil {
 		return err
@@ -135,23 +148,29 @@ func (x *DB) resetSpoolTx() { x.spoolTx = x.spoolTx[:0] }
 // frames (v holds it), the frame's outputs for a frame bucket. t is the
 // commit time. buf is reused for decompression. A false return of fn stops.
 func (x *DB) spoolEntries(b *bolt.Bucket, sink string, k, v []byte, buf *[]byte, fn func(t int64, id, data []byte) (bool, error)) (bool, error) {
-	if v != nil {
+	var t int64
+	var frame []byte
+	switch {
+	case len(v) > 9 && v[0] == spoolInlineMark:
+		t, frame = int64(binary.BigEndian.Uint64(v[1:])), v[9:]
+	case v != nil:
 		t, id, data, err := decodeSpoolEntry(v)
 		if err != nil {
 			return false, fmt.Errorf("storage: spool %q entry %x: %w", sink, k, err)
 		}
 		return fn(t, id, data)
-	}
-	fb := b.Bucket(k)
-	if fb == nil {
-		return false, fmt.Errorf("storage: spool %q entry %x: neither an output nor a frame", sink, k)
-	}
-	var t int64
-	if tv := fb.Get(frameTimeKey); len(tv) == 8 {
-		t = int64(binary.BigEndian.Uint64(tv))
+	default:
+		fb := b.Bucket(k)
+		if fb == nil {
+			return false, fmt.Errorf("storage: spool %q entry %x: neither an output nor a frame", sink, k)
+		}
+		if tv := fb.Get(frameTimeKey); len(tv) == 8 {
+			t = int64(binary.BigEndian.Uint64(tv))
+		}
+		frame = fb.Get(frameKey)
 	}
 	more := true
-	_, err := x.codec.readFrame(sink, 0, fb.Get(frameKey), buf, func(_ int, id, data []byte) error {
+	_, err := x.codec.readFrame(sink, 0, frame, buf, func(_ int, id, data []byte) error {
 		ok, err := fn(t, id, data)
 		if err == nil && !ok {
 			more = false
@@ -358,6 +377,9 @@ func (x *DB) filterSpool(b *bolt.Bucket, sink string, st *SpoolStats, f *spoolFi
 			err = c.Delete()
 		case kept == 0:
 			err = b.DeleteBucket(kc)
+		case v != nil: // part of an inline frame goes: keep the rest
+			frame := x.codec.compress(binary.AppendUvarint(nil, uint64(kept)), f.keep)
+			err = b.Put(kc, x.stable(v[:9], frame))
 		default: // part of a frame goes: keep the rest
 			frame := binary.AppendUvarint(nil, uint64(kept))
 			frame = x.stable(x.codec.compress(frame, f.keep))
@@ -392,6 +414,8 @@ func (x *DB) SpoolStats() (map[string]SpoolStats, error) {
 								st.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(tv)))
 							}
 						}
+					} else if len(e) > 9 && e[0] == spoolInlineMark {
+						st.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(e[1:])))
 					} else if t, _, _, err := decodeSpoolEntry(e); err == nil {
 						st.Oldest = time.UnixMilli(t)
 					}
