@@ -49,7 +49,7 @@ const journalPrefix = "@j:"
 const maxJournal = 64
 
 // maxDeferredBytes bounds the state held for the next checkpoint.
-const maxDeferredBytes = 8 << 20
+const maxDeferredBytes = 4 << 20
 
 // journalEpoch is one epoch committed since the state checkpoint.
 type journalEpoch struct {
