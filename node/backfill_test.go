@@ -172,6 +172,7 @@ func TestBackfillRefusesAPeriodTheLogNoLongerHolds(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
 	cfg.InputLog.Retain = -1
+	cfg.Epochs.StateEvery = -1 // the log is kept from the last state commit on: commit it every epoch
 	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
 	p := tn.pipeByName("bf")
 	from := time.Now()
@@ -265,6 +266,7 @@ func TestBackfillRefusesAPeriodTheLogNoLongerHolds(t *testing.T) {
 func TestInputLogRetainsConsumedInputAndYieldsToTheBudget(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
+	cfg.Epochs.StateEvery = -1 // the log is kept from the last state commit on: commit it every epoch
 	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
 	p := tn.pipeByName("bf")
 	from := time.Now().Add(-2 * time.Second)
@@ -455,4 +457,51 @@ func TestBackfillLeavesHistoryTablesAlone(t *testing.T) {
 func mustTables(tn *testNode) []storage.TableInfo {
 	ts, _ := tn.db.Tables()
 	return ts
+}
+
+// TestTruncationKeepsWhatARestartReplays: with the state committed every
+// epochs.stateEvery, the log is truncated only behind the last state
+// commit's position (runner Status.Replay), not behind what the pipeline
+// consumed, so the entries a restart replays stay; the restarted node
+// resumes where it was.
+func TestTruncationKeepsWhatARestartReplays(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
+	cfg.InputLog.Retain = -1
+	cfg.Epochs.StateEvery = time.Hour
+	tn := startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	p := tn.pipeByName("bf")
+	ctx := context.Background()
+	for i := range 3 {
+		if err := tn.Ingest(ctx, []Message{{Topic: "sensors/a/temp", Payload: fmt.Appendf(nil, `{"sensor":"a","ts":%d,"temp":%d}`, time.Now().UnixMilli(), i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := p.r.Status(); st.Backlog[LogMQTT] != 0 || st.Position[LogMQTT] < 4 {
+			return fmt.Errorf("not consumed yet: %+v", st)
+		}
+		return nil
+	})
+	tn.lastTruncate.Store(0)
+	tn.maybeTruncate()
+	eventually(t, 10*time.Second, func() error {
+		if tn.truncating.Load() {
+			return errors.New("truncating")
+		}
+		return nil
+	})
+	st, err := tn.db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := st.Log[LogMQTT]; ls.Records != 3 {
+		t.Fatalf("log after a truncation: %+v; want the 3 consumed entries kept (the state was not committed since)", ls)
+	}
+	want := p.r.Status()
+	tn.stop(t)
+	tn = startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
+	if got := tn.pipeByName("bf").r.Status(); got.Epoch != want.Epoch || got.Position[LogMQTT] != want.Position[LogMQTT] {
+		t.Errorf("restarted: epoch %d at %d; want epoch %d at %d", got.Epoch, got.Position[LogMQTT], want.Epoch, want.Position[LogMQTT])
+	}
 }

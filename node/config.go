@@ -186,6 +186,13 @@ type EpochConfig struct {
 	// in the log when the epoch reads it (a few ms sooner, not
 	// reproducible). Empty means arrival.
 	Cut string `yaml:"cut"`
+	// StateEvery is how often a pipeline's operator state is committed
+	// (flash wear: most epochs then write only their outputs and the
+	// pipeline's position, and a restart replays the epochs since the last
+	// state commit from the input log, with the same outputs). Zero means
+	// 10s; negative commits the state every epoch. A node in a mesh, and a
+	// pipeline that reads history tables, commit their state every epoch.
+	StateEvery time.Duration `yaml:"stateEvery"`
 }
 
 // InputLogConfig keeps input in the log after every pipeline consumed it,
@@ -282,6 +289,8 @@ func DefaultConfig() Config {
 		Epochs: EpochConfig{
 			MaxRecords: 65536, // bounds an epoch's memory; a larger backlog runs further epochs at once
 			Partitions: 8,     // parallel executors per keyed pipeline (2-4 cores on a Pi), few state buckets
+			// State rows rewritten every 10 s, not every epoch; a crash replays at most ~10 s of input.
+			StateEvery: 10 * time.Second,
 		},
 		MQTT: MQTTConfig{
 			Listen:        ":1883",                // the embedded broker, reachable from sensors on the LAN

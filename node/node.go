@@ -153,7 +153,7 @@ func (n *Node) maybeTruncate() {
 	low := map[string]uint64{}
 	n.mu.RLock()
 	for _, p := range n.pipes {
-		for lg, pos := range p.r.Status().Position {
+		for lg, pos := range p.r.Status().Replay { // a restart reads from there
 			if v, ok := low[lg]; !ok || pos < v {
 				low[lg] = pos
 			}

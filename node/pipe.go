@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"github.com/edgedio/edged/internal/topic"
@@ -86,7 +88,7 @@ func newPipe(n *Node, c *pipeline.Compiled, raw []byte, fileInput bool) (*pipe, 
 		Owner: n.ownership(), StandbyHold: n.standbyHold(), Log: nodeLog{n}, Store: n.db, Clock: n.clock, Logger: n.log, Encode: decode.AppendJSON,
 		MaxRecords: n.maxRecords(), FeedRecords: n.cfg.Epochs.FeedRecords, MaxOutputs: n.cfg.Epochs.MaxOutputs, Virtual: n.cfg.Epochs.Virtual,
 		InputOpen:  func() bool { return n.inputFile != "" && !n.fileDone.Load() },
-		ArrivalCut: n.arrivalCut(), Committed: func() { n.epochDone(p) }})
+		ArrivalCut: n.arrivalCut(), Committed: func() { n.epochDone(p) }, StateEvery: n.stateEvery()})
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +152,14 @@ func (p *pipe) run(ctx context.Context, n *Node) {
 	if err := p.r.Run(ctx); err != nil {
 		n.log.Error("pipeline stopped", "pipeline", p.name, "err", err)
 	}
+}
+
+// stateEvery is runner.Config.StateEvery (epochs.stateEvery).
+func (n *Node) stateEvery() time.Duration {
+	if n.cfg.Epochs.StateEvery == 0 {
+		return 10 * time.Second
+	}
+	return n.cfg.Epochs.StateEvery
 }
 
 func (n *Node) maxRecords() int {

@@ -64,6 +64,7 @@ func NewBackfill(cfg Config, from, to int64, start map[string]uint64, cpuShare f
 		return nil, errors.New("backfill: to must be after from")
 	}
 	cfg.Virtual, cfg.ArrivalCut = false, true
+	cfg.StateEvery = 0 // it commits every epoch: the live pipeline's journal is not its own
 	cfg.Log = startLog{cfg.Log, start}
 	r, err := New(cfg)
 	if err != nil {

@@ -22,6 +22,7 @@ type barrier struct {
 	r      *Runner
 	n      int
 	newPos map[string]uint64
+	t      int64 // the epoch's processing time
 
 	mu      sync.Mutex
 	arrived int
@@ -65,6 +66,9 @@ func (b *barrier) arrive(ctx context.Context, c *engine.Commit, fail error) erro
 // nothing at all writes nothing.
 func (b *barrier) commit(ctx context.Context) error {
 	r := b.r
+	if r.replaying || r.sparse() {
+		return r.commitSparse(ctx, b)
+	}
 	r.dlMu.Lock()
 	dls := r.dls
 	r.dls = nil

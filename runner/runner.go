@@ -178,6 +178,13 @@ type Config struct {
 	// Committed is called after every committed epoch, on the runner's
 	// goroutine (the node wakes the sinks). Nil is fine.
 	Committed func()
+	// StateEvery is how often the partitions' state and checkpoints are
+	// committed; the epochs in between commit their outputs and the
+	// pipeline's position only, and a restart replays them from the input
+	// log (see journal.go). Zero or negative: every epoch. It applies only
+	// to a single node (Owner SingleNode) and to pipelines that read no
+	// history table; the others commit their state every epoch.
+	StateEvery time.Duration
 }
 
 // Runner runs one pipeline. Its methods are safe for concurrent use.
@@ -219,6 +226,14 @@ type Runner struct {
 
 	adopted map[int][]HeldOutput // by partition: a peer's held outputs (Boundary.Adopt)
 	reload  map[int]bool         // partitions to restore from their checkpoint (Boundary.Reload)
+
+	// Sparse state checkpoints (Config.StateEvery, journal.go); under mu.
+	readsTables bool                  // the pipeline reads history tables it does not write: state every epoch
+	base        map[string]uint64     // input positions of the last state checkpoint
+	journal     []journalEpoch        // epochs committed since, oldest first
+	deferred    map[int]*deferredPart // by partition: what they committed since
+	stateAt     time.Time             // when the state was last committed
+	replaying   bool
 }
 
 // part is one held partition.
@@ -268,6 +283,7 @@ func New(cfg Config) (*Runner, error) {
 	for _, sk := range c.Plan.Sinks() {
 		r.spools[sk] = SpoolName(r.name, sk)
 	}
+	r.readsTables = readsForeignTables(r)
 	r.nparts = 1
 	if Partitionable(c.Spec) {
 		r.nparts = orDefault(cfg.Partitions, DefaultPartitions)
@@ -317,6 +333,14 @@ func (r *Runner) restore(ctx context.Context, first *pipeline.Compiled) error {
 	if err != nil {
 		return fmt.Errorf("pipeline %q: read checkpoint: %w", r.name, err)
 	}
+	base, journal, err := splitRecord(cp.Input)
+	if err != nil {
+		return fmt.Errorf("pipeline %q: read checkpoint: %w", r.name, err)
+	}
+	if cp.Input != nil {
+		cp.Input = base
+	}
+	r.journal, r.deferred, r.stateAt = r.journal[:0], nil, r.clock.Now()
 	r.pos = map[string]uint64{}
 	r.epoch = cp.Epoch
 	if cp.Input == nil {
@@ -351,6 +375,15 @@ func (r *Runner) restore(ctx context.Context, first *pipeline.Compiled) error {
 		r.parts = append(r.parts, p)
 	}
 	slices.SortFunc(r.parts, func(a, b *part) int { return a.claim.Partition - b.claim.Partition })
+	r.base = cloneMap(r.pos)
+	if len(journal) > 0 {
+		if err := r.replay(ctx, journal); err != nil {
+			return fmt.Errorf("pipeline %q: %w", r.name, err)
+		}
+		if !r.sparse() {
+			return r.flushState(ctx)
+		}
+	}
 	return nil
 }
 
@@ -860,7 +893,7 @@ func (r *Runner) resetInputs() {
 // runPartitions runs every held partition's epoch concurrently and commits
 // them, with the pipeline's record, in one transaction (see barrier).
 func (r *Runner) runPartitions(ctx context.Context, t int64, newPos map[string]uint64) error {
-	b := &barrier{r: r, n: len(r.parts), done: make(chan struct{}), newPos: newPos}
+	b := &barrier{r: r, n: len(r.parts), done: make(chan struct{}), newPos: newPos, t: t}
 	if b.n == 0 {
 		return b.commit(ctx)
 	}

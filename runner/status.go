@@ -19,6 +19,11 @@ type Status struct {
 	Watermark int64
 	// Position is the committed input position per log (next offset).
 	Position map[string]uint64
+	// Replay is where a restart resumes reading each log: Position, or
+	// the position of the last state checkpoint while the epochs since are
+	// kept to be replayed (Config.StateEvery). The log must keep the
+	// entries from there.
+	Replay map[string]uint64
 	// Backlog is the number of entries logged after Position, per log.
 	Backlog map[string]uint64
 	// DecodeErrors counts input that became dead letters; OperatorRejects
@@ -43,7 +48,7 @@ const statsEvery = time.Second
 // publish copies the figures for Status. Call with mu held.
 func (r *Runner) publish() {
 	s := Status{Pipeline: r.name, Epoch: r.epoch, LastTime: r.lastTime, Watermark: engine.NoWatermark,
-		Position: maps.Clone(r.pos), Backlog: map[string]uint64{}, DecodeErrors: r.bad,
+		Position: maps.Clone(r.pos), Replay: r.replayFrom(), Backlog: map[string]uint64{}, DecodeErrors: r.bad,
 		LastError: r.lastErr, Partitions: r.nparts}
 	r.dlMu.Lock()
 	s.OperatorRejects = r.opDL

@@ -195,6 +195,7 @@ func (x *DB) commitGroup(group []*request) {
 
 func (x *DB) commitTx(group []*request) error {
 	x.arena = x.arena[:0]
+	x.resetSpoolTx()
 	alloc0 := x.pageAlloc()
 	settling := false
 	defer func() {
@@ -245,6 +246,9 @@ func (x *DB) commitTx(group []*request) error {
 		x.settle.building.Store(1) // in flight, time not yet known: LogSettled waits
 		x.txTime = time.Now().UnixMilli()
 		x.settle.building.Store(x.txTime)
+		if err := x.writeSpoolFrames(tx); err != nil {
+			return false, err
+		}
 		return true, x.writeFrames(tx)
 	})
 	if err != nil {

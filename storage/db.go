@@ -71,6 +71,7 @@ type DB struct {
 	frameBuf  []byte
 	keyBuf    []byte                  // scratch for state keys (bbolt copies keys on Put)
 	nsBuckets map[string]*bolt.Bucket // namespace buckets of the commit being applied
+	spoolTx   []*spoolFrame           // outputs spooled by the transaction being built, per sink
 
 	// Counters, read by Stats.
 	statMu       sync.Mutex

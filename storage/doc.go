@@ -22,7 +22,11 @@
 //	state/<pipeline>/<partition>/<namespace>
 //	                      'k' + key -> value (the 'k' makes the engine's empty key storable)
 //	ckpt                  <pipeline> 0x00 <partition> -> epoch, watermark, input positions
-//	spool/<sink>          8-byte sequence (bucket NextSequence, commit order) -> commit time, id, data
+//	spool/<sink>          8-byte sequence (bucket NextSequence, commit order) -> frame bucket
+//	                      {'f' -> frame of the outputs one transaction spooled for the sink,
+//	                      't' -> commit time}, or for a frame of at most 512 bytes
+//	                      -> 0xff, commit time, frame (files written before: -> commit
+//	                      time, id, data, one output per entry, still read)
 //	spoolmeta             <sink> -> depth, bytes
 //	dlq                   8-byte sequence -> time, pipeline, source, step, reason, payload
 //	dlqmeta               <pipeline> -> count
@@ -33,6 +37,10 @@
 // Data files of edged 0.1 have one log per pipeline source ("<pipeline>/<source>"),
 // checkpoints at partition 0 and spools by sink name; UpgradePipeline
 // (migrate.go) carries a pipeline over to the layout above in one transaction.
+//
+// A spool frame is encoded as a log frame, with the output's id as key and
+// its data as record; an acknowledgement of part of a frame writes it again
+// with the rest.
 //
 // A log frame is the records of one source in one transaction: uvarint count,
 // a codec byte (raw, zstd, s2) and the body, which is per record uvarint key

@@ -177,3 +177,127 @@ func TestLazyWritesRideWithTheNextCommit(t *testing.T) {
 		db.Close()
 	})
 }
+
+// TestEpochOutputsWriteOneFrame protects the flash cost of an epoch's
+// outputs: the 500 outputs an epoch of a pass-through pipeline spools for
+// one sink are one compressed frame, so its commit writes a few pages
+// (maxPages), not a leaf entry per output (about 17 pages for these). They
+// read back in order across a reopen, and a partial acknowledgement keeps
+// the rest of the frame.
+func TestEpochOutputsWriteOneFrame(t *testing.T) {
+	const (
+		outputs  = 500
+		epochs   = 10
+		maxPages = 10 // meta, root, ckpt, spool, spool/sink, spoolmeta, the frame (3-4)
+	)
+	path := filepath.Join(t.TempDir(), "edged.db")
+	db := openDB(t, path, storage.DefaultOptions())
+	ctx := context.Background()
+	id := func(e, i int) string { return fmt.Sprintf("etl/0/1/%d/%d", e, i) }
+	commit := func(e int) {
+		outs := make([]engine.Output, outputs)
+		for i := range outs {
+			k := e*outputs + i
+			outs[i] = engine.Output{Sink: "etl/clean", ID: id(e, i), Data: fmt.Appendf(nil,
+				`{"sensor":"s-%04d","ts":"2026-12-07T00:%02d:%02d.%03dZ","temp_f":%.2f,"hum":%d}`,
+				k%100, k/60000%60, k/1000%60, k%1000, 68+float64(k%97)/10, 40+k%20)}
+		}
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "etl", Partition: 0, Epoch: uint64(e), Outputs: outs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for e := 1; e <= 5; e++ { // a spool of some depth
+		commit(e)
+	}
+	st0 := mustStats(t, db)
+	for e := 6; e < 6+epochs; e++ {
+		commit(e)
+	}
+	st1 := mustStats(t, db)
+	pages := float64(st1.BytesWritten-st0.BytesWritten) / 4096 / float64(st1.Commits-st0.Commits)
+	t.Logf("an epoch of %d outputs: %.2f pages", outputs, pages)
+	if pages > maxPages {
+		t.Errorf("an epoch commit of %d outputs writes %.2f pages; want at most %d", outputs, pages, maxPages)
+	}
+	if d := st1.Spool["etl/clean"].Depth; d != (5+epochs)*outputs {
+		t.Fatalf("spool depth %d; want %d", d, (5+epochs)*outputs)
+	}
+	// Acknowledge part of the first frame, out of order, then through the
+	// middle of the second; reopen and read the rest.
+	if n, err := db.SpoolAck(ctx, "etl/clean", id(1, 3), id(1, 0), id(1, 1), id(1, 2)); err != nil || n != 4 {
+		t.Fatalf("SpoolAck: %d, %v; want 4", n, err)
+	}
+	if n, err := db.SpoolAckThrough(ctx, "etl/clean", id(2, 9)); err != nil || n != outputs-4+10 {
+		t.Fatalf("SpoolAckThrough: %d, %v; want %d", n, err, outputs-4+10)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, path, storage.DefaultOptions())
+	var got []string
+	if err := db.SpoolRead("etl/clean", 3, func(id string, data []byte) error {
+		got = append(got, id)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{id(2, 10), id(2, 11), id(2, 12)}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after the acknowledgements and a reopen: read %v; want %v", got, want)
+	}
+	st, err := db.SpoolStats()
+	if err != nil || st["etl/clean"].Depth != uint64((5+epochs)*outputs-outputs-10) || st["etl/clean"].Oldest.IsZero() {
+		t.Errorf("SpoolStats: %+v, %v; want depth %d with an oldest time", st["etl/clean"], err, (5+epochs)*outputs-outputs-10)
+	}
+}
+
+// TestSmallSpoolFramesShareAPage protects the flash cost of sinks that
+// spool a few outputs per epoch (alerts, events) and deliver them at once:
+// their frames are values of their sink buckets, which then stay inline in
+// the spool bucket's leaf, so an epoch spooling to three such sinks and
+// their acknowledgements write the pages of one sink, not a leaf per sink.
+func TestSmallSpoolFramesShareAPage(t *testing.T) {
+	const (
+		epochs   = 20
+		maxPages = 4 // 3 measured; 6 with a bucket per frame
+	)
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), storage.DefaultOptions())
+	ctx := context.Background()
+	sinks := []string{"alerts/overheat", "alerts/rise", "alerts/damp"}
+	id := func(e, i int) string { return fmt.Sprintf("alerts/0/1/%d/%d", e, i) }
+	var commitBytes int64
+	epoch := func(e int) {
+		var outs []engine.Output
+		for _, s := range sinks {
+			for i := range 2 {
+				outs = append(outs, engine.Output{Sink: s, ID: id(e, i),
+					Data: fmt.Appendf(nil, `{"rule":"%s","sensor":"s-%04d","value":%d}`, s, e%100, e+i)})
+			}
+		}
+		before := mustStats(t, db).BytesWritten
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "alerts", Partition: 0, Epoch: uint64(e), Outputs: outs}); err != nil {
+			t.Fatal(err)
+		}
+		if e > 3 {
+			commitBytes += mustStats(t, db).BytesWritten - before
+		}
+		for _, s := range sinks { // delivered at once
+			if n, err := db.SpoolAck(ctx, s, id(e, 0), id(e, 1)); err != nil || n != 2 {
+				t.Fatalf("%s: SpoolAck = %d, %v; want 2", s, n, err)
+			}
+		}
+	}
+	for e := 1; e <= 3; e++ {
+		epoch(e)
+	}
+	for e := 4; e < 4+epochs; e++ {
+		epoch(e)
+	}
+	pages := float64(commitBytes) / 4096 / epochs
+	t.Logf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once): %.2f pages", len(sinks), pages)
+	if pages > maxPages {
+		t.Errorf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once) writes %.2f pages; want at most %d", len(sinks), pages, maxPages)
+	}
+	if st := mustStats(t, db); st.Spool["alerts/rise"].Depth != 0 {
+		t.Errorf("spool depth %d after acknowledging everything; want 0", st.Spool["alerts/rise"].Depth)
+	}
+}

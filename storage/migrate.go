@@ -142,7 +142,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 			pos[to] = at
 		}
 		for _, sk := range u.Sinks {
-			n, err := moveSpool(tx, u.Pipeline, sk, u.Spool(sk))
+			n, err := x.moveSpool(tx, u.Pipeline, sk, u.Spool(sk))
 			if err != nil {
 				return err
 			}
@@ -156,7 +156,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 			return err
 		}
 		for _, c := range u.Also {
-			if err := x.applyCommit(tx, c, 0); err != nil {
+			if err := x.applyCommit(tx, c); err != nil {
 				return err
 			}
 		}
@@ -254,7 +254,7 @@ func (x *DB) moveLog(tx *bolt.Tx, from, to string, at uint64) (LogStats, uint64,
 // moveSpool moves the entries of pipeline in the old spool of sink (shared
 // by every pipeline with a sink of that name) to the spool to, in order, and
 // drops the old spool once empty. It returns how many it moved.
-func moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
+func (x *DB) moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
 	sp, meta := tx.Bucket(bktSpool), tx.Bucket(bktSpoolMeta)
 	ob := sp.Bucket([]byte(sink))
 	if ob == nil || sink == to {
@@ -262,48 +262,42 @@ func moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
 	}
 	prefix := []byte(pipeline + "/")
 	ost := decodeSpoolMeta(meta.Get([]byte(sink)))
-	var nb *bolt.Bucket
-	var nst SpoolStats
-	var moved uint64
-	var del [][]byte
-	c := ob.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		_, id, data, err := decodeSpoolEntry(v)
-		if err != nil {
-			return 0, fmt.Errorf("spool %q entry %x: %w", sink, k, err)
+	var raw []byte
+	var moved, bytesMoved uint64
+	var first int64
+	var f spoolFilter
+	_, err := x.filterSpool(ob, sink, &ost, &f, func(id []byte) (bool, bool) {
+		return bytes.HasPrefix(id, prefix), false
+	}, func(t int64, id, data []byte) {
+		if moved == 0 {
+			first = t
 		}
-		if !bytes.HasPrefix(id, prefix) {
-			continue
-		}
-		if nb == nil {
-			if nb, err = sp.CreateBucketIfNotExists([]byte(to)); err != nil {
-				return 0, fmt.Errorf("spool %q: %w", to, err)
-			}
-			nb.FillPercent = 1.0
-			nst = decodeSpoolMeta(meta.Get([]byte(to)))
-		}
-		seq, err := nb.NextSequence()
-		if err != nil {
-			return 0, err
-		}
-		if err := nb.Put(be64(nil, seq), bytes.Clone(v)); err != nil {
-			return 0, err
-		}
-		nst.Depth++
-		nst.Bytes += uint64(len(data))
-		ost.Depth--
-		ost.Bytes -= uint64(len(data))
+		raw = binary.AppendUvarint(raw, uint64(len(id)))
+		raw = append(raw, id...)
+		raw = binary.AppendUvarint(raw, uint64(len(data)))
+		raw = append(raw, data...)
 		moved++
-		del = append(del, bytes.Clone(k))
+		bytesMoved += uint64(len(data))
+	})
+	if err != nil || moved == 0 {
+		return 0, err
 	}
-	if moved == 0 {
-		return 0, nil
+	nb, err := sp.CreateBucketIfNotExists([]byte(to))
+	if err != nil {
+		return 0, fmt.Errorf("spool %q: %w", to, err)
 	}
-	for _, k := range del {
-		if err := ob.Delete(k); err != nil {
-			return 0, err
-		}
+	nb.FillPercent = 1.0
+	seq, err := nb.NextSequence()
+	if err != nil {
+		return 0, err
 	}
+	frame := x.stable(x.codec.compress(binary.AppendUvarint(nil, moved), raw))
+	if err := x.putSpoolFrame(nb, seq, frame, first); err != nil {
+		return 0, fmt.Errorf("spool %q: %w", to, err)
+	}
+	nst := decodeSpoolMeta(meta.Get([]byte(to)))
+	nst.Depth += moved
+	nst.Bytes += bytesMoved
 	if err := meta.Put([]byte(to), nst.encode()); err != nil {
 		return 0, err
 	}

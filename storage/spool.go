@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -27,54 +28,170 @@ func decodeSpoolMeta(v []byte) SpoolStats {
 	return SpoolStats{Depth: binary.BigEndian.Uint64(v), Bytes: binary.BigEndian.Uint64(v[8:])}
 }
 
-// spoolOutputs appends outs to their sinks' spools, in order.
-func (x *DB) spoolOutputs(tx *bolt.Tx, outs []engine.Output, now int64) error {
-	if len(outs) == 0 {
+// spoolFrame is the outputs one transaction spools for one sink, written
+// as one frame at its end (writeSpoolFrames).
+type spoolFrame struct {
+	sink  string
+	raw   []byte // per output: uvarint id length, id, uvarint data length, data
+	n     int
+	bytes uint64
+	frame []byte // the encoded frame, read by bbolt until the commit
+}
+
+// spoolOutputs adds outs to the frames of their sinks in the transaction
+// being built, in order; writeSpoolFrames writes them.
+func (x *DB) spoolOutputs(outs []engine.Output) {
+	var f *spoolFrame
+	for i := range outs {
+		o := &outs[i]
+		if f == nil || f.sink != o.Sink {
+			f = x.spoolFrameOf(o.Sink)
+		}
+		f.raw = binary.AppendUvarint(f.raw, uint64(len(o.ID)))
+		f.raw = append(f.raw, o.ID...)
+		f.raw = binary.AppendUvarint(f.raw, uint64(len(o.Data)))
+		f.raw = append(f.raw, o.Data...)
+		f.n++
+		f.bytes += uint64(len(o.Data))
+	}
+}
+
+// spoolFrameOf returns the frame of sink in the transaction being built.
+func (x *DB) spoolFrameOf(sink string) *spoolFrame {
+	for _, f := range x.spoolTx {
+		if f.sink == sink {
+			return f
+		}
+	}
+	var f *spoolFrame
+	if n := len(x.spoolTx); n < cap(x.spoolTx) && x.spoolTx[:n+1][n] != nil {
+		f = x.spoolTx[:n+1][n] // reuse the buffers of an earlier transaction
+	} else {
+		f = &spoolFrame{}
+	}
+	f.sink, f.raw, f.n, f.bytes = sink, f.raw[:0], 0, 0
+	x.spoolTx = append(x.spoolTx, f)
+	return f
+}
+
+// writeSpoolFrames writes the outputs the transaction spooled: per sink, one
+// compressed frame in a bucket of its own under the spool's next sequence
+// number (as log frames: appending never rewrites the earlier frames, and
+// one frame of an epoch's outputs costs a few compressed pages instead of a
+// leaf entry per output). Frames are written in the order their sinks were
+// first spooled to.
+func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
+	if len(x.spoolTx) == 0 {
 		return nil
 	}
 	sp, meta := tx.Bucket(bktSpool), tx.Bucket(bktSpoolMeta)
-	var b *bolt.Bucket
-	var st SpoolStats
-	sink := ""
-	flush := func() error {
-		if b == nil {
-			return nil
+	for _, f := range x.spoolTx {
+		b, err := sp.CreateBucketIfNotExists([]byte(f.sink))
+		if err != nil {
+			return fmt.Errorf("spool %q: %w", f.sink, err)
 		}
-		return meta.Put([]byte(sink), st.encode())
-	}
-	var hdr []byte
-	for i := range outs {
-		o := &outs[i]
-		if b == nil || o.Sink != sink {
-			if err := flush(); err != nil {
-				return err
-			}
-			var err error
-			if b, err = sp.CreateBucketIfNotExists([]byte(o.Sink)); err != nil {
-				return fmt.Errorf("spool %q: %w", o.Sink, err)
-			}
-			// Keys are sequence numbers, appended in order: pack the leaves
-			// (bbolt's default of half-full pages doubles the pages written).
-			b.FillPercent = 1.0
-			sink = o.Sink
-			st = decodeSpoolMeta(meta.Get([]byte(sink)))
-		}
+		// Keys are sequence numbers, appended in order: pack the leaves
+		// (bbolt's default of half-full pages doubles the pages written).
+		b.FillPercent = 1.0
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
-		hdr = be64(hdr[:0], uint64(now))
-		hdr = binary.AppendUvarint(hdr, uint64(len(o.ID)))
-		v := x.stable(hdr, []byte(o.ID), o.Data)
-		if err := b.Put(x.stable(be64(hdr[:0], seq)), v); err != nil {
-			return fmt.Errorf("spool %q: %w", o.Sink, err)
+		f.frame = binary.AppendUvarint(f.frame[:0], uint64(f.n))
+		f.frame = x.codec.compress(f.frame, f.raw)
+		if err := x.putSpoolFrame(b, seq, f.frame, x.txTime); err != nil {
+			return fmt.Errorf("spool %q frame %d: %w", f.sink, seq, err)
 		}
-		st.Depth++
-		st.Bytes += uint64(len(o.Data))
+		st := decodeSpoolMeta(meta.Get([]byte(f.sink)))
+		st.Depth += uint64(f.n)
+		st.Bytes += f.bytes
+		if err := meta.Put([]byte(f.sink), st.encode()); err != nil {
+			return err
+		}
 	}
-	return flush()
+	return nil
 }
 
+// Small frames (a few outputs: events, alerts) are a plain value of the
+// sink's bucket, marked, instead of a bucket of their own: a sink bucket
+// holding only such values stays inline in the spool bucket's leaf, so the
+// sinks that spool little share one page instead of a page each per epoch.
+const (
+	spoolInlineMark = 0xff // first byte of an inline frame's value (an older entry starts with its time's top byte, 0)
+	maxInlineFrame  = 512
+)
+
+// putSpoolFrame puts frame (read by bbolt until the commit) under seq in
+// spool bucket b, with its commit time t: a small one as a marked value,
+// a larger one into a bucket of its own.
+func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
+	if len(frame) <= maxInlineFrame {
+		return b.Put(x.stable(be64(nil, seq)), x.stable([]byte{spoolInlineMark}, be64(nil, uint64(t)), frame))
+	}
+	fb, err := b.CreateBucket(be64(nil, seq))
+	if err != nil {
+		return err
+	}
+	fb.FillPercent = 1.0
+	if err := fb.Put(frameKey, frame); err != nil {
+		return err
+	}
+	return fb.Put(frameTimeKey, be64(nil, uint64(t)))
+}
+
+// resetSpoolTx forgets the frames of a transaction that was committed or
+// abandoned (their buffers are kept for the next one).
+func (x *DB) resetSpoolTx() { x.spoolTx = x.spoolTx[:0] }
+
+// spoolEntries calls fn for every output held under key k of a spool bucket
+// whose cursor gave v, in order: one output for an entry written before
+// frames (v holds it), the frame's outputs for a frame bucket. t is the
+// commit time. buf is reused for decompression. A false return of fn stops.
+func (x *DB) spoolEntries(b *bolt.Bucket, sink string, k, v []byte, buf *[]byte, fn func(t int64, id, data []byte) (bool, error)) (bool, error) {
+	var t int64
+	var frame []byte
+	switch {
+	case len(v) > 9 && v[0] == spoolInlineMark:
+		t, frame = int64(binary.BigEndian.Uint64(v[1:])), v[9:]
+	case v != nil:
+		t, id, data, err := decodeSpoolEntry(v)
+		if err != nil {
+			return false, fmt.Errorf("storage: spool %q entry %x: %w", sink, k, err)
+		}
+		return fn(t, id, data)
+	default:
+		fb := b.Bucket(k)
+		if fb == nil {
+			return false, fmt.Errorf("storage: spool %q entry %x: neither an output nor a frame", sink, k)
+		}
+		if tv := fb.Get(frameTimeKey); len(tv) == 8 {
+			t = int64(binary.BigEndian.Uint64(tv))
+		}
+		frame = fb.Get(frameKey)
+	}
+	more := true
+	_, err := x.codec.readFrame(sink, 0, frame, buf, func(_ int, id, data []byte) error {
+		ok, err := fn(t, id, data)
+		if err == nil && !ok {
+			more = false
+			return errStopFrame
+		}
+		return err
+	})
+	if errors.Is(err, errStopFrame) {
+		err = nil
+	}
+	var fe *FrameError
+	if errors.As(err, &fe) {
+		err = fmt.Errorf("storage: spool %q frame %x: %w", sink, k, fe.Err)
+	}
+	return more && err == nil, err
+}
+
+var errStopFrame = errors.New("stop")
+
+// decodeSpoolEntry decodes an output spooled before frames: commit time,
+// uvarint id length, id, data.
 func decodeSpoolEntry(v []byte) (t int64, id, data []byte, err error) {
 	if len(v) < 9 {
 		return 0, nil, nil, errors.New("short spool entry")
@@ -95,6 +212,8 @@ func decodeSpoolEntry(v []byte) (t int64, id, data []byte, err error) {
 // remove: acknowledge delivered entries with SpoolAck or SpoolAckThrough. An
 // error of fn stops the read and is returned.
 func (x *DB) SpoolRead(sink string, max int, fn func(id string, data []byte) error) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
 		if b == nil {
@@ -103,14 +222,16 @@ func (x *DB) SpoolRead(sink string, max int, fn func(id string, data []byte) err
 		n := 0
 		c := b.Cursor()
 		for k, v := c.First(); k != nil && (max <= 0 || n < max); k, v = c.Next() {
-			_, id, data, err := decodeSpoolEntry(v)
-			if err != nil {
-				return fmt.Errorf("storage: spool %q entry %x: %w", sink, k, err)
-			}
-			if err := fn(string(id), data); err != nil {
+			more, err := x.spoolEntries(b, sink, k, v, bp, func(_ int64, id, data []byte) (bool, error) {
+				if err := fn(string(id), data); err != nil {
+					return false, err
+				}
+				n++
+				return max <= 0 || n < max, nil
+			})
+			if err != nil || !more {
 				return err
 			}
-			n++
 		}
 		return nil
 	})
@@ -153,20 +274,13 @@ func (x *DB) spoolAck(ctx context.Context, sink string, lazy bool, ids []string)
 // entries were deleted.
 func (x *DB) SpoolAckThrough(ctx context.Context, sink, id string) (int, error) {
 	found := false
-	if err := x.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if _, eid, _, err := decodeSpoolEntry(v); err == nil && string(eid) == id {
-				found = true
-				return nil
-			}
+	if err := x.SpoolRead(sink, 0, func(eid string, _ []byte) error {
+		if eid == id {
+			found = true
+			return errStopFrame
 		}
 		return nil
-	}); err != nil || !found {
+	}); (err != nil && !errors.Is(err, errStopFrame)) || !found {
 		return 0, err
 	}
 	done := false
@@ -175,53 +289,111 @@ func (x *DB) SpoolAckThrough(ctx context.Context, sink, id string) (int, error) 
 			return false, true
 		}
 		done = string(eid) == id
-		return true, false
+		return true, done
 	})
 }
 
+// spoolDelete deletes, from the oldest, the outputs of sink that match says
+// to, until it says stop (after the output it was asked about). An entry
+// written before frames is deleted alone; a frame whose outputs are all
+// deleted is dropped, and one that keeps some is written again with those.
 func (x *DB) spoolDelete(ctx context.Context, sink string, lazy bool, match func(id []byte) (del, stop bool)) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
+	var f spoolFilter
 	r := &request{kind: KindSpoolAck, lazy: lazy}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
 		if b == nil {
+			r.noop = true
 			return nil
 		}
 		meta := tx.Bucket(bktSpoolMeta)
 		st := decodeSpoolMeta(meta.Get([]byte(sink)))
-		c := b.Cursor()
-		var kbuf []byte
-		for k, v := c.First(); k != nil; {
-			_, id, data, err := decodeSpoolEntry(v)
-			if err != nil {
-				return fmt.Errorf("spool %q entry %x: %w", sink, k, err)
-			}
-			del, stop := match(id)
-			if del {
-				st.Depth--
-				st.Bytes -= uint64(len(data))
-				kc := append(kbuf[:0], k...)
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				n++
-				// After Delete bbolt's Next may skip an entry: seek past the deleted key.
-				k, v = c.Seek(kc)
-			} else {
-				k, v = c.Next()
-			}
-			if stop {
-				break
-			}
+		var err error
+		if n, err = x.filterSpool(b, sink, &st, &f, match, nil); err != nil || n == 0 {
+			r.noop = n == 0
+			return err
 		}
 		return meta.Put([]byte(sink), st.encode())
 	}
 	if err := x.submit(r); err != nil {
 		return 0, fmt.Errorf("storage: spool %q ack: %w", sink, err)
+	}
+	return n, nil
+}
+
+// spoolFilter holds filterSpool's buffers.
+type spoolFilter struct{ buf, keep []byte }
+
+// filterSpool deletes, from the oldest, the outputs of spool bucket b that
+// match says to, until it says stop (after the output it was asked about),
+// and calls moved (if not nil) with each, in order; st is updated. An entry
+// written before frames is deleted alone; a frame whose outputs are all
+// deleted is dropped, and one that keeps some is written again with those.
+// It returns how many outputs it deleted.
+func (x *DB) filterSpool(b *bolt.Bucket, sink string, st *SpoolStats, f *spoolFilter,
+	match func(id []byte) (del, stop bool), moved func(t int64, id, data []byte)) (int, error) {
+	n := 0
+	c := b.Cursor()
+	stop := false
+	for k, v := c.First(); k != nil && !stop; {
+		kept, dropped := 0, 0
+		f.keep = f.keep[:0]
+		_, err := x.spoolEntries(b, sink, k, v, &f.buf, func(t int64, id, data []byte) (bool, error) {
+			del := false
+			if !stop {
+				del, stop = match(id)
+			}
+			if del {
+				st.Depth--
+				st.Bytes -= uint64(len(data))
+				dropped++
+				if moved != nil {
+					moved(t, id, data)
+				}
+				return true, nil
+			}
+			kept++
+			f.keep = binary.AppendUvarint(f.keep, uint64(len(id)))
+			f.keep = append(f.keep, id...)
+			f.keep = binary.AppendUvarint(f.keep, uint64(len(data)))
+			f.keep = append(f.keep, data...)
+			return true, nil
+		})
+		if err != nil {
+			return n, err
+		}
+		if dropped == 0 {
+			k, v = c.Next()
+			continue
+		}
+		kc := append([]byte(nil), k...)
+		switch {
+		case kept == 0 && v != nil:
+			err = c.Delete()
+		case kept == 0:
+			err = b.DeleteBucket(kc)
+		case v != nil: // part of an inline frame goes: keep the rest
+			frame := x.codec.compress(binary.AppendUvarint(nil, uint64(kept)), f.keep)
+			err = b.Put(kc, x.stable(v[:9], frame))
+		default: // part of a frame goes: keep the rest
+			frame := binary.AppendUvarint(nil, uint64(kept))
+			frame = x.stable(x.codec.compress(frame, f.keep))
+			err = b.Bucket(kc).Put(frameKey, frame)
+		}
+		if err != nil {
+			return n, fmt.Errorf("spool %q entry %x: %w", sink, kc, err)
+		}
+		n += dropped
+		// After a deletion bbolt's Next may skip an entry: seek past the key.
+		k, v = c.Seek(kc)
+		if k != nil && bytes.Equal(k, kc) {
+			k, v = c.Next()
+		}
 	}
 	return n, nil
 }
@@ -234,8 +406,17 @@ func (x *DB) SpoolStats() (map[string]SpoolStats, error) {
 		return tx.Bucket(bktSpoolMeta).ForEach(func(k, v []byte) error {
 			st := decodeSpoolMeta(v)
 			if b := sp.Bucket(k); b != nil {
-				if _, e := b.Cursor().First(); e != nil {
-					if t, _, _, err := decodeSpoolEntry(e); err == nil {
+				if fk, e := b.Cursor().First(); fk != nil {
+					if e == nil {
+						// A frame: its time is beside it.
+						if fb := b.Bucket(fk); fb != nil {
+							if tv := fb.Get(frameTimeKey); len(tv) == 8 {
+								st.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(tv)))
+							}
+						}
+					} else if len(e) > 9 && e[0] == spoolInlineMark {
+						st.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(e[1:])))
+					} else if t, _, _, err := decodeSpoolEntry(e); err == nil {
 						st.Oldest = time.UnixMilli(t)
 					}
 				}

@@ -89,8 +89,7 @@ func (x *DB) Commit(ctx context.Context, c *engine.Commit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := time.Now().UnixMilli()
-	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error { return x.applyCommit(tx, c, now) }}
+	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error { return x.applyCommit(tx, c) }}
 	if err := x.submit(r); err != nil {
 		return fmt.Errorf("storage: commit pipeline %q partition %d epoch %d: %w", c.Pipeline, c.Partition, c.Epoch, err)
 	}
@@ -109,10 +108,9 @@ func (x *DB) CommitAll(ctx context.Context, cs []*engine.Commit) error {
 	if len(cs) == 0 {
 		return nil
 	}
-	now := time.Now().UnixMilli()
 	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
 		for _, c := range cs {
-			if err := x.applyCommit(tx, c, now); err != nil {
+			if err := x.applyCommit(tx, c); err != nil {
 				return fmt.Errorf("pipeline %q partition %d epoch %d: %w", c.Pipeline, c.Partition, c.Epoch, err)
 			}
 		}
@@ -143,7 +141,7 @@ func (x *DB) stable(parts ...[]byte) []byte {
 	return a[start:len(a):len(a)]
 }
 
-func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit, now int64) error {
+func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
 	ck := tx.Bucket(bktCkpt)
 	key := ckptKey(nil, c.Pipeline, c.Partition)
 	if v := ck.Get(key); v != nil {
@@ -210,7 +208,8 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit, now int64) error {
 	if err := x.applyTables(tx, c.Tables); err != nil {
 		return err
 	}
-	return x.spoolOutputs(tx, c.Outputs, now)
+	x.spoolOutputs(c.Outputs)
+	return nil
 }
 
 // LastCheckpoint implements engine.StateStore.
