@@ -288,8 +288,7 @@ func splitRecord(in map[string]uint64) (base map[string]uint64, journal []journa
 func (r *Runner) replay(ctx context.Context, journal []journalEpoch) error {
 	r.replaying = true
 	defer func() { r.replaying = false }()
-	var topicStr string
-	var topicB []byte
+	f := feeder{r: r, match: routeAll}
 	for _, j := range journal {
 		for _, lg := range r.logs {
 			from, to := r.pos[lg], j.pos[lg]
@@ -300,26 +299,8 @@ func (r *Runner) replay(ctx context.Context, journal []journalEpoch) error {
 				if off >= to {
 					return errCut
 				}
-				topic, payload, framed := SplitEntry(rec)
-				if len(bytes.TrimSpace(payload)) == 0 {
-					return nil
-				}
-				if framed && !bytes.Equal(topic, topicB) {
-					topicB = append(topicB[:0], topic...)
-					topicStr = string(topic)
-				} else if !framed {
-					topicB, topicStr = topicB[:0], ""
-				}
-				for si := range r.cfg.Sources {
-					s := &r.cfg.Sources[si]
-					if s.Log != lg || (s.Match != nil && !s.Match(topicStr)) {
-						continue
-					}
-					if _, err := r.decodeRoute(ctx, j.t, si, off, Input{Topic: topicStr, Payload: payload, Received: at}); err != nil {
-						return err
-					}
-				}
-				return nil
+				_, err := f.feed(ctx, j.t, lg, off, at, rec)
+				return err
 			})
 			if err != nil && !errors.Is(err, errCut) {
 				return fmt.Errorf("replay input log %q from %d: %w", lg, from, err)

@@ -663,9 +663,7 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 		s.LogSettled(t)
 	}
 	var bad uint64
-	var topicStr string
-	var topicB []byte
-	match := routeAll // of topicStr: bit si set when source si takes it
+	f := feeder{r: r, match: routeAll}
 	for _, lg := range r.logs {
 		if pending {
 			break
@@ -677,36 +675,9 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 			}
 			newPos[lg] = off + 1
 			n++
-			topic, payload, framed := SplitEntry(rec)
-			if len(bytes.TrimSpace(payload)) == 0 {
-				return nil
-			}
-			if framed && !bytes.Equal(topic, topicB) {
-				topicB = append(topicB[:0], topic...)
-				rt := r.route(topic)
-				topicStr, match = rt.topic, rt.match
-			} else if !framed {
-				topicB, topicStr, match = topicB[:0], "", routeAll
-			}
-			for si := range r.cfg.Sources {
-				s := &r.cfg.Sources[si]
-				if s.Log != lg {
-					continue
-				}
-				if match != routeAll {
-					if match&(1<<si) == 0 {
-						continue
-					}
-				} else if s.Match != nil && !s.Match(topicStr) {
-					continue
-				}
-				k, err := r.decodeRoute(ctx, t, si, off, Input{Topic: topicStr, Payload: payload, Received: at})
-				bad += k
-				if err != nil {
-					return err
-				}
-			}
-			return nil
+			k, err := f.feed(ctx, t, lg, off, at, rec)
+			bad += k
+			return err
 		})
 		if errors.Is(err, errCut) {
 			err = nil
@@ -748,6 +719,53 @@ func (r *Runner) RunEpoch(ctx context.Context, t int64) (more bool, err error) {
 type topicRoute struct {
 	topic string
 	match uint64 // bit i: Sources[i].Match takes the topic (or it is nil)
+}
+
+// feeder hands log entries to the sources that take them (an epoch's, or a
+// replayed one's), keeping the routing of the last topic it saw.
+type feeder struct {
+	r        *Runner
+	topicB   []byte
+	topicStr string
+	match    uint64 // of topicStr: bit si set when source si takes it; routeAll: ask each
+}
+
+// feed decodes the entry rec (at offset off of log lg, appended at at)
+// into every source of lg that takes its topic, for the epoch at t. It
+// returns the records rejected.
+func (f *feeder) feed(ctx context.Context, t int64, lg string, off uint64, at int64, rec []byte) (uint64, error) {
+	r := f.r
+	topic, payload, framed := SplitEntry(rec)
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return 0, nil
+	}
+	if framed && !bytes.Equal(topic, f.topicB) {
+		f.topicB = append(f.topicB[:0], topic...)
+		rt := r.route(topic)
+		f.topicStr, f.match = rt.topic, rt.match
+	} else if !framed {
+		f.topicB, f.topicStr, f.match = f.topicB[:0], "", routeAll
+	}
+	var bad uint64
+	for si := range r.cfg.Sources {
+		s := &r.cfg.Sources[si]
+		if s.Log != lg {
+			continue
+		}
+		if f.match != routeAll {
+			if f.match&(1<<si) == 0 {
+				continue
+			}
+		} else if s.Match != nil && !s.Match(f.topicStr) {
+			continue
+		}
+		k, err := r.decodeRoute(ctx, t, si, off, Input{Topic: f.topicStr, Payload: payload, Received: at})
+		bad += k
+		if err != nil {
+			return bad, err
+		}
+	}
+	return bad, nil
 }
 
 // routeAll in a topicRoute's match means "not cached": ask each source.
