@@ -121,6 +121,7 @@ func (x *DB) run() {
 		if excl != nil {
 			x.finish([]*request{excl}, excl.exclusive())
 		}
+		x.unmapResident(time.Now())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -65,13 +66,14 @@ type DB struct {
 	tables tableCache // parsed history-table metadata
 
 	// Owned by the committer goroutine.
-	logs      map[string]*logSource
-	pending   []*logSource
-	arena     []byte
-	frameBuf  []byte
-	keyBuf    []byte                  // scratch for state keys (bbolt copies keys on Put)
-	nsBuckets map[string]*bolt.Bucket // namespace buckets of the commit being applied
-	spoolTx   []*spoolFrame           // outputs spooled by the transaction being built, per sink
+	logs       map[string]*logSource
+	pending    []*logSource
+	arena      []byte
+	frameBuf   []byte
+	keyBuf     []byte                  // scratch for state keys (bbolt copies keys on Put)
+	nsBuckets  map[string]*bolt.Bucket // namespace buckets of the commit being applied
+	unmappedAt time.Time               // when unmapResident last released the map's pages
+	spoolTx    []*spoolFrame           // outputs spooled by the transaction being built, per sink
 
 	// Counters, read by Stats.
 	statMu       sync.Mutex

@@ -165,4 +165,14 @@
 // with bbolt's ErrMaxSizeReached, and the database stays usable. make test-arm
 // runs the tests for arm64, armv7 and armv6 under qemu user-mode emulation,
 // growing a database to 400 MiB on each (EDGED_STORAGE_BIG_MB).
+//
+// # Resident memory
+//
+// bbolt reads pages through its read-only map, and Linux maps up to 64 KiB
+// of cached file around each page a read touches, so the map's resident
+// pages would grow to most of the file and count in edged's resident set.
+// After a commit, at most every Options.UnmapEvery (10 ms), the committer
+// releases them (madvise MADV_DONTNEED, inside a read transaction so that
+// bbolt cannot remap meanwhile): the file then counts for about what the
+// last commit read. The pages stay in the page cache.
 package storage

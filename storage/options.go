@@ -111,6 +111,19 @@ type Options struct {
 	// that of RSS). Negative keeps no tail.
 	TailBytes int
 
+	// UnmapEvery is how often the committer, after a commit, releases the
+	// pages of the database file that bbolt's read-only memory map has
+	// mapped into this process (madvise MADV_DONTNEED; Linux only). bbolt
+	// reads pages through the map, and the kernel maps up to 64 KiB around
+	// each page read, so without this the resident set grows by most of the
+	// file (13 MB of a 16 MB file in the sliding-window benchmark, 8 MB when
+	// released once a second) although a transaction reads a few pages of
+	// it. The pages stay in the page cache: the next read maps them again
+	// without I/O, at the cost of a minor fault per 64 KiB (a commit of
+	// 10,000 changed keys costs up to a third more CPU when every commit
+	// releases). Zero means 10 ms; negative never.
+	UnmapEvery time.Duration
+
 	// MaxDeadLetters bounds the dead-letter store: beyond it the oldest entries
 	// are dropped and counted in Stats.DeadLettersDropped. Zero means 100000.
 	MaxDeadLetters int
@@ -137,11 +150,15 @@ func DefaultOptions() Options {
 		Compression:     CompressZstd,       // see doc.go, "Flash wear"
 		DedupHorizon:    65536,              // covers an MQTT session's redeliveries
 		TailBytes:       4 << 20,            // one epoch at 30k msg/s; a minute at a Pi's 500 msg/s
+		UnmapEvery:      defaultUnmapEvery,  // released at most every 10 ms: about the pages of the last commit
 		MaxDeadLetters:  100000,             // ~tens of MiB of bad payloads at most
 		OpenTimeout:     5 * time.Second,    // another edged holding the file is an error
 		Logger:          nil,                // discard
 	}
 }
+
+// defaultUnmapEvery is Options.UnmapEvery's default.
+const defaultUnmapEvery = 10 * time.Millisecond
 
 const is32bit = ^uint(0)>>32 == 0
 
@@ -169,6 +186,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TailBytes == 0 {
 		o.TailBytes = 4 << 20
+	}
+	if o.UnmapEvery == 0 {
+		o.UnmapEvery = defaultUnmapEvery
 	}
 	if o.MaxDeadLetters <= 0 {
 		o.MaxDeadLetters = 100000

@@ -78,15 +78,12 @@ func (x *DB) tailAdd(src *logSource) {
 		t.clearLocked()
 		return
 	}
-	i := 0
-	for t.bytes+len(body) > x.opt.TailBytes && i < len(t.frames) {
-		t.bytes -= len(t.frames[i].body)
-		t.frames[i] = tailFrame{} // readers hold copies, never the slot
+	i, bytes := 0, t.bytes
+	for bytes+len(body) > x.opt.TailBytes && i < len(t.frames) {
+		bytes -= len(t.frames[i].body)
 		i++
 	}
-	if i > 0 {
-		t.frames = append(t.frames[:0], t.frames[i:]...)
-	}
+	t.dropFirstLocked(i)
 	t.frames = append(t.frames, tailFrame{first: src.txFirst, n: src.txN, at: x.txTime, body: body})
 	t.bytes += len(body)
 }
@@ -94,6 +91,24 @@ func (x *DB) tailAdd(src *logSource) {
 func (t *logTail) clearLocked() {
 	clear(t.frames)
 	t.frames, t.bytes = t.frames[:0], 0
+}
+
+// dropFirstLocked forgets the first i frames. The slots the others move out
+// of are cleared as well as the dropped ones: a stale copy of a frame beyond
+// the slice's length would keep its body reachable after it is dropped
+// later, until appends reach that slot again (with frames of varying sizes,
+// up to another TailBytes of garbage the collector cannot free). Readers
+// hold copies of frames, never the slots.
+func (t *logTail) dropFirstLocked(i int) {
+	if i == 0 {
+		return
+	}
+	for _, f := range t.frames[:i] {
+		t.bytes -= len(f.body)
+	}
+	n := copy(t.frames, t.frames[i:])
+	clear(t.frames[n:])
+	t.frames = t.frames[:n]
 }
 
 // tailDrop forgets the frames of source's tail that hold only offsets
@@ -109,13 +124,9 @@ func (x *DB) tailDrop(source string, before uint64) {
 	defer t.mu.Unlock()
 	i := 0
 	for i < len(t.frames) && t.frames[i].first+uint64(t.frames[i].n) <= before {
-		t.bytes -= len(t.frames[i].body)
-		t.frames[i] = tailFrame{}
 		i++
 	}
-	if i > 0 {
-		t.frames = append(t.frames[:0], t.frames[i:]...)
-	}
+	t.dropFirstLocked(i)
 }
 
 // readTail is ReadLogEntries from source's tail. It returns false, having
