@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -217,7 +218,16 @@ func (w *wire) close() {
 // disconnect sends DISCONNECT (the broker then keeps no will and ends the
 // session cleanly), closes the connection and waits for the reader.
 func (w *wire) disconnect() {
-	w.write(disconnectPacket)
+	if w.write(disconnectPacket) == nil {
+		if cw, ok := w.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			// Let the broker close first, reading what it still sends:
+			// closing a socket with unread bytes sends a reset, and a
+			// broker that has not read our last acknowledgements yet
+			// loses them with it (and redelivers those messages).
+			w.conn.SetReadDeadline(time.Now().Add(time.Second))
+			io.Copy(io.Discard, w.conn)
+		}
+	}
 	w.close()
 	<-w.done
 }

@@ -212,6 +212,11 @@ func TestIntegrationConnectionDropBeforeAckRedelivers(t *testing.T) {
 	})
 	if got := h2.snapshot(); string(got[0].Payload) != "1000" {
 		t.Errorf("after the restart the first message was %q (Duplicate %v); want the new one, \"1000\"", got[0].Payload, got[0].Duplicate)
+		var seq []string
+		for _, m := range h.snapshot() {
+			seq = append(seq, fmt.Sprintf("%s%v", m.Payload, map[bool]string{true: "D"}[m.Duplicate]))
+		}
+		t.Logf("first session, in the order handled (D: flagged DUP): %v; status %+v", seq, s.Status())
 	}
 }
 

@@ -87,6 +87,9 @@ func (p *Publisher) connect() (paho.Client, error) {
 		return nil, err
 	}
 	o.SetTLSConfig(t)
+	if f := openConnFunc(p.cfg.Brokers, true); f != nil {
+		o.SetCustomOpenConnectionFn(f)
+	}
 	c := paho.NewClient(o)
 	c.Connect() // ConnectRetry: keeps trying in the background
 	p.client = c

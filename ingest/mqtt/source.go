@@ -410,7 +410,7 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 		o.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
 	}
 	o.SetTLSConfig(s.tls)
-	if f := openConnFunc([]string{broker}); f != nil {
+	if f := openConnFunc([]string{broker}, false); f != nil {
 		o.SetCustomOpenConnectionFn(f)
 	}
 	if s.dialTCP != nil {
