@@ -149,8 +149,12 @@ func (c *batchingConn) flush() {
 		}
 		b := c.buf
 		c.buf = c.spare[:0]
+		timeout := c.timeout
+		if c.closed {
+			timeout = min(timeout, time.Second) // Close waits for this write
+		}
 		c.mu.Unlock()
-		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := c.Conn.Write(b)
 		c.mu.Lock()
 		c.spare = b[:0]
