@@ -206,6 +206,8 @@ log_reads() {
 }
 stop_edged() { kill -TERM $epid 2>/dev/null || true; wait $epid 2>/dev/null || true; }
 
+# after_pub: seconds from the publisher's end ($pstart + $pelapsed) to $end
+after_pub() { awk -v s=$pstart -v e=$pelapsed -v t=$end 'BEGIN{printf "%.2f", t-s-e}'; }
 fmt_rate() { awk -v n=$1 -v a=$2 -v b=$3 'BEGIN{printf "%.0f", n/(b-a)}'; }
 fmt_cpu() { awk -v t=$1 -v n=$2 'BEGIN{printf "%.2f", t/100*1e6/n}'; } # ticks -> CPU s per million
 
@@ -237,12 +239,13 @@ bare() {
   local q=$1 id=$2
   "$work/sub" --broker $mosquitto --messages $total --qos $q --id $id --conn $bare_conn > "$work/sub.out" 2> "$work/sub.err" & local spid=$!; pids+=($spid)
   waitready "$work/sub.err" $spid
-  local c0; c0=$(ticks $spid)
+  local c0 m0; c0=$(ticks $spid) m0=$(ticks $mpid)
   "$work/pub" --broker $mosquitto --messages $messages --sensors $sensors --per-window $perwin --qos $q > "$work/pub.out"
   local ok=0; wait $spid || ok=$?
+  mosq_cpu=$(fmt_cpu $(($(ticks $mpid) - m0)) $messages)
   read -r pstart pelapsed pcpu < "$work/pub.out"
   read -r cnt dups end t1 < "$work/sub.out"
-  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s"
+  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; mosquitto $mosq_cpu CPU s per million; last reading $(after_pub) s after the last publish"
   if [ $ok != 0 ] || [ "$cnt" != $total ] || [ "$dups" != 0 ]; then
     lost "bare subscriber QoS $q counted $cnt of $total readings, $dups duplicates"; return 1
   fi
@@ -259,14 +262,16 @@ edged_pub() {
   start_edged "$d" "$conf"
   "$work/outs" --broker $pubbroker --expect $expect --finals $(finals_ts $pw) --pid $epid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
   waitready "$d/outs.err" $opid
-  local c0; c0=$(ticks $epid)
+  local c0 m0; c0=$(ticks $epid) m0=$(ticks $mpid)
   "$work/pub" --broker $pubbroker --messages $messages --sensors $sensors --per-window $pw --qos $q --clients $k > "$d/pub.out"
   local ok=0; wait $opid || ok=$?
+  mosq_cpu=$(fmt_cpu $(($(ticks $mpid) - m0)) $messages)
   read -r pstart pelapsed pcpu < "$d/pub.out"
   read -r sum outputs dupouts end t1 hwm finouts < "$d/outs.out"
   log_reads
   stop_edged
   echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")$(finals_note $finouts)"
+  [ "$pubbroker" != "$mosquitto" ] || echo "  mosquitto $mosq_cpu CPU s per million; last output $(after_pub) s after the last publish"
   edged_warnings "$d"
   if [ $ok != 0 ]; then
     lost "$name: edged's window outputs add up to $sum readings, want $expect ($( [ "$sum" -lt "$expect" ] && echo lost || echo counted twice))"
