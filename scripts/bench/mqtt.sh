@@ -13,6 +13,7 @@
 # 1 s window, then a final reading per sensor an hour later so every window
 # closes. The parts run in one run, one after the other:
 #   qos0      (a) mosquitto -> bare subscriber; (b) mosquitto -> edged;
+#             --rounds times (default 3), alternating a, b, a, b, ...; then
 #             (c) publisher -> edged's embedded broker
 #   embedded  edged's embedded broker, QoS 1, K concurrent publishers (--clients)
 #   drain     QoS 1: N messages queued in mosquitto for persistent sessions
@@ -30,10 +31,13 @@
 # rule closes once the input stopped, are left out of the counts (finals_ts). Last line:
 #   qos0_ratio=R0 embedded_ratio=RE qos1_drain_ratio=R1 cpu_ratio=C peak_rss_mb=M
 # R0 = (b)/(a), RE = (c)/(a), R1 = drain (b)/(a), C = CPU per reading (b)/(a)
-# at QoS 0, M = the largest VmHWM of edged over all parts.
+# at QoS 0, M = the largest VmHWM of edged over all parts. R0 and C are the
+# medians of the rounds' ratios (each round's (a) and (b) run back to back,
+# so a ratio compares runs a minute apart: the machine's load drifts less
+# within a round than between rounds); RE uses the last round's (a).
 #
 # Usage: scripts/bench/mqtt.sh [--messages N] [--sensors S] [--per-window R]
-#          [--clients "1 10 100"] [--only qos0,embedded,drain,sliding,catchup]
+#          [--clients "1 10 100"] [--rounds N] [--only qos0,embedded,drain,sliding,catchup]
 # PROFILE_DIR=dir: every edged process writes a CPU profile of its whole run
 # (edged run -cpuprofile) to dir/edged-PART.cpu.pprof; the top entries of
 # the QoS 0 part (b) and of the others are printed. BARE_CONN=paho gives
@@ -43,19 +47,21 @@
 # edged serves pprof and dir/edged-PART.heap.pprof is its heap profile taken
 # at the highest resident set seen (sampled every 250 ms).
 set -euo pipefail
-messages=1000000 sensors=1000 perwin=50 clients="1 10 100"
+messages=1000000 sensors=1000 perwin=50 clients="1 10 100" rounds=3
 only=qos0,embedded,drain,sliding,catchup
-usage="usage: $0 [--messages N] [--sensors S] [--per-window R] [--clients \"1 10 100\"] [--only qos0,embedded,drain,sliding,catchup]"
+usage="usage: $0 [--messages N] [--sensors S] [--per-window R] [--clients \"1 10 100\"] [--rounds N] [--only qos0,embedded,drain,sliding,catchup]"
 while [ $# -gt 0 ]; do
   case $1 in
     --messages) messages=$2; shift 2 ;;
     --sensors) sensors=$2; shift 2 ;;
     --per-window) perwin=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "FAIL: --rounds must be a positive whole number, got '$rounds'" >&2; exit 2; }
 want() { [[ ",$only," == *",$1,"* ]]; }
 mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$mosq" ] || { echo "FAIL: mosquitto not found (apt-get install mosquitto)" >&2; exit 1; }
@@ -225,6 +231,11 @@ finals_note() { [ "${1:-0}" = 0 ] || echo " (+$1 outputs of the finals' windows,
 failed=0
 # lost MESSAGE: a part whose counts do not add up.
 lost() { echo "FAIL: $*" >&2; failed=1; }
+# median X...: the median of the ratios (FAIL if any is FAIL).
+median() {
+  case " $* " in *" FAIL "*) echo FAIL; return ;; esac
+  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{printf "%.2f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+}
 # ratio A B: A/B, or FAIL when either is missing.
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a=$1 -v b=$2 'BEGIN{printf "%.2f", a/b}'; else echo FAIL; fi; }
 # edged_warnings DIR: how often edged's MQTT client lost its connection.
@@ -286,21 +297,30 @@ peak=0
 r0=- re=- r1=- cr=-
 if want qos0; then
   echo "== QoS 0: publish start to the last message (a) / last window output (b, c)"
-  a_rate= a_cpu= b_rate= b_cpu= c_rate=
-  if bare 0 bare-q0-$$; then
-    a_rate=$rate a_cpu=$cpu
-    echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
-  fi
-  if edged_pub qos0-mosquitto 0 "mqtt: {brokers: [$mosquitto], clientID: bench-q0-$$}" $mosquitto 1; then
-    b_rate=$rate b_cpu=$cpu
-    echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
-  fi
+  c_rate= rratios= cratios=
+  for round in $(seq $rounds); do
+    [ $rounds = 1 ] || echo "-- round $round of $rounds"
+    a_rate= a_cpu= b_rate= b_cpu=
+    if bare 0 bare-q0-$round-$$; then
+      a_rate=$rate a_cpu=$cpu
+      echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
+    fi
+    name=qos0-mosquitto; [ $round = 1 ] || name=qos0-mosquitto-$round
+    if edged_pub $name 0 "mqtt: {brokers: [$mosquitto], clientID: bench-q0-$round-$$}" $mosquitto 1; then
+      b_rate=$rate b_cpu=$cpu
+      echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
+    fi
+    rr=$(ratio "$b_rate" "$a_rate") cc=$(ratio "$b_cpu" "$a_cpu")
+    [ $rounds = 1 ] || echo "   round $round: rate (b)/(a) $rr, CPU per reading (b)/(a) $cc"
+    rratios="$rratios $rr" cratios="$cratios $cc"
+  done
   eport=$(freeport)
   if edged_pub qos0-embedded 0 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e0-$$}" tcp://127.0.0.1:$eport 1; then
     c_rate=$rate
     echo "(c) edged, embedded broker:       $c_rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
   fi
-  r0=$(ratio "$b_rate" "$a_rate") re=$(ratio "$c_rate" "$a_rate") cr=$(ratio "$b_cpu" "$a_cpu")
+  r0=$(median $rratios) cr=$(median $cratios) re=$(ratio "$c_rate" "$a_rate")
+  [ $rounds = 1 ] || echo "medians of $rounds rounds: rate (b)/(a) $r0 (rounds:$rratios), CPU per reading (b)/(a) $cr (rounds:$cratios)"
   show_profile qos0-mosquitto 25
   show_profile_cum qos0-mosquitto 30
   show_profile qos0-embedded 12
