@@ -103,6 +103,8 @@ type Node struct {
 	pipes  map[string]*pipe
 	sinks  map[string]*spoolSink
 	sinkWG sync.WaitGroup
+	// testSpoolAck replaces the spool acknowledgement in tests.
+	testSpoolAck func(ctx context.Context, sink string, lazy bool, ids []string) (int, error)
 
 	// uploaders drain the spools of sinks of type uplink (guarded by mu);
 	// they run on upCtx, which stopAll cancels after the pipelines stopped.
@@ -383,6 +385,9 @@ func (n *Node) stopAll() {
 			if err != nil || k == 0 {
 				break
 			}
+		}
+		if err := s.finishAck(); err != nil {
+			n.log.Warn("sink: acknowledge delivered outputs (they are delivered again)", "sink", s.name, "err", err)
 		}
 		s.mu.Lock()
 		if s.w != nil {
@@ -693,6 +698,11 @@ func (n *Node) newWriter(pipelineName string, sk *pipeline.Sink) (sink.Writer, s
 // for it, and every second (retries after a failed delivery).
 func (n *Node) runSink(ctx context.Context, s *spoolSink) {
 	defer n.sinkWG.Done()
+	defer func() {
+		if err := s.finishAck(); err != nil {
+			n.log.Warn("sink: acknowledge delivered outputs (they are delivered again)", "sink", s.name, "err", err)
+		}
+	}()
 	batch := max(n.cfg.Sinks.Batch, 1)
 	for {
 		k, err := n.drainSink(ctx, s)
@@ -712,22 +722,39 @@ func (n *Node) runSink(ctx context.Context, s *spoolSink) {
 }
 
 // drainSink delivers one batch of the spool of s and acknowledges what was
-// delivered. It returns the number of entries read.
+// delivered. It returns the number of entries delivered. A full batch (a
+// sink draining a backlog) is acknowledged in the background: its commit
+// overlaps the next batch's read and delivery, which skips the entries
+// being acknowledged, instead of each batch waiting for an fsync.
 func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	batch := n.cfg.Sinks.Batch
 	if batch <= 0 {
 		batch = 1024
 	}
+	var errs []error
+	var skip map[string]struct{}
+	if a := s.ack; a != nil {
+		select {
+		case <-a.done:
+			if err := s.finishAck(); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			skip = a.ids
+		}
+	}
 	var ds []sink.Delivery
-	err := n.db.SpoolRead(s.name, batch, func(id string, data []byte) error {
+	err := n.db.SpoolRead(s.name, batch+len(skip), func(id string, data []byte) error {
+		if _, ok := skip[id]; ok {
+			return nil
+		}
 		ds = append(ds, sink.Delivery{ID: id, Data: append([]byte(nil), data...)})
 		return nil
 	})
 	if err != nil || len(ds) == 0 {
-		return 0, err
+		return 0, errors.Join(append(errs, err)...)
 	}
 	var ack []string
-	var errs []error
 	s.mu.Lock()
 	switch w := s.w; {
 	case w == nil:
@@ -747,19 +774,52 @@ func (n *Node) drainSink(ctx context.Context, s *spoolSink) (int, error) {
 	}
 	s.mu.Unlock()
 	if len(ack) > 0 {
-		// A sink that is not behind lets its acknowledgement ride with the
-		// next epoch's commit (flash wear); one draining a backlog commits it
-		// at once, as its next batch reads after it, and so does a stopping
-		// node (no commit may come to ride with).
-		spoolAck := n.db.SpoolAck
-		if len(ds) < batch && ctx.Err() == nil {
-			spoolAck = n.db.SpoolAckDeferred
-		}
-		if _, err := spoolAck(context.WithoutCancel(ctx), s.name, ack...); err != nil {
+		// One acknowledgement in flight at a time: the reads skip one
+		// batch at most.
+		if err := s.finishAck(); err != nil {
 			errs = append(errs, err)
+		}
+		actx := context.WithoutCancel(ctx)
+		switch {
+		case len(ds) < batch && ctx.Err() == nil:
+			// A sink that is not behind lets its acknowledgement ride
+			// with the next epoch's commit (flash wear).
+			if _, err := n.spoolAck(actx, s.name, true, ack); err != nil {
+				errs = append(errs, err)
+			}
+		case ctx.Err() != nil:
+			// A stopping node: no commit may come to ride with, and none
+			// may be left running.
+			if _, err := n.spoolAck(actx, s.name, false, ack); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			// A sink draining a backlog commits at once, in the
+			// background, while it delivers the next batch.
+			a := &pendingAck{ids: make(map[string]struct{}, len(ack)), done: make(chan struct{})}
+			for _, id := range ack {
+				a.ids[id] = struct{}{}
+			}
+			s.ack = a
+			go func() {
+				defer close(a.done)
+				_, a.err = n.spoolAck(actx, s.name, false, ack)
+			}()
 		}
 	}
 	return len(ds), errors.Join(errs...)
+}
+
+// spoolAck acknowledges delivered entries of a sink's spool (lazy: riding
+// with the next commit). A variable for the tests.
+func (n *Node) spoolAck(ctx context.Context, sink string, lazy bool, ids []string) (int, error) {
+	if n.testSpoolAck != nil {
+		return n.testSpoolAck(ctx, sink, lazy, ids)
+	}
+	if lazy {
+		return n.db.SpoolAckDeferred(ctx, sink, ids...)
+	}
+	return n.db.SpoolAck(ctx, sink, ids...)
 }
 
 // epochDone wakes the sinks of p after a commit, and truncates the input

@@ -37,6 +37,11 @@ type spoolSink struct {
 	wake     chan struct{}
 	cancel   context.CancelFunc // ends its delivery loop
 
+	// ack is the acknowledgement of a full batch committing in the
+	// background while the next batch is read and delivered (nil when none).
+	// Only the sink's drain (one goroutine at a time) touches the field.
+	ack *pendingAck
+
 	mu      sync.Mutex
 	w       sink.Writer // nil while the pipeline's new version replaces it
 	kind    string
@@ -48,6 +53,26 @@ type spoolSink struct {
 // SinkName is how a pipeline's sink is named in storage (its spool), status
 // and logs: "pipeline/sink". Two pipelines' sinks never share a spool.
 func SinkName(pipeline, sink string) string { return runner.SpoolName(pipeline, sink) }
+
+// pendingAck is a spool acknowledgement committing in the background: its
+// ids are still in the spool until done is closed, so reads skip them.
+type pendingAck struct {
+	ids  map[string]struct{}
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// finishAck waits for the acknowledgement in flight, if any, and returns
+// its error (its entries are then read and delivered again: at least once).
+func (s *spoolSink) finishAck() error {
+	a := s.ack
+	if a == nil {
+		return nil
+	}
+	<-a.done
+	s.ack = nil
+	return a.err
+}
 
 func (s *spoolSink) notify() {
 	select {
