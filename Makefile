@@ -46,8 +46,8 @@ bench-engine: ## the engine's headline benchmarks
 bench-flash: ## flash wear: bytes written per message at 500 msg/s, QoS 0 and 1, by /proc write_bytes (FLASH_ARGS="--window" for one window pipeline)
 	bash scripts/bench/flash.sh $(FLASH_ARGS)
 
-bench-e2e: ## MQTT end to end, to the last window output: bare paho subscriber vs edged (mosquitto, embedded broker, QoS 1 drain, sliding, catch-up) (MESSAGES=n, default 1000000)
-	bash scripts/bench/mqtt.sh $(if $(MESSAGES),--messages $(MESSAGES))
+bench-e2e: ## MQTT end to end, to the last window output: bare paho subscriber vs edged (mosquitto, embedded broker, QoS 1 drain, sliding, catch-up) (MESSAGES=n, default 1000000; ROUNDS=n QoS 0 rounds, default 3)
+	bash scripts/bench/mqtt.sh $(if $(MESSAGES),--messages $(MESSAGES)) $(if $(ROUNDS),--rounds $(ROUNDS))
 
 FUZZTIME ?= 20s
 fuzz: ## run every fuzz target for FUZZTIME each
