@@ -14,13 +14,17 @@
 //
 // # Bucket layout
 //
-//	meta                  format = "edged-storage/1" (checked at Open), dlq.total, dlq.dropped
+//	meta                  format = "edged-storage/2" (checked at Open; a file of
+//	                      edged-storage/1 is upgraded in Open's transaction, layout.go),
+//	                      dlq.total, dlq.dropped
 //	log/<source>          8-byte big-endian offset of a frame's first record -> frame bucket
 //	                      {'f' -> frame} (files written before: -> frame, still read)
 //	logmeta               <source> -> first, next, records, bytes (4 x uint64)
 //	                      [+ 0x01: the source deduplicates (AppendLogDedup)]
-//	state/<pipeline>/<partition>/<namespace>
-//	                      'k' + key -> value (the 'k' makes the engine's empty key storable)
+//	pstate/<pipeline>     4-byte big-endian partition, uvarint length, namespace, key -> value
+//	                      (one bucket per pipeline: small states stay inline, see "Flash wear";
+//	                      edged-storage/1 nested state/<pipeline>/<partition>/<namespace>
+//	                      with 'k' + key -> value)
 //	ckpt                  <pipeline> 0x00 <partition> -> epoch, watermark, input positions
 //	spool/<sink>          8-byte sequence (bucket NextSequence, commit order) -> frame bucket
 //	                      {'f' -> frame of the outputs one transaction spooled for the sink,

@@ -15,8 +15,9 @@ import (
 
 var _ engine.StateStore = (*DB)(nil)
 
-// statePrefix precedes every stored state key, so that the engine's empty key
-// (bbolt refuses empty keys) is storable; it keeps key order.
+// statePrefix preceded every state key in a namespace bucket of format
+// edged-storage/1, so that the engine's empty key (bbolt refuses empty keys)
+// was storable; partition snapshots still carry it.
 const statePrefix = 'k'
 
 func ckptKey(b []byte, pipeline string, partition int) []byte {
@@ -68,13 +69,55 @@ func decodeCheckpoint(v []byte) (engine.Checkpoint, error) {
 	return cp, nil
 }
 
-// partBucket returns the state bucket of a pipeline partition, or nil.
-func partBucket(tx *bolt.Tx, pipeline string, partition int) *bolt.Bucket {
-	p := tx.Bucket(bktState).Bucket([]byte(pipeline))
-	if p == nil {
-		return nil
+// The state of a pipeline is ONE bucket, pstate/<pipeline>, whose keys are
+// the partition (4 bytes, big-endian), the namespace (uvarint length, name)
+// and the engine's key: a bucket without sub-buckets, so that bbolt keeps a
+// small state (a watermark and an idle record per partition, a few
+// sessions) inline in the leaf of pstate, and an epoch commit of a
+// pipeline's state writes the leaves its keys are on and no page per
+// partition or namespace (see doc.go, "Flash wear"). Files of format
+// edged-storage/1 nest partition and namespace buckets; Open carries them
+// over (upgradeFlatState).
+
+// stateNSPrefix appends the key prefix of a partition's namespace.
+func stateNSPrefix(b []byte, partition int, ns string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(int32(partition)))
+	b = binary.AppendUvarint(b, uint64(len(ns)))
+	return append(b, ns...)
+}
+
+// statePartPrefix appends the key prefix of a partition's state.
+func statePartPrefix(b []byte, partition int) []byte {
+	return binary.BigEndian.AppendUint32(b, uint32(int32(partition)))
+}
+
+// splitStateKey returns the namespace and the engine's key of a flat state
+// key of a partition (its first 4 bytes are the partition).
+func splitStateKey(k []byte) (ns, key []byte, ok bool) {
+	if len(k) < 5 {
+		return nil, nil, false
 	}
-	return p.Bucket(strconv.AppendInt(nil, int64(partition), 10))
+	l, n := binary.Uvarint(k[4:])
+	if n <= 0 || uint64(len(k)-4-n) < l {
+		return nil, nil, false
+	}
+	return k[4+n : 4+n+int(l)], k[4+n+int(l):], true
+}
+
+// pipeState returns the state bucket of a pipeline, or nil.
+func pipeState(tx *bolt.Tx, pipeline string) *bolt.Bucket {
+	return tx.Bucket(bktPState).Bucket([]byte(pipeline))
+}
+
+// deletePrefix deletes the keys of b that start with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Commit implements engine.StateStore: the epoch's state changes, its
@@ -154,44 +197,32 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
 		}
 	}
 	if len(c.State) > 0 {
-		pb, err := tx.Bucket(bktState).CreateBucketIfNotExists([]byte(c.Pipeline))
+		pb, err := tx.Bucket(bktPState).CreateBucketIfNotExists([]byte(c.Pipeline))
 		if err != nil {
 			return err
 		}
-		part, err := pb.CreateBucketIfNotExists(strconv.AppendInt(x.keyBuf[:0], int64(c.Partition), 10))
-		if err != nil {
-			return err
-		}
-		// Namespace buckets are looked up once per commit: ops usually come
-		// grouped by namespace, and the map covers interleaved ones.
-		clear(x.nsBuckets)
-		var b *bolt.Bucket
 		ns := ""
+		var prefix int
 		for i := range c.State {
 			op := &c.State[i]
-			if b == nil || op.Namespace != ns {
+			if i == 0 || op.Namespace != ns {
 				ns = op.Namespace
-				if b = x.nsBuckets[ns]; b == nil {
-					if b, err = part.CreateBucketIfNotExists([]byte(ns)); err != nil {
-						return fmt.Errorf("state namespace %q: %w", ns, err)
-					}
-					x.nsBuckets[ns] = b
-				}
+				x.nsBuf = stateNSPrefix(x.nsBuf[:0], c.Partition, ns)
+				prefix = len(x.nsBuf)
 			}
 			// bbolt copies the key on Put and does not keep it on Delete, so
 			// one scratch buffer serves every key.
-			x.keyBuf = append(append(x.keyBuf[:0], statePrefix), op.Key...)
+			x.nsBuf = append(x.nsBuf[:prefix], op.Key...)
 			if op.Delete {
-				err = b.Delete(x.keyBuf)
+				err = pb.Delete(x.nsBuf)
 			} else {
 				// op.Val stays valid until Commit returns, which is after the commit.
-				err = b.Put(x.keyBuf, op.Val)
+				err = pb.Put(x.nsBuf, op.Val)
 			}
 			if err != nil {
 				return fmt.Errorf("state namespace %q: %w", ns, err)
 			}
 		}
-		clear(x.nsBuckets)
 	}
 	if err := ck.Put(key, encodeCheckpoint(nil, c.Epoch, c.Watermark, c.Input)); err != nil {
 		return err
@@ -260,20 +291,17 @@ func (s *Snapshot) LastCheckpoint(pipeline string, partition int) (engine.Checkp
 // Scan calls fn for every state entry of a namespace in key order, as of the
 // snapshot. key and val are valid only during fn.
 func (s *Snapshot) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
-	part := partBucket(s.tx, pipeline, partition)
-	if part == nil {
+	pb := pipeState(s.tx, pipeline)
+	if pb == nil {
 		return nil
 	}
-	b := part.Bucket([]byte(namespace))
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil || len(k) == 0 || k[0] != statePrefix {
+	prefix := stateNSPrefix(nil, partition, namespace)
+	c := pb.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if v == nil {
 			continue
 		}
-		if err := fn(k[1:len(k):len(k)], v[:len(v):len(v)]); err != nil {
+		if err := fn(k[len(prefix):len(k):len(k)], v[:len(v):len(v)]); err != nil {
 			return err
 		}
 	}
@@ -298,7 +326,7 @@ func (x *DB) DeletePipeline(ctx context.Context, pipeline string, logs ...string
 				return err
 			}
 		}
-		if st := tx.Bucket(bktState); st.Bucket([]byte(pipeline)) != nil {
+		if st := tx.Bucket(bktPState); st.Bucket([]byte(pipeline)) != nil {
 			if err := st.DeleteBucket([]byte(pipeline)); err != nil {
 				return err
 			}

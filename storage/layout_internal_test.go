@@ -1,0 +1,210 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgedio/edged/engine"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A file of format edged-storage/1 keeps its state in nested buckets
+// (state/<pipeline>/<partition>/<namespace>, keys 'k' + key): Open carries
+// every row over to the flat layout, the engine's empty key included, and
+// drops what Scan never read; the file is then of format edged-storage/2
+// and opens again as such.
+func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Turn it into a format-1 file with nested state.
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bktPState); err != nil {
+			return err
+		}
+		st, err := tx.CreateBucket(bktState)
+		if err != nil {
+			return err
+		}
+		rows := map[string]map[string]map[string]map[string]string{
+			"p": {"0": {"win": {"ka": "1", "k": "empty", "x-not-state": "skip"}, "#idle": {"k\x00start": "5"}},
+				"3": {"win": {"kb": "2"}}},
+			"q": {"0": {"agg": {"kz": "9"}}},
+		}
+		for pipe, parts := range rows {
+			pb, _ := st.CreateBucket([]byte(pipe))
+			for part, nss := range parts {
+				partB, _ := pb.CreateBucket([]byte(part))
+				for ns, kv := range nss {
+					nb, _ := partB.CreateBucket([]byte(ns))
+					for k, v := range kv {
+						if err := nb.Put([]byte(k), []byte(v)); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	scan := func(db *DB, pipe string, part int, ns string) string {
+		t.Helper()
+		var s []string
+		if err := db.Scan(pipe, part, ns, func(k, v []byte) error {
+			s = append(s, fmt.Sprintf("%q=%s", k, v))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(s, " ")
+	}
+	for round := range 2 { // upgraded, then opened as format 2
+		db, err := Open(path, o)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for _, c := range []struct {
+			pipe string
+			part int
+			ns   string
+			want string
+		}{
+			{"p", 0, "win", `""=empty "a"=1`},
+			{"p", 0, "#idle", `"\x00start"=5`},
+			{"p", 3, "win", `"b"=2`},
+			{"p", 1, "win", ``},
+			{"q", 0, "agg", `"z"=9`},
+			{"q", 0, "win", ``},
+		} {
+			if got := scan(db, c.pipe, c.part, c.ns); got != c.want {
+				t.Errorf("round %d: %s/%d/%s: %s; want %s", round, c.pipe, c.part, c.ns, got, c.want)
+			}
+		}
+		// A partition snapshot carries the rows in the stream's own form.
+		var buf bytes.Buffer
+		err = db.View(func(s *Snapshot) error {
+			_, err := s.WritePartition(&buf, "p", 0, nil)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := ReadPartition(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for _, r := range ps.Rows {
+			rows = append(rows, fmt.Sprintf("%s:%q=%s", r.Namespace, r.Key, r.Val))
+		}
+		if got, want := strings.Join(rows, " "), `win:"k"=empty win:"ka"=1 #idle:"k\x00start"=5`; got != want {
+			t.Errorf("round %d: snapshot rows %s; want %s", round, got, want)
+		}
+		err = db.bdb.View(func(tx *bolt.Tx) error {
+			if f := tx.Bucket(bktMeta).Get(keyFormat); string(f) != formatMagic {
+				return fmt.Errorf("format %q; want %q", f, formatMagic)
+			}
+			if tx.Bucket(bktState) != nil {
+				return fmt.Errorf("the nested state bucket is still there")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// commitPages commits cs and returns the pages the transaction wrote (the
+// meta page not counted), by owner.
+func commitPages(t *testing.T, db *DB, cs ...*engine.Commit) (map[string]int, int) {
+	t.Helper()
+	before, err := walkPages(db.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CommitAll(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	after, err := walkPages(db.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writtenPages(before, after)
+}
+
+// TestSmallPartitionStateSharesAPage protects the flash cost of committing
+// the state of a partitioned pipeline whose partitions keep a few rows each
+// (a stateless pipeline's idle record and watermark: the default install's
+// etl has 8 partitions): the rows of all partitions share the leaf of the
+// state bucket, so the commit writes the root, that leaf and the
+// checkpoints' leaf. With a bucket per partition and per namespace it wrote
+// a page per partition and one per pipeline besides (11 pages).
+func TestSmallPartitionStateSharesAPage(t *testing.T) {
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	epoch := func(e uint64) []*engine.Commit {
+		var cs []*engine.Commit
+		for part := range 8 {
+			cs = append(cs, &engine.Commit{Pipeline: "etl", Partition: part, Epoch: e, Watermark: int64(e),
+				State: []engine.StateOp{
+					{Namespace: "#idle", Key: []byte("\x00start"), Val: []byte{1}},
+					{Namespace: "#idle", Key: []byte("readings"), Val: fmt.Appendf(nil, "%d", e)},
+					{Namespace: "dedup", Key: fmt.Appendf(nil, "s-%d", part), Val: fmt.Appendf(nil, "%d", e)},
+				}})
+		}
+		return cs
+	}
+	commitPages(t, db, epoch(1)...) // creates the buckets
+	by, total := commitPages(t, db, epoch(2)...)
+	t.Logf("a state commit of 8 small partitions wrote %d pages:\n%s", total, formatPages(by))
+	if total > 3 {
+		t.Errorf("a state commit of 8 small partitions wrote %d pages; want at most 3 (root, state leaf, checkpoints):\n%s", total, formatPages(by))
+	}
+	// The rows are there.
+	for part := range 8 {
+		var got []string
+		for _, ns := range []string{"#idle", "dedup"} {
+			if err := db.Scan("etl", part, ns, func(k, v []byte) error {
+				got = append(got, fmt.Sprintf("%s/%q=%s", ns, k, v))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := fmt.Sprintf(`#idle/"\x00start"=%s #idle/"readings"=2 dedup/"s-%d"=2`, []byte{1}, part)
+		if s := strings.Join(got, " "); s != want {
+			t.Errorf("partition %d: %s; want %s", part, s, want)
+		}
+	}
+}
