@@ -18,17 +18,17 @@ import (
 // Bucket names; see doc.go, "Bucket layout".
 var (
 	bktMeta      = []byte("meta")
-	bktLog       = []byte("log")
+	bktLog       = []byte("log") // format edged-storage/1 only (upgradeRootBuckets)
 	bktLogMeta   = []byte("logmeta")
 	bktState     = []byte("state") // format edged-storage/1 only (upgradeFlatState)
 	bktPState    = []byte("pstate")
 	bktCkpt      = []byte("ckpt")
-	bktSpool     = []byte("spool")
+	bktSpool     = []byte("spool") // format edged-storage/1 only (upgradeRootBuckets)
 	bktSpoolMeta = []byte("spoolmeta")
 	bktDLQ       = []byte("dlq")
 	bktDLQMeta   = []byte("dlqmeta")
 
-	allBuckets = [][]byte{bktMeta, bktLog, bktLogMeta, bktPState, bktCkpt, bktSpool, bktSpoolMeta, bktDLQ, bktDLQMeta}
+	allBuckets = [][]byte{bktMeta, bktLogMeta, bktPState, bktCkpt, bktSpoolMeta, bktDLQ, bktDLQMeta}
 
 	keyFormat     = []byte("format")
 	keyDLQDropped = []byte("dlq.dropped")

@@ -140,6 +140,157 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 	}
 }
 
+// nestUnder moves the root bucket name (as edged-storage/2 has it) into
+// bucket parent under key sub (as edged-storage/1 had it): the reverse of
+// upgradeRootBuckets, to make a format-1 file.
+func nestUnder(tx *bolt.Tx, name, parent, sub []byte) error {
+	from := tx.Bucket(name)
+	pb, err := tx.CreateBucketIfNotExists(parent)
+	if err != nil {
+		return err
+	}
+	to, err := pb.CreateBucket(sub)
+	if err != nil {
+		return err
+	}
+	if err := to.SetSequence(from.Sequence()); err != nil {
+		return err
+	}
+	var frames [][]byte
+	if err := from.ForEach(func(k, v []byte) error {
+		if v == nil {
+			frames = append(frames, bytes.Clone(k))
+			return nil
+		}
+		return to.Put(bytes.Clone(k), bytes.Clone(v))
+	}); err != nil {
+		return err
+	}
+	for _, k := range frames {
+		if err := tx.MoveBucket(k, from, to); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteBucket(name)
+}
+
+// A file of format edged-storage/1 keeps each log's frames in log/<source>
+// and each spool in spool/<sink>: Open moves them to the root, and the logs
+// and spools read and continue as before (offsets, the spool's order).
+func TestFormat1LogsAndSpoolsAreUpgradedAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.db")
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		var recs [][]byte
+		for j := range 50 {
+			recs = append(recs, fmt.Appendf(nil, "rec-%d-%d", i, j))
+		}
+		if _, _, _, err := db.AppendLogDedup(ctx, "mqtt", recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 3000) // a frame bucket of its own
+	for e := range 3 {
+		outs := []engine.Output{{Sink: "p/small", ID: fmt.Sprintf("p/0/1/%d/0", e), Data: []byte("s")}}
+		for j := range 4 {
+			outs = append(outs, engine.Output{Sink: "p/big", ID: fmt.Sprintf("p/0/1/%d/%d", e, j), Data: fmt.Appendf(nil, "%d%s", j, big)})
+		}
+		if err := db.Commit(ctx, &engine.Commit{Pipeline: "p", Epoch: uint64(e + 1), Outputs: outs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SpoolAck(ctx, "p/big", "p/0/1/0/0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, m := range []struct{ name, parent, sub string }{
+			{"log/mqtt", "log", "mqtt"}, {"spool/p/small", "spool", "p/small"}, {"spool/p/big", "spool", "p/big"},
+		} {
+			if err := nestUnder(tx, []byte(m.name), []byte(m.parent), []byte(m.sub)); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+		return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The log reads whole from the file (not the tail of a new handle:
+	// there is none), deduplicates against its old records and goes on.
+	var got []string
+	if err := db.ReadLog("mqtt", 1, 0, func(off uint64, rec []byte) error {
+		got = append(got, fmt.Sprintf("%d:%s", off, rec))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 150 || got[0] != "1:rec-0-0" || got[149] != "150:rec-2-49" {
+		t.Fatalf("log after the upgrade: %d records, %v ... ; want 150, 1:rec-0-0 ... 150:rec-2-49", len(got), got[:min(3, len(got))])
+	}
+	first, last, dropped, err := db.AppendLogDedup(ctx, "mqtt", [][]byte{[]byte("rec-2-49"), []byte("new")})
+	if err != nil || first != 151 || last != 151 || dropped != 1 {
+		t.Fatalf("append after the upgrade: %d..%d, %d dropped, %v; want 151..151, 1 dropped", first, last, dropped, err)
+	}
+	// The spools keep their order, and new frames come after the old ones.
+	if err := db.Commit(ctx, &engine.Commit{Pipeline: "p", Epoch: 4, Outputs: []engine.Output{
+		{Sink: "p/small", ID: "p/0/1/3/0", Data: []byte("s")}, {Sink: "p/big", ID: "p/0/1/3/0", Data: big}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ sink, want string }{
+		{"p/small", "p/0/1/0/0 p/0/1/1/0 p/0/1/2/0 p/0/1/3/0"},
+		{"p/big", "p/0/1/0/1 p/0/1/0/2 p/0/1/0/3 p/0/1/1/0 p/0/1/1/1 p/0/1/1/2 p/0/1/1/3 p/0/1/2/0 p/0/1/2/1 p/0/1/2/2 p/0/1/2/3 p/0/1/3/0"},
+	} {
+		var ids []string
+		if err := db.SpoolRead(c.sink, 0, func(id string, _ []byte) error {
+			ids = append(ids, id)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.Join(ids, " "); s != c.want {
+			t.Errorf("spool %s after the upgrade: %s; want %s", c.sink, s, c.want)
+		}
+	}
+	st, err := db.SpoolStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["p/big"].Depth != 12 || st["p/big"].Oldest.IsZero() {
+		t.Errorf("spool p/big stats %+v; want depth 12 and its oldest time", st["p/big"])
+	}
+	err = db.bdb.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bktLog) != nil || tx.Bucket(bktSpool) != nil {
+			return fmt.Errorf("the nested log or spool bucket is still there")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // commitPages commits cs and returns the pages the transaction wrote (the
 // meta page not counted), by owner.
 func commitPages(t *testing.T, db *DB, cs ...*engine.Commit) (map[string]int, int) {

@@ -84,9 +84,9 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 	if len(x.spoolTx) == 0 {
 		return nil
 	}
-	sp, meta := tx.Bucket(bktSpool), tx.Bucket(bktSpoolMeta)
+	meta := tx.Bucket(bktSpoolMeta)
 	for _, f := range x.spoolTx {
-		b, err := sp.CreateBucketIfNotExists([]byte(f.sink))
+		b, err := tx.CreateBucketIfNotExists(spoolName(f.sink))
 		if err != nil {
 			return fmt.Errorf("spool %q: %w", f.sink, err)
 		}
@@ -215,7 +215,7 @@ func (x *DB) SpoolRead(sink string, max int, fn func(id string, data []byte) err
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
+		b := spoolBucket(tx, sink)
 		if b == nil {
 			return nil
 		}
@@ -306,7 +306,7 @@ func (x *DB) spoolDelete(ctx context.Context, sink string, lazy bool, match func
 	r := &request{kind: KindSpoolAck, lazy: lazy}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
-		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
+		b := spoolBucket(tx, sink)
 		if b == nil {
 			r.noop = true
 			return nil
@@ -402,10 +402,9 @@ func (x *DB) filterSpool(b *bolt.Bucket, sink string, st *SpoolStats, f *spoolFi
 func (x *DB) SpoolStats() (map[string]SpoolStats, error) {
 	out := map[string]SpoolStats{}
 	err := x.view(func(tx *bolt.Tx) error {
-		sp := tx.Bucket(bktSpool)
 		return tx.Bucket(bktSpoolMeta).ForEach(func(k, v []byte) error {
 			st := decodeSpoolMeta(v)
-			if b := sp.Bucket(k); b != nil {
+			if b := spoolBucket(tx, string(k)); b != nil {
 				if fk, e := b.Cursor().First(); fk != nil {
 					if e == nil {
 						// A frame: its time is beside it.
