@@ -41,8 +41,8 @@ func mustStats(t *testing.T, db *storage.DB) storage.Stats {
 // that the kernel counts whole (it counted 16 KiB per 4 KiB meta write).
 func TestAppendWriteCost(t *testing.T) {
 	const (
-		appends  = 40
-		perTx    = 100
+		appends = 40
+		perTx   = 100
 		// meta, frame, frame-reference leaf (the log's bucket, a bucket of
 		// the root), root (logmeta is inline in it): 4.3 measured; 5.3
 		// with the log's bucket inside a "log" bucket.
