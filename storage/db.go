@@ -23,12 +23,13 @@ var (
 	bktState     = []byte("state") // format edged-storage/1 only (upgradeFlatState)
 	bktPState    = []byte("pstate")
 	bktCkpt      = []byte("ckpt")
+	bktPipes     = []byte("pipes")
 	bktSpool     = []byte("spool") // format edged-storage/1 only (upgradeRootBuckets)
 	bktSpoolMeta = []byte("spoolmeta")
 	bktDLQ       = []byte("dlq")
 	bktDLQMeta   = []byte("dlqmeta")
 
-	allBuckets = [][]byte{bktMeta, bktLogMeta, bktPState, bktCkpt, bktSpoolMeta, bktDLQ, bktDLQMeta}
+	allBuckets = [][]byte{bktMeta, bktLogMeta, bktPState, bktCkpt, bktPipes, bktSpoolMeta, bktDLQ, bktDLQMeta}
 
 	keyFormat     = []byte("format")
 	keyDLQDropped = []byte("dlq.dropped")

@@ -11,11 +11,15 @@ import (
 // upgradeLayout carries a file of format edged-storage/1 over to
 // edged-storage/2, inside Open's transaction (so either all of it or none
 // commits): the nested state buckets become one flat bucket per pipeline
-// (upgradeFlatState), and the logs' and spools' buckets move to the root
+// (upgradeFlatState), the pipelines' own records move out of ckpt
+// (upgradePipeRecords), and the logs' and spools' buckets move to the root
 // (upgradeRootBuckets).
 func (x *DB) upgradeLayout(tx *bolt.Tx) error {
 	if err := upgradeFlatState(tx); err != nil {
 		return fmt.Errorf("storage: %q: upgrade the state from %s: %w", x.path, formatMagic1, err)
+	}
+	if err := upgradePipeRecords(tx); err != nil {
+		return fmt.Errorf("storage: %q: upgrade the checkpoints from %s: %w", x.path, formatMagic1, err)
 	}
 	if err := upgradeRootBuckets(tx, bktLog, logName); err != nil {
 		return fmt.Errorf("storage: %q: upgrade the input logs from %s: %w", x.path, formatMagic1, err)
@@ -148,4 +152,30 @@ func upgradeRootBuckets(tx *bolt.Tx, old []byte, name func(string) []byte) error
 		}
 	}
 	return tx.DeleteBucket(old)
+}
+
+// upgradePipeRecords moves the checkpoints of partitions < 0 (pipeline
+// records, layouts) from ckpt to pipes (see ckptBucket).
+func upgradePipeRecords(tx *bolt.Tx) error {
+	ck := tx.Bucket(bktCkpt)
+	pipes, err := tx.CreateBucketIfNotExists(bktPipes)
+	if err != nil {
+		return err
+	}
+	var keys [][]byte
+	if err := ck.ForEach(func(k, v []byte) error {
+		if i := bytes.LastIndexByte(k, 0); i >= 0 && i+1 < len(k) && k[i+1] == '-' && v != nil {
+			keys = append(keys, bytes.Clone(k))
+			return pipes.Put(bytes.Clone(k), bytes.Clone(v))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := ck.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -60,6 +60,17 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 				}
 			}
 		}
+		// Format 1 kept the pipelines' records with the partitions'
+		// checkpoints.
+		if err := tx.DeleteBucket(bktPipes); err != nil {
+			return err
+		}
+		ck := tx.Bucket(bktCkpt)
+		for part, in := range map[int]map[string]uint64{-2: {"n": 4}, -1: {"mqtt": 77, "@j:0:t": 5}, 0: {"mqtt": 70}, 3: {"mqtt": 71}} {
+			if err := ck.Put(ckptKey(nil, "p", part), encodeCheckpoint(nil, 9, 1, in)); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic1))
 	})
 	if err != nil {
@@ -102,6 +113,12 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 				t.Errorf("round %d: %s/%d/%s: %s; want %s", round, c.pipe, c.part, c.ns, got, c.want)
 			}
 		}
+		for part, want := range map[int]string{-2: "map[n:4]", -1: "map[@j:0:t:5 mqtt:77]", 0: "map[mqtt:70]", 3: "map[mqtt:71]", 1: "map[]"} {
+			cp, err := db.LastCheckpoint("p", part)
+			if got := fmt.Sprint(cp.Input); err != nil || got != want {
+				t.Errorf("round %d: checkpoint of partition %d: %s, %v; want %s", round, part, got, err, want)
+			}
+		}
 		// A partition snapshot carries the rows in the stream's own form.
 		var buf bytes.Buffer
 		err = db.View(func(s *Snapshot) error {
@@ -128,6 +145,9 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 			}
 			if tx.Bucket(bktState) != nil {
 				return fmt.Errorf("the nested state bucket is still there")
+			}
+			if n := tx.Bucket(bktCkpt).Stats().KeyN; n != 2 {
+				return fmt.Errorf("ckpt holds %d keys; want the 2 partitions' checkpoints", n)
 			}
 			return nil
 		})
@@ -356,6 +376,60 @@ func TestSmallPartitionStateSharesAPage(t *testing.T) {
 		want := fmt.Sprintf(`#idle/"\x00start"=%s #idle/"readings"=2 dedup/"s-%d"=2`, []byte{1}, part)
 		if s := strings.Join(got, " "); s != want {
 			t.Errorf("partition %d: %s; want %s", part, s, want)
+		}
+	}
+}
+
+// TestEpochRecordsShareALeaf protects the flash cost of an epoch commit
+// between state commits (runner's Config.StateEvery): it writes each
+// pipeline's record (input positions and a journal of the epochs since the
+// last state commit), which share one leaf apart from the partitions'
+// checkpoints. Kept together (edged-storage/1), the partitions' checkpoints
+// of five pipelines made that bucket a branch and several leaves, all
+// rewritten by every epoch.
+func TestEpochRecordsShareALeaf(t *testing.T) {
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pipes := []string{"alerts", "enrichment", "etl", "history", "sessions"}
+	record := func(p string, e uint64) *engine.Commit {
+		in := map[string]uint64{"mqtt": 1000 * e}
+		for j := range 10 { // the journal of 10 epochs
+			in[fmt.Sprintf("@j:%d:t", j)] = 1767225600000 + 1000*uint64(j)
+			in[fmt.Sprintf("@j:%d:mqtt", j)] = 1000*e + uint64(j)
+		}
+		return &engine.Commit{Pipeline: p, Partition: -1, Epoch: e, Watermark: engine.NoWatermark, Input: in}
+	}
+	var cs []*engine.Commit
+	for _, p := range pipes {
+		cs = append(cs, record(p, 1))
+		for part := range 8 {
+			cs = append(cs, &engine.Commit{Pipeline: p, Partition: part, Epoch: 1, Watermark: 5,
+				Input: map[string]uint64{"mqtt": 900, "@skip:mqtt/100": 120}})
+		}
+	}
+	commitPages(t, db, cs...)
+	cs = cs[:0]
+	for _, p := range pipes {
+		cs = append(cs, record(p, 2))
+	}
+	by, total := commitPages(t, db, cs...)
+	t.Logf("an epoch commit of 5 pipelines' records wrote %d pages:\n%s", total, formatPages(by))
+	if total > 2 {
+		t.Errorf("an epoch commit of 5 pipelines' records wrote %d pages; want at most 2 (root, their leaf):\n%s", total, formatPages(by))
+	}
+	for _, p := range pipes {
+		cp, err := db.LastCheckpoint(p, -1)
+		if err != nil || cp.Epoch != 2 || cp.Input["mqtt"] != 2000 {
+			t.Errorf("%s: record epoch %d mqtt %d, %v; want epoch 2 at 2000", p, cp.Epoch, cp.Input["mqtt"], err)
+		}
+		cp, err = db.LastCheckpoint(p, 7)
+		if err != nil || cp.Epoch != 1 || cp.Input["mqtt"] != 900 {
+			t.Errorf("%s partition 7: epoch %d mqtt %d, %v; want epoch 1 at 900", p, cp.Epoch, cp.Input["mqtt"], err)
 		}
 	}
 }

@@ -74,11 +74,11 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 	// Most loads find nothing to do: find out without a write transaction.
 	todo := false
 	if err := x.view(func(tx *bolt.Tx) error {
-		ck, meta := tx.Bucket(bktCkpt), tx.Bucket(bktLogMeta)
-		if ck.Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
+		meta := tx.Bucket(bktLogMeta)
+		if ckptBucket(tx, u.Record).Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
 			return nil
 		}
-		todo = ck.Get(ckptKey(nil, u.Pipeline, 0)) != nil
+		todo = ckptBucket(tx, 0).Get(ckptKey(nil, u.Pipeline, 0)) != nil
 		for src := range u.Sources {
 			todo = todo || meta.Get([]byte(OldLogName(u.Pipeline, src))) != nil
 		}
@@ -92,12 +92,11 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 	r := &request{kind: KindEpoch}
 	r.apply = func(tx *bolt.Tx) error {
 		rep, newLogs, oldLogs = UpgradeReport{Entries: map[string]uint64{}, Outputs: map[string]uint64{}}, map[string]LogStats{}, nil
-		ck := tx.Bucket(bktCkpt)
-		if ck.Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
+		if ckptBucket(tx, u.Record).Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
 			return nil // already in the new layout
 		}
 		var old engine.Checkpoint
-		v := ck.Get(ckptKey(nil, u.Pipeline, 0))
+		v := ckptBucket(tx, 0).Get(ckptKey(nil, u.Pipeline, 0))
 		if v != nil {
 			var err error
 			if old, err = decodeCheckpoint(v); err != nil {
@@ -152,7 +151,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 		}
 		rec := &engine.Commit{Pipeline: u.Pipeline, Partition: u.Record, Epoch: old.Epoch,
 			Watermark: engine.NoWatermark, Input: pos}
-		if err := ck.Put(ckptKey(nil, u.Pipeline, u.Record), encodeCheckpoint(nil, rec.Epoch, rec.Watermark, rec.Input)); err != nil {
+		if err := ckptBucket(tx, u.Record).Put(ckptKey(nil, u.Pipeline, u.Record), encodeCheckpoint(nil, rec.Epoch, rec.Watermark, rec.Input)); err != nil {
 			return err
 		}
 		for _, c := range u.Also {

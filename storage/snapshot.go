@@ -44,9 +44,8 @@ type SnapshotRow struct {
 // every state row as uvarint-length-prefixed namespace, key and value, and
 // a zero byte. It returns the number of rows written.
 func (s *Snapshot) WritePartition(w io.Writer, pipeline string, partition int, extra func(pipe engine.Checkpoint) []byte) (int, error) {
-	ck := s.tx.Bucket(bktCkpt)
-	pcp := ck.Get(ckptKey(nil, pipeline, partition))
-	ppl := ck.Get(ckptKey(nil, pipeline, -1))
+	pcp := ckptBucket(s.tx, partition).Get(ckptKey(nil, pipeline, partition))
+	ppl := ckptBucket(s.tx, -1).Get(ckptKey(nil, pipeline, -1))
 	var ex []byte
 	if extra != nil {
 		cp, err := s.LastCheckpoint(pipeline, -1)
@@ -185,7 +184,7 @@ func (x *DB) InstallPartition(ctx context.Context, pipeline string, partition in
 				return fmt.Errorf("state namespace %q: %w", row.Namespace, err)
 			}
 		}
-		return tx.Bucket(bktCkpt).Put(ckptKey(nil, pipeline, partition), encodeCheckpoint(nil, cp.Epoch, cp.Watermark, cp.Input))
+		return ckptBucket(tx, partition).Put(ckptKey(nil, pipeline, partition), encodeCheckpoint(nil, cp.Epoch, cp.Watermark, cp.Input))
 	}}
 	if err := x.submit(r); err != nil {
 		return fmt.Errorf("storage: install pipeline %q partition %d: %w", pipeline, partition, err)

@@ -26,6 +26,19 @@ func ckptKey(b []byte, pipeline string, partition int) []byte {
 	return strconv.AppendInt(b, int64(partition), 10)
 }
 
+// The checkpoints of a pipeline's own records (partition < 0: the input
+// positions and journal that every epoch commits, its partition layout) are
+// in the bucket pipes, those of its partitions (written with their state) in
+// ckpt: an epoch commit then rewrites the small leaf of the pipelines'
+// records only, which the partitions' checkpoints would make a branch and
+// two or three leaves (see doc.go, "Flash wear").
+func ckptBucket(tx *bolt.Tx, partition int) *bolt.Bucket {
+	if partition < 0 {
+		return tx.Bucket(bktPipes)
+	}
+	return tx.Bucket(bktCkpt)
+}
+
 func encodeCheckpoint(b []byte, epoch uint64, wm int64, in map[string]uint64) []byte {
 	b = be64(b, epoch)
 	b = be64(b, uint64(wm))
@@ -185,7 +198,7 @@ func (x *DB) stable(parts ...[]byte) []byte {
 }
 
 func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
-	ck := tx.Bucket(bktCkpt)
+	ck := ckptBucket(tx, c.Partition)
 	key := ckptKey(nil, c.Pipeline, c.Partition)
 	if v := ck.Get(key); v != nil {
 		last, err := decodeCheckpoint(v)
@@ -277,7 +290,7 @@ func (x *DB) View(fn func(s *Snapshot) error) error {
 
 // LastCheckpoint returns the partition's checkpoint in the snapshot.
 func (s *Snapshot) LastCheckpoint(pipeline string, partition int) (engine.Checkpoint, error) {
-	v := s.tx.Bucket(bktCkpt).Get(ckptKey(nil, pipeline, partition))
+	v := ckptBucket(s.tx, partition).Get(ckptKey(nil, pipeline, partition))
 	if v == nil {
 		return engine.Checkpoint{}, nil
 	}
@@ -318,11 +331,9 @@ func (x *DB) DeletePipeline(ctx context.Context, pipeline string, logs ...string
 		return err
 	}
 	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
-		ck := tx.Bucket(bktCkpt)
 		prefix := append([]byte(pipeline), 0)
-		c := ck.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-			if err := c.Delete(); err != nil {
+		for _, ck := range [][]byte{bktCkpt, bktPipes} {
+			if err := deletePrefix(tx.Bucket(ck), prefix); err != nil {
 				return err
 			}
 		}
