@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -431,5 +432,36 @@ func TestEpochRecordsShareALeaf(t *testing.T) {
 		if err != nil || cp.Epoch != 1 || cp.Input["mqtt"] != 900 {
 			t.Errorf("%s partition 7: epoch %d mqtt %d, %v; want epoch 1 at 900", p, cp.Epoch, cp.Input["mqtt"], err)
 		}
+	}
+}
+
+// TestStateCommitPacksItsLeaves protects the flash cost of a state commit
+// that changes every key (the default install's alert rules keep 3 rows
+// per sensor, updated by every reading): the leaves bbolt writes are
+// packed to stateFill, so 300 rows take 5 leaves, not the 8 of bbolt's
+// half-full default.
+func TestStateCommitPacksItsLeaves(t *testing.T) {
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	perm := rng.Perm(100) // sensors appear in no order
+	var by map[string]int
+	for e := 1; e <= 10; e++ {
+		var ops []engine.StateOp
+		for _, ns := range []string{"damp", "fast-rise", "overheat"} {
+			for _, i := range perm {
+				ops = append(ops, engine.StateOp{Namespace: ns, Key: fmt.Appendf(nil, "s-%04d", i), Val: make([]byte, 20+rng.IntN(12))})
+			}
+		}
+		by, _ = commitPages(t, db, &engine.Commit{Pipeline: "alerts", Partition: 0, Epoch: uint64(e), State: ops})
+	}
+	t.Logf("a state commit of 300 rows:\n%s", formatPages(by))
+	if n := by["pstate/alerts leaf"]; n > 6 {
+		t.Errorf("a state commit of 300 rows wrote %d leaves; want at most 6:\n%s", n, formatPages(by))
 	}
 }

@@ -170,6 +170,7 @@ func (x *DB) InstallPartition(ctx context.Context, pipeline string, partition in
 		if err != nil {
 			return err
 		}
+		pb.FillPercent = stateFill
 		if err := deletePrefix(pb, statePartPrefix(nil, partition)); err != nil {
 			return err
 		}

@@ -92,6 +92,13 @@ func decodeCheckpoint(v []byte) (engine.Checkpoint, error) {
 // edged-storage/1 nest partition and namespace buckets; Open carries them
 // over (upgradeFlatState).
 
+// stateFill is the fill of the state buckets' pages when bbolt splits them.
+// A state commit rewrites every leaf a changed key is on, which for state
+// updated by every reading (per-sensor alert rules, anomaly models) is all
+// of them: pages packed to 90% instead of bbolt's half make it write about
+// two thirds of the pages, and leave room for values that grow a little.
+const stateFill = 0.9
+
 // stateNSPrefix appends the key prefix of a partition's namespace.
 func stateNSPrefix(b []byte, partition int, ns string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(int32(partition)))
@@ -214,6 +221,7 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
 		if err != nil {
 			return err
 		}
+		pb.FillPercent = stateFill
 		ns := ""
 		var prefix int
 		for i := range c.State {
