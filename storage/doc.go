@@ -34,8 +34,9 @@
 //	spool/<sink>          (root) 8-byte sequence (bucket NextSequence, commit order) -> frame
 //	                      bucket {'f' -> frame of the outputs one transaction spooled for
 //	                      the sink, 't' -> commit time}, or for a frame of at most 512 bytes
-//	                      -> 0xff, commit time, frame (files written before: -> commit
-//	                      time, id, data, one output per entry, still read)
+//	                      or one written to an empty spool -> 0xff, commit time, frame
+//	                      (files written before: -> commit time, id, data, one output per
+//	                      entry, still read)
 //	spoolmeta             <sink> -> depth, bytes
 //	dlq                   8-byte sequence -> time, pipeline, source, step, reason, payload
 //	dlqmeta               <pipeline> -> count
@@ -125,8 +126,10 @@
 //     the frame (2 pages for the 500 readings of a QoS 0 batch);
 //   - an epoch commit between state commits: meta, root, pipes' leaf (the
 //     five pipelines' records), and per sink that spooled more than 512
-//     bytes its leaf of frame references and its frame (etl's stdout sink:
-//     3); small sinks' frames are values inline in the root's leaf;
+//     bytes its bucket's leaf, which holds the frame when the sink keeps
+//     up (etl's stdout sink: 2), or else a leaf of frame references and
+//     the frame's bucket; small sinks' frames are values inline in the
+//     root's leaf;
 //   - a state commit (every epochs.stateEvery) adds pstate's leaf and the
 //     leaves its changed keys are on (the alert rules' 300 rows: a branch
 //     and 5 leaves; etl's eight partitions, an idle record each, share

@@ -465,3 +465,86 @@ func TestStateCommitPacksItsLeaves(t *testing.T) {
 		t.Errorf("a state commit of 300 rows wrote %d leaves; want at most 6:\n%s", n, formatPages(by))
 	}
 }
+
+// TestCaughtUpSinkFrameIsItsBucketsLeaf protects the flash cost of a sink
+// that keeps up with a pipeline that outputs every reading (the default
+// install's etl): its frame, larger than a small frame, goes into its spool
+// bucket as a value when the spool is empty, so the epoch writes that
+// bucket's leaf (2 pages for a 6 KB frame), not a leaf of frame references
+// and the frame bucket's (3). A sink that falls behind appends frame
+// buckets, and its outputs stay in order through partial acknowledgements.
+func TestCaughtUpSinkFrameIsItsBucketsLeaf(t *testing.T) {
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	epoch := func(e int) (*engine.Commit, []string) {
+		c := &engine.Commit{Pipeline: "etl", Partition: 0, Epoch: uint64(e)}
+		var ids []string
+		for i := range 40 {
+			id := fmt.Sprintf("etl/0/1/%d/%d", e, i)
+			data := make([]byte, 150) // incompressible: a frame of 6 KB
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			c.Outputs = append(c.Outputs, engine.Output{Sink: "etl/clean", ID: id, Data: data})
+			ids = append(ids, id)
+		}
+		return c, ids
+	}
+	for e := 1; e <= 4; e++ {
+		c, ids := epoch(e)
+		by, total := commitPages(t, db, c)
+		if e > 1 {
+			t.Logf("epoch %d: %d pages\n%s", e, total, formatPages(by))
+			if total > 3 || by["spool/etl/clean leaf"] != 2 {
+				t.Errorf("epoch %d to a caught-up sink wrote %d pages; want the root and the sink's leaf of 2 pages:\n%s", e, total, formatPages(by))
+			}
+		}
+		if n, err := db.SpoolAck(ctx, "etl/clean", ids...); err != nil || n != 40 {
+			t.Fatalf("ack epoch %d: %d, %v", e, n, err)
+		}
+	}
+	// Behind: three frames wait, the first a value, then frame buckets.
+	var want []string
+	for e := 5; e <= 7; e++ {
+		c, ids := epoch(e)
+		commitPages(t, db, c)
+		want = append(want, ids...)
+	}
+	read := func() []string {
+		var got []string
+		if err := db.SpoolRead("etl/clean", 0, func(id string, _ []byte) error {
+			got = append(got, id)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := read(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("spool behind: %d outputs %v...; want %d in order", len(got), got[:min(3, len(got))], len(want))
+	}
+	// Part of the value frame, then a part reaching into the next frame.
+	if n, err := db.SpoolAck(ctx, "etl/clean", want[:5]...); err != nil || n != 5 {
+		t.Fatalf("partial ack: %d, %v", n, err)
+	}
+	if n, err := db.SpoolAckThrough(ctx, "etl/clean", want[50]); err != nil || n != 46 {
+		t.Fatalf("ack through the second frame's 11th output: %d, %v; want 46", n, err)
+	}
+	if got := read(); strings.Join(got, " ") != strings.Join(want[51:], " ") {
+		t.Fatalf("after the acknowledgements: %d outputs starting %v; want %d from %s", len(got), got[:min(1, len(got))], len(want)-51, want[51])
+	}
+	if n, err := db.SpoolAck(ctx, "etl/clean", want[51:]...); err != nil || n != len(want)-51 {
+		t.Fatalf("ack the rest: %d, %v", n, err)
+	}
+	st, err := db.SpoolStats()
+	if err != nil || st["etl/clean"].Depth != 0 || st["etl/clean"].Bytes != 0 {
+		t.Fatalf("spool stats %+v, %v; want empty", st["etl/clean"], err)
+	}
+}

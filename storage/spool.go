@@ -114,18 +114,25 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 
 // Small frames (a few outputs: events, alerts) are a plain value of the
 // sink's bucket, marked, instead of a bucket of their own: a sink bucket
-// holding only such values stays inline in the spool bucket's leaf, so the
-// sinks that spool little share one page instead of a page each per epoch.
+// holding only such values stays inline in the root's leaf, so the sinks
+// that spool little share one page instead of a page each per epoch (and a
+// frame of any size is such a value when the spool is empty, see
+// putSpoolFrame).
 const (
 	spoolInlineMark = 0xff // first byte of an inline frame's value (an older entry starts with its time's top byte, 0)
 	maxInlineFrame  = 512
 )
 
 // putSpoolFrame puts frame (read by bbolt until the commit) under seq in
-// spool bucket b, with its commit time t: a small one as a marked value,
-// a larger one into a bucket of its own.
+// spool bucket b, with its commit time t: a small one, or any one when the
+// spool is empty, as a marked value; a larger one behind other frames into
+// a bucket of its own. A sink that keeps up (its spool is empty when the
+// next epoch commits) then costs its bucket's leaf, which holds the frame,
+// instead of that leaf and the frame bucket's; a sink that falls behind
+// appends frame buckets, so that an append does not rewrite the frames
+// before it (only the first, a value, shares their leaf until delivered).
 func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
-	if len(frame) <= maxInlineFrame {
+	if k, _ := b.Cursor().First(); len(frame) <= maxInlineFrame || k == nil {
 		return b.Put(x.stable(be64(nil, seq)), x.stable([]byte{spoolInlineMark}, be64(nil, uint64(t)), frame))
 	}
 	fb, err := b.CreateBucket(be64(nil, seq))
