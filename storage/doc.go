@@ -132,14 +132,14 @@
 //     root's leaf;
 //   - a state commit (every epochs.stateEvery) adds pstate's leaf and the
 //     leaves its changed keys are on (the alert rules' 300 rows: a branch
-//     and 5 leaves; etl's eight partitions, an idle record each, share
+//     and 6 leaves; etl's eight partitions, an idle record each, share
 //     pstate's leaf).
 //
 // Each frame lives in a bucket of its own so that appending never rewrites
 // the previous frames (a leaf of large values would be rewritten whole at
 // every append), and the log buckets are packed full (FillPercent 1.0, as
-// their keys only grow); state buckets split their leaves at 90% (a state
-// commit rewrites every leaf a changed key is on). Frames are compressed
+// their keys only grow); state buckets split their leaves at 70% (a state
+// commit rewrites every leaf a changed key is on; see stateFill). Frames are compressed
 // with zstd (fastest level), falling back to raw when that is not smaller;
 // JSON payloads shrink 3-10x, which absorbs the page overhead. The higher
 // levels made frames of 250 and 500 simulated readings at most 3% smaller

@@ -438,7 +438,7 @@ func TestEpochRecordsShareALeaf(t *testing.T) {
 // TestStateCommitPacksItsLeaves protects the flash cost of a state commit
 // that changes every key (the default install's alert rules keep 3 rows
 // per sensor, updated by every reading): the leaves bbolt writes are
-// packed to stateFill, so 300 rows take 5 leaves, not the 8 of bbolt's
+// packed to stateFill, so 300 rows take 6 leaves, not the 8 of bbolt's
 // half-full default.
 func TestStateCommitPacksItsLeaves(t *testing.T) {
 	o := DefaultOptions()
