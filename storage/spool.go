@@ -128,14 +128,32 @@ const (
 // spool is empty, as a marked value; a larger one behind other frames into
 // a bucket of its own. A sink that keeps up (its spool is empty when the
 // next epoch commits) then costs its bucket's leaf, which holds the frame,
-// instead of that leaf and the frame bucket's; a sink that falls behind
+// instead of that leaf and the frame bucket's. A sink that falls behind
 // appends frame buckets, so that an append does not rewrite the frames
-// before it (only the first, a value, shares their leaf until delivered).
+// before it: the first frame, if it is a large value, moves into a bucket
+// of its own then (written twice, once).
 func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
-	if k, _ := b.Cursor().First(); len(frame) <= maxInlineFrame || k == nil {
+	c := b.Cursor()
+	k, v := c.First()
+	if len(frame) <= maxInlineFrame || k == nil {
 		return b.Put(x.stable(be64(nil, seq)), x.stable([]byte{spoolInlineMark}, be64(nil, uint64(t)), frame))
 	}
-	fb, err := b.CreateBucket(be64(nil, seq))
+	if len(v) > 9+maxInlineFrame && v[0] == spoolInlineMark {
+		k, v = x.stable(k), x.stable(v)
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		if err := x.putFrameBucket(b, k, v[9:], v[1:9]); err != nil {
+			return err
+		}
+	}
+	return x.putFrameBucket(b, be64(nil, seq), frame, be64(nil, uint64(t)))
+}
+
+// putFrameBucket puts frame and its 8-byte time into a bucket of its own
+// under key k of spool bucket b.
+func (x *DB) putFrameBucket(b *bolt.Bucket, k, frame, t []byte) error {
+	fb, err := b.CreateBucket(k)
 	if err != nil {
 		return err
 	}
@@ -143,7 +161,7 @@ func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) er
 	if err := fb.Put(frameKey, frame); err != nil {
 		return err
 	}
-	return fb.Put(frameTimeKey, be64(nil, uint64(t)))
+	return fb.Put(frameTimeKey, t)
 }
 
 // resetSpoolTx forgets the frames of a transaction that was committed or
