@@ -18,16 +18,18 @@ import (
 // Bucket names; see doc.go, "Bucket layout".
 var (
 	bktMeta      = []byte("meta")
-	bktLog       = []byte("log")
+	bktLog       = []byte("log") // format edged-storage/1 only (upgradeRootBuckets)
 	bktLogMeta   = []byte("logmeta")
-	bktState     = []byte("state")
+	bktState     = []byte("state") // format edged-storage/1 only (upgradeFlatState)
+	bktPState    = []byte("pstate")
 	bktCkpt      = []byte("ckpt")
-	bktSpool     = []byte("spool")
+	bktPipes     = []byte("pipes")
+	bktSpool     = []byte("spool") // format edged-storage/1 only (upgradeRootBuckets)
 	bktSpoolMeta = []byte("spoolmeta")
 	bktDLQ       = []byte("dlq")
 	bktDLQMeta   = []byte("dlqmeta")
 
-	allBuckets = [][]byte{bktMeta, bktLog, bktLogMeta, bktState, bktCkpt, bktSpool, bktSpoolMeta, bktDLQ, bktDLQMeta}
+	allBuckets = [][]byte{bktMeta, bktLogMeta, bktPState, bktCkpt, bktPipes, bktSpoolMeta, bktDLQ, bktDLQMeta}
 
 	keyFormat     = []byte("format")
 	keyDLQDropped = []byte("dlq.dropped")
@@ -35,8 +37,13 @@ var (
 )
 
 // formatMagic identifies an edged storage file and its layout version. A file
-// with another value is refused.
-const formatMagic = "edged-storage/1"
+// with another value is refused, but for formatMagic1, which Open upgrades
+// (upgradeLayout): versions that knew only it refuse the upgraded file
+// instead of reading it wrong.
+const (
+	formatMagic  = "edged-storage/2"
+	formatMagic1 = "edged-storage/1"
+)
 
 // DB is the durable store of one edged node: input logs, operator state,
 // checkpoints, the output spool and dead letters, in one bbolt file. It is safe
@@ -70,10 +77,9 @@ type DB struct {
 	pending    []*logSource
 	arena      []byte
 	frameBuf   []byte
-	keyBuf     []byte                  // scratch for state keys (bbolt copies keys on Put)
-	nsBuckets  map[string]*bolt.Bucket // namespace buckets of the commit being applied
-	unmappedAt time.Time               // when unmapResident last released the map's pages
-	spoolTx    []*spoolFrame           // outputs spooled by the transaction being built, per sink
+	nsBuf      []byte        // scratch for state keys (bbolt copies keys on Put)
+	unmappedAt time.Time     // when unmapResident last released the map's pages
+	spoolTx    []*spoolFrame // outputs spooled by the transaction being built, per sink
 
 	// Counters, read by Stats.
 	statMu       sync.Mutex
@@ -110,7 +116,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	x := &DB{path: path, opt: o, log: o.Logger,
 		reqs: make(chan *request, 256), closing: make(chan struct{}), stopped: make(chan struct{}),
-		logs: map[string]*logSource{}, logStats: map[string]LogStats{}, nsBuckets: map[string]*bolt.Bucket{},
+		logs: map[string]*logSource{}, logStats: map[string]LogStats{},
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	x.tails = map[string]*logTail{}
 	x.tailScratch.New = func() any { return new([]tailFrame) }
@@ -181,7 +187,11 @@ func (x *DB) init() error {
 			}
 			return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic))
 		}
-		if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(formatMagic)) {
+		if f := meta.Get(keyFormat); bytes.Equal(f, []byte(formatMagic1)) {
+			if err := x.upgradeLayout(tx); err != nil {
+				return err
+			}
+		} else if !bytes.Equal(f, []byte(formatMagic)) {
 			return &CorruptError{Path: x.path, Reason: fmt.Sprintf("format key is %q; want %q", f, formatMagic)}
 		}
 		for _, n := range allBuckets {

@@ -14,25 +14,44 @@
 //
 // # Bucket layout
 //
-//	meta                  format = "edged-storage/1" (checked at Open), dlq.total, dlq.dropped
-//	log/<source>          8-byte big-endian offset of a frame's first record -> frame bucket
-//	                      {'f' -> frame} (files written before: -> frame, still read)
+// Buckets of the root; "a/<b>" is a bucket b inside bucket a, but for the
+// buckets named "log/<source>" and "spool/<sink>", which are buckets of the
+// root (one level fewer: see "Flash wear").
+//
+//	meta                  format = "edged-storage/2" (checked at Open), dlq.total, dlq.dropped
+//	log/<source>          (root) 8-byte big-endian offset of a frame's first record -> frame
+//	                      bucket {'f' -> frame, 't' -> append time} (files written before:
+//	                      -> frame, still read)
 //	logmeta               <source> -> first, next, records, bytes (4 x uint64)
 //	                      [+ 0x01: the source deduplicates (AppendLogDedup)]
-//	state/<pipeline>/<partition>/<namespace>
-//	                      'k' + key -> value (the 'k' makes the engine's empty key storable)
+//	pstate/<pipeline>     4-byte big-endian partition, uvarint length, namespace, key -> value
+//	                      (one bucket per pipeline and no deeper: a small state stays inline
+//	                      in pstate's leaf)
 //	ckpt                  <pipeline> 0x00 <partition> -> epoch, watermark, input positions
-//	spool/<sink>          8-byte sequence (bucket NextSequence, commit order) -> frame bucket
-//	                      {'f' -> frame of the outputs one transaction spooled for the sink,
-//	                      't' -> commit time}, or for a frame of at most 512 bytes
-//	                      -> 0xff, commit time, frame (files written before: -> commit
-//	                      time, id, data, one output per entry, still read)
+//	                      (partitions >= 0, written with their state)
+//	pipes                 the same for partitions < 0: the pipeline's record (positions,
+//	                      journal; written by every epoch) and its layout
+//	spool/<sink>          (root) 8-byte sequence (bucket NextSequence, commit order) -> frame
+//	                      bucket {'f' -> frame of the outputs one transaction spooled for
+//	                      the sink, 't' -> commit time}, or for a frame of at most 512 bytes
+//	                      or one written to an empty spool -> 0xff, commit time, frame
+//	                      (files written before: -> commit time, id, data, one output per
+//	                      entry, still read)
 //	spoolmeta             <sink> -> depth, bytes
 //	dlq                   8-byte sequence -> time, pipeline, source, step, reason, payload
 //	dlqmeta               <pipeline> -> count
 //	tables/<table>        'm' -> metadata (JSON); 'c' + 8-byte chunk number -> chunk bucket
 //	                      {8-byte time + encoded key -> encoded columns} (history tables,
 //	                      see table.go; created by the first write)
+//
+// Files of format edged-storage/1 nested the state (state/<pipeline>/
+// <partition>/<namespace>, 'k' + key -> value), kept the pipelines'
+// records in ckpt and the logs' and spools' buckets inside a "log" and a
+// "spool" bucket. Open upgrades such a file in its first transaction
+// (layout.go): the state rows are copied, the records moved, and each
+// frame bucket moved whole (bbolt rewrites the leaves that reference it,
+// not its pages). Versions that knew only edged-storage/1 refuse the
+// upgraded file.
 //
 // Data files of edged 0.1 have one log per pipeline source ("<pipeline>/<source>"),
 // checkpoints at partition 0 and spools by sink name; UpgradePipeline
@@ -95,15 +114,38 @@
 //
 // bbolt writes every page a transaction dirties, plus a 4 KiB meta page, so a
 // commit costs a few pages whatever it carries (NoFreelistSync, the default
-// here, saves the freelist page): for an append, the frame's own pages, the
-// leaf of frame references, the branch above it, the log bucket's leaf, the
-// root leaf and the meta page. Each frame lives in a bucket of its own so that
-// appending never rewrites the previous frames (a leaf of large values would
-// be rewritten whole at every append), and the log buckets are packed full
-// (FillPercent 1.0, as their keys only grow). Frames are compressed with zstd
-// (fastest level), falling back to raw when that is not smaller; JSON payloads
-// shrink 3-10x, which absorbs the page overhead. S2 is available for CPUs
-// where zstd is too slow.
+// here, saves the freelist page). A changed leaf is written with every page
+// above it up to the root, so each level of buckets between the root and
+// what a commit changes costs a page per commit, and each bucket a commit
+// touches costs its own leaf; the layout above keeps both few. Measured on
+// the default install (five example pipelines, 500 readings/s over 100
+// sensors, scripts/bench/flash.sh; pages by the test-only walker of
+// pagewalk_test.go):
+//
+//   - an input-log append: meta, root, the log's leaf of frame references,
+//     the frame (2 pages for the 500 readings of a QoS 0 batch);
+//   - an epoch commit between state commits: meta, root, pipes' leaf (the
+//     five pipelines' records), and per sink that spooled more than 512
+//     bytes its bucket's leaf, which holds the frame when the sink keeps
+//     up (etl's stdout sink: 2), or else a leaf of frame references and
+//     the frame's bucket; small sinks' frames are values inline in the
+//     root's leaf;
+//   - a state commit (every epochs.stateEvery) adds pstate's leaf and the
+//     leaves its changed keys are on (the alert rules' 300 rows: a branch
+//     and 6 leaves; etl's eight partitions, an idle record each, share
+//     pstate's leaf).
+//
+// Each frame lives in a bucket of its own so that appending never rewrites
+// the previous frames (a leaf of large values would be rewritten whole at
+// every append), and the log buckets are packed full (FillPercent 1.0, as
+// their keys only grow); state buckets split their leaves at 70% (a state
+// commit rewrites every leaf a changed key is on; see stateFill). Frames are compressed
+// with zstd (fastest level), falling back to raw when that is not smaller;
+// JSON payloads shrink 3-10x, which absorbs the page overhead. The higher
+// levels made frames of 250 and 500 simulated readings at most 3% smaller
+// (SpeedBestCompression, at 13-21x the CPU; the default and better levels
+// made them larger), so they would not save a page. S2 is available for
+// CPUs where zstd is too slow.
 //
 // Write amplification is therefore set by the records per commit. The knobs
 // that trade latency for bytes written are, first, the batching of the

@@ -41,9 +41,12 @@ func mustStats(t *testing.T, db *storage.DB) storage.Stats {
 // that the kernel counts whole (it counted 16 KiB per 4 KiB meta write).
 func TestAppendWriteCost(t *testing.T) {
 	const (
-		appends  = 40
-		perTx    = 100
-		maxPages = 6 // meta, frame, frame-reference leaf, log bucket, logmeta, root
+		appends = 40
+		perTx   = 100
+		// meta, frame, frame-reference leaf (the log's bucket, a bucket of
+		// the root), root (logmeta is inline in it): 4.3 measured; 5.3
+		// with the log's bucket inside a "log" bucket.
+		maxPages = 5
 	)
 	o := storage.DefaultOptions() // fsync'd: write_bytes is counted as the device sees it
 	path := filepath.Join(t.TempDir(), "edged.db")
@@ -253,12 +256,12 @@ func TestEpochOutputsWriteOneFrame(t *testing.T) {
 // TestSmallSpoolFramesShareAPage protects the flash cost of sinks that
 // spool a few outputs per epoch (alerts, events) and deliver them at once:
 // their frames are values of their sink buckets, which then stay inline in
-// the spool bucket's leaf, so an epoch spooling to three such sinks and
-// their acknowledgements write the pages of one sink, not a leaf per sink.
+// the root's leaf, so an epoch spooling to three such sinks and their
+// acknowledgements write the pages of one sink, not a leaf per sink.
 func TestSmallSpoolFramesShareAPage(t *testing.T) {
 	const (
 		epochs   = 20
-		maxPages = 4 // 3 measured; 6 with a bucket per frame
+		maxPages = 2.5 // 2 measured (meta, root); 3 with the sinks' buckets in a "spool" bucket, 6 with a bucket per frame
 	)
 	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), storage.DefaultOptions())
 	ctx := context.Background()
@@ -295,7 +298,7 @@ func TestSmallSpoolFramesShareAPage(t *testing.T) {
 	pages := float64(commitBytes) / 4096 / epochs
 	t.Logf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once): %.2f pages", len(sinks), pages)
 	if pages > maxPages {
-		t.Errorf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once) writes %.2f pages; want at most %d", len(sinks), pages, maxPages)
+		t.Errorf("an epoch commit spooling 2 outputs to each of %d sinks (delivered at once) writes %.2f pages; want at most %g", len(sinks), pages, maxPages)
 	}
 	if st := mustStats(t, db); st.Spool["alerts/rise"].Depth != 0 {
 		t.Errorf("spool depth %d after acknowledging everything; want 0", st.Spool["alerts/rise"].Depth)

@@ -345,11 +345,10 @@ func (x *DB) dedupPass(src *logSource, r *request) []bool {
 // only the small leaf of frame references instead of a leaf holding the last
 // frames themselves (see doc.go, "Flash wear").
 func (x *DB) writeFrames(tx *bolt.Tx) error {
-	logs, meta := tx.Bucket(bktLog), tx.Bucket(bktLogMeta)
-	logs.FillPercent = 1.0
+	meta := tx.Bucket(bktLogMeta)
 	for _, src := range x.pending {
 		if src.txN > 0 {
-			b, err := logs.CreateBucketIfNotExists([]byte(src.name))
+			b, err := tx.CreateBucketIfNotExists(logName(src.name))
 			if err != nil {
 				return fmt.Errorf("storage: log %q: %w", src.name, err)
 			}
@@ -443,7 +442,7 @@ func (x *DB) ReadLogEntries(source string, from uint64, max int, fn func(off uin
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktLog).Bucket([]byte(source))
+		b := logBucket(tx, source)
 		if b == nil {
 			return nil
 		}
@@ -509,7 +508,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 	r := &request{kind: KindLogTruncate, after: func() { x.tailDrop(source, before) }}
 	r.apply = func(tx *bolt.Tx) error {
 		r.noop = true
-		b := tx.Bucket(bktLog).Bucket([]byte(source))
+		b := logBucket(tx, source)
 		if b == nil {
 			return nil
 		}
@@ -558,7 +557,7 @@ func (x *DB) TruncateLog(ctx context.Context, source string, before uint64) erro
 
 // loadDedup fills w with the hashes of the last records of source's log.
 func (x *DB) loadDedup(tx *bolt.Tx, source string, w *dedupWindow) error {
-	b := tx.Bucket(bktLog).Bucket([]byte(source))
+	b := logBucket(tx, source)
 	if b == nil {
 		return nil
 	}

@@ -60,7 +60,7 @@ type LogFrame struct {
 // Raspberry Pi, so callers stop as soon as they can.
 func (x *DB) LogFrames(source string, fn func(f LogFrame) bool) error {
 	return x.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktLog).Bucket([]byte(source))
+		b := logBucket(tx, source)
 		if b == nil {
 			return nil
 		}

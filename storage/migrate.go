@@ -74,11 +74,11 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 	// Most loads find nothing to do: find out without a write transaction.
 	todo := false
 	if err := x.view(func(tx *bolt.Tx) error {
-		ck, meta := tx.Bucket(bktCkpt), tx.Bucket(bktLogMeta)
-		if ck.Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
+		meta := tx.Bucket(bktLogMeta)
+		if ckptBucket(tx, u.Record).Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
 			return nil
 		}
-		todo = ck.Get(ckptKey(nil, u.Pipeline, 0)) != nil
+		todo = ckptBucket(tx, 0).Get(ckptKey(nil, u.Pipeline, 0)) != nil
 		for src := range u.Sources {
 			todo = todo || meta.Get([]byte(OldLogName(u.Pipeline, src))) != nil
 		}
@@ -92,12 +92,11 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 	r := &request{kind: KindEpoch}
 	r.apply = func(tx *bolt.Tx) error {
 		rep, newLogs, oldLogs = UpgradeReport{Entries: map[string]uint64{}, Outputs: map[string]uint64{}}, map[string]LogStats{}, nil
-		ck := tx.Bucket(bktCkpt)
-		if ck.Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
+		if ckptBucket(tx, u.Record).Get(ckptKey(nil, u.Pipeline, u.Record)) != nil {
 			return nil // already in the new layout
 		}
 		var old engine.Checkpoint
-		v := ck.Get(ckptKey(nil, u.Pipeline, 0))
+		v := ckptBucket(tx, 0).Get(ckptKey(nil, u.Pipeline, 0))
 		if v != nil {
 			var err error
 			if old, err = decodeCheckpoint(v); err != nil {
@@ -152,7 +151,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 		}
 		rec := &engine.Commit{Pipeline: u.Pipeline, Partition: u.Record, Epoch: old.Epoch,
 			Watermark: engine.NoWatermark, Input: pos}
-		if err := ck.Put(ckptKey(nil, u.Pipeline, u.Record), encodeCheckpoint(nil, rec.Epoch, rec.Watermark, rec.Input)); err != nil {
+		if err := ckptBucket(tx, u.Record).Put(ckptKey(nil, u.Pipeline, u.Record), encodeCheckpoint(nil, rec.Epoch, rec.Watermark, rec.Input)); err != nil {
 			return err
 		}
 		for _, c := range u.Also {
@@ -185,7 +184,7 @@ func (x *DB) UpgradePipeline(ctx context.Context, u Upgrade) (UpgradeReport, err
 // deletes log from. It returns the new log's metadata (zero when from does
 // not exist) and how many entries at or after at it holds.
 func (x *DB) moveLog(tx *bolt.Tx, from, to string, at uint64) (LogStats, uint64, error) {
-	meta, logs := tx.Bucket(bktLogMeta), tx.Bucket(bktLog)
+	meta := tx.Bucket(bktLogMeta)
 	mv := meta.Get([]byte(from))
 	if mv == nil {
 		return LogStats{}, 0, nil
@@ -194,13 +193,13 @@ func (x *DB) moveLog(tx *bolt.Tx, from, to string, at uint64) (LogStats, uint64,
 	if !ok {
 		return LogStats{}, 0, &CorruptError{Path: x.path, Reason: fmt.Sprintf("log metadata of source %q is malformed", from)}
 	}
-	if meta.Get([]byte(to)) != nil || logs.Bucket([]byte(to)) != nil {
+	if meta.Get([]byte(to)) != nil || logBucket(tx, to) != nil {
 		return LogStats{}, 0, fmt.Errorf("log %q: cannot take over the entries of %q: it exists already", to, from)
 	}
 	st := LogStats{First: ost.Next, Next: ost.Next}
 	var moved uint64
-	if ob := logs.Bucket([]byte(from)); ob != nil {
-		nb, err := logs.CreateBucket([]byte(to))
+	if ob := logBucket(tx, from); ob != nil {
+		nb, err := tx.CreateBucket(logName(to))
 		if err != nil {
 			return LogStats{}, 0, fmt.Errorf("log %q: %w", to, err)
 		}
@@ -238,7 +237,7 @@ func (x *DB) moveLog(tx *bolt.Tx, from, to string, at uint64) (LogStats, uint64,
 				return LogStats{}, 0, fmt.Errorf("log %q frame %d: %w", to, first, err)
 			}
 		}
-		if err := logs.DeleteBucket([]byte(from)); err != nil {
+		if err := tx.DeleteBucket(logName(from)); err != nil {
 			return LogStats{}, 0, err
 		}
 	}
@@ -255,8 +254,8 @@ func (x *DB) moveLog(tx *bolt.Tx, from, to string, at uint64) (LogStats, uint64,
 // by every pipeline with a sink of that name) to the spool to, in order, and
 // drops the old spool once empty. It returns how many it moved.
 func (x *DB) moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
-	sp, meta := tx.Bucket(bktSpool), tx.Bucket(bktSpoolMeta)
-	ob := sp.Bucket([]byte(sink))
+	meta := tx.Bucket(bktSpoolMeta)
+	ob := spoolBucket(tx, sink)
 	if ob == nil || sink == to {
 		return 0, nil
 	}
@@ -282,7 +281,7 @@ func (x *DB) moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
 	if err != nil || moved == 0 {
 		return 0, err
 	}
-	nb, err := sp.CreateBucketIfNotExists([]byte(to))
+	nb, err := tx.CreateBucketIfNotExists(spoolName(to))
 	if err != nil {
 		return 0, fmt.Errorf("spool %q: %w", to, err)
 	}
@@ -302,7 +301,7 @@ func (x *DB) moveSpool(tx *bolt.Tx, pipeline, sink, to string) (uint64, error) {
 		return 0, err
 	}
 	if k, _ := ob.Cursor().First(); k == nil {
-		if err := sp.DeleteBucket([]byte(sink)); err != nil {
+		if err := tx.DeleteBucket(spoolName(sink)); err != nil {
 			return 0, err
 		}
 		return moved, meta.Delete([]byte(sink))
@@ -317,8 +316,8 @@ func (x *DB) DeleteLog(ctx context.Context, name string) error {
 		return err
 	}
 	r := &request{kind: KindLogTruncate, apply: func(tx *bolt.Tx) error {
-		if tx.Bucket(bktLog).Bucket([]byte(name)) != nil {
-			if err := tx.Bucket(bktLog).DeleteBucket([]byte(name)); err != nil {
+		if logBucket(tx, name) != nil {
+			if err := tx.DeleteBucket(logName(name)); err != nil {
 				return err
 			}
 		}

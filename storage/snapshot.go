@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -43,9 +44,8 @@ type SnapshotRow struct {
 // every state row as uvarint-length-prefixed namespace, key and value, and
 // a zero byte. It returns the number of rows written.
 func (s *Snapshot) WritePartition(w io.Writer, pipeline string, partition int, extra func(pipe engine.Checkpoint) []byte) (int, error) {
-	ck := s.tx.Bucket(bktCkpt)
-	pcp := ck.Get(ckptKey(nil, pipeline, partition))
-	ppl := ck.Get(ckptKey(nil, pipeline, -1))
+	pcp := ckptBucket(s.tx, partition).Get(ckptKey(nil, pipeline, partition))
+	ppl := ckptBucket(s.tx, -1).Get(ckptKey(nil, pipeline, -1))
 	var ex []byte
 	if extra != nil {
 		cp, err := s.LastCheckpoint(pipeline, -1)
@@ -65,25 +65,29 @@ func (s *Snapshot) WritePartition(w io.Writer, pipeline string, partition int, e
 		return 0, err
 	}
 	rows := 0
-	if part := partBucket(s.tx, pipeline, partition); part != nil {
-		err := part.ForEachBucket(func(ns []byte) error {
-			return part.Bucket(ns).ForEach(func(k, v []byte) error {
-				if v == nil {
-					return nil
-				}
-				b = b[:0]
-				b = append(b, 1)
-				for _, x := range [][]byte{ns, k, v} {
-					b = binary.AppendUvarint(b, uint64(len(x)))
-					b = append(b, x...)
-				}
-				rows++
-				_, err := bw.Write(b)
-				return err
-			})
-		})
-		if err != nil {
-			return rows, err
+	if pb := pipeState(s.tx, pipeline); pb != nil {
+		prefix := statePartPrefix(nil, partition)
+		c := pb.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			ns, key, ok := splitStateKey(k)
+			if v == nil || !ok {
+				continue
+			}
+			// A row's key keeps the 'k' of the nested layout: the stream is
+			// the same between versions.
+			b = b[:0]
+			b = append(b, 1)
+			b = binary.AppendUvarint(b, uint64(len(ns)))
+			b = append(b, ns...)
+			b = binary.AppendUvarint(b, uint64(len(key)+1))
+			b = append(b, statePrefix)
+			b = append(b, key...)
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+			rows++
+			if _, err := bw.Write(b); err != nil {
+				return rows, err
+			}
 		}
 	}
 	if err := bw.WriteByte(0); err != nil {
@@ -162,35 +166,26 @@ func (x *DB) InstallPartition(ctx context.Context, pipeline string, partition in
 		return err
 	}
 	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
-		pb, err := tx.Bucket(bktState).CreateBucketIfNotExists([]byte(pipeline))
+		pb, err := tx.Bucket(bktPState).CreateBucketIfNotExists([]byte(pipeline))
 		if err != nil {
 			return err
 		}
-		pk := strconv.AppendInt(nil, int64(partition), 10)
-		if pb.Bucket(pk) != nil {
-			if err := pb.DeleteBucket(pk); err != nil {
-				return err
-			}
-		}
-		part, err := pb.CreateBucket(pk)
-		if err != nil {
+		pb.FillPercent = stateFill
+		if err := deletePrefix(pb, statePartPrefix(nil, partition)); err != nil {
 			return err
 		}
-		var b *bolt.Bucket
-		ns := ""
+		var key []byte
 		for i := range rows {
 			row := &rows[i]
-			if b == nil || row.Namespace != ns {
-				ns = row.Namespace
-				if b, err = part.CreateBucketIfNotExists([]byte(ns)); err != nil {
-					return fmt.Errorf("state namespace %q: %w", ns, err)
-				}
+			if len(row.Key) == 0 || row.Key[0] != statePrefix {
+				continue // not a state row (Scan never gave it)
 			}
-			if err := b.Put(row.Key, row.Val); err != nil {
-				return fmt.Errorf("state namespace %q: %w", ns, err)
+			key = append(stateNSPrefix(key[:0], partition, row.Namespace), row.Key[1:]...)
+			if err := pb.Put(key, row.Val); err != nil {
+				return fmt.Errorf("state namespace %q: %w", row.Namespace, err)
 			}
 		}
-		return tx.Bucket(bktCkpt).Put(ckptKey(nil, pipeline, partition), encodeCheckpoint(nil, cp.Epoch, cp.Watermark, cp.Input))
+		return ckptBucket(tx, partition).Put(ckptKey(nil, pipeline, partition), encodeCheckpoint(nil, cp.Epoch, cp.Watermark, cp.Input))
 	}}
 	if err := x.submit(r); err != nil {
 		return fmt.Errorf("storage: install pipeline %q partition %d: %w", pipeline, partition, err)

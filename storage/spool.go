@@ -84,9 +84,9 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 	if len(x.spoolTx) == 0 {
 		return nil
 	}
-	sp, meta := tx.Bucket(bktSpool), tx.Bucket(bktSpoolMeta)
+	meta := tx.Bucket(bktSpoolMeta)
 	for _, f := range x.spoolTx {
-		b, err := sp.CreateBucketIfNotExists([]byte(f.sink))
+		b, err := tx.CreateBucketIfNotExists(spoolName(f.sink))
 		if err != nil {
 			return fmt.Errorf("spool %q: %w", f.sink, err)
 		}
@@ -114,21 +114,46 @@ func (x *DB) writeSpoolFrames(tx *bolt.Tx) error {
 
 // Small frames (a few outputs: events, alerts) are a plain value of the
 // sink's bucket, marked, instead of a bucket of their own: a sink bucket
-// holding only such values stays inline in the spool bucket's leaf, so the
-// sinks that spool little share one page instead of a page each per epoch.
+// holding only such values stays inline in the root's leaf, so the sinks
+// that spool little share one page instead of a page each per epoch (and a
+// frame of any size is such a value when the spool is empty, see
+// putSpoolFrame).
 const (
 	spoolInlineMark = 0xff // first byte of an inline frame's value (an older entry starts with its time's top byte, 0)
 	maxInlineFrame  = 512
 )
 
 // putSpoolFrame puts frame (read by bbolt until the commit) under seq in
-// spool bucket b, with its commit time t: a small one as a marked value,
-// a larger one into a bucket of its own.
+// spool bucket b, with its commit time t: a small one, or any one when the
+// spool is empty, as a marked value; a larger one behind other frames into
+// a bucket of its own. A sink that keeps up (its spool is empty when the
+// next epoch commits) then costs its bucket's leaf, which holds the frame,
+// instead of that leaf and the frame bucket's. A sink that falls behind
+// appends frame buckets, so that an append does not rewrite the frames
+// before it: the first frame, if it is a large value, moves into a bucket
+// of its own then (written twice, once).
 func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) error {
-	if len(frame) <= maxInlineFrame {
+	c := b.Cursor()
+	k, v := c.First()
+	if len(frame) <= maxInlineFrame || k == nil {
 		return b.Put(x.stable(be64(nil, seq)), x.stable([]byte{spoolInlineMark}, be64(nil, uint64(t)), frame))
 	}
-	fb, err := b.CreateBucket(be64(nil, seq))
+	if len(v) > 9+maxInlineFrame && v[0] == spoolInlineMark {
+		k, v = x.stable(k), x.stable(v)
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		if err := x.putFrameBucket(b, k, v[9:], v[1:9]); err != nil {
+			return err
+		}
+	}
+	return x.putFrameBucket(b, be64(nil, seq), frame, be64(nil, uint64(t)))
+}
+
+// putFrameBucket puts frame and its 8-byte time into a bucket of its own
+// under key k of spool bucket b.
+func (x *DB) putFrameBucket(b *bolt.Bucket, k, frame, t []byte) error {
+	fb, err := b.CreateBucket(k)
 	if err != nil {
 		return err
 	}
@@ -136,7 +161,7 @@ func (x *DB) putSpoolFrame(b *bolt.Bucket, seq uint64, frame []byte, t int64) er
 	if err := fb.Put(frameKey, frame); err != nil {
 		return err
 	}
-	return fb.Put(frameTimeKey, be64(nil, uint64(t)))
+	return fb.Put(frameTimeKey, t)
 }
 
 // resetSpoolTx forgets the frames of a transaction that was committed or
@@ -215,7 +240,7 @@ func (x *DB) SpoolRead(sink string, max int, fn func(id string, data []byte) err
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	return x.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
+		b := spoolBucket(tx, sink)
 		if b == nil {
 			return nil
 		}
@@ -306,7 +331,7 @@ func (x *DB) spoolDelete(ctx context.Context, sink string, lazy bool, match func
 	r := &request{kind: KindSpoolAck, lazy: lazy}
 	r.apply = func(tx *bolt.Tx) error {
 		n = 0
-		b := tx.Bucket(bktSpool).Bucket([]byte(sink))
+		b := spoolBucket(tx, sink)
 		if b == nil {
 			r.noop = true
 			return nil
@@ -402,10 +427,9 @@ func (x *DB) filterSpool(b *bolt.Bucket, sink string, st *SpoolStats, f *spoolFi
 func (x *DB) SpoolStats() (map[string]SpoolStats, error) {
 	out := map[string]SpoolStats{}
 	err := x.view(func(tx *bolt.Tx) error {
-		sp := tx.Bucket(bktSpool)
 		return tx.Bucket(bktSpoolMeta).ForEach(func(k, v []byte) error {
 			st := decodeSpoolMeta(v)
-			if b := sp.Bucket(k); b != nil {
+			if b := spoolBucket(tx, string(k)); b != nil {
 				if fk, e := b.Cursor().First(); fk != nil {
 					if e == nil {
 						// A frame: its time is beside it.

@@ -23,7 +23,7 @@ func TestSpoolReadsEntriesWrittenBeforeFrames(t *testing.T) {
 	defer db.Close()
 	ctx := context.Background()
 	err = db.bdb.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bktSpool).CreateBucket([]byte("p/out"))
+		b, err := tx.CreateBucket(spoolName("p/out"))
 		if err != nil {
 			return err
 		}

@@ -15,14 +15,28 @@ import (
 
 var _ engine.StateStore = (*DB)(nil)
 
-// statePrefix precedes every stored state key, so that the engine's empty key
-// (bbolt refuses empty keys) is storable; it keeps key order.
+// statePrefix preceded every state key in a namespace bucket of format
+// edged-storage/1, so that the engine's empty key (bbolt refuses empty keys)
+// was storable; partition snapshots still carry it.
 const statePrefix = 'k'
 
 func ckptKey(b []byte, pipeline string, partition int) []byte {
 	b = append(b, pipeline...)
 	b = append(b, 0)
 	return strconv.AppendInt(b, int64(partition), 10)
+}
+
+// The checkpoints of a pipeline's own records (partition < 0: the input
+// positions and journal that every epoch commits, its partition layout) are
+// in the bucket pipes, those of its partitions (written with their state) in
+// ckpt: an epoch commit then rewrites the small leaf of the pipelines'
+// records only, which the partitions' checkpoints would make a branch and
+// two or three leaves (see doc.go, "Flash wear").
+func ckptBucket(tx *bolt.Tx, partition int) *bolt.Bucket {
+	if partition < 0 {
+		return tx.Bucket(bktPipes)
+	}
+	return tx.Bucket(bktCkpt)
 }
 
 func encodeCheckpoint(b []byte, epoch uint64, wm int64, in map[string]uint64) []byte {
@@ -68,13 +82,69 @@ func decodeCheckpoint(v []byte) (engine.Checkpoint, error) {
 	return cp, nil
 }
 
-// partBucket returns the state bucket of a pipeline partition, or nil.
-func partBucket(tx *bolt.Tx, pipeline string, partition int) *bolt.Bucket {
-	p := tx.Bucket(bktState).Bucket([]byte(pipeline))
-	if p == nil {
-		return nil
+// The state of a pipeline is ONE bucket, pstate/<pipeline>, whose keys are
+// the partition (a varint), the namespace (uvarint length, name) and the
+// engine's key: a bucket without sub-buckets, so that bbolt keeps a small
+// state (a watermark and an idle record per partition, a few sessions)
+// inline in the leaf of pstate, and an epoch commit of a pipeline's state
+// writes the leaves its keys are on and no page per partition or namespace
+// (see doc.go, "Flash wear"). Both parts of the prefix are prefix-free, so
+// a partition's rows, and a namespace's within them, are a key range.
+// Files of format edged-storage/1 nest partition and namespace buckets;
+// Open carries them over (upgradeFlatState).
+
+// stateFill is the fill of the state buckets' pages when bbolt splits them.
+// A state commit rewrites every leaf a changed key is on, which for state
+// updated by every reading (per-sensor alert rules, anomaly models) is all
+// of them: pages split at 70% instead of bbolt's half make it write fewer
+// (the default install's alert rules: 6 leaves instead of 8). Leaves that
+// keys are inserted into split differently with the fill, and what that
+// costs depends on the order of the inserts: BenchmarkEpochCommit (10,000
+// of 100,000 keys changed per commit, inserted in strides over the first
+// commits) writes 4.0 MB a commit at 70%, 4.6 at 50% and 80%, 6.1 at 60%
+// and 7.7 at 90% (4.3 in the nested layout of edged-storage/1 at 50%).
+const stateFill = 0.7
+
+// stateNSPrefix appends the key prefix of a partition's namespace.
+func stateNSPrefix(b []byte, partition int, ns string) []byte {
+	b = binary.AppendVarint(b, int64(partition))
+	b = binary.AppendUvarint(b, uint64(len(ns)))
+	return append(b, ns...)
+}
+
+// statePartPrefix appends the key prefix of a partition's state.
+func statePartPrefix(b []byte, partition int) []byte {
+	return binary.AppendVarint(b, int64(partition))
+}
+
+// splitStateKey returns the namespace and the engine's key of a flat state
+// key.
+func splitStateKey(k []byte) (ns, key []byte, ok bool) {
+	_, p := binary.Varint(k)
+	if p <= 0 {
+		return nil, nil, false
 	}
-	return p.Bucket(strconv.AppendInt(nil, int64(partition), 10))
+	l, n := binary.Uvarint(k[p:])
+	if n <= 0 || uint64(len(k)-p-n) < l {
+		return nil, nil, false
+	}
+	return k[p+n : p+n+int(l)], k[p+n+int(l):], true
+}
+
+// pipeState returns the state bucket of a pipeline, or nil.
+func pipeState(tx *bolt.Tx, pipeline string) *bolt.Bucket {
+	return tx.Bucket(bktPState).Bucket([]byte(pipeline))
+}
+
+// deletePrefix deletes the keys of b that start with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Commit implements engine.StateStore: the epoch's state changes, its
@@ -142,7 +212,7 @@ func (x *DB) stable(parts ...[]byte) []byte {
 }
 
 func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
-	ck := tx.Bucket(bktCkpt)
+	ck := ckptBucket(tx, c.Partition)
 	key := ckptKey(nil, c.Pipeline, c.Partition)
 	if v := ck.Get(key); v != nil {
 		last, err := decodeCheckpoint(v)
@@ -154,44 +224,33 @@ func (x *DB) applyCommit(tx *bolt.Tx, c *engine.Commit) error {
 		}
 	}
 	if len(c.State) > 0 {
-		pb, err := tx.Bucket(bktState).CreateBucketIfNotExists([]byte(c.Pipeline))
+		pb, err := tx.Bucket(bktPState).CreateBucketIfNotExists([]byte(c.Pipeline))
 		if err != nil {
 			return err
 		}
-		part, err := pb.CreateBucketIfNotExists(strconv.AppendInt(x.keyBuf[:0], int64(c.Partition), 10))
-		if err != nil {
-			return err
-		}
-		// Namespace buckets are looked up once per commit: ops usually come
-		// grouped by namespace, and the map covers interleaved ones.
-		clear(x.nsBuckets)
-		var b *bolt.Bucket
+		pb.FillPercent = stateFill
 		ns := ""
+		var prefix int
 		for i := range c.State {
 			op := &c.State[i]
-			if b == nil || op.Namespace != ns {
+			if i == 0 || op.Namespace != ns {
 				ns = op.Namespace
-				if b = x.nsBuckets[ns]; b == nil {
-					if b, err = part.CreateBucketIfNotExists([]byte(ns)); err != nil {
-						return fmt.Errorf("state namespace %q: %w", ns, err)
-					}
-					x.nsBuckets[ns] = b
-				}
+				x.nsBuf = stateNSPrefix(x.nsBuf[:0], c.Partition, ns)
+				prefix = len(x.nsBuf)
 			}
 			// bbolt copies the key on Put and does not keep it on Delete, so
 			// one scratch buffer serves every key.
-			x.keyBuf = append(append(x.keyBuf[:0], statePrefix), op.Key...)
+			x.nsBuf = append(x.nsBuf[:prefix], op.Key...)
 			if op.Delete {
-				err = b.Delete(x.keyBuf)
+				err = pb.Delete(x.nsBuf)
 			} else {
 				// op.Val stays valid until Commit returns, which is after the commit.
-				err = b.Put(x.keyBuf, op.Val)
+				err = pb.Put(x.nsBuf, op.Val)
 			}
 			if err != nil {
 				return fmt.Errorf("state namespace %q: %w", ns, err)
 			}
 		}
-		clear(x.nsBuckets)
 	}
 	if err := ck.Put(key, encodeCheckpoint(nil, c.Epoch, c.Watermark, c.Input)); err != nil {
 		return err
@@ -246,7 +305,7 @@ func (x *DB) View(fn func(s *Snapshot) error) error {
 
 // LastCheckpoint returns the partition's checkpoint in the snapshot.
 func (s *Snapshot) LastCheckpoint(pipeline string, partition int) (engine.Checkpoint, error) {
-	v := s.tx.Bucket(bktCkpt).Get(ckptKey(nil, pipeline, partition))
+	v := ckptBucket(s.tx, partition).Get(ckptKey(nil, pipeline, partition))
 	if v == nil {
 		return engine.Checkpoint{}, nil
 	}
@@ -260,20 +319,17 @@ func (s *Snapshot) LastCheckpoint(pipeline string, partition int) (engine.Checkp
 // Scan calls fn for every state entry of a namespace in key order, as of the
 // snapshot. key and val are valid only during fn.
 func (s *Snapshot) Scan(pipeline string, partition int, namespace string, fn func(key, val []byte) error) error {
-	part := partBucket(s.tx, pipeline, partition)
-	if part == nil {
+	pb := pipeState(s.tx, pipeline)
+	if pb == nil {
 		return nil
 	}
-	b := part.Bucket([]byte(namespace))
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil || len(k) == 0 || k[0] != statePrefix {
+	prefix := stateNSPrefix(nil, partition, namespace)
+	c := pb.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if v == nil {
 			continue
 		}
-		if err := fn(k[1:len(k):len(k)], v[:len(v):len(v)]); err != nil {
+		if err := fn(k[len(prefix):len(k):len(k)], v[:len(v):len(v)]); err != nil {
 			return err
 		}
 	}
@@ -290,15 +346,13 @@ func (x *DB) DeletePipeline(ctx context.Context, pipeline string, logs ...string
 		return err
 	}
 	r := &request{kind: KindEpoch, apply: func(tx *bolt.Tx) error {
-		ck := tx.Bucket(bktCkpt)
 		prefix := append([]byte(pipeline), 0)
-		c := ck.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-			if err := c.Delete(); err != nil {
+		for _, ck := range [][]byte{bktCkpt, bktPipes} {
+			if err := deletePrefix(tx.Bucket(ck), prefix); err != nil {
 				return err
 			}
 		}
-		if st := tx.Bucket(bktState); st.Bucket([]byte(pipeline)) != nil {
+		if st := tx.Bucket(bktPState); st.Bucket([]byte(pipeline)) != nil {
 			if err := st.DeleteBucket([]byte(pipeline)); err != nil {
 				return err
 			}
