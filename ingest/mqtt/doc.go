@@ -160,6 +160,10 @@
 //   - A client has at most MaxInFlightPerClient messages waiting; at the
 //     limit the hook waits, so the broker stops reading that client's
 //     connection (TCP back-pressure) until acknowledgements free room.
+//   - All clients together have at most MaxInFlight messages waiting: a
+//     client that sends one more is not read further until the Handler
+//     accepted (or refused) a batch, so the memory of waiting messages does
+//     not grow with the number of clients.
 //   - When the Handler returns an error, nothing of the batch is
 //     acknowledged: every client with a QoS 1 message in it is
 //     disconnected, so that it resends after reconnecting, and its QoS 0

@@ -49,6 +49,14 @@ type BrokerLimits struct {
 	// acknowledged (counted; MQTT 5 clients are told it as their receive
 	// maximum). Default 1024; at most 65535.
 	MaxInFlightPerClient int `yaml:"maxInFlightPerClient"`
+
+	// MaxInFlight is how many QoS 1/2 messages of all publishing clients
+	// together may wait for the input log at once. When they are that many,
+	// a client that sends one more is not read further until the log has
+	// accepted a batch (counted), so the memory of waiting messages does not
+	// grow with the number of clients. Default 16384: two group commits of
+	// mqtt.batchSize's default, one being written while the next fills.
+	MaxInFlight int `yaml:"maxInFlight"`
 }
 
 // DefaultBrokerLimits returns the embedded broker's default limits.
@@ -60,6 +68,7 @@ func DefaultBrokerLimits() BrokerLimits {
 		MaxQueuedPerClient:   math.MaxUint16, // the most the broker can hold: never drop for a short outage
 		MaxPendingWrites:     16384,          // ~128 KB per client of queue slots
 		MaxInFlightPerClient: 1024,           // a fast publisher keeps a group commit full; bounds memory per client
+		MaxInFlight:          16384,          // two group commits; ~200 B each waiting, ~3 MB whatever the clients
 	}
 }
 
@@ -83,6 +92,9 @@ func (l BrokerLimits) withDefaults() BrokerLimits {
 	}
 	if l.MaxInFlightPerClient == 0 {
 		l.MaxInFlightPerClient = d.MaxInFlightPerClient
+	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = d.MaxInFlight
 	}
 	return l
 }
@@ -118,6 +130,9 @@ func (l *BrokerLimits) Validate() error {
 	if l.MaxInFlightPerClient < 0 || l.MaxInFlightPerClient > math.MaxUint16 {
 		bad("maxInFlightPerClient", "must be 0 (1024) to 65535, got %d", l.MaxInFlightPerClient)
 	}
+	if l.MaxInFlight < 0 || l.MaxInFlight > math.MaxInt32 {
+		bad("maxInFlight", "must be 0 (16384) to %d, got %d", math.MaxInt32, l.MaxInFlight)
+	}
 	return errors.Join(errs...)
 }
 
@@ -148,7 +163,8 @@ type BrokerStats struct {
 	// queue (MaxQueuedPerClient) or write queue (MaxPendingWrites) was full.
 	Dropped int64
 	// Handoff is the hand-off to the Handler (zero without one); its
-	// InFlightWaits counts MaxInFlightPerClient being hit.
+	// InFlightWaits counts MaxInFlightPerClient being hit, its
+	// InFlightBudgetWaits MaxInFlight.
 	Handoff HandoffStats
 }
 
