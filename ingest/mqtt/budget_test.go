@@ -119,3 +119,59 @@ func TestHandoffInFlightBudgetManyPublishers(t *testing.T) {
 		t.Errorf("stats %+v; want the budget hit (InFlightBudgetWaits > 0) with %d clients", st, clients)
 	}
 }
+
+// A subscriber of the publishers' topics gets every message of a whole
+// hand-off batch (mqtt.batchSize's default, 8192 messages, delivered at once
+// when the Handler accepts it) with the default MaxPendingWrites, which
+// holds such a batch even if the subscriber's connection drained nothing
+// meanwhile: the broker drops a message it cannot queue for a subscriber,
+// at QoS 1 too (with a write queue of 1024 this test loses messages).
+func TestHandoffBatchFitsDefaultWriteQueue(t *testing.T) {
+	g := newGate()
+	url, b := startBroker(t, BrokerConfig{Handler: g, MaxBatchDelay: time.Minute})
+	const total = 8192 // one held message, then a batch of 8191 queued behind it
+	got := make(chan struct{}, total)
+	sub := client(t, url, "sub", true)
+	waitTok(t, sub.Subscribe("s/#", 1, func(paho.Client, paho.Message) { got <- struct{}{} }))
+	pub := client(t, url, "pub", true)
+	first := pub.Publish("s/1", 1, false, "0")
+	g.next(t) // held: the others queue up behind it
+	pubs := make([]paho.Client, 8)
+	for c := range pubs {
+		pubs[c] = client(t, url, fmt.Sprintf("pub%d", c), true)
+	}
+	var toks []paho.Token
+	for i := 1; i < total; i++ {
+		toks = append(toks, pubs[i%len(pubs)].Publish("s/1", 1, false, fmt.Sprint(i)))
+	}
+	eventually(t, 30*time.Second, func() error {
+		if n := b.Stats().Handoff.InFlight; n != total {
+			return fmt.Errorf("%d messages waiting for the Handler; want %d", n, total)
+		}
+		return nil
+	})
+	go func() {
+		for {
+			select {
+			case <-g.calls:
+			case g.answer <- nil:
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	waitTok(t, first)
+	for _, tok := range toks {
+		waitTok(t, tok)
+	}
+	for i := range total {
+		select {
+		case <-got:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("subscriber got %d of %d messages; the broker dropped %d", i, total, b.Dropped())
+		}
+	}
+	if n := b.Dropped(); n != 0 {
+		t.Fatalf("broker dropped %d messages to the subscriber; want 0", n)
+	}
+}
