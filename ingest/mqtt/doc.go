@@ -153,10 +153,11 @@
 //     them. The batcher hands the messages of all clients to the Handler in
 //     batches (one group commit for many clients); once it returns nil, it
 //     queues each message's PUBACK (PUBREC) to its client's own writer
-//     goroutine and delivers the message to the broker's subscribers. A
-//     client that does not read its connection thus blocks only its own
-//     acknowledgements; mochi's keepalive deadline ends such a connection
-//     (a client with keepalive 0 keeps its goroutines until TCP gives up).
+//     goroutine (which writes all those queued in one system call) and
+//     delivers the message to the broker's subscribers. A client that does
+//     not read its connection thus blocks only its own acknowledgements;
+//     mochi's keepalive deadline ends such a connection (a client with
+//     keepalive 0 keeps its goroutines until TCP gives up).
 //   - A client has at most MaxInFlightPerClient messages waiting; at the
 //     limit the hook waits, so the broker stops reading that client's
 //     connection (TCP back-pressure) until acknowledgements free room.
