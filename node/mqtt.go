@@ -362,6 +362,9 @@ type EmbeddedBrokerStatus struct {
 	// InFlightWaits: PUBLISHes that waited because a client had
 	// mqtt.broker.maxInFlightPerClient messages awaiting the log.
 	InFlightWaits uint64 `json:"inFlightWaits"`
+	// InFlightBudgetWaits: PUBLISHes that waited because all clients
+	// together had mqtt.broker.maxInFlight messages awaiting the log.
+	InFlightBudgetWaits uint64 `json:"inFlightBudgetWaits"`
 	// HandoffFailures: batches the input log refused; their QoS 1
 	// publishers were disconnected unacknowledged (Disconnected) and
 	// resend, their QoS 0 messages were lost (LostQoS0).
@@ -393,7 +396,7 @@ func (n *Node) MQTTStatus() MQTTStatus {
 			st.Embedded = &EmbeddedBrokerStatus{Clients: bs.Clients, RefusedClients: bs.RefusedClients,
 				OversizedPackets: bs.OversizedPackets, ExpiredSessions: bs.ExpiredSessions,
 				InFlightWaits: h.InFlightWaits, HandoffFailures: h.Failures, Disconnected: h.Disconnected,
-				LostQoS0: h.LostQoS0, Batches: h.Batches}
+				LostQoS0: h.LostQoS0, Batches: h.Batches, InFlightBudgetWaits: h.InFlightBudgetWaits}
 			for _, s := range n.subscriptions() {
 				st.Subscriptions = append(st.Subscriptions, fmt.Sprintf("%s (qos %d)", s.Topic, s.QoS))
 			}
@@ -468,6 +471,7 @@ func (st MQTTStatus) writeBrokerMetrics(g, c func(name, help string, v float64, 
 	c("edged_mqtt_broker_oversized_packets_total", "Clients disconnected for a packet over mqtt.broker.maxPacketSize.", float64(e.OversizedPackets))
 	c("edged_mqtt_broker_expired_sessions_total", "Sessions removed after mqtt.broker.sessionExpiry.", float64(e.ExpiredSessions))
 	c("edged_mqtt_broker_in_flight_waits_total", "PUBLISHes that waited at mqtt.broker.maxInFlightPerClient.", float64(e.InFlightWaits))
+	c("edged_mqtt_broker_in_flight_budget_waits_total", "PUBLISHes that waited at mqtt.broker.maxInFlight (all clients).", float64(e.InFlightBudgetWaits))
 	c("edged_mqtt_broker_handoff_batches_total", "Batches of the embedded broker made durable in the input log (group commits).", float64(e.Batches))
 	c("edged_mqtt_broker_handoff_failures_total", "Batches the input log refused (nothing acknowledged).", float64(e.HandoffFailures))
 	c("edged_mqtt_broker_disconnected_total", "Publishers disconnected unacknowledged because the input log refused their messages.", float64(e.Disconnected))

@@ -153,13 +153,18 @@
 //     them. The batcher hands the messages of all clients to the Handler in
 //     batches (one group commit for many clients); once it returns nil, it
 //     queues each message's PUBACK (PUBREC) to its client's own writer
-//     goroutine and delivers the message to the broker's subscribers. A
-//     client that does not read its connection thus blocks only its own
-//     acknowledgements; mochi's keepalive deadline ends such a connection
-//     (a client with keepalive 0 keeps its goroutines until TCP gives up).
+//     goroutine (which writes all those queued in one system call) and
+//     delivers the message to the broker's subscribers. A client that does
+//     not read its connection thus blocks only its own acknowledgements;
+//     mochi's keepalive deadline ends such a connection (a client with
+//     keepalive 0 keeps its goroutines until TCP gives up).
 //   - A client has at most MaxInFlightPerClient messages waiting; at the
 //     limit the hook waits, so the broker stops reading that client's
 //     connection (TCP back-pressure) until acknowledgements free room.
+//   - All clients together have at most MaxInFlight messages waiting: a
+//     client that sends one more is not read further until the Handler
+//     accepted (or refused) a batch, so the memory of waiting messages does
+//     not grow with the number of clients.
 //   - When the Handler returns an error, nothing of the batch is
 //     acknowledged: every client with a QoS 1 message in it is
 //     disconnected, so that it resends after reconnecting, and its QoS 0

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,8 +35,11 @@ type HandoffStats struct {
 	// because MaxInFlightPerClient of its messages were awaiting the
 	// Handler (its connection is not read meanwhile).
 	InFlightWaits uint64
-	InFlight      int    // QoS 1/2 messages taken and not yet accepted by the Handler
-	LastError     string // the last Handler error, "" if none
+	// InFlightBudgetWaits counts PUBLISH packets a client had to wait with
+	// because MaxInFlight messages of all clients were awaiting the Handler.
+	InFlightBudgetWaits uint64
+	InFlight            int    // QoS 1/2 messages taken and not yet accepted by the Handler
+	LastError           string // the last Handler error, "" if none
 	// Failing is true while the last Handler call failed.
 	Failing bool
 }
@@ -50,7 +54,10 @@ type HandoffStats struct {
 // Each client that publishes at QoS 1 or 2 gets a peer: a window of
 // MaxInFlightPerClient slots and its own ack-writer goroutine, so that a
 // client that stops reading blocks only its own acknowledgements, never the
-// batcher or other clients.
+// batcher or other clients. All clients together have MaxInFlight messages
+// waiting for the Handler at most (inflight, budget): with many clients the
+// per-client windows alone would let their sum, and its memory, grow with
+// the number of clients.
 type handoff struct {
 	mochi.HookBase
 	srv    *mochi.Server
@@ -61,6 +68,12 @@ type handoff struct {
 	delay  time.Duration
 	delay0 time.Duration
 	window int
+	budget int64 // MaxInFlight
+
+	// room is closed (and replaced) each time the Handler accepted or
+	// refused messages, waking the clients waiting for the budget.
+	roomMu sync.Mutex
+	room   chan struct{}
 
 	q       chan item
 	stopped chan struct{} // closed when the broker stops: hooks stop waiting
@@ -73,8 +86,8 @@ type handoff struct {
 	peers map[*mochi.Client]*peer
 
 	received, redelivered, handedOff, acked, batches, failures atomic.Uint64
-	disconnected, lost0, waits                                 atomic.Uint64
-	inflight                                                   atomic.Int64
+	disconnected, lost0, waits, budgetWaits                    atomic.Uint64
+	inflight                                                   atomic.Int64 // at most budget
 	failing                                                    atomic.Bool
 	errMu                                                      sync.Mutex
 	lastErr                                                    string
@@ -149,6 +162,8 @@ func newHandoff(srv *mochi.Server, cfg BrokerConfig, log *slog.Logger) *handoff 
 		delay:   cfg.MaxBatchDelay,
 		delay0:  cfg.MaxBatchDelayQoS0,
 		window:  cfg.Limits.inFlight(),
+		budget:  int64(cfg.Limits.withDefaults().MaxInFlight),
+		room:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		peers:   map[*mochi.Client]*peer{},
 	}
@@ -171,8 +186,9 @@ func (h *handoff) Provides(b byte) bool { return b == mochi.OnPublish || b == mo
 
 // OnPublish runs on the publishing client's read goroutine. QoS 0 messages
 // are queued for the Handler and delivered to subscribers at once. QoS 1/2
-// messages take a slot of the client's window (waiting, and so not reading
-// the connection, while it is full), are queued, and are withheld from mochi
+// messages take a slot of the client's window and one of the node-wide
+// budget (waiting, and so not reading the connection, while either is
+// full), are queued, and are withheld from mochi
 // (no acknowledgement, no delivery): the batcher acknowledges and delivers
 // them once the Handler has accepted them.
 func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
@@ -208,8 +224,11 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 	}
+	if !h.take(p) {
+		<-p.slots
+		return pk, packets.ErrRejectPacket
+	}
 	it.p, it.pk = p, holdPub(&pk)
-	h.inflight.Add(1)
 	select {
 	case h.q <- it:
 	case <-h.stopped:
@@ -217,6 +236,52 @@ func (h *handoff) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 		<-p.slots
 	}
 	return withheld(pk), nil
+}
+
+// take counts one more message waiting for the Handler, first waiting
+// while MaxInFlight of all clients are; false if p's client disconnected or
+// the broker stopped meanwhile.
+func (h *handoff) take(p *peer) bool {
+	waited := false
+	for {
+		n := h.inflight.Load()
+		if n < h.budget {
+			if h.inflight.CompareAndSwap(n, n+1) {
+				return true
+			}
+			continue
+		}
+		h.roomMu.Lock()
+		room := h.room
+		h.roomMu.Unlock()
+		if h.inflight.Load() < h.budget {
+			continue // freed between the two loads: room may be the new one
+		}
+		if !waited {
+			waited = true
+			h.budgetWaits.Add(1)
+		}
+		select {
+		case <-room:
+		case <-p.done:
+			return false
+		case <-h.stopped:
+			return false
+		}
+	}
+}
+
+// release uncounts n messages the Handler accepted or refused and wakes the
+// clients waiting for the budget.
+func (h *handoff) release(n int) {
+	if n == 0 {
+		return
+	}
+	h.inflight.Add(int64(-n))
+	h.roomMu.Lock()
+	close(h.room)
+	h.room = make(chan struct{})
+	h.roomMu.Unlock()
 }
 
 // withheld is what the hand-off returns to mochi for a QoS 1/2 PUBLISH it
@@ -260,10 +325,14 @@ func (h *handoff) peer(cl *mochi.Client) *peer {
 	return p
 }
 
-// write sends p's acknowledgements in order. A write blocks only this
-// goroutine (mochi's keepalive deadline bounds it); a failed write closes the
-// connection.
+// write sends p's acknowledgements in order. It writes all those queued
+// at the moment in one system call (a batch accepted by the Handler queues
+// many acknowledgements for each client at once; one write per PUBACK took
+// a third to a half of the broker's CPU). A write blocks only this
+// goroutine (mochi's keepalive deadline bounds it); a failed write closes
+// the connection.
 func (h *handoff) write(p *peer) {
+	var buf bytes.Buffer
 	for {
 		select {
 		case <-p.done:
@@ -271,18 +340,59 @@ func (h *handoff) write(p *peer) {
 		case <-h.stopped:
 			return
 		case a := <-p.acks:
-			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id}
-			if ack.FixedHeader.Type == packets.Pubrec {
-				p.cl.State.Inflight.Set(ack) // mochi answers the PUBREL with PUBCOMP
+			n := 1
+			h.encodeAck(p.cl, a, &buf)
+		drain:
+			for n < cap(p.acks) {
+				select {
+				case a := <-p.acks:
+					h.encodeAck(p.cl, a, &buf)
+					n++
+				default:
+					break drain
+				}
 			}
-			if err := p.cl.WritePacket(ack); err != nil {
+			if err := h.writeAcks(p.cl, buf.Bytes(), n); err != nil {
 				p.cl.Stop(fmt.Errorf("write acknowledgement: %w", err))
 			} else {
-				h.acked.Add(1)
+				h.acked.Add(uint64(n))
 			}
-			<-p.slots
+			buf.Reset()
+			for range n {
+				<-p.slots
+			}
 		}
 	}
+}
+
+// encodeAck appends the PUBACK (PUBREC) a to buf.
+func (h *handoff) encodeAck(cl *mochi.Client, a ack, buf *bytes.Buffer) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id,
+		ProtocolVersion: cl.Properties.ProtocolVersion}
+	if a.typ == packets.Pubrec {
+		cl.State.Inflight.Set(pk) // mochi answers the PUBREL with PUBCOMP
+		_ = pk.PubrecEncode(buf)  // writes to buf, never fails
+		return
+	}
+	_ = pk.PubackEncode(buf)
+}
+
+// writeAcks writes n encoded acknowledgements to cl's connection in one
+// write, holding cl's lock as mochi's own writes do (so that packets never
+// interleave), and counts them in the broker's figures as mochi would.
+func (h *handoff) writeAcks(cl *mochi.Client, b []byte, n int) error {
+	if cl.Closed() {
+		return mochi.ErrConnectionClosed
+	}
+	cl.Lock()
+	w, err := cl.Net.Conn.Write(b)
+	cl.Unlock()
+	atomic.AddInt64(&h.srv.Info.BytesSent, int64(w))
+	if err != nil {
+		return err
+	}
+	atomic.AddInt64(&h.srv.Info.PacketsSent, int64(n))
+	return nil
 }
 
 // run forms batches from the queue until ctx ends. A batch is handed off
@@ -385,6 +495,7 @@ func (h *handoff) accepted(batch []item) {
 	h.batches.Add(1)
 	h.handedOff.Add(uint64(len(batch)))
 	h.failing.Store(false)
+	h.release(held(batch))
 	for i := range batch {
 		it := &batch[i]
 		if it.p == nil {
@@ -394,7 +505,6 @@ func (h *handoff) accepted(batch []item) {
 		if it.pk.fh.Qos == 2 {
 			a.typ = packets.Pubrec
 		}
-		h.inflight.Add(-1)
 		select {
 		case it.p.acks <- a: // never blocks: the item holds one of the window's slots
 		default:
@@ -409,6 +519,18 @@ func (h *handoff) accepted(batch []item) {
 	}
 }
 
+// held returns how many of the batch's messages are QoS 1/2 (counted in
+// inflight).
+func held(batch []item) int {
+	n := 0
+	for i := range batch {
+		if batch[i].p != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // refused drops the batch unacknowledged and disconnects every client with
 // a QoS 1/2 message in it, so that they resend.
 func (h *handoff) refused(batch []item, err error) {
@@ -417,6 +539,7 @@ func (h *handoff) refused(batch []item, err error) {
 	h.errMu.Lock()
 	h.lastErr = err.Error()
 	h.errMu.Unlock()
+	h.release(held(batch))
 	var stopped map[*peer]bool
 	for i := range batch {
 		it := &batch[i]
@@ -424,7 +547,6 @@ func (h *handoff) refused(batch []item, err error) {
 			h.lost0.Add(1)
 			continue
 		}
-		h.inflight.Add(-1)
 		<-it.p.slots
 		if !stopped[it.p] {
 			if stopped == nil {
@@ -452,6 +574,7 @@ func (h *handoff) stats() HandoffStats {
 		Received: h.received.Load(), Redelivered: h.redelivered.Load(), HandedOff: h.handedOff.Load(),
 		Acked: h.acked.Load(), Batches: h.batches.Load(), Failures: h.failures.Load(),
 		Disconnected: h.disconnected.Load(), LostQoS0: h.lost0.Load(), InFlightWaits: h.waits.Load(),
-		InFlight: int(h.inflight.Load()), LastError: last, Failing: h.failing.Load(),
+		InFlightBudgetWaits: h.budgetWaits.Load(), InFlight: int(h.inflight.Load()), LastError: last,
+		Failing: h.failing.Load(),
 	}
 }

@@ -355,10 +355,10 @@ func TestBrokerLimitsValidate(t *testing.T) {
 		t.Fatalf("DefaultBrokerLimits: %v", err)
 	}
 	bad := BrokerLimits{MaxPacketSize: -1, MaxClients: -1, SessionExpiry: time.Millisecond,
-		MaxQueuedPerClient: 70000, MaxPendingWrites: -1, MaxInFlightPerClient: 70000}
+		MaxQueuedPerClient: 70000, MaxPendingWrites: -1, MaxInFlightPerClient: 70000, MaxInFlight: -1}
 	err := bad.Validate()
 	for _, key := range []string{"maxPacketSize", "maxClients", "sessionExpiry", "maxQueuedPerClient",
-		"maxPendingWrites", "maxInFlightPerClient"} {
+		"maxPendingWrites", "maxInFlightPerClient", "maxInFlight"} {
 		if err == nil || !strings.Contains(err.Error(), "mqtt.broker."+key+":") {
 			t.Errorf("Validate() = %v; want it to name mqtt.broker.%s", err, key)
 		}

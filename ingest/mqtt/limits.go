@@ -39,8 +39,12 @@ type BrokerLimits struct {
 
 	// MaxPendingWrites is a client's write queue, in packets. When a
 	// subscriber reads slower than publishers publish for longer than this
-	// queue covers, messages to it are dropped and counted. Each client
-	// costs 8 bytes per slot. Default 16384.
+	// queue covers, messages to it are dropped and counted (at QoS 1 too:
+	// the broker forgets a message it could not queue). Every client,
+	// publishers included, costs 8 bytes per slot (64 KB at the default).
+	// Default 8192: the largest burst the broker sends a subscriber by
+	// itself is one hand-off batch (mqtt.batchSize, default 8192), delivered
+	// when the input log accepted it; raise it with mqtt.batchSize.
 	MaxPendingWrites int `yaml:"maxPendingWrites"`
 
 	// MaxInFlightPerClient is how many QoS 1/2 messages of one publishing
@@ -49,6 +53,14 @@ type BrokerLimits struct {
 	// acknowledged (counted; MQTT 5 clients are told it as their receive
 	// maximum). Default 1024; at most 65535.
 	MaxInFlightPerClient int `yaml:"maxInFlightPerClient"`
+
+	// MaxInFlight is how many QoS 1/2 messages of all publishing clients
+	// together may wait for the input log at once. When they are that many,
+	// a client that sends one more is not read further until the log has
+	// accepted a batch (counted), so the memory of waiting messages does not
+	// grow with the number of clients. Default 16384: two group commits of
+	// mqtt.batchSize's default, one being written while the next fills.
+	MaxInFlight int `yaml:"maxInFlight"`
 }
 
 // DefaultBrokerLimits returns the embedded broker's default limits.
@@ -58,8 +70,9 @@ func DefaultBrokerLimits() BrokerLimits {
 		MaxClients:           1000,           // a gateway's sensors, with room; bounds memory (~tens of KB each)
 		SessionExpiry:        24 * time.Hour, // a subscriber may be away a day without losing its queue
 		MaxQueuedPerClient:   math.MaxUint16, // the most the broker can hold: never drop for a short outage
-		MaxPendingWrites:     16384,          // ~128 KB per client of queue slots
+		MaxPendingWrites:     8192,           // one hand-off batch; 64 KB per client (16384 put 100 publishers over 64 MB RSS)
 		MaxInFlightPerClient: 1024,           // a fast publisher keeps a group commit full; bounds memory per client
+		MaxInFlight:          16384,          // two group commits; ~200 B each waiting, ~3 MB whatever the clients
 	}
 }
 
@@ -83,6 +96,9 @@ func (l BrokerLimits) withDefaults() BrokerLimits {
 	}
 	if l.MaxInFlightPerClient == 0 {
 		l.MaxInFlightPerClient = d.MaxInFlightPerClient
+	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = d.MaxInFlight
 	}
 	return l
 }
@@ -113,10 +129,13 @@ func (l *BrokerLimits) Validate() error {
 		bad("maxQueuedPerClient", "must be 0 (65535) to 65535, got %d", l.MaxQueuedPerClient)
 	}
 	if l.MaxPendingWrites < 0 || l.MaxPendingWrites > math.MaxInt32 {
-		bad("maxPendingWrites", "must be 0 (16384) to %d, got %d", math.MaxInt32, l.MaxPendingWrites)
+		bad("maxPendingWrites", "must be 0 (8192) to %d, got %d", math.MaxInt32, l.MaxPendingWrites)
 	}
 	if l.MaxInFlightPerClient < 0 || l.MaxInFlightPerClient > math.MaxUint16 {
 		bad("maxInFlightPerClient", "must be 0 (1024) to 65535, got %d", l.MaxInFlightPerClient)
+	}
+	if l.MaxInFlight < 0 || l.MaxInFlight > math.MaxInt32 {
+		bad("maxInFlight", "must be 0 (16384) to %d, got %d", math.MaxInt32, l.MaxInFlight)
 	}
 	return errors.Join(errs...)
 }
@@ -148,7 +167,8 @@ type BrokerStats struct {
 	// queue (MaxQueuedPerClient) or write queue (MaxPendingWrites) was full.
 	Dropped int64
 	// Handoff is the hand-off to the Handler (zero without one); its
-	// InFlightWaits counts MaxInFlightPerClient being hit.
+	// InFlightWaits counts MaxInFlightPerClient being hit, its
+	// InFlightBudgetWaits MaxInFlight.
 	Handoff HandoffStats
 }
 
