@@ -384,6 +384,9 @@ func (h *handoff) writeAcks(cl *mochi.Client, b []byte, n int) error {
 	if cl.Closed() {
 		return mochi.ErrConnectionClosed
 	}
+	if cl.Net.Conn == nil {
+		return nil // an inline client: nothing to write to (as mochi's WritePacket)
+	}
 	cl.Lock()
 	w, err := cl.Net.Conn.Write(b)
 	cl.Unlock()
