@@ -22,19 +22,12 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "edged.db")
 	o := DefaultOptions()
 	o.Sync = SyncNever
-	db, err := Open(path, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openUnsynced(t, path)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// Turn it into a format-1 file with nested state.
-	b, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Update(func(tx *bolt.Tx) error {
+	rewriteFile(t, path, func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bktPState); err != nil {
 			return err
 		}
@@ -74,12 +67,6 @@ func TestFormat1StateIsUpgradedAtOpen(t *testing.T) {
 		}
 		return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic1))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
 
 	scan := func(db *DB, pipe string, part int, ns string) string {
 		t.Helper()
@@ -200,12 +187,7 @@ func nestUnder(tx *bolt.Tx, name, parent, sub []byte) error {
 // and spools read and continue as before (offsets, the spool's order).
 func TestFormat1LogsAndSpoolsAreUpgradedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "edged.db")
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(path, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openUnsynced(t, path)
 	ctx := context.Background()
 	for i := range 3 {
 		var recs [][]byte
@@ -232,11 +214,7 @@ func TestFormat1LogsAndSpoolsAreUpgradedAtOpen(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Update(func(tx *bolt.Tx) error {
+	rewriteFile(t, path, func(tx *bolt.Tx) error {
 		for _, m := range []struct{ name, parent, sub string }{
 			{"log/mqtt", "log", "mqtt"}, {"spool/p/small", "spool", "p/small"}, {"spool/p/big", "spool", "p/big"},
 		} {
@@ -246,18 +224,8 @@ func TestFormat1LogsAndSpoolsAreUpgradedAtOpen(t *testing.T) {
 		}
 		return tx.Bucket(bktMeta).Put(keyFormat, []byte(formatMagic1))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
 
-	db, err = Open(path, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db = openUnsynced(t, path)
 	// The log reads whole from the file (not the tail of a new handle:
 	// there is none), deduplicates against its old records and goes on.
 	var got []string
@@ -338,13 +306,7 @@ func commitPages(t *testing.T, db *DB, cs ...*engine.Commit) (map[string]int, in
 // checkpoints' leaf. With a bucket per partition and per namespace it wrote
 // a page per partition and one per pipeline besides (11 pages).
 func TestSmallPartitionStateSharesAPage(t *testing.T) {
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openUnsynced(t, filepath.Join(t.TempDir(), "edged.db"))
 	epoch := func(e uint64) []*engine.Commit {
 		var cs []*engine.Commit
 		for part := range 8 {
@@ -389,13 +351,7 @@ func TestSmallPartitionStateSharesAPage(t *testing.T) {
 // of five pipelines made that bucket a branch and several leaves, all
 // rewritten by every epoch.
 func TestEpochRecordsShareALeaf(t *testing.T) {
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openUnsynced(t, filepath.Join(t.TempDir(), "edged.db"))
 	pipes := []string{"alerts", "enrichment", "etl", "history", "sessions"}
 	record := func(p string, e uint64) *engine.Commit {
 		in := map[string]uint64{"mqtt": 1000 * e}
@@ -441,13 +397,7 @@ func TestEpochRecordsShareALeaf(t *testing.T) {
 // packed to stateFill, so 300 rows take 6 leaves, not the 8 of bbolt's
 // half-full default.
 func TestStateCommitPacksItsLeaves(t *testing.T) {
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openUnsynced(t, filepath.Join(t.TempDir(), "edged.db"))
 	rng := rand.New(rand.NewPCG(1, 2))
 	perm := rng.Perm(100) // sensors appear in no order
 	var by map[string]int
@@ -475,13 +425,7 @@ func TestStateCommitPacksItsLeaves(t *testing.T) {
 // buckets (its first frame moves into one, so that appends do not rewrite
 // it), and its outputs stay in order through partial acknowledgements.
 func TestCaughtUpSinkFrameIsItsBucketsLeaf(t *testing.T) {
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openUnsynced(t, filepath.Join(t.TempDir(), "edged.db"))
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 	epoch := func(e int) (*engine.Commit, []string) {
@@ -552,5 +496,35 @@ func TestCaughtUpSinkFrameIsItsBucketsLeaf(t *testing.T) {
 	st, err := db.SpoolStats()
 	if err != nil || st["etl/clean"].Depth != 0 || st["etl/clean"].Bytes != 0 {
 		t.Fatalf("spool stats %+v, %v; want empty", st["etl/clean"], err)
+	}
+}
+
+// openUnsynced opens the store at path without fsyncs and closes it when
+// the test ends (closing twice is harmless).
+func openUnsynced(t *testing.T, path string) *DB {
+	t.Helper()
+	o := DefaultOptions()
+	o.Sync = SyncNever
+	db, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// rewriteFile changes the closed store at path with bbolt directly, in one
+// transaction (to make a file of an older format).
+func rewriteFile(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

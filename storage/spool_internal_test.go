@@ -14,15 +14,9 @@ import (
 // A spool written before frames (an entry per output) is read, in order
 // with the frames written after it, and acknowledged.
 func TestSpoolReadsEntriesWrittenBeforeFrames(t *testing.T) {
-	o := DefaultOptions()
-	o.Sync = SyncNever
-	db, err := Open(filepath.Join(t.TempDir(), "edged.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openUnsynced(t, filepath.Join(t.TempDir(), "edged.db"))
 	ctx := context.Background()
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.bdb.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket(spoolName("p/out"))
 		if err != nil {
 			return err
