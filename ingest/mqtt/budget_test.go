@@ -150,16 +150,7 @@ func TestHandoffBatchFitsDefaultWriteQueue(t *testing.T) {
 		}
 		return nil
 	})
-	go func() {
-		for {
-			select {
-			case <-g.calls:
-			case g.answer <- nil:
-			case <-t.Context().Done():
-				return
-			}
-		}
-	}()
+	g.acceptAll(t)
 	waitTok(t, first)
 	for _, tok := range toks {
 		waitTok(t, tok)

@@ -44,6 +44,21 @@ func (g *gate) next(t *testing.T) []Message {
 	}
 }
 
+// acceptAll makes the gate accept every call from now on, until the test
+// ends.
+func (g *gate) acceptAll(t *testing.T) {
+	go func() {
+		for {
+			select {
+			case <-g.calls:
+			case g.answer <- nil:
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+}
+
 // startHandoffBroker runs a broker whose hand-off goes to h.
 func startHandoffBroker(t *testing.T, h Handler, limits BrokerLimits) (string, *Broker) {
 	t.Helper()
@@ -310,16 +325,7 @@ func TestHandoffInFlightWindowPerClient(t *testing.T) {
 		}
 		return nil
 	})
-	go func() {
-		for {
-			select {
-			case <-g.calls:
-			case g.answer <- nil:
-			case <-t.Context().Done():
-				return
-			}
-		}
-	}()
+	g.acceptAll(t)
 	for _, tok := range toks {
 		waitTok(t, tok)
 	}
