@@ -13,7 +13,11 @@
 # 1 s window, then a final reading per sensor an hour later so every window
 # closes. The parts run in one run, one after the other:
 #   qos0      (a) mosquitto -> bare subscriber; (b) mosquitto -> edged;
-#             --rounds times (default 3), alternating a, b, a, b, ...; then
+#             (p) mosquitto -> scripts/bench/plain, the same windows in
+#             memory (no log, no state) with its outputs through mosquitto
+#             to the same outside subscriber: the ceiling of (b) when
+#             mosquitto is the bottleneck; --rounds times (default 3),
+#             alternating a, b, p, a, b, p, ...; then
 #             (c) publisher -> edged's embedded broker
 #   embedded  edged's embedded broker, QoS 1, K concurrent publishers (--clients)
 #   drain     QoS 1: N messages queued in mosquitto for persistent sessions
@@ -77,7 +81,7 @@ trap cleanup EXIT
 cd "$root"
 [ -z "${PROFILE_DIR:-}" ] || { mkdir -p "$PROFILE_DIR"; PROFILE_DIR=$(cd "$PROFILE_DIR" && pwd); }
 [ -z "${HEAP_DIR:-}" ] || { mkdir -p "$HEAP_DIR"; HEAP_DIR=$(cd "$HEAP_DIR" && pwd); }
-for t in pub sub outs; do go build -o "$work/$t" ./scripts/bench/$t; done
+for t in pub sub outs plain; do go build -o "$work/$t" ./scripts/bench/$t; done
 go build -o "$work/edged" ./cmd/edged
 echo "load at start: $(uptime)"
 bare_conn=${BARE_CONN:-edged}
@@ -263,6 +267,26 @@ bare() {
   rate=$(fmt_rate $messages $pstart $end) cpu=$(fmt_cpu $((t1 - c0)) $messages)
 }
 
+# outs_pub DIR PID PUB_BROKER QOS K EXPECT PERWIN: the outside subscriber
+# on the outputs of process PID (edged or plain), then publish. Sets ok
+# (0: the counts added up), sum outputs dupouts end t1 hwm finouts mosq_cpu
+# and pstart pelapsed pcpu, and prints the publisher's line.
+outs_pub() {
+  local d=$1 pid=$2 pubbroker=$3 q=$4 k=$5 expect=$6 pw=$7
+  "$work/outs" --broker $pubbroker --expect $expect --finals $(finals_ts $pw) --pid $pid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
+  waitready "$d/outs.err" $opid
+  local m0; c0=$(ticks $pid) m0=$(ticks $mpid)
+  "$work/pub" --broker $pubbroker --messages $messages --sensors $sensors --per-window $pw --qos $q --clients $k > "$d/pub.out"
+  ok=0; wait $opid || ok=$?
+  mosq_cpu=$(fmt_cpu $(($(ticks $mpid) - m0)) $messages)
+  read -r pstart pelapsed pcpu < "$d/pub.out"
+  read -r sum outputs dupouts end t1 hwm finouts < "$d/outs.out"
+}
+# pub_line: the publisher's rate and CPU, and what outs counted.
+pub_line() {
+  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")$(finals_note $finouts)"
+}
+
 # edged_pub NAME QOS BROKER_CONF PUB_BROKER K [SLIDE EXPECT PERWIN]:
 # (b)/(c) edged running, the outside subscriber on its outputs, publish.
 # Sets rate cpu hwm_mb; returns 1 when the window counts do not add up.
@@ -271,17 +295,10 @@ edged_pub() {
   local d="$work/$name"
   pipeline "$d" $q mqtt "$win"
   start_edged "$d" "$conf"
-  "$work/outs" --broker $pubbroker --expect $expect --finals $(finals_ts $pw) --pid $epid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
-  waitready "$d/outs.err" $opid
-  local c0 m0; c0=$(ticks $epid) m0=$(ticks $mpid)
-  "$work/pub" --broker $pubbroker --messages $messages --sensors $sensors --per-window $pw --qos $q --clients $k > "$d/pub.out"
-  local ok=0; wait $opid || ok=$?
-  mosq_cpu=$(fmt_cpu $(($(ticks $mpid) - m0)) $messages)
-  read -r pstart pelapsed pcpu < "$d/pub.out"
-  read -r sum outputs dupouts end t1 hwm finouts < "$d/outs.out"
+  outs_pub "$d" $epid $pubbroker $q $k $expect $pw
   log_reads
   stop_edged
-  echo "  publisher: $(awk -v n=$total -v e=$pelapsed 'BEGIN{printf "%.0f", n/e}') msg/s, $pcpu CPU s; $outputs window outputs add up to $sum readings$( [ "$dupouts" != 0 ] && echo " ($dupouts outputs delivered twice, same id)")$(finals_note $finouts)"
+  pub_line
   [ "$pubbroker" != "$mosquitto" ] || echo "  mosquitto $mosq_cpu CPU s per million; last output $(after_pub) s after the last publish"
   edged_warnings "$d"
   if [ $ok != 0 ]; then
@@ -293,14 +310,33 @@ edged_pub() {
   peak=$(awk -v a=$peak -v b=$hwm_mb 'BEGIN{print (b > a ? b : a)}')
 }
 
+# plain_pub NAME: (p) the same windows computed in memory by
+# scripts/bench/plain, its outputs through mosquitto to the outside
+# subscriber: the ceiling of (b). Sets rate cpu; returns 1 when the window
+# counts do not add up.
+plain_pub() {
+  local d="$work/$1"; mkdir -p "$d"
+  "$work/plain" --broker $mosquitto 2> "$d/plain.err" & local ppid=$!; pids+=($ppid)
+  waitready "$d/plain.err" $ppid
+  outs_pub "$d" $ppid $mosquitto 0 1 $messages $perwin
+  kill -TERM $ppid 2>/dev/null || true; wait $ppid 2>/dev/null || true
+  pub_line
+  echo "  mosquitto $mosq_cpu CPU s per million; last output $(after_pub) s after the last publish"
+  if [ $ok != 0 ]; then
+    lost "$1: plain's window outputs add up to $sum readings, want $messages ($(sed -n 1p "$d/plain.err"))"
+    return 1
+  fi
+  rate=$(fmt_rate $messages $pstart $end) cpu=$(fmt_cpu $((t1 - c0)) $messages)
+}
+
 peak=0
 r0=- re=- r1=- cr=-
 if want qos0; then
   echo "== QoS 0: publish start to the last message (a) / last window output (b, c)"
-  c_rate= rratios= cratios=
+  c_rate= rratios= cratios= pratios=
   for round in $(seq $rounds); do
     [ $rounds = 1 ] || echo "-- round $round of $rounds"
-    a_rate= a_cpu= b_rate= b_cpu=
+    a_rate= a_cpu= b_rate= b_cpu= p_rate=
     if bare 0 bare-q0-$round-$$; then
       a_rate=$rate a_cpu=$cpu
       echo "(a) bare subscriber via mosquitto: $a_rate msg/s, $a_cpu CPU s per million"
@@ -310,17 +346,22 @@ if want qos0; then
       b_rate=$rate b_cpu=$cpu
       echo "(b) edged via mosquitto:          $b_rate msg/s, $b_cpu CPU s per million, peak RSS $hwm_mb MB"
     fi
-    rr=$(ratio "$b_rate" "$a_rate") cc=$(ratio "$b_cpu" "$a_cpu")
-    [ $rounds = 1 ] || echo "   round $round: rate (b)/(a) $rr, CPU per reading (b)/(a) $cc"
-    rratios="$rratios $rr" cratios="$cratios $cc"
+    if plain_pub plain-$round; then
+      p_rate=$rate
+      echo "(p) plain in-memory windows:      $p_rate msg/s, $cpu CPU s per million (no log, no state: the ceiling of (b))"
+    fi
+    rr=$(ratio "$b_rate" "$a_rate") cc=$(ratio "$b_cpu" "$a_cpu") pp=$(ratio "$p_rate" "$a_rate")
+    echo "   round $round: rate (b)/(a) $rr, CPU per reading (b)/(a) $cc; ceiling (p)/(a) $pp"
+    rratios="$rratios $rr" cratios="$cratios $cc" pratios="$pratios $pp"
   done
   eport=$(freeport)
   if edged_pub qos0-embedded 0 "mqtt: {listen: 127.0.0.1:$eport, clientID: bench-e0-$$}" tcp://127.0.0.1:$eport 1; then
     c_rate=$rate
     echo "(c) edged, embedded broker:       $c_rate msg/s, $cpu CPU s per million, peak RSS $hwm_mb MB"
   fi
-  r0=$(median $rratios) cr=$(median $cratios) re=$(ratio "$c_rate" "$a_rate")
-  [ $rounds = 1 ] || echo "medians of $rounds rounds: rate (b)/(a) $r0 (rounds:$rratios), CPU per reading (b)/(a) $cr (rounds:$cratios)"
+  r0=$(median $rratios) cr=$(median $cratios) re=$(ratio "$c_rate" "$a_rate") p0=$(median $pratios)
+  echo "medians of $rounds rounds: rate (b)/(a) $r0 (rounds:$rratios), CPU per reading (b)/(a) $cr (rounds:$cratios)"
+  echo "ceiling: rate (p)/(a) $p0 (rounds:$pratios): the same windows in memory, outputs through the same mosquitto"
   show_profile qos0-mosquitto 25
   show_profile_cum qos0-mosquitto 30
   show_profile qos0-embedded 12

@@ -3,11 +3,10 @@
 // handled one at a time on paho's router goroutine in arrival order; a
 // persistent session, clean session false; keepalive 30 s) except that it
 // acknowledges each QoS 1 message at once (paho's auto-ack). By default
-// (--conn edged) it also reads the connection like edged's client does, so
-// that edged's read buffering does not flatter the CPU ratio: a 16 KiB
-// buffer, and a read that follows a short one (under 4 KiB) waits 1 ms so
-// that one system call fetches a burst. --conn paho uses paho's own
-// unbuffered connection. It subscribes
+// (--conn edged) it also reads the connection like edged's client does
+// (scripts/bench/internal/benchconn), so that edged's read buffering does
+// not flatter the CPU ratio. --conn paho uses paho's own unbuffered
+// connection. It subscribes
 // to sensors/#, counts the readings, each once by its "seq" (a bitmap, so a
 // duplicate is seen), and stops the clock on the last of --messages.
 //
@@ -21,12 +20,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -34,6 +30,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgedio/edged/scripts/bench/internal/benchconn"
 	"github.com/edgedio/edged/scripts/bench/internal/proc"
 )
 
@@ -81,7 +78,7 @@ func main() {
 		SetAutoReconnect(false).SetDefaultPublishHandler(handler)
 	switch *conn {
 	case "edged":
-		o.SetCustomOpenConnectionFn(dialBuffered)
+		o.SetCustomOpenConnectionFn(benchconn.DialBuffered)
 	case "paho":
 	default:
 		fail("--conn must be edged or paho")
@@ -124,37 +121,6 @@ wait:
 	if !ok {
 		os.Exit(1)
 	}
-}
-
-// dialBuffered dials a tcp:// broker and reads it through a buffer, the way
-// edged's MQTT client does (ingest/mqtt/conn.go).
-func dialBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	c, err := (&net.Dialer{Timeout: o.ConnectTimeout}).Dial("tcp", u.Host)
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(&coalescingReader{c: c}, 16<<10)}, nil
-}
-
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-type coalescingReader struct {
-	c    net.Conn
-	last int
-}
-
-func (r *coalescingReader) Read(p []byte) (int, error) {
-	if r.last > 0 && r.last < 4<<10 && len(p) >= 4<<10 {
-		time.Sleep(time.Millisecond)
-	}
-	n, err := r.c.Read(p)
-	r.last = n
-	return n, err
 }
 
 // seqOf finds the "seq" number in a reading.
