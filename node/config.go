@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -554,6 +555,13 @@ func (c Config) Validate() error {
 		add("mqtt.maxInFlight", "must be at least mqtt.batchSize (%d), got %d", c.MQTT.BatchSize, c.MQTT.MaxInFlight)
 	} else if c.MQTT.MaxInFlight == 0 && c.MQTT.BatchSize > 16384 {
 		add("mqtt.batchSize", "must be at most mqtt.maxInFlight (16384), got %d", c.MQTT.BatchSize)
+	}
+	// The embedded broker hands a local subscriber one accepted batch at
+	// once: its write queue must hold a whole batch, or it drops messages
+	// (QoS 1 too).
+	if batch, pw := cmp.Or(c.MQTT.BatchSize, 8192), cmp.Or(c.MQTT.Broker.MaxPendingWrites, 8192); len(c.MQTT.Brokers) == 0 &&
+		c.MQTT.Listen != "" && c.MQTT.BatchSize >= 0 && c.MQTT.Broker.MaxPendingWrites >= 0 && pw < batch {
+		add("mqtt.broker.maxPendingWrites", "must be at least mqtt.batchSize (%d), got %d: the embedded broker sends a local subscriber a whole batch at once and drops what does not fit", batch, pw)
 	}
 	if c.MQTT.MaxBatchDelayQoS0 < 0 {
 		add("mqtt.maxBatchDelayQoS0", "must not be negative")
