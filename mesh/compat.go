@@ -11,9 +11,14 @@ import (
 )
 
 // ProtocolVersion is the version of what members exchange (metadata, the
-// term table, marks). Members of one mesh must speak the same; it changes
-// when an edged release changes the exchange.
-const ProtocolVersion = 2
+// term table, marks, state snapshots, pipeline sets). Members of one mesh
+// must speak the same; it changes when an edged release changes the
+// exchange. 3: metadata carries the digest of the member's pipeline set
+// (pulled over the API when it differs), and a state snapshot maps the
+// holder's position by entry identity, not by neighbouring entries. A
+// member of protocol 2 would neither serve nor pull pipelines and would
+// read a snapshot wrongly, so it cannot join.
+const ProtocolVersion = 3
 
 // compatible says why a member with metadata b cannot share partitions
 // with this one, or nil: another mesh protocol version, or another number

@@ -73,14 +73,15 @@ func TestMemberWithAnotherPartitionCountCannotJoinAndSaysWhy(t *testing.T) {
 }
 
 // TestAnotherProtocolVersionIsIncompatible: metadata of another mesh
-// protocol version (or none: a release before versions) is refused, naming
+// protocol version (2: before pipeline sets and snapshots by identity; none:
+// a release before versions) is refused, naming
 // the member and what to do.
 func TestAnotherProtocolVersionIsIncompatible(t *testing.T) {
 	n, err := New(Config{Name: "a"}, Options{Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, md := range []string{`{"v":1,"n":8}`, `{"n":8}`, ``} {
+	for _, md := range []string{`{"v":1,"n":8}`, `{"v":2,"n":8}`, `{"n":8}`, ``} {
 		err := n.compatible("old", []byte(md))
 		if err == nil || !strings.Contains(err.Error(), "member old") || !strings.Contains(err.Error(), "same edged release") {
 			t.Errorf("metadata %q: %v", md, err)
