@@ -128,8 +128,9 @@ func TestAPIApplyGetDelete(t *testing.T) {
 	if code, body := do(t, "PUT", srv.URL+"/api/v1/pipelines/t2", "", good+"# v2\n"); code != 200 {
 		t.Fatalf("re-apply: got %d %s; want 200", code, body)
 	}
-	if e := tn.pipeByName("t2").r.Epoch(); e != 1 {
-		t.Errorf("epoch after hot swap: got %d; want 1 (restored)", e)
+	// Restored: the epoch, then the old version's state commit at its stop.
+	if e := tn.pipeByName("t2").r.Epoch(); e != 2 {
+		t.Errorf("epoch after hot swap: got %d; want 2 (restored)", e)
 	}
 	if code, body := do(t, "DELETE", srv.URL+"/api/v1/pipelines/t2", "", ""); code != 200 {
 		t.Errorf("delete: got %d %s; want 200", code, body)

@@ -462,8 +462,9 @@ func mustTables(tn *testNode) []storage.TableInfo {
 // TestTruncationKeepsWhatARestartReplays: with the state committed every
 // epochs.stateEvery, the log is truncated only behind the last state
 // commit's position (runner Status.Replay), not behind what the pipeline
-// consumed, so the entries a restart replays stay; the restarted node
-// resumes where it was.
+// consumed, so the entries a restart after a crash replays stay. A graceful
+// stop commits the state: the restarted node resumes where it was with
+// nothing to replay.
 func TestTruncationKeepsWhatARestartReplays(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, map[string]string{"bf": bfPipeline})
@@ -501,7 +502,8 @@ func TestTruncationKeepsWhatARestartReplays(t *testing.T) {
 	want := p.r.Status()
 	tn.stop(t)
 	tn = startNode(t, cfg, newFakeClock(t0), WithClock(engine.SystemClock{}))
-	if got := tn.pipeByName("bf").r.Status(); got.Epoch != want.Epoch || got.Position[LogMQTT] != want.Position[LogMQTT] {
-		t.Errorf("restarted: epoch %d at %d; want epoch %d at %d", got.Epoch, got.Position[LogMQTT], want.Epoch, want.Position[LogMQTT])
+	if got := tn.pipeByName("bf").r.Status(); got.Epoch != want.Epoch+1 || got.Position[LogMQTT] != want.Position[LogMQTT] || got.Replay[LogMQTT] != got.Position[LogMQTT] {
+		t.Errorf("restarted: epoch %d at %d, replay from %d; want epoch %d (the stop's state commit) at %d, nothing to replay",
+			got.Epoch, got.Position[LogMQTT], got.Replay[LogMQTT], want.Epoch+1, want.Position[LogMQTT])
 	}
 }

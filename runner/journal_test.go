@@ -215,3 +215,81 @@ func TestSparseStateCommitsStateEveryStateEvery(t *testing.T) {
 		t.Errorf("restarted: epoch %d, position %v, replay %v; want %d, %v, %v", b.Epoch, b.Position, b.Replay, a.Epoch, a.Position, a.Replay)
 	}
 }
+
+// TestSparseStateGracefulStopLeavesNothingToReplay: a runner whose Run
+// ends because its context did (SIGTERM, a pipeline stopped or replaced)
+// commits the state it held for the next checkpoint, so the next start
+// restores it and replays no epoch from the log; the outputs are not
+// emitted again.
+func TestSparseStateGracefulStopLeavesNothingToReplay(t *testing.T) {
+	l, s := newMemLog(), newMemStore()
+	clk := &stepClock{now: time.Unix(1000, 0)}
+	start := func() *runner.Runner {
+		c := compile(t, windowed)
+		r, err := runner.New(runner.Config{Compiled: c, Sources: []runner.Source{jsonSource(t, c, "in")},
+			Partitions: 2, Log: l, Store: s, Clock: clk, Encode: decode.AppendJSON, MaxRecords: 1000, StateEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := start()
+	for e := 1; e <= 5; e++ {
+		l.add("in", sparseReadings(e)...)
+		if _, err := r.RunEpoch(context.Background(), int64(e)*1000); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(time.Second)
+	}
+	if st := r.Status(); st.Replay["in"] >= st.Position["in"] {
+		t.Fatalf("before the stop: replay from %d, position %d; want epochs held for the next checkpoint", st.Replay["in"], st.Position["in"])
+	}
+	outs := len(s.outputs)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.Replay["in"] != st.Position["in"] {
+		t.Errorf("stopped: replay from %d, position %d; want nothing left to replay", st.Replay["in"], st.Position["in"])
+	}
+	r2 := start()
+	if st := r2.Status(); st.Replay["in"] != st.Position["in"] || st.Position["in"] != r.Status().Position["in"] {
+		t.Errorf("restarted: replay from %d, position %d; want both at the stopped runner's position %d", st.Replay["in"], st.Position["in"], r.Status().Position["in"])
+	}
+	if len(s.outputs) != outs {
+		t.Errorf("the stop emitted %d outputs; want none", len(s.outputs)-outs)
+	}
+	// The restored state carries on: the next epochs emit what an
+	// uninterrupted runner would.
+	ref, rs := newMemLog(), newMemStore()
+	rc := compile(t, windowed)
+	rr, err := runner.New(runner.Config{Compiled: rc, Sources: []runner.Source{jsonSource(t, rc, "in")},
+		Partitions: 2, Log: ref, Store: rs, Clock: &stepClock{now: time.Unix(1000, 0)}, Encode: decode.AppendJSON, MaxRecords: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := 1; e <= 14; e++ {
+		ref.add("in", sparseReadings(e)...)
+		if _, err := rr.RunEpoch(context.Background(), int64(e)*1000); err != nil {
+			t.Fatal(err)
+		}
+		if e > 5 {
+			l.add("in", sparseReadings(e)...)
+			if _, err := r2.RunEpoch(context.Background(), int64(e)*1000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ids := func(st *memStore) []string {
+		var out []string
+		for _, o := range st.outputs {
+			out = append(out, o.ID+"="+string(o.Data))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := ids(s), ids(rs); !slices.Equal(got, want) {
+		t.Errorf("outputs across the graceful restart\n got %v\nwant %v", got, want)
+	}
+}

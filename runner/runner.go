@@ -529,8 +529,26 @@ func (r *Runner) Notify() {
 }
 
 // Run runs epochs until ctx ends; an epoch that started is finished. It
-// returns nil when ctx ends.
+// returns nil when ctx ends, after committing the state held for the next
+// checkpoint (Config.StateEvery): a graceful stop leaves no journal, so
+// the next start replays nothing. (A failure to commit it is logged: the
+// journal and the log still hold the epochs, and the next start replays
+// them.)
 func (r *Runner) Run(ctx context.Context) error {
+	err := r.run(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastErr == "" { // after a failed epoch the state may not be whole
+		if ferr := r.flushState(context.WithoutCancel(ctx)); ferr != nil {
+			r.log.Error("stopping: the state stays to be replayed from the log at the next start", "pipeline", r.name, "err", ferr)
+		} else {
+			r.publish()
+		}
+	}
+	return err
+}
+
+func (r *Runner) run(ctx context.Context) error {
 	iv := r.interval
 	ectx := context.WithoutCancel(ctx)
 	more := false
