@@ -3,7 +3,6 @@ package sink
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/edgedio/edged/engine"
 )
@@ -470,29 +470,54 @@ func (t Topic) Render(dst []byte, data []byte) ([]byte, error) {
 	if t.static {
 		return append(dst, t.parts[0]...), nil
 	}
-	var rec map[string]json.RawMessage
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return dst, fmt.Errorf("topic fields: output is not a JSON object: %w", err)
+	// The raw value of each field of the template (the last member of that
+	// name wins, as in encoding/json).
+	var small [8][]byte
+	vals := small[:0]
+	if n := len(t.parts) / 2; n > len(small) {
+		vals = make([][]byte, n)
+	} else {
+		vals = small[:n]
+	}
+	err := topMembers(data, func(key, raw []byte) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			k, err := unquote(append(append([]byte{'"'}, key...), '"'))
+			if err != nil {
+				return
+			}
+			key = []byte(k)
+		}
+		for i := 1; i < len(t.parts); i += 2 {
+			if string(key) == t.parts[i] {
+				vals[i/2] = raw
+			}
+		}
+	})
+	if err != nil {
+		return dst, fmt.Errorf("topic fields: output is %w", err)
 	}
 	for i, part := range t.parts {
 		if i%2 == 0 {
 			dst = append(dst, part...)
 			continue
 		}
-		raw, ok := rec[part]
-		var v string
+		raw := vals[i/2]
+		var v []byte
 		switch {
-		case !ok || string(raw) == "null":
-			v = "_"
-		case len(raw) > 0 && raw[0] == '"':
-			if err := json.Unmarshal(raw, &v); err != nil {
+		case raw == nil || string(raw) == "null":
+		case raw[0] != '"':
+			v = raw
+		case bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw):
+			v = raw[1 : len(raw)-1]
+		default:
+			s, err := unquote(raw)
+			if err != nil {
 				return dst, err
 			}
-		default:
-			v = string(raw)
+			v = []byte(s)
 		}
-		if v == "" {
-			v = "_"
+		if len(v) == 0 {
+			v = []byte{'_'}
 		}
 		for k := 0; k < len(v); k++ {
 			switch c := v[k]; c {

@@ -214,3 +214,108 @@ func TestMQTTWriterPublishesABatchAtOnce(t *testing.T) {
 		t.Errorf("PublishBatch calls %d with %d messages; want 1 with 3", bp.calls, bp.msgs)
 	}
 }
+
+// renderReference is Topic.Render as it was, through encoding/json: the
+// behaviour the allocation-free scanner must keep.
+func renderReference(t Topic, data []byte) (string, error) {
+	if t.static {
+		return t.parts[0], nil
+	}
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return "", err
+	}
+	var dst []byte
+	for i, part := range t.parts {
+		if i%2 == 0 {
+			dst = append(dst, part...)
+			continue
+		}
+		raw, ok := rec[part]
+		var v string
+		switch {
+		case !ok || string(raw) == "null":
+			v = "_"
+		case len(raw) > 0 && raw[0] == '"':
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return "", err
+			}
+		default:
+			v = string(raw)
+		}
+		if v == "" {
+			v = "_"
+		}
+		for k := 0; k < len(v); k++ {
+			switch c := v[k]; c {
+			case '/', '+', '#', 0:
+				dst = append(dst, '_')
+			default:
+				dst = append(dst, c)
+			}
+		}
+	}
+	return string(dst), nil
+}
+
+var topicRenderCases = []string{
+	`{"sensor":"s1","n":3}`,
+	` { "sensor" : "s 1" , "n" : -3.5e2 } `,
+	`{"n":{"a":[1,"}",{"b":"]"}]},"sensor":"x"}`,
+	`{"sensor":"a\"b\\c\/d\u0041"}`,
+	`{"sen\u0073or":"escaped key","n":true}`,
+	`{"sensor":"first","sensor":"last"}`,
+	`{"sensor":null,"n":false}`,
+	`{"sensor":"","n":[]}`,
+	`{}`,
+	`{"sensor":"\u00e9t\u00e9/+#"}`,
+	"{\"sensor\":\"bad \xff utf-8\"}",
+}
+
+// TestSinkTopicRenderMatchesEncodingJSON: the allocation-free scanner
+// renders every topic as encoding/json did (escapes, nesting, the last of
+// duplicate keys, null, missing and empty fields, whitespace), and rejects
+// what is not one JSON object.
+func TestSinkTopicRenderMatchesEncodingJSON(t *testing.T) {
+	top, err := ParseTopic("out/{sensor}/{n}/{missing}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range topicRenderCases {
+		want, werr := renderReference(top, []byte(data))
+		got, err := top.Render(nil, []byte(data))
+		if werr != nil || err != nil || string(got) != want {
+			t.Errorf("%s: got %q, %v; want %q, %v", data, got, err, want, werr)
+		}
+	}
+	for _, bad := range []string{``, `[1]`, `"s"`, `{"a":1`, `{"a" 1}`, `{"a":1}x`, `{"a":"x}`, `{"a":}`, `{"a":1,}`, `{a:1}`} {
+		if _, err := top.Render(nil, []byte(bad)); err == nil {
+			t.Errorf("%q: got nil; want an error", bad)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { top.Render(make([]byte, 0, 64), []byte(topicRenderCases[0])) }); n > 1 {
+		t.Errorf("Render allocates %.0f times per output; want at most the destination's", n)
+	}
+}
+
+// FuzzTopicRender: on any input encoding/json reads as an object, the
+// scanner renders the same topic.
+func FuzzTopicRender(f *testing.F) {
+	for _, c := range topicRenderCases {
+		f.Add(c)
+	}
+	top, err := ParseTopic("out/{sensor}/{n}")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		want, werr := renderReference(top, []byte(data))
+		if werr != nil {
+			return
+		}
+		got, err := top.Render(nil, []byte(data))
+		if err != nil || string(got) != want {
+			t.Errorf("%q: got %q, %v; want %q", data, got, err, want)
+		}
+	})
+}
