@@ -163,8 +163,8 @@ type EpochConfig struct {
 	// and append-mode event-time windows; engine.ChunkSafe): it bounds an
 	// epoch's memory whatever the input rate. Zero means 4096.
 	FeedRecords int `yaml:"feedRecords"`
-	// MaxOutputs bounds the rows the event-time windows of one partition
-	// emit per epoch: when the watermark closes more windows at once (input
+	// MaxOutputs bounds the rows the event-time windows (tumbling, sliding,
+	// event-time groups; not sessions) of one partition emit per epoch: when the watermark closes more windows at once (input
 	// an hour ahead, the end of a backlog), whole windows are emitted
 	// oldest first up to the bound and the rest by the next epochs, run at
 	// once and taking no input until none waits. It bounds the memory of an

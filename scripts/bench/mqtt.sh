@@ -269,8 +269,9 @@ bare() {
 
 # outs_pub DIR PID PUB_BROKER QOS K EXPECT PERWIN: the outside subscriber
 # on the outputs of process PID (edged or plain), then publish. Sets ok
-# (0: the counts added up), sum outputs dupouts end t1 hwm finouts mosq_cpu
-# and pstart pelapsed pcpu, and prints the publisher's line.
+# (0: the counts added up), c0 (PID's CPU ticks at the start), sum outputs
+# dupouts end t1 hwm finouts (from outs), mosq_cpu, and pstart pelapsed pcpu
+# (from the publisher).
 outs_pub() {
   local d=$1 pid=$2 pubbroker=$3 q=$4 k=$5 expect=$6 pw=$7
   "$work/outs" --broker $pubbroker --expect $expect --finals $(finals_ts $pw) --pid $pid > "$d/outs.out" 2> "$d/outs.err" & local opid=$!; pids+=($opid)
