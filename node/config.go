@@ -132,7 +132,8 @@ type StorageConfig struct {
 	Compression string `yaml:"compression"`
 	// DedupHorizon is how many recent records of each MQTT-fed input log a
 	// message is compared with (topic and payload); negative disables
-	// deduplication.
+	// deduplication. QoS 0 messages (not retained copies) are neither
+	// compared nor counted in it: MQTT never sends one twice.
 	DedupHorizon int `yaml:"dedupHorizon"`
 	// MaxDeadLetters bounds the dead-letter store.
 	MaxDeadLetters int `yaml:"maxDeadLetters"`

@@ -20,7 +20,9 @@ import (
 // either may lack a QoS 0 message the other has. What both logs share for
 // sure is the entries themselves: an entry's identity is a 64-bit hash of
 // its topic and payload (entryHash), the key the input log's own dedup
-// uses, so within the dedup horizon one log holds an identity once.
+// uses. Within the dedup horizon a log holds a QoS 1 message's identity
+// once, but equal QoS 0 readings as often as they came (they are not
+// deduplicated): so identities are counted, as a multiset.
 //
 // The holder's snapshot carries, per log, the identities (with append
 // times) of the entries its pipeline consumed that were appended in the

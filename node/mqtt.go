@@ -271,7 +271,8 @@ func (n *Node) handleMQTT(ctx context.Context, msgs []mqtt.Message) error {
 		if n.mqttReserved(msgs[i].Topic) || n.mqttSourceReserved(msgs[i].Topic) {
 			continue // only local-bus sensors write $bus/ topics, other sources $src/
 		}
-		buf = append(buf, Message{Topic: msgs[i].Topic, Payload: msgs[i].Payload, Duplicate: msgs[i].Duplicate})
+		buf = append(buf, Message{Topic: msgs[i].Topic, Payload: msgs[i].Payload, Duplicate: msgs[i].Duplicate,
+			Once: msgs[i].QoS == 0 && !msgs[i].Retained})
 	}
 	m.handler = buf
 	err := n.Ingest(ctx, buf)

@@ -43,6 +43,13 @@ type Message struct {
 	// log's dedup drops the copy whatever the flag says (a publisher's retry
 	// arrives without it).
 	Duplicate bool
+	// Once says that no copy of the message can come again: MQTT QoS 0 (not
+	// a retained copy), which the protocol never redelivers. The input log
+	// keeps it even when equal to a recent entry (two equal readings are
+	// two readings) and leaves it out of its dedup window (storage
+	// Append.Once). Other messages (QoS 1, HTTP pushes, which a client may
+	// retry) are deduplicated.
+	Once bool
 }
 
 // Option is a test seam or a rare knob of New.
@@ -868,7 +875,8 @@ func (n *Node) setLogNext(name string, last uint64) {
 // pipeline source subscribes to is logged once (its topic and payload,
 // runner.AppendEntry), however many pipelines read it; each pipeline keeps
 // its own position. An entry equal to one among the log's recent entries is
-// dropped as a redelivered copy (storage.AppendLogDedup). It returns nil
+// dropped as a redelivered copy (storage.AppendLogDedup), unless its
+// message is Once. It returns nil
 // only once every message is durable, so the caller may then acknowledge
 // them; an error means none should be acknowledged (some may be logged:
 // their redelivery is dropped by the dedup). At the disk quota it returns
@@ -903,6 +911,7 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 		off := len(sc.arena)
 		sc.arena = runner.AppendEntry(sc.arena, m.Topic, m.Payload)
 		sc.spans = append(sc.spans, ingestSpan{off, len(sc.arena)})
+		sc.once = append(sc.once, m.Once)
 	}
 	n.mu.RUnlock()
 	n.ingestMsgs.Add(uint64(len(msgs)))
@@ -913,7 +922,7 @@ func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if len(sc.recs) > 0 {
 		var last uint64
 		var dropped int
-		_, last, dropped, err = n.db.AppendLogDedup(ctx, LogMQTT, sc.recs)
+		_, last, dropped, err = n.db.Append(ctx, &storage.Append{Log: LogMQTT, Recs: sc.recs, Once: sc.once, Dedup: true})
 		if err == nil {
 			n.ingestDropped.Add(uint64(dropped))
 			n.setLogNext(LogMQTT, last)
@@ -946,6 +955,7 @@ type ingestSpan struct{ off, end int }
 // ingestBuf is Ingest's reusable scratch.
 type ingestBuf struct {
 	recs  [][]byte
+	once  []bool
 	spans []ingestSpan
 	arena []byte
 }
@@ -961,6 +971,6 @@ func (b *ingestBuf) release() {
 		return
 	}
 	clear(b.recs)
-	b.recs, b.spans, b.arena = b.recs[:0], b.spans[:0], b.arena[:0]
+	b.recs, b.once, b.spans, b.arena = b.recs[:0], b.once[:0], b.spans[:0], b.arena[:0]
 	ingestScratch.Put(b)
 }

@@ -16,6 +16,12 @@ type Append struct {
 	Recs [][]byte
 	// Dedup drops redelivered copies, as AppendLogDedup does.
 	Dedup bool
+	// Once, when not nil, holds a flag per record of Recs: a record whose
+	// flag is set was delivered at most once by its protocol (MQTT QoS 0,
+	// not a retained copy), so no copy of it can come again. With Dedup it
+	// is kept even when equal to a recent record (two equal readings are
+	// two readings) and does not enter the dedup window.
+	Once []bool
 	// MarkKey names a source's position; Mark, when not nil, is stored
 	// under it in the same transaction as Recs (see Mark), so that a
 	// source resuming from its mark neither loses nor repeats a record.
@@ -46,7 +52,10 @@ func (x *DB) Append(ctx context.Context, a *Append) (first, last uint64, dropped
 	if err := ctx.Err(); err != nil {
 		return 0, 0, 0, err
 	}
-	r := &request{source: a.Log, recs: a.Recs, dedup: a.Dedup && x.opt.DedupHorizon > 0, kind: KindLog}
+	if a.Once != nil && len(a.Once) != len(a.Recs) {
+		return 0, 0, 0, fmt.Errorf("storage: Append to %q: %d flags in Once for %d records", a.Log, len(a.Once), len(a.Recs))
+	}
+	r := &request{source: a.Log, recs: a.Recs, once: a.Once, dedup: a.Dedup && x.opt.DedupHorizon > 0, kind: KindLog}
 	if a.Mark != nil || len(a.DeadLetters) > 0 {
 		now := time.Now()
 		r.with = func(tx *bolt.Tx) error {

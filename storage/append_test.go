@@ -125,3 +125,39 @@ func TestDedupAppendLargerThanTheHorizon(t *testing.T) {
 		t.Fatalf("re-append of two in the window and two out of it: dropped %d, %v; want 2", dropped, err)
 	}
 }
+
+// TestAppendOnceRecordsSkipTheDedupWindow: a record delivered at most once
+// (Append.Once: MQTT QoS 0) is kept even when equal to a recent record or
+// to one earlier in the same append, and does not enter the window, while
+// the other records of the same appends are deduplicated as before.
+func TestAppendOnceRecordsSkipTheDedupWindow(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), testOptions())
+	ctx := context.Background()
+	recs := func(s ...string) [][]byte {
+		out := make([][]byte, len(s))
+		for i, x := range s {
+			out[i] = []byte(x)
+		}
+		return out
+	}
+	steps := []struct {
+		recs        [][]byte
+		once        []bool
+		wantDropped int
+		wantN       uint64
+	}{
+		{recs("a", "a", "q", "q"), []bool{false, false, true, true}, 1, 3}, // the second a is a copy; both q kept
+		{recs("q", "a"), []bool{true, true}, 0, 2},                         // kept, equal or not to what the window holds
+		{recs("q"), []bool{false}, 0, 1},                                   // no q entered the window: kept, and now in it
+		{recs("q", "q"), []bool{false, true}, 1, 1},                        // the copy is dropped, the once record kept
+	}
+	for i, s := range steps {
+		first, last, dropped, err := db.Append(ctx, &storage.Append{Log: "in", Recs: s.recs, Once: s.once, Dedup: true})
+		if err != nil || dropped != s.wantDropped || last+1-first != s.wantN {
+			t.Fatalf("step %d: %d..%d dropped %d, %v; want %d kept, %d dropped", i, first, last, dropped, err, s.wantN, s.wantDropped)
+		}
+	}
+	if _, _, _, err := db.Append(ctx, &storage.Append{Log: "in", Recs: recs("a", "b"), Once: []bool{true}, Dedup: true}); err == nil {
+		t.Error("Append with 1 Once flag for 2 records: got nil; want an error")
+	}
+}

@@ -14,7 +14,8 @@ type request struct {
 	// log append
 	source string
 	recs   [][]byte
-	dedup  bool // AppendLogDedup
+	dedup  bool   // AppendLogDedup
+	once   []bool // Append.Once
 	first  uint64
 	last   uint64
 	drop   int

@@ -315,12 +315,20 @@ func (x *DB) dedupPass(src *logSource, r *request) []bool {
 		return nil
 	}
 	hs := src.hashBuf[:0]
-	for _, rec := range r.recs {
+	for i, rec := range r.recs {
+		if r.dedup && r.once != nil && r.once[i] {
+			hs = append(hs, recHash{}) // not hashed: kept, outside the window
+			continue
+		}
 		hs = append(hs, x.hashRecord(rec))
 	}
 	src.hashBuf = hs
 	keep := src.keepBuf[:0]
-	for _, h := range hs {
+	for i, h := range hs {
+		if r.dedup && r.once != nil && r.once[i] {
+			keep = append(keep, true)
+			continue
+		}
 		if 4*(w.used+1) > 3*len(w.slots) {
 			w.grow() // a transaction larger than the horizon
 		}

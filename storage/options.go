@@ -97,7 +97,8 @@ type Options struct {
 
 	// DedupHorizon is how many of a source's most recent records
 	// AppendLogDedup compares with (as 96-bit hashes in memory, about 48
-	// bytes each). Zero means 65536; negative disables deduplication.
+	// bytes each; records appended with Append.Once are not among them).
+	// Zero means 65536; negative disables deduplication.
 	DedupHorizon int
 
 	// TailBytes is how many bytes of each source's most recently committed

@@ -315,7 +315,7 @@ func (w *wire) readLoop() error {
 				if p.qos > 1 {
 					return fmt.Errorf("%w: QoS %d PUBLISH on a subscription of QoS 1 at most", errMalformed, p.qos)
 				}
-				msgs = append(msgs, Message{Topic: slabString(p.topic), Payload: p.payload, QoS: p.qos, Duplicate: p.dup, Received: now})
+				msgs = append(msgs, Message{Topic: slabString(p.topic), Payload: p.payload, QoS: p.qos, Duplicate: p.dup, Retained: p.retain, Received: now})
 				a := ackRef{}
 				if p.qos == 1 {
 					a = ackRef{w: w, id: p.id}

@@ -70,13 +70,14 @@ type publishPacket struct {
 	id      uint16
 	qos     byte
 	dup     bool
+	retain  bool
 }
 
 // decodePublish decodes the body of a PUBLISH whose first byte is first.
 // The payload is capped at its own length, so that appending to it never
 // writes over the bytes that follow it.
 func decodePublish(first byte, body []byte) (publishPacket, error) {
-	p := publishPacket{qos: (first >> 1) & 3, dup: first&8 != 0}
+	p := publishPacket{qos: (first >> 1) & 3, dup: first&8 != 0, retain: first&1 != 0}
 	if p.qos == 3 {
 		return p, fmt.Errorf("%w: PUBLISH with QoS 3", errMalformed)
 	}

@@ -66,8 +66,15 @@ func TestDecodePublish(t *testing.T) {
 	t.Run("qos0 empty payload", func(t *testing.T) {
 		first, body := pub(0x30, "t", nil, "")
 		p, err := decodePublish(first, body)
-		if err != nil || string(p.topic) != "t" || p.qos != 0 || len(p.payload) != 0 {
+		if err != nil || string(p.topic) != "t" || p.qos != 0 || len(p.payload) != 0 || p.retain {
 			t.Fatalf("got %+v, %v", p, err)
+		}
+	})
+	t.Run("qos0 retained copy", func(t *testing.T) {
+		first, body := pub(0x31, "t", nil, "21.5")
+		p, err := decodePublish(first, body)
+		if err != nil || p.qos != 0 || !p.retain || p.dup || string(p.payload) != "21.5" {
+			t.Fatalf("got %+v, %v; want a retained QoS 0 message", p, err)
 		}
 	})
 	bad := []struct {

@@ -27,6 +27,11 @@ type Message struct {
 	// sent before without receiving our acknowledgement. The copy may or may
 	// not have reached the log already; dropping it is the log's job.
 	Duplicate bool
+	// Retained is the RETAIN flag of a message the broker sent a
+	// subscriber: a copy from its retained store, sent again on every
+	// subscribe, so possibly one logged before. (The embedded broker hands
+	// over publishes as they arrive: never a retained copy.)
+	Retained bool
 	// Received is when the Source received the message (its clock).
 	Received time.Time
 }
@@ -425,7 +430,7 @@ func (s *Source) clientOptions(broker string, lost chan<- error) *paho.ClientOpt
 // while the queue is full, which stops paho reading the connection (see
 // "Back-pressure" in the package doc).
 func (s *Source) onMessage(_ paho.Client, m paho.Message) {
-	msg := [1]Message{{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Duplicate: m.Duplicate(), Received: s.now()}}
+	msg := [1]Message{{Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Duplicate: m.Duplicate(), Retained: m.Retained(), Received: s.now()}}
 	ack := [1]ackRef{{}}
 	if m.Qos() > 0 {
 		ack[0].p = m
