@@ -876,13 +876,13 @@ func (n *Node) setLogNext(name string, last uint64) {
 // runner.AppendEntry), however many pipelines read it; each pipeline keeps
 // its own position. An entry equal to one among the log's recent entries is
 // dropped as a redelivered copy (storage.AppendLogDedup), unless its
-// message is Once. It returns nil
-// only once every message is durable, so the caller may then acknowledge
-// them; an error means none should be acknowledged (some may be logged:
-// their redelivery is dropped by the dedup). At the disk quota it returns
-// an error wrapping storage.ErrQuotaExceeded: stop reading and
-// acknowledging, retry later. Messages no source subscribes to are counted
-// and dropped. Safe for concurrent use.
+// message is Once. It returns nil only once every message is durable, so
+// the caller may then acknowledge them; an error means none should be
+// acknowledged (some may be logged: their redelivery is dropped by the
+// dedup). At the disk quota it returns an error wrapping
+// storage.ErrQuotaExceeded: stop reading and acknowledging, retry later.
+// Messages no source subscribes to are counted and dropped. Safe for
+// concurrent use.
 func (n *Node) Ingest(ctx context.Context, msgs []Message) error {
 	if !n.ready.Load() || n.stopping.Load() {
 		return ErrNotReady
