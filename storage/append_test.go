@@ -133,13 +133,7 @@ func TestDedupAppendLargerThanTheHorizon(t *testing.T) {
 func TestAppendOnceRecordsSkipTheDedupWindow(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "edged.db"), testOptions())
 	ctx := context.Background()
-	recs := func(s ...string) [][]byte {
-		out := make([][]byte, len(s))
-		for i, x := range s {
-			out[i] = []byte(x)
-		}
-		return out
-	}
+	recs := records
 	steps := []struct {
 		recs        [][]byte
 		once        []bool

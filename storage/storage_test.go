@@ -73,6 +73,15 @@ func readAll(t *testing.T, db *storage.DB, src string, from uint64, max int) (of
 	return offs, recs
 }
 
+// records returns one record per string.
+func records(s ...string) [][]byte {
+	out := make([][]byte, len(s))
+	for i, x := range s {
+		out[i] = []byte(x)
+	}
+	return out
+}
+
 func recs(prefix string, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
@@ -145,13 +154,7 @@ func TestAppendLogDedupDropsRedeliveries(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "edged.db")
 	db := openDB(t, p, o)
 	ctx := context.Background()
-	r := func(s ...string) [][]byte {
-		out := make([][]byte, len(s))
-		for i, x := range s {
-			out[i] = []byte(x)
-		}
-		return out
-	}
+	r := records
 	// Before the first AppendLogDedup the source has no window: AppendLog
 	// keeps equal records, and they enter the window once it is built.
 	if _, last, err := db.AppendLog(ctx, "s", r("x", "x")); err != nil || last != 2 {
