@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgedio/edged/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/bad")
@@ -16,42 +16,10 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata/ba
 // the user's words. go test ./pipeline -run TestBadSpecsGolden -update
 // rewrites the golden files.
 func TestBadSpecsGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/bad/*.yaml")
-	if len(files) < 15 {
-		t.Fatalf("found %d bad specs; want the whole catalogue", len(files))
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := LoadAndCompile(f)
-			if err == nil {
-				t.Fatal("LoadAndCompile succeeded; want errors")
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
-			for _, l := range strings.Split(strings.TrimSpace(got), "\n") {
-				if !strings.HasPrefix(l, f+":") {
-					t.Errorf("line %q does not start with the file name", l)
-				}
-				for _, g := range []string{"pipeline.", "time.Duration", "engine.", "[]", "!!", "unmarshal"} {
-					if strings.Contains(l, g) {
-						t.Errorf("line %q names Go or YAML internals (%q)", l, g)
-					}
-				}
-			}
-		})
-	}
+	testkit.BadInputGolden(t, "testdata/bad/*.yaml", 15, func(f string) error {
+		_, err := LoadAndCompile(f)
+		return err
+	}, []string{"pipeline.", "time.Duration", "engine.", "[]", "!!", "unmarshal"}, *update)
 }
 
 func TestParseOneDocumentOnly(t *testing.T) {
