@@ -112,8 +112,11 @@ func TestHistoryExampleMatchesPlainCode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("seed %d: pipeline gave %d warmer hours, plain code %d; first difference:\n%s", seed, len(got), len(want), firstDiff(got, want))
 	}
-	// Gaussian noise at k=4: a handful of false alarms at most.
-	if anomalies > len(readings)/500 {
+	// Gaussian noise at k=4: a handful of false alarms at most. The baseline
+	// is the mean and spread of up to 7 hourly means, so its tails are wider
+	// than a Gaussian's: over 150 seeds, 0 to 10 false alarms in 3,888
+	// readings (4 on average; the bound of 1 in 500 failed 1 seed in 20).
+	if anomalies > len(readings)/250 {
 		t.Errorf("seed %d: %d anomalies in %d readings of noise", seed, anomalies, len(readings))
 	}
 }
