@@ -214,15 +214,34 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	if err := b.srv.Serve(); err != nil {
 		stop()
-		_ = b.srv.Close()
+		_ = b.close()
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	<-ctx.Done()
 	stop()
-	if err := b.srv.Close(); err != nil {
+	if err := b.close(); err != nil {
 		return fmt.Errorf("broker: close: %w", err)
 	}
 	return nil
+}
+
+// close stops the listeners, disconnects their clients and stops the
+// server. The listeners are closed here, with a closer of our own, before
+// mochi's Close: mochi's closer lists a listener's clients under the
+// clients' read lock and, inside it, takes that read lock again
+// (Clients.GetByListener calls Len), so a client connecting or
+// disconnecting at that moment (waiting for the write lock) deadlocks the
+// shutdown for good. A listener runs its closer once: mochi's Close then
+// only stops what is left.
+func (b *Broker) close() error {
+	b.srv.Listeners.CloseAll(func(listener string) {
+		for _, cl := range b.srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
+	return b.srv.Close()
 }
 
 type allowHook struct{ mochi.HookBase }

@@ -71,9 +71,17 @@ func TestHandoffInFlightBudgetManyPublishers(t *testing.T) {
 		handed  = map[string]bool{}
 		brk     atomic.Pointer[Broker]
 		maxSeen atomic.Int64
+		slow    sync.Once
 	)
 	h := HandlerFunc(func(_ context.Context, msgs []Message) error {
 		if b := brk.Load(); b != nil {
+			// The first batch waits until the publishers ran into the
+			// budget (a fast Handler may otherwise never let it fill).
+			slow.Do(func() {
+				for end := time.Now().Add(10 * time.Second); b.Stats().Handoff.InFlightBudgetWaits == 0 && time.Now().Before(end); {
+					time.Sleep(time.Millisecond)
+				}
+			})
 			if n := int64(b.Stats().Handoff.InFlight); n > maxSeen.Load() {
 				maxSeen.Store(n) // only the batcher calls the Handler
 			}
